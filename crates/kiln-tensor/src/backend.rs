@@ -1,0 +1,195 @@
+//! The `Backend` trait: the small set of primitives every backend implements, plus the fused
+//! ops training needs (softmax cross-entropy, batch-norm reductions, Adam, dropout).
+//!
+//! Conventions shared by every method:
+//! - Storages are flat buffers of one dtype ([`BackendStorage::dtype`]); elementwise ops read
+//!   their inputs through a [`Layout`] (strides, broadcast, offset) and every other op takes
+//!   contiguous row-major inputs starting at element 0. Outputs are always new contiguous
+//!   storages, except `adam_step`, which updates its state in place.
+//! - Arithmetic accepts f32 everywhere and f64 where [`Backend::supports_dtype`] says so.
+//! - No method waits for the device: a GPU backend records work and runs it at a sync point
+//!   ([`Backend::download`] or [`Backend::sync`]).
+
+use crate::error::Result;
+use crate::ops::{AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets};
+use crate::{DType, HostData, Layout};
+use std::fmt;
+
+/// What a backend's storage must say about itself.
+pub trait BackendStorage: Send + Sync + fmt::Debug + 'static {
+    fn dtype(&self) -> DType;
+    /// Number of elements the storage holds.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A rows × cols matrix view used by the row-wise ops (softmax, batch-norm, gather).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rows {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// An optional epilogue fused into matmul: C = act(A·B + bias), bias broadcast over rows.
+pub struct Epilogue<'a, S> {
+    pub bias: Option<&'a S>,
+    pub activation: Option<UnaryOp>,
+}
+
+impl<S> Epilogue<'_, S> {
+    pub fn none() -> Self {
+        Epilogue {
+            bias: None,
+            activation: None,
+        }
+    }
+}
+
+/// The three dimensions of a reduction along one axis of a contiguous tensor:
+/// the tensor is viewed as [outer, len, inner] and reduced over `len`, giving [outer, inner].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReduceDims {
+    pub outer: usize,
+    pub len: usize,
+    pub inner: usize,
+}
+
+pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
+    type Storage: BackendStorage;
+
+    /// A human-readable name: "cpu", or "wgpu: <adapter> (<api>)".
+    fn name(&self) -> String;
+    fn supports_dtype(&self, dtype: DType) -> bool;
+
+    // ---- memory ------------------------------------------------------------------------
+    fn upload(&self, data: &HostData) -> Result<Self::Storage>;
+    /// Reads several tensors back in one flush, each through its layout, as contiguous data.
+    fn download(&self, tensors: &[(&Self::Storage, &Layout)]) -> Result<Vec<HostData>>;
+    /// Runs all recorded work and waits for it; surfaces device errors.
+    fn sync(&self) -> Result<()>;
+    /// `numel` elements of `dtype`, all equal to `value` (cast to the dtype).
+    fn fill(&self, numel: usize, dtype: DType, value: f64) -> Result<Self::Storage>;
+    /// Copies a strided view into a new contiguous storage.
+    fn copy_strided(&self, src: &Self::Storage, layout: &Layout) -> Result<Self::Storage>;
+    /// Converts `src` (contiguous) to another dtype: f32↔f16, u8→f32, u32↔f32, f32↔f64.
+    fn cast(&self, src: &Self::Storage, to: DType) -> Result<Self::Storage>;
+
+    // ---- elementwise -------------------------------------------------------------------
+    fn unary(&self, op: UnaryOp, x: &Self::Storage, layout: &Layout) -> Result<Self::Storage>;
+    /// grad · op'(x): the derivative of a unary op at x, times the incoming gradient.
+    /// Both layouts have the same shape.
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &Self::Storage,
+        x_layout: &Layout,
+        grad: &Self::Storage,
+        grad_layout: &Layout,
+    ) -> Result<Self::Storage>;
+    /// Both layouts already have the output's shape (broadcast views have stride 0).
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &Self::Storage,
+        lhs_layout: &Layout,
+        rhs: &Self::Storage,
+        rhs_layout: &Layout,
+    ) -> Result<Self::Storage>;
+    /// `x op scalar`, or `scalar op x` when `scalar_on_left`.
+    fn binary_scalar(
+        &self,
+        op: BinaryOp,
+        x: &Self::Storage,
+        layout: &Layout,
+        scalar: f64,
+        scalar_on_left: bool,
+    ) -> Result<Self::Storage>;
+    /// cond != 0 ? on_true : on_false, all three layouts of the output's shape.
+    fn select(
+        &self,
+        cond: (&Self::Storage, &Layout),
+        on_true: (&Self::Storage, &Layout),
+        on_false: (&Self::Storage, &Layout),
+    ) -> Result<Self::Storage>;
+    /// PReLU over [outer, channels, inner]: x > 0 ? x : alpha[channel] · x.
+    fn prelu(&self, x: &Self::Storage, alpha: &Self::Storage, dims: ReduceDims) -> Result<Self::Storage>;
+    /// PReLU's gradients: (d/dx, d/dalpha summed per channel).
+    fn prelu_backward(
+        &self,
+        x: &Self::Storage,
+        alpha: &Self::Storage,
+        grad: &Self::Storage,
+        dims: ReduceDims,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+
+    // ---- reductions --------------------------------------------------------------------
+    /// Reduces a contiguous [outer, len, inner] tensor over `len`; ArgMax gives u32.
+    fn reduce(&self, op: ReduceOp, x: &Self::Storage, dims: ReduceDims) -> Result<Self::Storage>;
+    /// Sum of every element, as a one-element storage.
+    fn sum_all(&self, x: &Self::Storage) -> Result<Self::Storage>;
+
+    // ---- linear algebra and indexing ---------------------------------------------------
+    fn matmul(
+        &self,
+        a: &Self::Storage,
+        b: &Self::Storage,
+        shape: &MatmulShape,
+        epilogue: Epilogue<'_, Self::Storage>,
+    ) -> Result<Self::Storage>;
+    /// out[i, :] = src[indices[i], :] for a contiguous [src_rows, cols] source and u32 indices.
+    /// An index out of range is an error on the CPU and gives a row of NaN (u32::MAX for
+    /// integer dtypes) on the GPU, which cannot check without a readback.
+    fn gather_rows(&self, src: &Self::Storage, src_rows: Rows, indices: &Self::Storage) -> Result<Self::Storage>;
+
+    // ---- randomness --------------------------------------------------------------------
+    /// `numel` f32 values from a counter-based generator: element i depends only on
+    /// (seed, offset + i), so every backend produces the same stream.
+    fn random(&self, numel: usize, distribution: Distribution, rng: RngState) -> Result<Self::Storage>;
+    /// Inverted dropout: returns (y, mask) with mask = keep / (1 - p) and y = x · mask.
+    fn dropout(&self, x: &Self::Storage, p: f32, rng: RngState) -> Result<(Self::Storage, Self::Storage)>;
+
+    // ---- fused training ops ------------------------------------------------------------
+    /// Softmax (or log-softmax) of each row.
+    fn softmax(&self, x: &Self::Storage, shape: Rows, log: bool) -> Result<Self::Storage>;
+    /// Per-row cross-entropy of softmax(logits) against the targets: a [rows] storage.
+    fn softmax_xent(
+        &self,
+        logits: &Self::Storage,
+        shape: Rows,
+        targets: XentTargets<'_, Self::Storage>,
+    ) -> Result<Self::Storage>;
+    /// Gradient of the per-row losses with respect to the logits, scaled per row by
+    /// `grad_rows` ([rows]): (softmax · Σt − t) · g.
+    fn softmax_xent_backward(
+        &self,
+        logits: &Self::Storage,
+        shape: Rows,
+        targets: XentTargets<'_, Self::Storage>,
+        grad_rows: &Self::Storage,
+    ) -> Result<Self::Storage>;
+    /// Per-column mean and biased variance of a [rows, cols] batch (two-pass, stable).
+    fn batchnorm_stats(&self, x: &Self::Storage, shape: Rows) -> Result<(Self::Storage, Self::Storage)>;
+    /// Per-column Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps): the two reductions
+    /// the batch-norm backward pass needs.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_backward_reduce(
+        &self,
+        x: &Self::Storage,
+        dy: &Self::Storage,
+        mean: &Self::Storage,
+        var: &Self::Storage,
+        shape: Rows,
+        eps: f32,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+    /// One fused Adam/AdamW step, updating param, m and v in place.
+    fn adam_step(
+        &self,
+        param: &Self::Storage,
+        grad: &Self::Storage,
+        m: &Self::Storage,
+        v: &Self::Storage,
+        step: &AdamStep,
+    ) -> Result<()>;
+}

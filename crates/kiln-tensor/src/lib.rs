@@ -1,0 +1,35 @@
+//! Kiln's tensor layer: shapes, dtypes, `Tensor<B>`, the `Backend` trait and the wgpu backend.
+//!
+//! ```no_run
+//! use kiln_tensor::{DType, Tensor, WgpuBackend};
+//! # fn main() -> kiln_tensor::Result<()> {
+//! let gpu = WgpuBackend::new()?;
+//! let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2], &gpu)?;
+//! let b = Tensor::ones([2, 2], DType::F32, &gpu)?;
+//! let c = ((a.matmul(&b)? + 1.0)? * &a)?;
+//! println!("{:?}", c.to_vec::<f32>()?);
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+mod dtype;
+mod error;
+mod host;
+pub mod layout;
+pub mod ops;
+mod shape;
+mod tensor;
+mod tensor_elementwise;
+mod tensor_fused;
+pub mod wgpu;
+
+pub use backend::{Backend, BackendStorage, Epilogue, ReduceDims, Rows};
+pub use dtype::DType;
+pub use error::{KilnError, Result};
+pub use host::{Element, HostData};
+pub use layout::Layout;
+pub use ops::{AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets};
+pub use shape::Shape;
+pub use tensor::Tensor;
+pub use wgpu::WgpuBackend;
+pub use half::f16;

@@ -1,0 +1,274 @@
+//! Op families. Each variant knows its code, which the WGSL kernels switch on (the same
+//! numbers appear in `shaders/common.wgsl`), and the CPU backend matches on it once.
+
+/// Elementwise functions of one argument, activations included. The parameterised
+/// activations carry their slope/scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Identity,
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sqrt,
+    Square,
+    Recip,
+    Sign,
+    Sigmoid,
+    Tanh,
+    Relu,
+    LeakyRelu { alpha: f32 },
+    Elu { alpha: f32 },
+    Softplus,
+    /// Clamp to [-1, 1].
+    HardTanh,
+}
+
+impl UnaryOp {
+    /// Every op, with representative parameters; tests iterate over it.
+    pub const ALL: [UnaryOp; 16] = [
+        UnaryOp::Identity,
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Square,
+        UnaryOp::Recip,
+        UnaryOp::Sign,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Relu,
+        UnaryOp::LeakyRelu { alpha: 0.01 },
+        UnaryOp::Elu { alpha: 1.0 },
+        UnaryOp::Softplus,
+        UnaryOp::HardTanh,
+    ];
+
+    /// The op code the WGSL `unary_eval`/`unary_derivative` functions switch on.
+    pub fn code(self) -> u32 {
+        match self {
+            UnaryOp::Identity => 0,
+            UnaryOp::Neg => 1,
+            UnaryOp::Abs => 2,
+            UnaryOp::Exp => 3,
+            UnaryOp::Log => 4,
+            UnaryOp::Sqrt => 5,
+            UnaryOp::Square => 6,
+            UnaryOp::Recip => 7,
+            UnaryOp::Sign => 8,
+            UnaryOp::Sigmoid => 9,
+            UnaryOp::Tanh => 10,
+            UnaryOp::Relu => 11,
+            UnaryOp::LeakyRelu { .. } => 12,
+            UnaryOp::Elu { .. } => 13,
+            UnaryOp::Softplus => 14,
+            UnaryOp::HardTanh => 15,
+        }
+    }
+
+    /// The op's parameter (slope or scale), 0 when it has none.
+    pub fn param(self) -> f32 {
+        match self {
+            UnaryOp::LeakyRelu { alpha } | UnaryOp::Elu { alpha } => alpha,
+            _ => 0.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Identity => "identity",
+            UnaryOp::Neg => "neg",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Square => "square",
+            UnaryOp::Recip => "recip",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu { .. } => "leaky_relu",
+            UnaryOp::Elu { .. } => "elu",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::HardTanh => "hard_tanh",
+        }
+    }
+
+    /// True where the function has a kink (derivative jumps); gradient checks skip near it.
+    pub fn has_kink(self) -> bool {
+        matches!(
+            self,
+            UnaryOp::Abs
+                | UnaryOp::Sign
+                | UnaryOp::Relu
+                | UnaryOp::LeakyRelu { .. }
+                | UnaryOp::Elu { .. }
+                | UnaryOp::HardTanh
+        )
+    }
+}
+
+/// Elementwise functions of two arguments. Comparisons return 1.0 or 0.0 in the float dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl BinaryOp {
+    pub const ALL: [BinaryOp; 13] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Max,
+        BinaryOp::Min,
+        BinaryOp::Pow,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+    ];
+
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+        }
+    }
+}
+
+/// Reductions along one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    /// Index (u32) of the first maximum.
+    ArgMax,
+}
+
+impl ReduceOp {
+    pub const ALL: [ReduceOp; 5] = [
+        ReduceOp::Sum,
+        ReduceOp::Mean,
+        ReduceOp::Max,
+        ReduceOp::Min,
+        ReduceOp::ArgMax,
+    ];
+
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::ArgMax => "argmax",
+        }
+    }
+}
+
+/// How a random fill draws its values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Distribution {
+    Uniform { low: f32, high: f32 },
+    Normal { mean: f32, std: f32 },
+}
+
+/// Where a counter-based random stream starts: the same (seed, offset) gives the same values
+/// on every backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RngState {
+    pub seed: u64,
+    pub offset: u64,
+}
+
+/// Hyper-parameters of one fused Adam/AdamW step. `step` counts from 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// AdamW (weight decay applied to the parameter, decoupled from the gradient) when true;
+    /// classic L2 (decay added to the gradient) when false.
+    pub decoupled: bool,
+    pub step: u32,
+}
+
+impl AdamStep {
+    /// Bias corrections 1 - β1^t and 1 - β2^t, computed in f64.
+    pub fn bias_corrections(&self) -> (f32, f32) {
+        let t = self.step as i32;
+        (
+            (1.0 - (self.beta1 as f64).powi(t)) as f32,
+            (1.0 - (self.beta2 as f64).powi(t)) as f32,
+        )
+    }
+}
+
+/// Matrix product shape: C[batch, m, n] = op(A)[batch, m, k] · op(B)[batch, k, n].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulShape {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// A is stored [k, m] (row-major) and read transposed.
+    pub trans_a: bool,
+    /// B is stored [n, k] (row-major) and read transposed.
+    pub trans_b: bool,
+    /// Elements between consecutive matrices of A and B in the batch (0 broadcasts one matrix).
+    pub batch_stride_a: usize,
+    pub batch_stride_b: usize,
+}
+
+impl MatmulShape {
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.m * self.n * self.k) as f64
+    }
+}
+
+/// The targets of a softmax cross-entropy.
+pub enum XentTargets<'a, S> {
+    /// One u32 class index per row.
+    Labels(&'a S),
+    /// A probability row per row of logits (same shape as the logits).
+    Soft(&'a S),
+}

@@ -1,0 +1,265 @@
+//! Tensor-level matmul, indexing, randomness and the fused training ops.
+
+use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
+use crate::error::{KilnError, Result};
+use crate::ops::{AdamStep, MatmulShape, RngState, UnaryOp, XentTargets};
+use crate::{DType, Shape, Tensor};
+
+/// A contiguous-or-transposed matrix operand: the tensor to bind and whether it is read transposed.
+fn matrix_operand<B: Backend>(t: &Tensor<B>) -> Result<(Tensor<B>, bool)> {
+    if t.layout.offset() == 0 {
+        if let Some((transposed, _)) = t.layout.as_matrix() {
+            return Ok((t.clone(), transposed));
+        }
+    }
+    Ok((t.contiguous()?, false))
+}
+
+impl<B: Backend> Tensor<B> {
+    /// Matrix product. 2-D · 2-D, or batched 3-D · 3-D / 3-D · 2-D (the matrix broadcast over
+    /// the batch). Transposed 2-D views are read through transpose flags, never copied.
+    pub fn matmul(&self, rhs: &Tensor<B>) -> Result<Self> {
+        self.matmul_bias_act(rhs, None, None)
+    }
+
+    /// act(self · rhs + bias) in one kernel; bias has shape [n].
+    pub fn matmul_bias_act(&self, rhs: &Tensor<B>, bias: Option<&Tensor<B>>, activation: Option<UnaryOp>) -> Result<Self> {
+        self.require_float("matmul")?;
+        if self.dtype() != rhs.dtype() {
+            return Err(KilnError::DTypeMismatch { op: "matmul", lhs: self.dtype(), rhs: rhs.dtype() });
+        }
+        let mismatch = |reason: &str| KilnError::ShapeMismatch {
+            op: "matmul",
+            lhs: self.shape().clone(),
+            rhs: rhs.shape().clone(),
+            reason: reason.into(),
+        };
+        let (a, b, shape, out_shape) = match (self.rank(), rhs.rank()) {
+            (2, 2) => {
+                let (m, k) = (self.dims()[0], self.dims()[1]);
+                let (k2, n) = (rhs.dims()[0], rhs.dims()[1]);
+                if k != k2 {
+                    return Err(mismatch(&format!("inner dimensions {k} and {k2} differ")));
+                }
+                let (a, trans_a) = matrix_operand(self)?;
+                let (b, trans_b) = matrix_operand(rhs)?;
+                let shape = MatmulShape { batch: 1, m, n, k, trans_a, trans_b, batch_stride_a: 0, batch_stride_b: 0 };
+                (a, b, shape, Shape::new([m, n]))
+            }
+            (3, 2) | (3, 3) => {
+                let (batch, m, k) = (self.dims()[0], self.dims()[1], self.dims()[2]);
+                let (bb, k2, n) = if rhs.rank() == 3 {
+                    (rhs.dims()[0], rhs.dims()[1], rhs.dims()[2])
+                } else {
+                    (batch, rhs.dims()[0], rhs.dims()[1])
+                };
+                if k != k2 {
+                    return Err(mismatch(&format!("inner dimensions {k} and {k2} differ")));
+                }
+                if bb != batch {
+                    return Err(mismatch(&format!("batch sizes {batch} and {bb} differ")));
+                }
+                let a = self.contiguous()?;
+                let b = rhs.contiguous()?;
+                let stride_b = if rhs.rank() == 3 { k * n } else { 0 };
+                let shape = MatmulShape {
+                    batch,
+                    m,
+                    n,
+                    k,
+                    trans_a: false,
+                    trans_b: false,
+                    batch_stride_a: m * k,
+                    batch_stride_b: stride_b,
+                };
+                (a, b, shape, Shape::new([batch, m, n]))
+            }
+            _ => return Err(mismatch("matmul takes 2-D · 2-D, 3-D · 2-D or 3-D · 3-D")),
+        };
+        let bias = match bias {
+            Some(bias) => {
+                if bias.dims() != [shape.n] {
+                    return Err(KilnError::ShapeMismatch {
+                        op: "matmul_bias_act",
+                        lhs: bias.shape().clone(),
+                        rhs: Shape::new([shape.n]),
+                        reason: "bias must have one entry per output column".into(),
+                    });
+                }
+                Some(bias.contiguous()?)
+            }
+            None => None,
+        };
+        let epilogue = Epilogue { bias: bias.as_ref().map(|t| &*t.storage), activation };
+        let storage = self.backend.matmul(&a.storage, &b.storage, &shape, epilogue)?;
+        Ok(self.wrap(storage, out_shape))
+    }
+
+    fn as_rows(&self, op: &'static str) -> Result<Rows> {
+        if self.rank() != 2 {
+            return Err(KilnError::invalid(op, format!("expects a [rows, cols] tensor, got shape {}", self.shape())));
+        }
+        Ok(Rows { rows: self.dims()[0], cols: self.dims()[1] })
+    }
+
+    /// Rows of a [rows, cols] tensor picked by a u32 index tensor of shape [n]: gives [n, cols].
+    pub fn gather_rows(&self, indices: &Tensor<B>) -> Result<Self> {
+        let shape = self.as_rows("gather_rows")?;
+        if indices.dtype() != DType::U32 || indices.rank() != 1 {
+            return Err(KilnError::invalid(
+                "gather_rows",
+                format!("indices must be a 1-D u32 tensor, got {} of shape {}", indices.dtype(), indices.shape()),
+            ));
+        }
+        let src = self.contiguous()?;
+        let idx = indices.contiguous()?;
+        let storage = self.backend.gather_rows(&src.storage, shape, &idx.storage)?;
+        Ok(self.wrap(storage, [indices.numel(), shape.cols]))
+    }
+
+    fn channel_dims(&self, alpha: &Tensor<B>) -> Result<ReduceDims> {
+        let channels = if self.rank() >= 2 { self.dims()[1] } else { 1 };
+        if alpha.dims() != [channels] {
+            return Err(KilnError::ShapeMismatch {
+                op: "prelu",
+                lhs: self.shape().clone(),
+                rhs: alpha.shape().clone(),
+                reason: format!("alpha needs one slope per channel (dimension 1), i.e. shape [{channels}]"),
+            });
+        }
+        Ok(ReduceDims { outer: self.dims().first().copied().unwrap_or(1), len: channels, inner: self.dims().iter().skip(2).product() })
+    }
+
+    /// PReLU with one learnable slope per channel (dimension 1).
+    pub fn prelu(&self, alpha: &Tensor<B>) -> Result<Self> {
+        self.require_float("prelu")?;
+        let dims = self.channel_dims(alpha)?;
+        let (x, a) = (self.contiguous()?, alpha.contiguous()?);
+        let storage = self.backend.prelu(&x.storage, &a.storage, dims)?;
+        Ok(self.wrap(storage, self.shape().clone()))
+    }
+
+    /// PReLU's gradients with respect to the input and to alpha.
+    pub fn prelu_backward(&self, alpha: &Tensor<B>, grad: &Tensor<B>) -> Result<(Self, Self)> {
+        let dims = self.channel_dims(alpha)?;
+        if grad.shape() != self.shape() {
+            return Err(KilnError::ShapeMismatch { op: "prelu_backward", lhs: self.shape().clone(), rhs: grad.shape().clone(), reason: "the gradient must have the input's shape".into() });
+        }
+        let (x, a, g) = (self.contiguous()?, alpha.contiguous()?, grad.contiguous()?);
+        let (dx, dalpha) = self.backend.prelu_backward(&x.storage, &a.storage, &g.storage, dims)?;
+        Ok((self.wrap(dx, self.shape().clone()), self.wrap(dalpha, alpha.shape().clone())))
+    }
+
+    /// Inverted dropout with keep probability 1 − p: (output, scaled mask).
+    pub fn dropout(&self, p: f32, rng: RngState) -> Result<(Self, Self)> {
+        self.require_float("dropout")?;
+        if !(0.0..1.0).contains(&p) {
+            return Err(KilnError::invalid("dropout", format!("p = {p} is outside the allowed range [0, 1)")));
+        }
+        let x = self.contiguous()?;
+        let (y, mask) = self.backend.dropout(&x.storage, p, rng)?;
+        Ok((self.wrap(y, self.shape().clone()), self.wrap(mask, self.shape().clone())))
+    }
+
+    /// Softmax over the last dimension of a [rows, cols] tensor.
+    pub fn softmax(&self) -> Result<Self> {
+        self.softmax_impl(false)
+    }
+
+    /// Log-softmax over the last dimension of a [rows, cols] tensor.
+    pub fn log_softmax(&self) -> Result<Self> {
+        self.softmax_impl(true)
+    }
+
+    fn softmax_impl(&self, log: bool) -> Result<Self> {
+        self.require_float("softmax")?;
+        let shape = self.as_rows("softmax")?;
+        let x = self.contiguous()?;
+        let storage = self.backend.softmax(&x.storage, shape, log)?;
+        Ok(self.wrap(storage, self.shape().clone()))
+    }
+
+    fn xent_targets<'a>(&self, targets: &'a Tensor<B>, shape: Rows) -> Result<XentTargets<'a, B::Storage>> {
+        if targets.dtype() == DType::U32 && targets.dims() == [shape.rows] {
+            Ok(XentTargets::Labels(&targets.storage))
+        } else if targets.dtype() == self.dtype() && targets.shape() == self.shape() {
+            Ok(XentTargets::Soft(&targets.storage))
+        } else {
+            Err(KilnError::ShapeMismatch {
+                op: "softmax_xent",
+                lhs: self.shape().clone(),
+                rhs: targets.shape().clone(),
+                reason: format!("targets must be u32 labels of shape [{}] or probabilities of the logits' shape and dtype (got {})", shape.rows, targets.dtype()),
+            })
+        }
+    }
+
+    /// Per-row cross-entropy of softmax(self) against labels (u32 [rows]) or soft targets
+    /// (probabilities, the logits' shape). Out-of-range labels give NaN on the GPU and an error
+    /// on the CPU.
+    pub fn softmax_xent(&self, targets: &Tensor<B>) -> Result<Self> {
+        self.require_float("softmax_xent")?;
+        let shape = self.as_rows("softmax_xent")?;
+        let x = self.contiguous()?;
+        let t = targets.contiguous()?;
+        let targets = x.xent_targets(&t, shape)?;
+        let storage = self.backend.softmax_xent(&x.storage, shape, targets)?;
+        Ok(self.wrap(storage, [shape.rows]))
+    }
+
+    /// Gradient of the per-row cross-entropy with respect to the logits, each row scaled by
+    /// `grad_rows` ([rows]; 1/rows for a mean loss).
+    pub fn softmax_xent_backward(&self, targets: &Tensor<B>, grad_rows: &Tensor<B>) -> Result<Self> {
+        let shape = self.as_rows("softmax_xent_backward")?;
+        if grad_rows.dims() != [shape.rows] {
+            return Err(KilnError::ShapeMismatch { op: "softmax_xent_backward", lhs: self.shape().clone(), rhs: grad_rows.shape().clone(), reason: "needs one upstream gradient per row".into() });
+        }
+        let (x, t, g) = (self.contiguous()?, targets.contiguous()?, grad_rows.contiguous()?);
+        let targets = x.xent_targets(&t, shape)?;
+        let storage = self.backend.softmax_xent_backward(&x.storage, shape, targets, &g.storage)?;
+        Ok(self.wrap(storage, self.shape().clone()))
+    }
+
+    /// Per-feature mean and biased variance of a [batch, features] tensor.
+    pub fn batchnorm_stats(&self) -> Result<(Self, Self)> {
+        self.require_float("batchnorm_stats")?;
+        let shape = self.as_rows("batchnorm_stats")?;
+        let x = self.contiguous()?;
+        let (mean, var) = self.backend.batchnorm_stats(&x.storage, shape)?;
+        Ok((self.wrap(mean, [shape.cols]), self.wrap(var, [shape.cols])))
+    }
+
+    /// Per-feature Σ dy and Σ dy · x̂ for batch-norm's backward pass.
+    pub fn batchnorm_backward_reduce(&self, dy: &Tensor<B>, mean: &Tensor<B>, var: &Tensor<B>, eps: f32) -> Result<(Self, Self)> {
+        let shape = self.as_rows("batchnorm_backward_reduce")?;
+        if dy.shape() != self.shape() || mean.dims() != [shape.cols] || var.dims() != [shape.cols] {
+            return Err(KilnError::ShapeMismatch { op: "batchnorm_backward_reduce", lhs: self.shape().clone(), rhs: dy.shape().clone(), reason: "dy must match x, and mean/var must have one entry per feature".into() });
+        }
+        let (x, d, m, v) = (self.contiguous()?, dy.contiguous()?, mean.contiguous()?, var.contiguous()?);
+        let (sum_dy, sum_dy_xhat) = self.backend.batchnorm_backward_reduce(&x.storage, &d.storage, &m.storage, &v.storage, shape, eps)?;
+        Ok((self.wrap(sum_dy, [shape.cols]), self.wrap(sum_dy_xhat, [shape.cols])))
+    }
+
+    /// One fused Adam/AdamW step; `self` (the parameter), `m` and `v` are updated in place.
+    /// All four tensors must be contiguous and of one shape.
+    pub fn adam_step(&self, grad: &Tensor<B>, m: &Tensor<B>, v: &Tensor<B>, step: &AdamStep) -> Result<()> {
+        self.require_float("adam_step")?;
+        for (name, t) in [("grad", grad), ("m", m), ("v", v)] {
+            if t.shape() != self.shape() || t.dtype() != self.dtype() {
+                return Err(KilnError::ShapeMismatch { op: "adam_step", lhs: self.shape().clone(), rhs: t.shape().clone(), reason: format!("{name} must match the parameter's shape and dtype") });
+            }
+        }
+        for (name, t) in [("param", self), ("m", m), ("v", v)] {
+            if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
+                return Err(KilnError::invalid("adam_step", format!("{name} must be a whole contiguous tensor: it is updated in place")));
+            }
+        }
+        if step.step == 0 {
+            return Err(KilnError::invalid("adam_step", "step counts from 1"));
+        }
+        let g = grad.contiguous()?;
+        self.backend.adam_step(&self.storage, &g.storage, &m.storage, &v.storage, step)
+    }
+}
+
+use crate::backend::BackendStorage as _;

@@ -1,0 +1,117 @@
+//! Choosing an adapter: the best high-performance one by default, or one named by the API or
+//! by the `KILN_ADAPTER` environment variable (a case-insensitive substring of its name).
+
+use super::context::Context;
+use crate::error::{KilnError, Result};
+use std::sync::Arc;
+
+/// How to open the wgpu backend.
+#[derive(Clone, Debug)]
+pub struct WgpuOptions {
+    /// A substring of the adapter's name; `None` reads `KILN_ADAPTER`, then picks the best.
+    pub adapter: Option<String>,
+    /// Use native f16 in shaders when the adapter has `shader-f16` (else the packed fallback).
+    pub use_shader_f16: bool,
+    pub backends: wgpu::Backends,
+}
+
+impl Default for WgpuOptions {
+    fn default() -> Self {
+        WgpuOptions {
+            adapter: None,
+            use_shader_f16: true,
+            backends: wgpu::Backends::PRIMARY,
+        }
+    }
+}
+
+/// What `WgpuBackend::adapters()` reports about each adapter found.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+fn preference(device_type: wgpu::DeviceType) -> u8 {
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+pub(crate) fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let mut adapters = pollster::block_on(instance(backends).enumerate_adapters(backends));
+    adapters.sort_by_key(|a| preference(a.get_info().device_type));
+    adapters
+}
+
+pub(crate) fn summaries(backends: wgpu::Backends) -> Vec<AdapterSummary> {
+    enumerate(backends)
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            AdapterSummary {
+                name: info.name,
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
+    let wanted = options
+        .adapter
+        .clone()
+        .or_else(|| std::env::var("KILN_ADAPTER").ok().filter(|s| !s.is_empty()));
+    let adapters = enumerate(options.backends);
+    let tried = format!("{:?}", options.backends);
+    if adapters.is_empty() {
+        return Err(KilnError::NoAdapter {
+            tried,
+            hint: "; install a Vulkan, Metal or DX12 driver (on Debian, mesa-vulkan-drivers provides a software Vulkan driver), or use the CPU backend".into(),
+        });
+    }
+    let adapter = match &wanted {
+        None => adapters.into_iter().next().expect("non-empty"),
+        Some(name) => {
+            let needle = name.to_lowercase();
+            let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            match adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&needle)) {
+                Some(adapter) => adapter,
+                None => {
+                    return Err(KilnError::NoAdapter {
+                        tried,
+                        hint: format!("; none matches {name:?} (KILN_ADAPTER or the requested name); found: {}", names.join(", ")),
+                    })
+                }
+            }
+        }
+    };
+    let info = adapter.get_info();
+    let native_f16 = options.use_shader_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+    let mut required_features = wgpu::Features::empty();
+    if native_f16 {
+        required_features |= wgpu::Features::SHADER_F16;
+    }
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("kiln"),
+        required_features,
+        required_limits: adapter.limits(),
+        ..Default::default()
+    }))
+    .map_err(|e| KilnError::Device(format!("could not open {}: {e}", info.name)))?;
+    Ok(Context::new(device, queue, info, native_f16))
+}

@@ -1,0 +1,339 @@
+//! One GPU device: queue, pipeline cache, buffer pool, and the pending batch of commands.
+//!
+//! Ops record dispatches into one open compute pass of one pending command encoder. Nothing is
+//! submitted until a sync point: a readback, an explicit `sync()`, or a full batch (the
+//! parameter arena holds `MAX_DISPATCHES_PER_BATCH` parameter blocks). Each dispatch's small
+//! parameters are appended to a host vector and uploaded to the arena with one
+//! `write_buffer` just before the submit; kernels read them through a dynamic uniform offset.
+
+use super::buffer_pool::{size_class, BufferPool};
+use super::pipeline_cache::{PipelineCache, PipelineKey, Specialisation};
+use super::shaders::Kernel;
+use crate::error::{KilnError, Result};
+use crate::DType;
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Bytes reserved per dispatch in the parameter arena (the largest `min_uniform_buffer_offset_alignment`).
+pub const PARAM_SLOT: u64 = 256;
+/// Dispatches recorded before a batch is submitted on its own.
+pub const MAX_DISPATCHES_PER_BATCH: u64 = 4096;
+
+/// What the backend has done so far; tests read these to check caching, pooling and batching.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub pipelines_built: u64,
+    pub pipeline_cache_hits: u64,
+    pub buffers_allocated: u64,
+    pub buffers_reused: u64,
+    pub submits: u64,
+    pub dispatches: u64,
+    pub readbacks: u64,
+    /// Bytes of tensor buffers currently in use, and the most ever in use at once.
+    pub live_bytes: u64,
+    pub peak_live_bytes: u64,
+    /// Bytes of every tensor buffer the pool owns, in use or free.
+    pub pool_bytes: u64,
+}
+
+pub(crate) struct Batch {
+    pool: BufferPool,
+    staging: HashMap<u64, Vec<wgpu::Buffer>>,
+    pipelines: PipelineCache,
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    params: Vec<u8>,
+    submits: u64,
+    dispatches: u64,
+    readbacks: u64,
+}
+
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) native_f16: bool,
+    param_arena: wgpu::Buffer,
+    batch: Mutex<Batch>,
+    error: Arc<Mutex<Option<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+/// A storage buffer and the number of bytes a kernel may see of it.
+pub(crate) struct Binding<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub bytes: u64,
+}
+
+impl Context {
+    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, native_f16: bool) -> Arc<Self> {
+        let error = Arc::new(Mutex::new(None));
+        let lost = Arc::new(Mutex::new(None));
+        {
+            let error = error.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| e.to_string());
+            }));
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                let mut slot = lost.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| format!("{reason:?}: {message}"));
+            });
+        }
+        let param_arena = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kiln parameter arena"),
+            size: PARAM_SLOT * MAX_DISPATCHES_PER_BATCH,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let limits = device.limits();
+        Arc::new(Context {
+            device,
+            queue,
+            info,
+            limits,
+            native_f16,
+            param_arena,
+            batch: Mutex::new(Batch {
+                pool: BufferPool::default(),
+                staging: HashMap::new(),
+                pipelines: PipelineCache::default(),
+                encoder: None,
+                pass: None,
+                params: Vec::with_capacity((PARAM_SLOT * 64) as usize),
+                submits: 0,
+                dispatches: 0,
+                readbacks: 0,
+            }),
+            error,
+            lost,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn adapter_description(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    pub fn counters(&self) -> Counters {
+        let b = self.lock();
+        Counters {
+            pipelines_built: b.pipelines.pipelines_built,
+            pipeline_cache_hits: b.pipelines.hits,
+            buffers_allocated: b.pool.buffers_allocated,
+            buffers_reused: b.pool.buffers_reused,
+            submits: b.submits,
+            dispatches: b.dispatches,
+            readbacks: b.readbacks,
+            live_bytes: b.pool.live_bytes,
+            peak_live_bytes: b.pool.peak_live_bytes,
+            pool_bytes: b.pool.total_bytes,
+        }
+    }
+
+    pub(crate) fn reset_peak(&self) {
+        let mut b = self.lock();
+        b.pool.peak_live_bytes = b.pool.live_bytes;
+    }
+
+    pub(crate) fn trim_pool(&self) {
+        self.lock().pool.trim();
+    }
+
+    /// A buffer for `len` elements of `dtype`, or an error if it exceeds the binding limit.
+    pub(crate) fn acquire(&self, len: usize, dtype: DType, for_upload: bool, what: &str) -> Result<(wgpu::Buffer, u64)> {
+        let bytes = binding_bytes(len, dtype);
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if size_class(bytes) > self.limits.max_buffer_size || bytes > limit {
+            return Err(KilnError::TooLarge {
+                what: format!("{what} ({len} × {dtype})"),
+                bytes,
+                limit,
+                adapter: self.adapter_description(),
+            });
+        }
+        let buffer = self.lock().pool.acquire(&self.device, bytes, for_upload);
+        Ok((buffer, bytes))
+    }
+
+    pub(crate) fn release(&self, buffer: wgpu::Buffer) {
+        self.lock().pool.release(buffer);
+    }
+
+    /// Surfaces a device loss or an error wgpu reported since the last check.
+    pub(crate) fn check_errors(&self) -> Result<()> {
+        if let Some(message) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(KilnError::DeviceLost(message));
+        }
+        if let Some(message) = self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(KilnError::Device(message));
+        }
+        Ok(())
+    }
+
+    /// Records one dispatch. `bindings` lists the kernel's reads, then its writes.
+    pub(crate) fn dispatch(
+        &self,
+        kernel: Kernel,
+        constants: Specialisation,
+        params: &[u8],
+        bindings: &[Binding<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let (_, _, reads, writes) = kernel.spec();
+        debug_assert_eq!(bindings.len() as u32, reads + writes, "{kernel:?} binding count");
+        debug_assert!(params.len() as u64 <= PARAM_SLOT);
+        if workgroups.contains(&0) {
+            return Ok(());
+        }
+        let mut b = self.lock();
+        if b.dispatches_in_batch() >= MAX_DISPATCHES_PER_BATCH {
+            self.submit_locked(&mut b);
+        }
+        let key = PipelineKey { kernel, constants };
+        let pipeline = b.pipelines.pipeline(&self.device, &key);
+        let layout = b.pipelines.bind_group_layout(&self.device, reads, writes).clone();
+        let offset = b.params.len() as u64;
+        b.params.extend_from_slice(params);
+        b.params.resize((offset + PARAM_SLOT) as usize, 0);
+
+        let mut entries = Vec::with_capacity(bindings.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.param_arena,
+                offset: 0,
+                size: NonZeroU64::new(PARAM_SLOT),
+            }),
+        });
+        for (i, binding) in bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: binding.buffer,
+                    offset: 0,
+                    size: NonZeroU64::new(binding.bytes),
+                }),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        });
+        if b.encoder.is_none() {
+            b.encoder = Some(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln batch") }));
+        }
+        if b.pass.is_none() {
+            let encoder = b.encoder.as_mut().expect("encoder exists");
+            let pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln ops"), timestamp_writes: None })
+                .forget_lifetime();
+            b.pass = Some(pass);
+        }
+        let pass = b.pass.as_mut().expect("pass exists");
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        b.dispatches += 1;
+        Ok(())
+    }
+
+    /// Ends the open compute pass and submits the batch, with its parameters uploaded first.
+    fn submit_locked(&self, b: &mut Batch) {
+        b.pass.take();
+        if let Some(encoder) = b.encoder.take() {
+            if !b.params.is_empty() {
+                self.queue.write_buffer(&self.param_arena, 0, &b.params);
+            }
+            self.queue.submit([encoder.finish()]);
+            b.submits += 1;
+        }
+        b.params.clear();
+        b.pool.on_submit();
+    }
+
+    /// Submits pending work without waiting for it.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut b = self.lock();
+        self.submit_locked(&mut b);
+        drop(b);
+        self.check_errors()
+    }
+
+    /// Submits pending work and waits until the device has finished it.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.flush()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| KilnError::Device(e.to_string()))?;
+        self.check_errors()
+    }
+
+    /// Writes bytes into a fresh buffer (padded to 4 bytes). Safe with pending work: the pool
+    /// hands uploads only buffers no recorded command can still read.
+    pub(crate) fn upload(&self, bytes: &[u8], len: usize, dtype: DType) -> Result<(wgpu::Buffer, u64)> {
+        let (buffer, size) = self.acquire(len, dtype, true, "upload")?;
+        if !bytes.is_empty() {
+            if bytes.len() % 4 == 0 {
+                self.queue.write_buffer(&buffer, 0, bytes);
+            } else {
+                let mut padded = bytes.to_vec();
+                padded.resize(bytes.len().next_multiple_of(4), 0);
+                self.queue.write_buffer(&buffer, 0, &padded);
+            }
+        }
+        Ok((buffer, size))
+    }
+
+    /// Copies byte ranges of several buffers into staging buffers, submits once, and returns
+    /// the staging buffers to map. Ranges must be 4-byte aligned.
+    pub(crate) fn record_readback(&self, ranges: &[(&wgpu::Buffer, u64, u64)]) -> Vec<(wgpu::Buffer, u64)> {
+        let mut b = self.lock();
+        b.pass.take();
+        if b.encoder.is_none() {
+            b.encoder = Some(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln readback") }));
+        }
+        let mut staging = Vec::with_capacity(ranges.len());
+        for &(buffer, offset, size) in ranges {
+            let class = size_class(size.max(4));
+            let target = b.staging.get_mut(&class).and_then(Vec::pop).unwrap_or_else(|| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("kiln staging"),
+                    size: class,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+            if size > 0 {
+                b.encoder.as_mut().expect("encoder exists").copy_buffer_to_buffer(buffer, offset, &target, 0, size);
+            }
+            staging.push((target, size));
+        }
+        b.readbacks += 1;
+        self.submit_locked(&mut b);
+        staging
+    }
+
+    pub(crate) fn return_staging(&self, buffer: wgpu::Buffer) {
+        let class = buffer.size();
+        self.lock().staging.entry(class).or_default().push(buffer);
+    }
+}
+
+impl Batch {
+    fn dispatches_in_batch(&self) -> u64 {
+        self.params.len() as u64 / PARAM_SLOT
+    }
+}
+
+/// Bytes a tensor of `len` elements of `dtype` occupies on the device (4-byte aligned, ≥ 4).
+pub(crate) fn binding_bytes(len: usize, dtype: DType) -> u64 {
+    ((len * dtype.size_in_bytes()) as u64).next_multiple_of(4).max(4)
+}

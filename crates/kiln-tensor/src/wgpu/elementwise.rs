@@ -1,0 +1,192 @@
+//! Host side of elementwise.wgsl and activation.wgsl: strided unary/binary/select ops,
+//! strided copy, fill, activation derivatives and PReLU.
+
+use super::context::Context;
+use super::pipeline_cache::Specialisation;
+use super::shaders::Kernel;
+use super::storage::WgpuStorage;
+use super::grid;
+use crate::backend::{BackendStorage, ReduceDims};
+use crate::error::{KilnError, Result};
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::{layout::MAX_RANK, DType, Layout, Shape};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// Mirrors `ElementwiseParams` in elementwise.wgsl (and `ActivationParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct StridedParams {
+    numel: u32,
+    rank: u32,
+    alpha: f32,
+    scalar: f32,
+    offsets: [u32; 3],
+    flags: u32,
+    shape: [u32; 8],
+    strides: [[u32; 8]; 3],
+}
+
+pub(crate) fn to_u32(value: usize, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| KilnError::invalid("wgpu", format!("{what} = {value} exceeds the 32-bit indexing of the GPU kernels")))
+}
+
+impl StridedParams {
+    fn new(shape: &Shape, operands: &[&Layout]) -> Result<Self> {
+        if shape.rank() > MAX_RANK {
+            return Err(KilnError::invalid("elementwise", format!("shape {shape} has rank {}, the GPU kernels take at most {MAX_RANK}", shape.rank())));
+        }
+        let mut p = StridedParams::zeroed();
+        p.numel = to_u32(shape.numel(), "element count")?;
+        p.rank = shape.rank() as u32;
+        for (d, &dim) in shape.dims().iter().enumerate() {
+            p.shape[d] = to_u32(dim, "dimension")?;
+        }
+        for (i, layout) in operands.iter().enumerate() {
+            debug_assert_eq!(layout.shape(), shape);
+            p.offsets[i] = to_u32(layout.offset(), "offset")?;
+            for (d, &stride) in layout.strides().iter().enumerate() {
+                p.strides[i][d] = to_u32(stride, "stride")?;
+            }
+            if layout.is_contiguous() {
+                p.flags |= 1 << i;
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn op_constant(code: u32) -> Specialisation {
+    Specialisation(vec![("OP", code)])
+}
+
+fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
+    if s.dtype() == DType::F32 {
+        Ok(())
+    } else {
+        Err(KilnError::UnsupportedDType { op, dtype: s.dtype(), backend: "wgpu".into(), supported: "f32".into() })
+    }
+}
+
+pub(crate) fn unary(ctx: &Arc<Context>, op: UnaryOp, x: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
+    require_f32(x, op.name())?;
+    let mut p = StridedParams::new(layout.shape(), &[layout])?;
+    p.alpha = op.param();
+    let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
+    ctx.dispatch(Kernel::ElementwiseUnary, op_constant(op.code()), bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(layout.numel().div_ceil(256)))?;
+    Ok(out)
+}
+
+pub(crate) fn unary_backward(ctx: &Arc<Context>, op: UnaryOp, x: &WgpuStorage, xl: &Layout, g: &WgpuStorage, gl: &Layout) -> Result<WgpuStorage> {
+    require_f32(x, op.name())?;
+    let mut p = StridedParams::new(xl.shape(), &[xl, gl])?;
+    p.alpha = op.param();
+    let out = WgpuStorage::output(ctx, xl.numel(), DType::F32, op.name())?;
+    ctx.dispatch(Kernel::ActivationBackward, op_constant(op.code()), bytemuck::bytes_of(&p), &[x.binding(), g.binding(), out.binding()], grid(xl.numel().div_ceil(256)))?;
+    Ok(out)
+}
+
+pub(crate) fn binary(ctx: &Arc<Context>, op: BinaryOp, a: &WgpuStorage, al: &Layout, b: &WgpuStorage, bl: &Layout) -> Result<WgpuStorage> {
+    require_f32(a, op.name())?;
+    let p = StridedParams::new(al.shape(), &[al, bl])?;
+    let out = WgpuStorage::output(ctx, al.numel(), DType::F32, op.name())?;
+    ctx.dispatch(Kernel::ElementwiseBinary, op_constant(op.code()), bytemuck::bytes_of(&p), &[a.binding(), b.binding(), out.binding()], grid(al.numel().div_ceil(256)))?;
+    Ok(out)
+}
+
+pub(crate) fn binary_scalar(ctx: &Arc<Context>, op: BinaryOp, x: &WgpuStorage, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<WgpuStorage> {
+    require_f32(x, op.name())?;
+    let mut p = StridedParams::new(layout.shape(), &[layout])?;
+    p.scalar = scalar as f32;
+    if scalar_on_left {
+        p.flags |= 8;
+    }
+    let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
+    ctx.dispatch(Kernel::ElementwiseBinaryScalar, op_constant(op.code()), bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(layout.numel().div_ceil(256)))?;
+    Ok(out)
+}
+
+pub(crate) fn select(ctx: &Arc<Context>, c: (&WgpuStorage, &Layout), t: (&WgpuStorage, &Layout), f: (&WgpuStorage, &Layout)) -> Result<WgpuStorage> {
+    require_f32(c.0, "select")?;
+    let p = StridedParams::new(c.1.shape(), &[c.1, t.1, f.1])?;
+    let out = WgpuStorage::output(ctx, c.1.numel(), DType::F32, "select")?;
+    ctx.dispatch(Kernel::ElementwiseSelect, Specialisation::default(), bytemuck::bytes_of(&p), &[c.0.binding(), t.0.binding(), f.0.binding(), out.binding()], grid(c.1.numel().div_ceil(256)))?;
+    Ok(out)
+}
+
+/// Strided → contiguous copy of a 32-bit dtype.
+pub(crate) fn copy_strided(ctx: &Arc<Context>, x: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
+    if x.dtype().size_in_bytes() != 4 {
+        return Err(KilnError::UnsupportedDType {
+            op: "copy_strided",
+            dtype: x.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32, u32 (cast 8- and 16-bit tensors to f32 before taking strided views)".into(),
+        });
+    }
+    let p = StridedParams::new(layout.shape(), &[layout])?;
+    let out = WgpuStorage::output(ctx, layout.numel(), x.dtype(), "copy")?;
+    ctx.dispatch(Kernel::ElementwiseCopy, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(layout.numel().div_ceil(256)))?;
+    Ok(out)
+}
+
+/// The 32-bit word that repeats `value` in `dtype` (two f16 or four u8 per word).
+fn fill_word(dtype: DType, value: f64) -> u32 {
+    match dtype {
+        DType::F32 => (value as f32).to_bits(),
+        DType::U32 => value as u32,
+        DType::F16 => {
+            let half = half::f16::from_f64(value).to_bits() as u32;
+            half | (half << 16)
+        }
+        DType::U8 => u32::from_ne_bytes([value as u8; 4]),
+        DType::F64 => unreachable!("f64 storages are not created on the GPU"),
+    }
+}
+
+pub(crate) fn fill(ctx: &Arc<Context>, numel: usize, dtype: DType, value: f64) -> Result<WgpuStorage> {
+    let out = WgpuStorage::output(ctx, numel, dtype, "fill")?;
+    let words = (numel * dtype.size_in_bytes()).div_ceil(4);
+    let mut p = StridedParams::zeroed();
+    p.numel = to_u32(words, "element count")?;
+    p.offsets[0] = fill_word(dtype, value);
+    ctx.dispatch(Kernel::ElementwiseFill, Specialisation::default(), bytemuck::bytes_of(&p), &[out.binding()], grid(words.div_ceil(256)))?;
+    Ok(out)
+}
+
+/// Mirrors `PreluParams` in activation.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PreluParams {
+    outer: u32,
+    channels: u32,
+    inner: u32,
+    numel: u32,
+}
+
+fn prelu_params(dims: ReduceDims) -> Result<PreluParams> {
+    Ok(PreluParams {
+        outer: to_u32(dims.outer, "batch")?,
+        channels: to_u32(dims.len, "channels")?,
+        inner: to_u32(dims.inner.max(1), "inner size")?,
+        numel: to_u32(dims.outer * dims.len * dims.inner, "element count")?,
+    })
+}
+
+pub(crate) fn prelu(ctx: &Arc<Context>, x: &WgpuStorage, alpha: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
+    require_f32(x, "prelu")?;
+    let p = prelu_params(dims)?;
+    let out = WgpuStorage::output(ctx, x.len(), DType::F32, "prelu")?;
+    ctx.dispatch(Kernel::ActivationPrelu, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), alpha.binding(), out.binding()], grid((p.numel as usize).div_ceil(256)))?;
+    Ok(out)
+}
+
+pub(crate) fn prelu_backward(ctx: &Arc<Context>, x: &WgpuStorage, alpha: &WgpuStorage, grad: &WgpuStorage, dims: ReduceDims) -> Result<(WgpuStorage, WgpuStorage)> {
+    require_f32(x, "prelu_backward")?;
+    let p = prelu_params(dims)?;
+    let dx = WgpuStorage::output(ctx, x.len(), DType::F32, "prelu_backward")?;
+    ctx.dispatch(Kernel::ActivationPreluBackward, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), alpha.binding(), grad.binding(), dx.binding()], grid((p.numel as usize).div_ceil(256)))?;
+    let dalpha = WgpuStorage::output(ctx, dims.len, DType::F32, "prelu_backward")?;
+    ctx.dispatch(Kernel::ActivationPreluAlphaGrad, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), grad.binding(), dalpha.binding()], [p.channels, 1, 1])?;
+    Ok((dx, dalpha))
+}

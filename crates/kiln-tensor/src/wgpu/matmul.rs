@@ -1,0 +1,66 @@
+//! Host side of matmul.wgsl: picks the vec4 variant when every operand allows it.
+
+use super::context::Context;
+use super::elementwise::to_u32;
+use super::pipeline_cache::Specialisation;
+use super::shaders::Kernel;
+use super::storage::WgpuStorage;
+use crate::backend::{BackendStorage, Epilogue};
+use crate::error::{KilnError, Result};
+use crate::ops::MatmulShape;
+use crate::DType;
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// Mirrors `MatmulParams` in matmul.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    alpha: f32,
+    batch_stride_a: u32,
+    batch_stride_b: u32,
+    pad: [u32; 2],
+}
+
+const TILE: usize = 64;
+
+/// True when each operand's contiguous dimension (and batch stride) is a multiple of 4.
+fn vec4_aligned(s: &MatmulShape) -> bool {
+    let a_inner = if s.trans_a { s.m } else { s.k };
+    let b_inner = if s.trans_b { s.k } else { s.n };
+    a_inner % 4 == 0 && b_inner % 4 == 0 && s.batch_stride_a % 4 == 0 && s.batch_stride_b % 4 == 0
+}
+
+pub(crate) fn matmul(ctx: &Arc<Context>, a: &WgpuStorage, b: &WgpuStorage, s: &MatmulShape, epilogue: Epilogue<'_, WgpuStorage>) -> Result<WgpuStorage> {
+    if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+        return Err(KilnError::UnsupportedDType { op: "matmul", dtype: a.dtype(), backend: "wgpu".into(), supported: "f32".into() });
+    }
+    if s.batch > 65535 {
+        return Err(KilnError::invalid("matmul", format!("batch of {} exceeds the 65535 a dispatch allows", s.batch)));
+    }
+    let p = MatmulParams {
+        m: to_u32(s.m, "m")?,
+        n: to_u32(s.n, "n")?,
+        k: to_u32(s.k, "k")?,
+        alpha: epilogue.activation.map_or(0.0, |op| op.param()),
+        batch_stride_a: to_u32(s.batch_stride_a, "batch stride")?,
+        batch_stride_b: to_u32(s.batch_stride_b, "batch stride")?,
+        pad: [0; 2],
+    };
+    let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
+    let kernel = if vec4_aligned(s) { Kernel::MatmulTiledVec4 } else { Kernel::MatmulTiled };
+    let constants = Specialisation(vec![
+        ("TRANS_A", s.trans_a as u32),
+        ("TRANS_B", s.trans_b as u32),
+        ("HAS_BIAS", epilogue.bias.is_some() as u32),
+        ("ACTIVATION", epilogue.activation.map_or(0, |op| op.code())),
+    ]);
+    // Without a bias, bind B in its place: the kernel never reads it.
+    let bias = epilogue.bias.unwrap_or(b);
+    let workgroups = [s.n.div_ceil(TILE) as u32, s.m.div_ceil(TILE) as u32, s.batch as u32];
+    ctx.dispatch(kernel, constants, bytemuck::bytes_of(&p), &[a.binding(), b.binding(), bias.binding(), out.binding()], workgroups)?;
+    Ok(out)
+}

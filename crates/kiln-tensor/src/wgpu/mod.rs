@@ -1,0 +1,229 @@
+//! The wgpu backend: Kiln's WGSL kernels on any Vulkan, Metal or DX12 adapter.
+//!
+//! Ops never wait for the GPU: they record dispatches into a pending batch (see `context`),
+//! which is submitted at a sync point. Pipelines are built once per process and buffers come
+//! from a size-class pool; `counters()` shows both.
+
+mod adapter;
+mod buffer_pool;
+mod context;
+mod elementwise;
+mod fused;
+mod matmul;
+mod memory;
+mod pipeline_cache;
+mod readback;
+mod reduce;
+mod shaders;
+mod storage;
+
+pub use adapter::{AdapterSummary, WgpuOptions};
+pub use buffer_pool::size_class;
+pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
+pub use readback::Readback;
+pub use shaders::{Kernel, ShaderFile};
+pub use storage::WgpuStorage;
+
+use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
+use crate::error::Result;
+use crate::ops::{AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets};
+use crate::{DType, HostData, Layout, Tensor};
+use context::Context;
+use std::fmt;
+use std::sync::Arc;
+
+/// A 2-D grid of workgroups covering `groups` (each dimension is limited to 65535).
+pub(crate) fn grid(groups: usize) -> [u32; 3] {
+    if groups == 0 {
+        return [0, 1, 1];
+    }
+    let x = groups.min(65535);
+    [x as u32, groups.div_ceil(x) as u32, 1]
+}
+
+/// A handle to one GPU device; clones share it.
+#[derive(Clone)]
+pub struct WgpuBackend {
+    ctx: Arc<Context>,
+}
+
+impl fmt::Debug for WgpuBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WgpuBackend({})", self.ctx.adapter_description())
+    }
+}
+
+impl WgpuBackend {
+    /// The adapter named by `KILN_ADAPTER`, or else the best one (discrete, integrated,
+    /// virtual, then CPU-type adapters).
+    pub fn new() -> Result<Self> {
+        Self::with_options(WgpuOptions::default())
+    }
+
+    /// The first adapter whose name contains `name` (case-insensitive).
+    pub fn with_adapter(name: &str) -> Result<Self> {
+        Self::with_options(WgpuOptions { adapter: Some(name.to_string()), ..WgpuOptions::default() })
+    }
+
+    pub fn with_options(options: WgpuOptions) -> Result<Self> {
+        Ok(WgpuBackend { ctx: adapter::open(&options)? })
+    }
+
+    /// Every adapter the primary backends (Vulkan, Metal, DX12) offer, best first.
+    pub fn adapters() -> Vec<AdapterSummary> {
+        adapter::summaries(wgpu::Backends::PRIMARY)
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.ctx.info
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.ctx.limits
+    }
+
+    /// True when f16 casts run with native `shader-f16` (else the packed fallback).
+    pub fn has_native_f16(&self) -> bool {
+        self.ctx.native_f16
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.ctx.counters()
+    }
+
+    /// Starts the peak-memory counter again from the bytes in use now.
+    pub fn reset_peak_memory(&self) {
+        self.ctx.reset_peak();
+    }
+
+    /// Frees the pool's idle buffers.
+    pub fn trim_pool(&self) {
+        self.ctx.trim_pool();
+    }
+
+    /// Submits pending work without waiting for it.
+    pub fn flush(&self) -> Result<()> {
+        self.ctx.flush()
+    }
+
+    /// Reads several tensors with one submit; the future completes when the copies land.
+    /// Poll it from any executor; `Backend::download` is the blocking form.
+    pub fn read_async(&self, tensors: &[&Tensor<WgpuBackend>]) -> Result<Readback> {
+        let requests: Vec<_> = tensors.iter().map(|t| (t.storage(), t.layout())).collect();
+        memory::start_download(&self.ctx, &requests)
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Storage = WgpuStorage;
+
+    fn name(&self) -> String {
+        format!("wgpu: {}", self.ctx.adapter_description())
+    }
+
+    fn supports_dtype(&self, dtype: DType) -> bool {
+        dtype != DType::F64
+    }
+
+    fn upload(&self, data: &HostData) -> Result<WgpuStorage> {
+        memory::upload(&self.ctx, data)
+    }
+
+    fn download(&self, tensors: &[(&WgpuStorage, &Layout)]) -> Result<Vec<HostData>> {
+        let readback = memory::start_download(&self.ctx, tensors)?;
+        self.ctx.sync()?;
+        pollster::block_on(readback)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.ctx.sync()
+    }
+
+    fn fill(&self, numel: usize, dtype: DType, value: f64) -> Result<WgpuStorage> {
+        elementwise::fill(&self.ctx, numel, dtype, value)
+    }
+
+    fn copy_strided(&self, src: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
+        elementwise::copy_strided(&self.ctx, src, layout)
+    }
+
+    fn cast(&self, src: &WgpuStorage, to: DType) -> Result<WgpuStorage> {
+        memory::cast(&self.ctx, src, to)
+    }
+
+    fn unary(&self, op: UnaryOp, x: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
+        elementwise::unary(&self.ctx, op, x, layout)
+    }
+
+    fn unary_backward(&self, op: UnaryOp, x: &WgpuStorage, x_layout: &Layout, grad: &WgpuStorage, grad_layout: &Layout) -> Result<WgpuStorage> {
+        elementwise::unary_backward(&self.ctx, op, x, x_layout, grad, grad_layout)
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: &WgpuStorage, lhs_layout: &Layout, rhs: &WgpuStorage, rhs_layout: &Layout) -> Result<WgpuStorage> {
+        elementwise::binary(&self.ctx, op, lhs, lhs_layout, rhs, rhs_layout)
+    }
+
+    fn binary_scalar(&self, op: BinaryOp, x: &WgpuStorage, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<WgpuStorage> {
+        elementwise::binary_scalar(&self.ctx, op, x, layout, scalar, scalar_on_left)
+    }
+
+    fn select(&self, cond: (&WgpuStorage, &Layout), on_true: (&WgpuStorage, &Layout), on_false: (&WgpuStorage, &Layout)) -> Result<WgpuStorage> {
+        elementwise::select(&self.ctx, cond, on_true, on_false)
+    }
+
+    fn prelu(&self, x: &WgpuStorage, alpha: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
+        elementwise::prelu(&self.ctx, x, alpha, dims)
+    }
+
+    fn prelu_backward(&self, x: &WgpuStorage, alpha: &WgpuStorage, grad: &WgpuStorage, dims: ReduceDims) -> Result<(WgpuStorage, WgpuStorage)> {
+        elementwise::prelu_backward(&self.ctx, x, alpha, grad, dims)
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
+        reduce::reduce(&self.ctx, op, x, dims)
+    }
+
+    fn sum_all(&self, x: &WgpuStorage) -> Result<WgpuStorage> {
+        reduce::sum_all(&self.ctx, x)
+    }
+
+    fn matmul(&self, a: &WgpuStorage, b: &WgpuStorage, shape: &MatmulShape, epilogue: Epilogue<'_, WgpuStorage>) -> Result<WgpuStorage> {
+        matmul::matmul(&self.ctx, a, b, shape, epilogue)
+    }
+
+    fn gather_rows(&self, src: &WgpuStorage, src_rows: Rows, indices: &WgpuStorage) -> Result<WgpuStorage> {
+        memory::gather_rows(&self.ctx, src, src_rows, indices)
+    }
+
+    fn random(&self, numel: usize, distribution: Distribution, rng: RngState) -> Result<WgpuStorage> {
+        fused::random(&self.ctx, numel, distribution, rng)
+    }
+
+    fn dropout(&self, x: &WgpuStorage, p: f32, rng: RngState) -> Result<(WgpuStorage, WgpuStorage)> {
+        fused::dropout(&self.ctx, x, p, rng)
+    }
+
+    fn softmax(&self, x: &WgpuStorage, shape: Rows, log: bool) -> Result<WgpuStorage> {
+        fused::softmax(&self.ctx, x, shape, log)
+    }
+
+    fn softmax_xent(&self, logits: &WgpuStorage, shape: Rows, targets: XentTargets<'_, WgpuStorage>) -> Result<WgpuStorage> {
+        fused::softmax_xent(&self.ctx, logits, shape, targets)
+    }
+
+    fn softmax_xent_backward(&self, logits: &WgpuStorage, shape: Rows, targets: XentTargets<'_, WgpuStorage>, grad_rows: &WgpuStorage) -> Result<WgpuStorage> {
+        fused::softmax_xent_backward(&self.ctx, logits, shape, targets, grad_rows)
+    }
+
+    fn batchnorm_stats(&self, x: &WgpuStorage, shape: Rows) -> Result<(WgpuStorage, WgpuStorage)> {
+        fused::batchnorm_stats(&self.ctx, x, shape)
+    }
+
+    fn batchnorm_backward_reduce(&self, x: &WgpuStorage, dy: &WgpuStorage, mean: &WgpuStorage, var: &WgpuStorage, shape: Rows, eps: f32) -> Result<(WgpuStorage, WgpuStorage)> {
+        fused::batchnorm_backward_reduce(&self.ctx, x, dy, mean, var, shape, eps)
+    }
+
+    fn adam_step(&self, param: &WgpuStorage, grad: &WgpuStorage, m: &WgpuStorage, v: &WgpuStorage, step: &AdamStep) -> Result<()> {
+        fused::adam_step(&self.ctx, param, grad, m, v, step)
+    }
+}

@@ -1,0 +1,216 @@
+//! The registry of WGSL sources and kernels. Each kernel names its file, its entry point
+//! (`<family>_<variant>`) and how many storage buffers it reads and writes; a CPU-only test
+//! checks every entry point exists and every entry point in `shaders/` is used.
+
+/// A WGSL file in `shaders/`, compiled into the crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShaderFile {
+    Elementwise,
+    Activation,
+    Reduce,
+    Matmul,
+    SoftmaxXent,
+    Batchnorm,
+    Optim,
+    Random,
+    Gather,
+    Cast,
+    CastF16,
+}
+
+const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
+
+impl ShaderFile {
+    pub const ALL: [ShaderFile; 11] = [
+        ShaderFile::Elementwise,
+        ShaderFile::Activation,
+        ShaderFile::Reduce,
+        ShaderFile::Matmul,
+        ShaderFile::SoftmaxXent,
+        ShaderFile::Batchnorm,
+        ShaderFile::Optim,
+        ShaderFile::Random,
+        ShaderFile::Gather,
+        ShaderFile::Cast,
+        ShaderFile::CastF16,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ShaderFile::Elementwise => "elementwise.wgsl",
+            ShaderFile::Activation => "activation.wgsl",
+            ShaderFile::Reduce => "reduce.wgsl",
+            ShaderFile::Matmul => "matmul.wgsl",
+            ShaderFile::SoftmaxXent => "softmax_xent.wgsl",
+            ShaderFile::Batchnorm => "batchnorm.wgsl",
+            ShaderFile::Optim => "optim.wgsl",
+            ShaderFile::Random => "random.wgsl",
+            ShaderFile::Gather => "gather.wgsl",
+            ShaderFile::Cast => "cast.wgsl",
+            ShaderFile::CastF16 => "cast_f16.wgsl",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            ShaderFile::Elementwise => include_str!("../../../../shaders/elementwise.wgsl"),
+            ShaderFile::Activation => include_str!("../../../../shaders/activation.wgsl"),
+            ShaderFile::Reduce => include_str!("../../../../shaders/reduce.wgsl"),
+            ShaderFile::Matmul => include_str!("../../../../shaders/matmul.wgsl"),
+            ShaderFile::SoftmaxXent => include_str!("../../../../shaders/softmax_xent.wgsl"),
+            ShaderFile::Batchnorm => include_str!("../../../../shaders/batchnorm.wgsl"),
+            ShaderFile::Optim => include_str!("../../../../shaders/optim.wgsl"),
+            ShaderFile::Random => include_str!("../../../../shaders/random.wgsl"),
+            ShaderFile::Gather => include_str!("../../../../shaders/gather.wgsl"),
+            ShaderFile::Cast => include_str!("../../../../shaders/cast.wgsl"),
+            ShaderFile::CastF16 => include_str!("../../../../shaders/cast_f16.wgsl"),
+        }
+    }
+
+    /// The full module source: the file's `enable` directives, then common.wgsl, then the rest.
+    pub fn source(self) -> String {
+        let body = self.body();
+        let (enables, rest): (Vec<&str>, Vec<&str>) = body.lines().partition(|l| l.starts_with("enable "));
+        let mut source = String::with_capacity(COMMON.len() + body.len() + 64);
+        for line in enables {
+            source.push_str(line);
+            source.push('\n');
+        }
+        source.push_str(COMMON);
+        source.push('\n');
+        for line in rest {
+            source.push_str(line);
+            source.push('\n');
+        }
+        source
+    }
+}
+
+/// Every compute kernel Kiln dispatches. The variant name is the entry point in CamelCase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    ElementwiseUnary,
+    ElementwiseBinary,
+    ElementwiseBinaryScalar,
+    ElementwiseSelect,
+    ElementwiseCopy,
+    ElementwiseFill,
+    ActivationBackward,
+    ActivationPrelu,
+    ActivationPreluBackward,
+    ActivationPreluAlphaGrad,
+    ReduceRows,
+    ReduceColumns,
+    ReduceSumPartial,
+    MatmulTiled,
+    MatmulTiledVec4,
+    SoftmaxXentSoftmax,
+    SoftmaxXentLabelsForward,
+    SoftmaxXentSoftForward,
+    SoftmaxXentLabelsBackward,
+    SoftmaxXentSoftBackward,
+    BatchnormStats,
+    BatchnormBackwardReduce,
+    OptimAdamStep,
+    RandomUniform,
+    RandomNormal,
+    RandomDropout,
+    GatherRows,
+    CastF32ToF16,
+    CastF16ToF32,
+    CastU8ToF32,
+    CastU32ToF32,
+    CastF32ToU32,
+    CastF16NativeFromF32,
+    CastF16NativeToF32,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 34] = [
+        Kernel::ElementwiseUnary,
+        Kernel::ElementwiseBinary,
+        Kernel::ElementwiseBinaryScalar,
+        Kernel::ElementwiseSelect,
+        Kernel::ElementwiseCopy,
+        Kernel::ElementwiseFill,
+        Kernel::ActivationBackward,
+        Kernel::ActivationPrelu,
+        Kernel::ActivationPreluBackward,
+        Kernel::ActivationPreluAlphaGrad,
+        Kernel::ReduceRows,
+        Kernel::ReduceColumns,
+        Kernel::ReduceSumPartial,
+        Kernel::MatmulTiled,
+        Kernel::MatmulTiledVec4,
+        Kernel::SoftmaxXentSoftmax,
+        Kernel::SoftmaxXentLabelsForward,
+        Kernel::SoftmaxXentSoftForward,
+        Kernel::SoftmaxXentLabelsBackward,
+        Kernel::SoftmaxXentSoftBackward,
+        Kernel::BatchnormStats,
+        Kernel::BatchnormBackwardReduce,
+        Kernel::OptimAdamStep,
+        Kernel::RandomUniform,
+        Kernel::RandomNormal,
+        Kernel::RandomDropout,
+        Kernel::GatherRows,
+        Kernel::CastF32ToF16,
+        Kernel::CastF16ToF32,
+        Kernel::CastU8ToF32,
+        Kernel::CastU32ToF32,
+        Kernel::CastF32ToU32,
+        Kernel::CastF16NativeFromF32,
+        Kernel::CastF16NativeToF32,
+    ];
+
+    /// (file, entry point, storage buffers read, storage buffers written). Binding 0 is the
+    /// parameter uniform; reads follow at 1.., then writes.
+    pub fn spec(self) -> (ShaderFile, &'static str, u32, u32) {
+        use Kernel::*;
+        use ShaderFile as F;
+        match self {
+            ElementwiseUnary => (F::Elementwise, "elementwise_unary", 1, 1),
+            ElementwiseBinary => (F::Elementwise, "elementwise_binary", 2, 1),
+            ElementwiseBinaryScalar => (F::Elementwise, "elementwise_binary_scalar", 1, 1),
+            ElementwiseSelect => (F::Elementwise, "elementwise_select", 3, 1),
+            ElementwiseCopy => (F::Elementwise, "elementwise_copy", 1, 1),
+            ElementwiseFill => (F::Elementwise, "elementwise_fill", 0, 1),
+            ActivationBackward => (F::Activation, "activation_backward", 2, 1),
+            ActivationPrelu => (F::Activation, "activation_prelu", 2, 1),
+            ActivationPreluBackward => (F::Activation, "activation_prelu_backward", 3, 1),
+            ActivationPreluAlphaGrad => (F::Activation, "activation_prelu_alpha_grad", 2, 1),
+            ReduceRows => (F::Reduce, "reduce_rows", 1, 1),
+            ReduceColumns => (F::Reduce, "reduce_columns", 1, 1),
+            ReduceSumPartial => (F::Reduce, "reduce_sum_partial", 1, 1),
+            MatmulTiled => (F::Matmul, "matmul_tiled", 3, 1),
+            MatmulTiledVec4 => (F::Matmul, "matmul_tiled_vec4", 3, 1),
+            SoftmaxXentSoftmax => (F::SoftmaxXent, "softmax_xent_softmax", 1, 1),
+            SoftmaxXentLabelsForward => (F::SoftmaxXent, "softmax_xent_labels_forward", 2, 1),
+            SoftmaxXentSoftForward => (F::SoftmaxXent, "softmax_xent_soft_forward", 2, 1),
+            SoftmaxXentLabelsBackward => (F::SoftmaxXent, "softmax_xent_labels_backward", 3, 1),
+            SoftmaxXentSoftBackward => (F::SoftmaxXent, "softmax_xent_soft_backward", 3, 1),
+            BatchnormStats => (F::Batchnorm, "batchnorm_stats", 1, 2),
+            BatchnormBackwardReduce => (F::Batchnorm, "batchnorm_backward_reduce", 4, 2),
+            OptimAdamStep => (F::Optim, "optim_adam_step", 1, 3),
+            RandomUniform => (F::Random, "random_uniform", 0, 1),
+            RandomNormal => (F::Random, "random_normal", 0, 1),
+            RandomDropout => (F::Random, "random_dropout", 1, 2),
+            GatherRows => (F::Gather, "gather_rows", 2, 1),
+            CastF32ToF16 => (F::Cast, "cast_f32_to_f16", 1, 1),
+            CastF16ToF32 => (F::Cast, "cast_f16_to_f32", 1, 1),
+            CastU8ToF32 => (F::Cast, "cast_u8_to_f32", 1, 1),
+            CastU32ToF32 => (F::Cast, "cast_u32_to_f32", 1, 1),
+            CastF32ToU32 => (F::Cast, "cast_f32_to_u32", 1, 1),
+            CastF16NativeFromF32 => (F::CastF16, "cast_f16_native_from_f32", 1, 1),
+            CastF16NativeToF32 => (F::CastF16, "cast_f16_native_to_f32", 1, 1),
+        }
+    }
+
+    pub fn entry_point(self) -> &'static str {
+        self.spec().1
+    }
+
+    pub fn file(self) -> ShaderFile {
+        self.spec().0
+    }
+}

@@ -1,0 +1,93 @@
+// common.wgsl: Kiln's WGSL prelude. The loader prepends it to every kernel file (after any
+// `enable` directives), so these helpers exist once.
+//
+// - Dispatches larger than 65535 workgroups use a 2-D grid; `workgroup_linear` turns the
+//   workgroup id back into one index.
+// - Op codes: `unary_eval`/`unary_derivative` switch on UnaryOp::code() and `binary_eval` on
+//   BinaryOp::code() (crates/kiln-tensor/src/ops.rs). Kernels pass the code as an `override`,
+//   so each pipeline folds the switch away.
+
+const NAN_BITS: u32 = 0x7fc00000u;
+
+fn workgroup_linear(wid: vec3<u32>, num: vec3<u32>) -> u32 {
+    return wid.y * num.x + wid.x;
+}
+
+// tanh saturates to ±1 in f32 beyond |x| ≈ 9; clamping avoids inf/inf in drivers that
+// compute tanh through exp.
+fn safe_tanh(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+// The logistic function without overflow on either side.
+fn stable_sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn unary_eval(op: u32, x: f32, alpha: f32) -> f32 {
+    switch op {
+        case 0u: { return x; }
+        case 1u: { return -x; }
+        case 2u: { return abs(x); }
+        case 3u: { return exp(x); }
+        case 4u: { return log(x); }
+        case 5u: { return sqrt(x); }
+        case 6u: { return x * x; }
+        case 7u: { return 1.0 / x; }
+        case 8u: { return sign(x); }
+        case 9u: { return stable_sigmoid(x); }
+        case 10u: { return safe_tanh(x); }
+        case 11u: { return max(x, 0.0); }
+        case 12u: { return select(alpha * x, x, x > 0.0); }
+        case 13u: { return select(alpha * (exp(min(x, 0.0)) - 1.0), x, x > 0.0); }
+        case 14u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        case 15u: { return clamp(x, -1.0, 1.0); }
+        default: { return x; }
+    }
+}
+
+// d/dx of unary_eval(op, x) at x.
+fn unary_derivative(op: u32, x: f32, alpha: f32) -> f32 {
+    switch op {
+        case 0u: { return 1.0; }
+        case 1u: { return -1.0; }
+        case 2u: { return sign(x); }
+        case 3u: { return exp(x); }
+        case 4u: { return 1.0 / x; }
+        case 5u: { return 0.5 / sqrt(x); }
+        case 6u: { return 2.0 * x; }
+        case 7u: { return -1.0 / (x * x); }
+        case 8u: { return 0.0; }
+        case 9u: { let s = stable_sigmoid(x); return s * (1.0 - s); }
+        case 10u: { let t = safe_tanh(x); return 1.0 - t * t; }
+        case 11u: { return select(0.0, 1.0, x > 0.0); }
+        case 12u: { return select(alpha, 1.0, x > 0.0); }
+        case 13u: { return select(alpha * exp(min(x, 0.0)), 1.0, x > 0.0); }
+        case 14u: { return stable_sigmoid(x); }
+        case 15u: { return select(0.0, 1.0, abs(x) < 1.0); }
+        default: { return 1.0; }
+    }
+}
+
+fn binary_eval(op: u32, a: f32, b: f32) -> f32 {
+    switch op {
+        case 0u: { return a + b; }
+        case 1u: { return a - b; }
+        case 2u: { return a * b; }
+        case 3u: { return a / b; }
+        case 4u: { return max(a, b); }
+        case 5u: { return min(a, b); }
+        case 6u: { return pow(a, b); }
+        case 7u: { return select(0.0, 1.0, a == b); }
+        case 8u: { return select(0.0, 1.0, a != b); }
+        case 9u: { return select(0.0, 1.0, a < b); }
+        case 10u: { return select(0.0, 1.0, a <= b); }
+        case 11u: { return select(0.0, 1.0, a > b); }
+        case 12u: { return select(0.0, 1.0, a >= b); }
+        default: { return a; }
+    }
+}
