@@ -1,1 +1,15 @@
-pub use kiln_tensor;
+//! Kiln: train neural networks on any GPU that speaks Vulkan, Metal or DX12, with a CPU
+//! backend as fallback and reference.
+//!
+//! This facade re-exports the workspace crates; `use kiln::prelude::*` brings in what most
+//! programs need.
+
+pub use kiln_cpu as cpu;
+pub use kiln_tensor as tensor;
+
+pub mod prelude {
+    pub use kiln_cpu::CpuBackend;
+    pub use kiln_tensor::{
+        AdamStep, Backend, BinaryOp, DType, Distribution, KilnError, ReduceOp, Result, RngState, Shape, Tensor, UnaryOp, WgpuBackend,
+    };
+}

@@ -1,1 +1,214 @@
-pub fn x(){}
+//! Kiln's CPU backend: the fallback on machines without a GPU and the reference every GPU
+//! kernel is checked against. f32 and f64; GEMM from the `gemm` crate; large elementwise ops
+//! and reductions run on all cores with rayon.
+
+mod elementwise;
+mod fused;
+mod matmul;
+mod memory;
+pub mod random;
+pub mod real;
+mod reduce;
+
+use kiln_tensor::{
+    AdamStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue, HostData, KilnError, Layout, MatmulShape, ReduceDims,
+    ReduceOp, Result, RngState, Rows, UnaryOp, XentTargets,
+};
+use std::sync::{RwLock, RwLockReadGuard};
+
+/// Element counts above which elementwise work is split across threads.
+pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// Host memory holding one tensor's elements. The lock exists for `adam_step`, which
+/// updates its state in place.
+#[derive(Debug)]
+pub struct CpuStorage {
+    data: RwLock<HostData>,
+}
+
+impl CpuStorage {
+    pub fn new(data: HostData) -> Self {
+        CpuStorage { data: RwLock::new(data) }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, HostData> {
+        self.data.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, HostData> {
+        self.data.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl BackendStorage for CpuStorage {
+    fn dtype(&self) -> DType {
+        self.read().dtype()
+    }
+
+    fn len(&self) -> usize {
+        self.read().len()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+pub(crate) fn unsupported(op: &'static str, dtype: DType) -> KilnError {
+    KilnError::UnsupportedDType { op, dtype, backend: "cpu".into(), supported: "f32, f64".into() }
+}
+
+/// Applies `$body` with `$v` bound to the f32 or f64 vector inside `$data`, wrapping the
+/// result back into HostData of the same float type.
+macro_rules! float_dispatch {
+    ($data:expr, $op:expr, |$v:ident| $body:expr) => {
+        match $data {
+            HostData::F32($v) => HostData::F32($body),
+            HostData::F64($v) => HostData::F64($body),
+            other => return Err(crate::unsupported($op, other.dtype())),
+        }
+    };
+}
+pub(crate) use float_dispatch;
+
+impl Backend for CpuBackend {
+    type Storage = CpuStorage;
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn supports_dtype(&self, _dtype: DType) -> bool {
+        true
+    }
+
+    fn upload(&self, data: &HostData) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(data.clone()))
+    }
+
+    fn download(&self, tensors: &[(&CpuStorage, &Layout)]) -> Result<Vec<HostData>> {
+        tensors.iter().map(|(s, layout)| memory::copy_strided(&s.read(), layout)).collect()
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn fill(&self, numel: usize, dtype: DType, value: f64) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(memory::fill(numel, dtype, value)))
+    }
+
+    fn copy_strided(&self, src: &CpuStorage, layout: &Layout) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(memory::copy_strided(&src.read(), layout)?))
+    }
+
+    fn cast(&self, src: &CpuStorage, to: DType) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(memory::cast(&src.read(), to)?))
+    }
+
+    fn unary(&self, op: UnaryOp, x: &CpuStorage, layout: &Layout) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::unary(op, &x.read(), layout)?))
+    }
+
+    fn unary_backward(&self, op: UnaryOp, x: &CpuStorage, x_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::unary_backward(op, &x.read(), x_layout, &grad.read(), grad_layout)?))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: &CpuStorage, lhs_layout: &Layout, rhs: &CpuStorage, rhs_layout: &Layout) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::binary(op, &lhs.read(), lhs_layout, &rhs.read(), rhs_layout)?))
+    }
+
+    fn binary_scalar(&self, op: BinaryOp, x: &CpuStorage, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::binary_scalar(op, &x.read(), layout, scalar, scalar_on_left)?))
+    }
+
+    fn select(&self, cond: (&CpuStorage, &Layout), on_true: (&CpuStorage, &Layout), on_false: (&CpuStorage, &Layout)) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::select(
+            (&cond.0.read(), cond.1),
+            (&on_true.0.read(), on_true.1),
+            (&on_false.0.read(), on_false.1),
+        )?))
+    }
+
+    fn prelu(&self, x: &CpuStorage, alpha: &CpuStorage, dims: ReduceDims) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::prelu(&x.read(), &alpha.read(), dims)?))
+    }
+
+    fn prelu_backward(&self, x: &CpuStorage, alpha: &CpuStorage, grad: &CpuStorage, dims: ReduceDims) -> Result<(CpuStorage, CpuStorage)> {
+        let (dx, dalpha) = elementwise::prelu_backward(&x.read(), &alpha.read(), &grad.read(), dims)?;
+        Ok((CpuStorage::new(dx), CpuStorage::new(dalpha)))
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &CpuStorage, dims: ReduceDims) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(reduce::reduce(op, &x.read(), dims)?))
+    }
+
+    fn sum_all(&self, x: &CpuStorage) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(reduce::sum_all(&x.read())?))
+    }
+
+    fn matmul(&self, a: &CpuStorage, b: &CpuStorage, shape: &MatmulShape, epilogue: Epilogue<'_, CpuStorage>) -> Result<CpuStorage> {
+        let bias = epilogue.bias.map(|b| b.read());
+        Ok(CpuStorage::new(matmul::matmul(&a.read(), &b.read(), shape, bias.as_deref(), epilogue.activation)?))
+    }
+
+    fn gather_rows(&self, src: &CpuStorage, src_rows: Rows, indices: &CpuStorage) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(memory::gather_rows(&src.read(), src_rows, &indices.read())?))
+    }
+
+    fn random(&self, numel: usize, distribution: Distribution, rng: RngState) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(fused::random(numel, distribution, rng)))
+    }
+
+    fn dropout(&self, x: &CpuStorage, p: f32, rng: RngState) -> Result<(CpuStorage, CpuStorage)> {
+        let (y, mask) = fused::dropout(&x.read(), p, rng)?;
+        Ok((CpuStorage::new(y), CpuStorage::new(mask)))
+    }
+
+    fn softmax(&self, x: &CpuStorage, shape: Rows, log: bool) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(fused::softmax(&x.read(), shape, log)?))
+    }
+
+    fn softmax_xent(&self, logits: &CpuStorage, shape: Rows, targets: XentTargets<'_, CpuStorage>) -> Result<CpuStorage> {
+        let (guard, soft) = targets_guard(&targets);
+        Ok(CpuStorage::new(fused::softmax_xent(&logits.read(), shape, &guard, soft)?))
+    }
+
+    fn softmax_xent_backward(&self, logits: &CpuStorage, shape: Rows, targets: XentTargets<'_, CpuStorage>, grad_rows: &CpuStorage) -> Result<CpuStorage> {
+        let (guard, soft) = targets_guard(&targets);
+        Ok(CpuStorage::new(fused::softmax_xent_backward(&logits.read(), shape, &guard, soft, &grad_rows.read())?))
+    }
+
+    fn batchnorm_stats(&self, x: &CpuStorage, shape: Rows) -> Result<(CpuStorage, CpuStorage)> {
+        let (mean, var) = fused::batchnorm_stats(&x.read(), shape)?;
+        Ok((CpuStorage::new(mean), CpuStorage::new(var)))
+    }
+
+    fn batchnorm_backward_reduce(&self, x: &CpuStorage, dy: &CpuStorage, mean: &CpuStorage, var: &CpuStorage, shape: Rows, eps: f32) -> Result<(CpuStorage, CpuStorage)> {
+        let (a, b) = fused::batchnorm_backward_reduce(&x.read(), &dy.read(), &mean.read(), &var.read(), shape, eps)?;
+        Ok((CpuStorage::new(a), CpuStorage::new(b)))
+    }
+
+    fn adam_step(&self, param: &CpuStorage, grad: &CpuStorage, m: &CpuStorage, v: &CpuStorage, step: &AdamStep) -> Result<()> {
+        for (name, state) in [("param", param), ("m", m), ("v", v)] {
+            if std::ptr::eq(grad, state) {
+                return Err(KilnError::InvalidArgument { op: "adam_step", message: format!("the gradient and {name} are the same storage") });
+            }
+        }
+        let grad = grad.read();
+        fused::adam_step(&mut param.write(), &grad, &mut m.write(), &mut v.write(), step)
+    }
+}
+
+/// The targets' data, and whether they are soft targets (else u32 labels).
+fn targets_guard<'a>(targets: &XentTargets<'a, CpuStorage>) -> (RwLockReadGuard<'a, HostData>, bool) {
+    match targets {
+        XentTargets::Labels(t) => (t.read(), false),
+        XentTargets::Soft(t) => (t.read(), true),
+    }
+}

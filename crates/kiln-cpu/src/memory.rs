@@ -1,0 +1,84 @@
+//! Fill, strided copy, casts and row gathers on the CPU.
+
+use crate::elementwise::{fill_indexed, reader};
+use kiln_tensor::{f16, DType, HostData, KilnError, Layout, Result, Rows};
+
+pub fn fill(numel: usize, dtype: DType, value: f64) -> HostData {
+    match dtype {
+        DType::F32 => HostData::F32(vec![value as f32; numel]),
+        DType::F16 => HostData::F16(vec![f16::from_f64(value); numel]),
+        DType::U8 => HostData::U8(vec![value as u8; numel]),
+        DType::U32 => HostData::U32(vec![value as u32; numel]),
+        DType::F64 => HostData::F64(vec![value; numel]),
+    }
+}
+
+fn gather_view<T: Copy + Default + Send + Sync>(data: &[T], layout: &Layout) -> Vec<T> {
+    if layout.is_contiguous() {
+        return data[layout.offset()..layout.offset() + layout.numel()].to_vec();
+    }
+    let read = reader(data, layout);
+    let mut out = vec![T::default(); layout.numel()];
+    fill_indexed(&mut out, read);
+    out
+}
+
+pub fn copy_strided(data: &HostData, layout: &Layout) -> Result<HostData> {
+    Ok(match data {
+        HostData::F32(v) => HostData::F32(gather_view(v, layout)),
+        HostData::F16(v) => HostData::F16(gather_view(v, layout)),
+        HostData::U8(v) => HostData::U8(gather_view(v, layout)),
+        HostData::U32(v) => HostData::U32(gather_view(v, layout)),
+        HostData::F64(v) => HostData::F64(gather_view(v, layout)),
+    })
+}
+
+/// Value casts. f32 → u32 saturates and truncates toward zero, as on the GPU.
+pub fn cast(data: &HostData, to: DType) -> Result<HostData> {
+    Ok(match (data, to) {
+        (d, to) if d.dtype() == to => d.clone(),
+        (HostData::F32(v), DType::F16) => HostData::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
+        (HostData::F16(v), DType::F32) => HostData::F32(v.iter().map(|&x| x.to_f32()).collect()),
+        (HostData::U8(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
+        (HostData::U32(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
+        (HostData::F32(v), DType::U32) => HostData::U32(v.iter().map(|&x| x as u32).collect()),
+        (HostData::F32(v), DType::F64) => HostData::F64(v.iter().map(|&x| x as f64).collect()),
+        (HostData::F64(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
+        (HostData::U8(v), DType::F64) => HostData::F64(v.iter().map(|&x| x as f64).collect()),
+        (HostData::U32(v), DType::F64) => HostData::F64(v.iter().map(|&x| x as f64).collect()),
+        (d, to) => {
+            return Err(KilnError::InvalidArgument {
+                op: "cast",
+                message: format!("the CPU backend casts f32↔f16, f32↔f64, u8→f32/f64 and u32↔f32, not {}→{to}", d.dtype()),
+            })
+        }
+    })
+}
+
+pub fn gather_rows(src: &HostData, shape: Rows, indices: &HostData) -> Result<HostData> {
+    let HostData::U32(indices) = indices else {
+        return Err(KilnError::InvalidArgument { op: "gather_rows", message: format!("indices must be u32, got {}", indices.dtype()) });
+    };
+    if let Some((pos, &bad)) = indices.iter().enumerate().find(|(_, &i)| i as usize >= shape.rows) {
+        return Err(KilnError::InvalidArgument {
+            op: "gather_rows",
+            message: format!("index {bad} at position {pos} is out of range for {} rows", shape.rows),
+        });
+    }
+    fn go<T: Copy + Default + Send + Sync>(src: &[T], cols: usize, indices: &[u32]) -> Vec<T> {
+        let mut out = vec![T::default(); indices.len() * cols];
+        fill_indexed(&mut out, |i| src[indices[i / cols] as usize * cols + i % cols]);
+        out
+    }
+    if shape.cols == 0 {
+        return Ok(fill(0, src.dtype(), 0.0));
+    }
+    let cols = shape.cols;
+    Ok(match src {
+        HostData::F32(v) => HostData::F32(go(v, cols, indices)),
+        HostData::F16(v) => HostData::F16(go(v, cols, indices)),
+        HostData::U8(v) => HostData::U8(go(v, cols, indices)),
+        HostData::U32(v) => HostData::U32(go(v, cols, indices)),
+        HostData::F64(v) => HostData::F64(go(v, cols, indices)),
+    })
+}

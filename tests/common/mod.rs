@@ -1,0 +1,118 @@
+//! Shared test support: the two backends, seeded inputs, and the one place tolerances live.
+#![allow(dead_code)]
+
+use kiln::prelude::*;
+use kiln::tensor::HostData;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+/// Tolerances, stated once: |gpu − cpu| ≤ abs + rel · |cpu| elementwise.
+/// - EXACT: ops that move or compare bits (copies, gathers, casts, comparisons, max/min, argmax).
+/// - ELEMENTWISE: one f32 operation per element; differences come from exp/log/tanh/pow
+///   implementations (a few ulp) and fused multiply-adds.
+/// - REDUCTION: f32 sums on the GPU against f64 sums on the CPU; the error of a tree sum of n
+///   terms grows like log2(n) · ε · Σ|x|, so sums are compared with a length-scaled slack.
+/// - MATMUL: K-long f32 dot products against f64-accurate products; checked relative to
+///   the size of the sum of |a·b| terms (√K · ε growth for a tiled sum).
+/// - TRANSCENDENTAL_FUSED: softmax/cross-entropy/normal fills (exp, log, sin, cos per element).
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    pub abs: f64,
+    pub rel: f64,
+}
+
+pub const EXACT: Tolerance = Tolerance { abs: 0.0, rel: 0.0 };
+pub const ELEMENTWISE: Tolerance = Tolerance { abs: 1e-6, rel: 2e-6 };
+pub const REDUCTION: Tolerance = Tolerance { abs: 1e-5, rel: 1e-5 };
+pub const MATMUL: Tolerance = Tolerance { abs: 1e-4, rel: 1e-4 };
+pub const TRANSCENDENTAL_FUSED: Tolerance = Tolerance { abs: 2e-6, rel: 1e-5 };
+
+/// Sizes that are not multiples of any tile or workgroup.
+pub const AWKWARD_SIZES: [usize; 7] = [1, 3, 17, 33, 127, 257, 1000];
+pub const SEEDS: [u64; 3] = [7, 1234, 98765];
+
+/// The GPU backend, opened once per test binary. No adapter fails the test with a clear
+/// message unless KILN_ALLOW_NO_GPU=1, in which case GPU tests print that they are skipped.
+pub fn gpu() -> Option<WgpuBackend> {
+    static GPU: OnceLock<Option<WgpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| match WgpuBackend::new() {
+        Ok(backend) => {
+            eprintln!("GPU tests run on {}", kiln::tensor::Backend::name(&backend));
+            Some(backend)
+        }
+        Err(e) if std::env::var("KILN_ALLOW_NO_GPU").as_deref() == Ok("1") => {
+            eprintln!("KILN_ALLOW_NO_GPU=1: skipping GPU tests ({e})");
+            None
+        }
+        Err(e) => panic!(
+            "no GPU adapter for the GPU tests: {e}\n\
+             Install a Vulkan driver (Debian: apt-get install mesa-vulkan-drivers for the software one), \
+             or set KILN_ALLOW_NO_GPU=1 to run only the CPU half."
+        ),
+    })
+    .clone()
+}
+
+pub fn cpu() -> CpuBackend {
+    CpuBackend::new()
+}
+
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+pub fn random_vec(seed: u64, n: usize, low: f32, high: f32) -> Vec<f32> {
+    let mut r = rng(seed);
+    (0..n).map(|_| r.random_range(low..high)).collect()
+}
+
+/// The same f32 data on both backends.
+pub fn pair(data: &[f32], shape: &[usize], gpu: &WgpuBackend) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
+    (
+        Tensor::from_slice(data, shape.to_vec(), gpu).unwrap(),
+        Tensor::from_slice(data, shape.to_vec(), &cpu()).unwrap(),
+    )
+}
+
+pub fn values(data: HostData) -> Vec<f64> {
+    data.to_f64_vec()
+}
+
+/// Asserts that `actual` (the GPU) matches `expected` (the CPU reference) within `tol`;
+/// on failure reports the count, the worst element and the first mismatches.
+pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], tol: Tolerance) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    let mut worst = (0usize, 0.0f64);
+    let mut failures = Vec::new();
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let same_special = (a.is_nan() && e.is_nan()) || (a.is_infinite() && a == e);
+        let diff = (a - e).abs();
+        let allowed = tol.abs + tol.rel * e.abs();
+        if !same_special && !(diff <= allowed) {
+            failures.push((i, a, e));
+        }
+        if !same_special && allowed > 0.0 && diff / allowed > worst.1 {
+            worst = (i, diff / allowed);
+        }
+    }
+    if !failures.is_empty() {
+        let first: Vec<String> = failures.iter().take(5).map(|(i, a, e)| format!("[{i}] gpu {a} cpu {e}")).collect();
+        panic!(
+            "{what}: {} of {} elements outside tolerance {:?}; worst at {} ({:.1}× the allowance); first: {}",
+            failures.len(),
+            actual.len(),
+            tol,
+            worst.0,
+            worst.1,
+            first.join(", ")
+        );
+    }
+}
+
+/// Compares a GPU tensor with a CPU tensor.
+pub fn assert_tensors_close(what: &str, gpu: &Tensor<WgpuBackend>, cpu: &Tensor<CpuBackend>, tol: Tolerance) {
+    assert_eq!(gpu.shape(), cpu.shape(), "{what}: shapes differ");
+    assert_eq!(gpu.dtype(), cpu.dtype(), "{what}: dtypes differ");
+    assert_close(what, &values(gpu.to_host().unwrap()), &values(cpu.to_host().unwrap()), tol);
+}
