@@ -1,0 +1,104 @@
+//! GPU vs CPU: matmul at awkward sizes with every transpose flag, K = 1, batches, and the
+//! fused bias + activation epilogue.
+
+mod common;
+use common::*;
+use kiln::prelude::*;
+
+/// Builds op(A) (m×k) from stored data, transposed or not, on both backends.
+fn operand(seed: u64, rows: usize, cols: usize, transposed: bool, gpu: &WgpuBackend) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
+    let data = random_vec(seed, rows * cols, -1.0, 1.0);
+    if transposed {
+        let (g, c) = pair(&data, &[cols, rows], gpu);
+        (g.t().unwrap(), c.t().unwrap())
+    } else {
+        pair(&data, &[rows, cols], gpu)
+    }
+}
+
+/// Tolerance for K-long dot products of values in [-1, 1].
+fn matmul_tolerance(k: usize) -> Tolerance {
+    Tolerance { abs: MATMUL.abs * (k as f64).sqrt().max(1.0), rel: MATMUL.rel }
+}
+
+#[test]
+fn matmul_matches_at_awkward_sizes_with_all_transposes() {
+    let Some(gpu) = gpu() else { return };
+    let sizes = [(1usize, 1usize, 1usize), (3, 17, 33), (17, 3, 1), (33, 127, 17), (127, 33, 257), (257, 17, 3), (64, 64, 64), (65, 63, 16), (1000, 33, 17), (17, 1000, 33)];
+    for (i, &(m, n, k)) in sizes.iter().enumerate() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (ga, ca) = operand(i as u64, m, k, ta, &gpu);
+            let (gb, cb) = operand(i as u64 + 100, k, n, tb, &gpu);
+            let g = ga.matmul(&gb).unwrap();
+            let c = ca.matmul(&cb).unwrap();
+            assert_tensors_close(&format!("{m}×{k}·{k}×{n} ta={ta} tb={tb}"), &g, &c, matmul_tolerance(k));
+        }
+    }
+}
+
+#[test]
+fn matmul_vec4_path_matches() {
+    let Some(gpu) = gpu() else { return };
+    // Contiguous dimensions that are multiples of 4 take the vec4 kernel.
+    for &(m, n, k) in &[(4usize, 4usize, 4usize), (132, 68, 36), (256, 128, 512)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true)] {
+            let (ga, ca) = operand(m as u64, m, k, ta, &gpu);
+            let (gb, cb) = operand(n as u64, k, n, tb, &gpu);
+            assert_tensors_close(&format!("vec4 {m}×{k}·{k}×{n} ta={ta} tb={tb}"), &ga.matmul(&gb).unwrap(), &ca.matmul(&cb).unwrap(), matmul_tolerance(k));
+        }
+    }
+}
+
+#[test]
+fn matmul_with_k_equal_one_is_an_outer_product() {
+    let Some(gpu) = gpu() else { return };
+    let (ga, ca) = operand(1, 257, 1, false, &gpu);
+    let (gb, cb) = operand(2, 1, 33, false, &gpu);
+    assert_tensors_close("outer", &ga.matmul(&gb).unwrap(), &ca.matmul(&cb).unwrap(), ELEMENTWISE);
+}
+
+#[test]
+fn batched_matmul_and_broadcast_rhs() {
+    let Some(gpu) = gpu() else { return };
+    let a = random_vec(1, 3 * 17 * 33, -1.0, 1.0);
+    let b = random_vec(2, 3 * 33 * 5, -1.0, 1.0);
+    let (ga, ca) = pair(&a, &[3, 17, 33], &gpu);
+    let (gb, cb) = pair(&b, &[3, 33, 5], &gpu);
+    assert_tensors_close("batched", &ga.matmul(&gb).unwrap(), &ca.matmul(&cb).unwrap(), matmul_tolerance(33));
+    let (gb2, cb2) = pair(&b[..33 * 5], &[33, 5], &gpu);
+    assert_tensors_close("batched·matrix", &ga.matmul(&gb2).unwrap(), &ca.matmul(&cb2).unwrap(), matmul_tolerance(33));
+}
+
+#[test]
+fn fused_bias_and_activation_epilogue() {
+    let Some(gpu) = gpu() else { return };
+    let (ga, ca) = operand(3, 127, 257, false, &gpu);
+    let (gb, cb) = operand(4, 257, 33, true, &gpu);
+    let bias = random_vec(5, 33, -1.0, 1.0);
+    let (gbias, cbias) = pair(&bias, &[33], &gpu);
+    for act in [None, Some(UnaryOp::Relu), Some(UnaryOp::Tanh), Some(UnaryOp::LeakyRelu { alpha: 0.1 }), Some(UnaryOp::Sigmoid)] {
+        let g = ga.matmul_bias_act(&gb, Some(&gbias), act).unwrap();
+        let c = ca.matmul_bias_act(&cb, Some(&cbias), act).unwrap();
+        assert_tensors_close(&format!("epilogue {act:?}"), &g, &c, matmul_tolerance(257));
+        // The fused epilogue equals the unfused ops on the same backend.
+        let unfused = (ga.matmul(&gb).unwrap() + &gbias).unwrap();
+        let unfused = match act {
+            Some(op) => unfused.unary(op).unwrap(),
+            None => unfused,
+        };
+        assert_tensors_close(&format!("fused vs composed {act:?}"), &g, &cpu_copy(&unfused), matmul_tolerance(257));
+    }
+}
+
+fn cpu_copy(t: &Tensor<WgpuBackend>) -> Tensor<CpuBackend> {
+    Tensor::from_host(&t.to_host().unwrap(), t.shape().clone(), &cpu()).unwrap()
+}
+
+#[test]
+fn mismatched_inner_dimensions_name_both_shapes() {
+    let Some(gpu) = gpu() else { return };
+    let a = Tensor::zeros([3, 4], DType::F32, &gpu).unwrap();
+    let b = Tensor::zeros([5, 6], DType::F32, &gpu).unwrap();
+    let message = a.matmul(&b).unwrap_err().to_string();
+    assert!(message.contains("[3, 4]") && message.contains("[5, 6]"), "{message}");
+}

@@ -1,0 +1,64 @@
+//! GPU vs CPU: reductions along each axis (row and column kernels) and the global sum.
+
+mod common;
+use common::*;
+use kiln::prelude::*;
+
+#[test]
+fn reductions_along_every_axis() {
+    let Some(gpu) = gpu() else { return };
+    let shapes: [&[usize]; 5] = [&[1000], &[17, 257], &[257, 17], &[3, 127, 33], &[1, 1, 1]];
+    for (s, shape) in shapes.iter().enumerate() {
+        let n = shape.iter().product();
+        let data = random_vec(SEEDS[s % 3], n, -3.0, 3.0);
+        let (g, c) = pair(&data, shape, &gpu);
+        for axis in 0..shape.len() as isize {
+            for op in ReduceOp::ALL {
+                let gr = match op {
+                    ReduceOp::Sum => g.sum(axis),
+                    ReduceOp::Mean => g.mean(axis),
+                    ReduceOp::Max => g.max(axis),
+                    ReduceOp::Min => g.min(axis),
+                    ReduceOp::ArgMax => g.argmax(axis),
+                }
+                .unwrap();
+                let cr = match op {
+                    ReduceOp::Sum => c.sum(axis),
+                    ReduceOp::Mean => c.mean(axis),
+                    ReduceOp::Max => c.max(axis),
+                    ReduceOp::Min => c.min(axis),
+                    ReduceOp::ArgMax => c.argmax(axis),
+                }
+                .unwrap();
+                let tol = if matches!(op, ReduceOp::Sum | ReduceOp::Mean) { REDUCTION } else { EXACT };
+                assert_tensors_close(&format!("{op:?} {shape:?} axis {axis}"), &gr, &cr, tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn argmax_takes_the_first_of_equal_maxima() {
+    let Some(gpu) = gpu() else { return };
+    let data = [1.0f32, 5.0, 5.0, 2.0, 7.0, 7.0, 7.0, 0.0];
+    let (g, c) = pair(&data, &[2, 4], &gpu);
+    assert_eq!(g.argmax(1).unwrap().to_vec::<u32>().unwrap(), vec![1, 0]);
+    assert_eq!(c.argmax(1).unwrap().to_vec::<u32>().unwrap(), vec![1, 0]);
+    assert_eq!(g.argmax(0).unwrap().to_vec::<u32>().unwrap(), c.argmax(0).unwrap().to_vec::<u32>().unwrap());
+}
+
+#[test]
+fn global_sum_over_long_vectors() {
+    let Some(gpu) = gpu() else { return };
+    for &n in &[1usize, 3, 257, 1000, 65_537, 1_000_003] {
+        let data = random_vec(n as u64, n, -1.0, 1.0);
+        let (g, c) = pair(&data, &[n], &gpu);
+        let gs = g.sum_all().unwrap().item().unwrap();
+        let cs = c.sum_all().unwrap().item().unwrap();
+        // A sum of n terms of size ≤ 1: allow ε·log2(n) relative to Σ|x| (≈ n/2).
+        let allowed = 1.2e-7 * (n as f64).log2().max(1.0) * (n as f64 / 2.0) + 1e-6;
+        assert!((gs - cs).abs() <= allowed, "sum of {n}: gpu {gs} cpu {cs}");
+        let gm = g.mean_all().unwrap().item().unwrap();
+        assert!((gm - cs / n as f64).abs() <= allowed / n as f64 + 1e-7, "mean of {n}");
+    }
+}
