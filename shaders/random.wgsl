@@ -4,7 +4,8 @@
 // (e / 4) keyed by the 64-bit seed gives four 32-bit words, and the element takes word e % 4.
 // Nothing is stored between calls, so any backend reproduces the stream from (seed, offset).
 // - uniform: low + (high − low) · (word >> 8) · 2⁻²⁴, in [low, high).
-// - normal: Box–Muller on the word pair (e & ~1) % 4 and its successor of the same block:
+// - normal: Box–Muller on the word pair (e & ~1) % 4 and its successor of the same block,
+//   with the angle in [−π, π) where WGSL bounds sin/cos error:
 //   even elements take the cosine branch, odd ones the sine branch.
 // - dropout: keep when uniform ≥ p; mask = keep / (1 − p); y = x · mask.
 // Mapping: one invocation per element (2-D grid of 256-wide workgroups); 10 Philox rounds each.
@@ -94,7 +95,7 @@ fn random_normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let u1 = f32((words[pair] >> 8u) + 1u) * 5.9604645e-8;
     let u2 = to_unit(words[pair + 1u]);
     let radius = sqrt(-2.0 * log(u1));
-    let angle = 6.2831855 * u2;
+    let angle = 6.2831855 * u2 - 3.1415927;
     var z = radius * cos(angle);
     if ((lane & 1u) == 1u) {
         z = radius * sin(angle);

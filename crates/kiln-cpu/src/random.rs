@@ -40,7 +40,7 @@ pub fn normal(rng: RngState, i: usize, mean: f32, std: f32) -> f32 {
     let u1 = ((words[pair] >> 8) + 1) as f32 * 5.960_464_5e-8;
     let u2 = to_unit(words[pair + 1]);
     let radius = (-2.0 * u1.ln()).sqrt();
-    let angle = 6.283_185_5 * u2;
+    let angle = 6.283_185_5 * u2 - 3.141_592_7;
     let z = if lane & 1 == 1 { radius * angle.sin() } else { radius * angle.cos() };
     mean + std * z
 }
