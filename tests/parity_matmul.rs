@@ -16,11 +16,6 @@ fn operand(seed: u64, rows: usize, cols: usize, transposed: bool, gpu: &WgpuBack
     }
 }
 
-/// Tolerance for K-long dot products of values in [-1, 1].
-fn matmul_tolerance(k: usize) -> Tolerance {
-    Tolerance { abs: MATMUL.abs * (k as f64).sqrt().max(1.0), rel: MATMUL.rel }
-}
-
 #[test]
 fn matmul_matches_at_awkward_sizes_with_all_transposes() {
     let Some(gpu) = gpu() else { return };

@@ -31,6 +31,19 @@ pub const REDUCTION: Tolerance = Tolerance { abs: 1e-5, rel: 1e-5 };
 pub const MATMUL: Tolerance = Tolerance { abs: 1e-4, rel: 1e-4 };
 pub const TRANSCENDENTAL_FUSED: Tolerance = Tolerance { abs: 2e-6, rel: 1e-5 };
 pub const NORMAL_FILL: Tolerance = Tolerance { abs: 1e-4, rel: 1e-5 };
+/// Uniform draws: identical integers; `low + (high − low)·u` may round differently by an ulp
+/// when the GPU fuses it into one multiply-add.
+pub const UNIFORM_FILL: Tolerance = Tolerance { abs: 5e-7, rel: 2e-7 };
+/// Σ dy·x̂ multiplies by 1/sqrt(var + eps) (inverseSqrt on the GPU is a few ulp) before summing
+/// up to 1000 rows in f32.
+pub const BATCHNORM_BACKWARD: Tolerance = Tolerance { abs: 1e-4, rel: 1e-4 };
+/// Several optimiser steps compound per-step rounding of m/bc1 and sqrt(v/bc2).
+pub const OPTIMIZER: Tolerance = Tolerance { abs: 1e-6, rel: 1e-5 };
+
+/// MATMUL scaled for K-long dot products of values in [-1, 1] (error grows like √K).
+pub fn matmul_tolerance(k: usize) -> Tolerance {
+    Tolerance { abs: MATMUL.abs * (k as f64).sqrt().max(1.0), rel: MATMUL.rel }
+}
 
 /// Sizes that are not multiples of any tile or workgroup.
 pub const AWKWARD_SIZES: [usize; 7] = [1, 3, 17, 33, 127, 257, 1000];
@@ -56,6 +69,13 @@ pub fn gpu() -> Option<WgpuBackend> {
         ),
     })
     .clone()
+}
+
+/// A device of its own, for tests that count submits and allocations (tests run in parallel
+/// threads, so a shared device's counters would mix their work).
+pub fn fresh_gpu() -> Option<WgpuBackend> {
+    gpu()?;
+    Some(WgpuBackend::new().expect("the adapter opened once already"))
 }
 
 pub fn cpu() -> CpuBackend {

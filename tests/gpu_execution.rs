@@ -1,0 +1,143 @@
+//! The GPU execution model, counted: pipelines are built once, buffers come from the pool,
+//! ops never submit or wait, several tensors read back in one submit, and errors are values.
+
+mod common;
+use common::*;
+use kiln::prelude::*;
+use kiln::tensor::wgpu::{Counters, MAX_DISPATCHES_PER_BATCH};
+
+fn delta(after: Counters, before: Counters) -> (u64, u64, u64, u64) {
+    (
+        after.pipelines_built - before.pipelines_built,
+        after.buffers_allocated - before.buffers_allocated,
+        after.submits - before.submits,
+        after.dispatches - before.dispatches,
+    )
+}
+
+/// One small "training-like" iteration: matmul with epilogue, softmax-xent, reductions.
+fn small_step(x: &Tensor<WgpuBackend>, w: &Tensor<WgpuBackend>, b: &Tensor<WgpuBackend>, labels: &Tensor<WgpuBackend>) -> Tensor<WgpuBackend> {
+    let h = x.matmul_bias_act(w, Some(b), Some(UnaryOp::Relu)).unwrap();
+    let loss = h.softmax_xent(labels).unwrap();
+    let grad_rows = (Tensor::ones([x.dims()[0]], DType::F32, x.backend()).unwrap() / x.dims()[0] as f32).unwrap();
+    let dh = h.softmax_xent_backward(labels, &grad_rows).unwrap();
+    let dw = x.t().unwrap().matmul(&dh).unwrap();
+    let _db = dh.sum(0).unwrap();
+    ((loss.sum_all().unwrap() + &dw.sum_all().unwrap()).unwrap() * 0.5).unwrap()
+}
+
+#[test]
+fn a_loop_of_small_ops_allocates_no_buffers_after_the_first_iteration() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let x = Tensor::from_slice(&random_vec(1, 16 * 8, -1.0, 1.0), [16, 8], &gpu).unwrap();
+    let w = Tensor::from_slice(&random_vec(2, 8 * 10, -1.0, 1.0), [8, 10], &gpu).unwrap();
+    let b = Tensor::zeros([10], DType::F32, &gpu).unwrap();
+    let labels = Tensor::from_slice(&[3u32; 16], [16], &gpu).unwrap();
+    // Warm-up: the loop keeps the previous result alive while computing the next, so its
+    // steady state is reached on the second iteration.
+    let first = small_step(&x, &w, &b, &labels);
+    let mut last = Some(small_step(&x, &w, &b, &labels));
+    drop(first);
+    last.as_ref().unwrap().item().unwrap();
+    let before = gpu.counters();
+    for _ in 0..1000 {
+        last = Some(small_step(&x, &w, &b, &labels));
+    }
+    last.unwrap().item().unwrap();
+    let (pipelines, allocated, _, dispatches) = delta(gpu.counters(), before);
+    assert_eq!(pipelines, 0, "every pipeline was built in the first iteration");
+    assert_eq!(allocated, 0, "the pool served every buffer after the first iteration");
+    assert!(dispatches >= 1000 * 8, "dispatches were recorded ({dispatches})");
+}
+
+#[test]
+fn ops_record_without_submitting_until_a_sync_point() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let x = Tensor::from_slice(&random_vec(3, 1000, -1.0, 1.0), [10, 100], &gpu).unwrap();
+    x.item().ok();
+    gpu.sync().unwrap();
+    let before = gpu.counters();
+    let mut y = x.clone();
+    for _ in 0..200 {
+        y = (y.tanh().unwrap() * 1.01).unwrap();
+    }
+    let s = y.sum(1).unwrap();
+    let (_, _, submits, _) = delta(gpu.counters(), before);
+    assert_eq!(submits, 0, "recording ops must not submit");
+    // One readback of two tensors: one submit.
+    let both = Tensor::read_many(&[&s, &y]).unwrap();
+    assert_eq!(both.len(), 2);
+    let (_, _, submits, _) = delta(gpu.counters(), before);
+    assert_eq!(submits, 1, "reading several tensors is one flush");
+}
+
+#[test]
+fn a_full_batch_submits_on_its_own() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let x = Tensor::ones([4], DType::F32, &gpu).unwrap();
+    gpu.sync().unwrap();
+    let before = gpu.counters();
+    let mut y = x;
+    for _ in 0..MAX_DISPATCHES_PER_BATCH + 10 {
+        y = (y + 1.0).unwrap();
+    }
+    let (_, _, submits, _) = delta(gpu.counters(), before);
+    assert_eq!(submits, 1, "the size threshold submitted once");
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![(MAX_DISPATCHES_PER_BATCH + 11) as f32; 4]);
+}
+
+#[test]
+fn readback_is_a_future_at_its_core() {
+    let Some(gpu) = gpu() else { return };
+    let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0], [3], &gpu).unwrap();
+    let b = (&a * 2.0).unwrap();
+    let readback = gpu.read_async(&[&a, &b]).unwrap();
+    let data = pollster::block_on(readback).unwrap();
+    assert_eq!(data[1].to_f64_vec(), vec![2.0, 4.0, 6.0]);
+}
+
+#[test]
+fn uploads_after_pending_work_do_not_clobber_it() {
+    // A buffer freed while recorded commands still read it must not receive an upload
+    // (queue writes land before the pending commands run).
+    let Some(gpu) = gpu() else { return };
+    for round in 0..20 {
+        let a = Tensor::from_slice(&[round as f32; 64], [64], &gpu).unwrap();
+        let b = (&a + 1.0).unwrap();
+        drop(a);
+        let _c = Tensor::from_slice(&[-1000.0f32; 64], [64], &gpu).unwrap();
+        assert_eq!(b.to_vec::<f32>().unwrap(), vec![round as f32 + 1.0; 64]);
+    }
+}
+
+#[test]
+fn tensors_over_the_binding_limit_are_errors() {
+    let Some(gpu) = gpu() else { return };
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    let elements = (limit / 4 + 1) as usize;
+    let err = Tensor::zeros([elements], DType::F32, &gpu).unwrap_err().to_string();
+    assert!(err.contains("storage-binding limit") && err.contains(&limit.to_string()), "{err}");
+}
+
+#[test]
+fn shape_and_dtype_errors_name_both_sides() {
+    let Some(gpu) = gpu() else { return };
+    let a = Tensor::zeros([2, 3], DType::F32, &gpu).unwrap();
+    let b = Tensor::zeros([4, 3], DType::F32, &gpu).unwrap();
+    let err = (&a + &b).unwrap_err().to_string();
+    assert!(err.contains("[2, 3]") && err.contains("[4, 3]"), "{err}");
+    let u = Tensor::zeros([2, 3], DType::U32, &gpu).unwrap();
+    let err = (&u + 1.0).unwrap_err().to_string();
+    assert!(err.contains("u32"), "{err}");
+    let err = Tensor::from_slice(&[1.0f64], [1], &gpu).unwrap_err().to_string();
+    assert!(err.contains("f64") && err.contains("wgpu"), "{err}");
+    let err = Tensor::from_slice(&[1.0f32; 5], [2, 3], &gpu).unwrap_err().to_string();
+    assert!(err.contains("5") && err.contains("[2, 3]"), "{err}");
+}
+
+#[test]
+fn an_unknown_adapter_name_lists_what_was_found() {
+    let Some(_) = gpu() else { return };
+    let err = WgpuBackend::with_adapter("no-such-adapter-xyz").unwrap_err().to_string();
+    assert!(err.contains("no-such-adapter-xyz") && err.contains("found"), "{err}");
+}
