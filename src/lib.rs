@@ -10,6 +10,7 @@ pub use kiln_tensor as tensor;
 pub mod prelude {
     pub use kiln_cpu::CpuBackend;
     pub use kiln_tensor::{
-        AdamStep, Backend, BinaryOp, DType, Distribution, KilnError, ReduceOp, Result, RngState, Shape, Tensor, UnaryOp, WgpuBackend,
+        AdamStep, Backend, BinaryOp, DType, Distribution, KilnError, ReduceOp, Result, RngState,
+        Shape, Tensor, UnaryOp, WgpuBackend,
     };
 }

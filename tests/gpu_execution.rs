@@ -16,10 +16,17 @@ fn delta(after: Counters, before: Counters) -> (u64, u64, u64, u64) {
 }
 
 /// One small "training-like" iteration: matmul with epilogue, softmax-xent, reductions.
-fn small_step(x: &Tensor<WgpuBackend>, w: &Tensor<WgpuBackend>, b: &Tensor<WgpuBackend>, labels: &Tensor<WgpuBackend>) -> Tensor<WgpuBackend> {
+fn small_step(
+    x: &Tensor<WgpuBackend>,
+    w: &Tensor<WgpuBackend>,
+    b: &Tensor<WgpuBackend>,
+    labels: &Tensor<WgpuBackend>,
+) -> Tensor<WgpuBackend> {
     let h = x.matmul_bias_act(w, Some(b), Some(UnaryOp::Relu)).unwrap();
     let loss = h.softmax_xent(labels).unwrap();
-    let grad_rows = (Tensor::ones([x.dims()[0]], DType::F32, x.backend()).unwrap() / x.dims()[0] as f32).unwrap();
+    let grad_rows = (Tensor::ones([x.dims()[0]], DType::F32, x.backend()).unwrap()
+        / x.dims()[0] as f32)
+        .unwrap();
     let dh = h.softmax_xent_backward(labels, &grad_rows).unwrap();
     let dw = x.t().unwrap().matmul(&dh).unwrap();
     let _db = dh.sum(0).unwrap();
@@ -45,9 +52,18 @@ fn a_loop_of_small_ops_allocates_no_buffers_after_the_first_iteration() {
     }
     last.unwrap().item().unwrap();
     let (pipelines, allocated, _, dispatches) = delta(gpu.counters(), before);
-    assert_eq!(pipelines, 0, "every pipeline was built in the first iteration");
-    assert_eq!(allocated, 0, "the pool served every buffer after the first iteration");
-    assert!(dispatches >= 1000 * 8, "dispatches were recorded ({dispatches})");
+    assert_eq!(
+        pipelines, 0,
+        "every pipeline was built in the first iteration"
+    );
+    assert_eq!(
+        allocated, 0,
+        "the pool served every buffer after the first iteration"
+    );
+    assert!(
+        dispatches >= 1000 * 8,
+        "dispatches were recorded ({dispatches})"
+    );
 }
 
 #[test]
@@ -83,7 +99,10 @@ fn a_full_batch_submits_on_its_own() {
     }
     let (_, _, submits, _) = delta(gpu.counters(), before);
     assert_eq!(submits, 1, "the size threshold submitted once");
-    assert_eq!(y.to_vec::<f32>().unwrap(), vec![(MAX_DISPATCHES_PER_BATCH + 11) as f32; 4]);
+    assert_eq!(
+        y.to_vec::<f32>().unwrap(),
+        vec![(MAX_DISPATCHES_PER_BATCH + 11) as f32; 4]
+    );
 }
 
 #[test]
@@ -115,8 +134,13 @@ fn tensors_over_the_binding_limit_are_errors() {
     let Some(gpu) = gpu() else { return };
     let limit = gpu.limits().max_storage_buffer_binding_size;
     let elements = (limit / 4 + 1) as usize;
-    let err = Tensor::zeros([elements], DType::F32, &gpu).unwrap_err().to_string();
-    assert!(err.contains("storage-binding limit") && err.contains(&limit.to_string()), "{err}");
+    let err = Tensor::zeros([elements], DType::F32, &gpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("storage-binding limit") && err.contains(&limit.to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,15 +153,24 @@ fn shape_and_dtype_errors_name_both_sides() {
     let u = Tensor::zeros([2, 3], DType::U32, &gpu).unwrap();
     let err = (&u + 1.0).unwrap_err().to_string();
     assert!(err.contains("u32"), "{err}");
-    let err = Tensor::from_slice(&[1.0f64], [1], &gpu).unwrap_err().to_string();
+    let err = Tensor::from_slice(&[1.0f64], [1], &gpu)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("f64") && err.contains("wgpu"), "{err}");
-    let err = Tensor::from_slice(&[1.0f32; 5], [2, 3], &gpu).unwrap_err().to_string();
+    let err = Tensor::from_slice(&[1.0f32; 5], [2, 3], &gpu)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("5") && err.contains("[2, 3]"), "{err}");
 }
 
 #[test]
 fn an_unknown_adapter_name_lists_what_was_found() {
     let Some(_) = gpu() else { return };
-    let err = WgpuBackend::with_adapter("no-such-adapter-xyz").unwrap_err().to_string();
-    assert!(err.contains("no-such-adapter-xyz") && err.contains("found"), "{err}");
+    let err = WgpuBackend::with_adapter("no-such-adapter-xyz")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no-such-adapter-xyz") && err.contains("found"),
+        "{err}"
+    );
 }

@@ -58,7 +58,15 @@ impl<B: Backend> Checked for Tensor<B> {
 }
 
 fn close(actual: &[f64], expected: &[f64]) {
-    assert_close("known value", actual, expected, Tolerance { abs: 1e-6, rel: 1e-6 });
+    assert_close(
+        "known value",
+        actual,
+        expected,
+        Tolerance {
+            abs: 1e-6,
+            rel: 1e-6,
+        },
+    );
 }
 
 #[test]
@@ -66,9 +74,15 @@ fn matmul_known_values() {
     on_every_backend(|t| {
         // [[1,2],[3,4]]·[[5,6],[7,8]] = [[1·5+2·7, 1·6+2·8], [3·5+4·7, 3·6+4·8]] = [[19,22],[43,50]]
         let a = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
-        close(&a.matmul_t(&[5.0, 6.0, 7.0, 8.0], &[2, 2], false), &[19.0, 22.0, 43.0, 50.0]);
+        close(
+            &a.matmul_t(&[5.0, 6.0, 7.0, 8.0], &[2, 2], false),
+            &[19.0, 22.0, 43.0, 50.0],
+        );
         // Same B stored transposed: [[5,7],[6,8]]ᵀ.
-        close(&a.matmul_t(&[5.0, 7.0, 6.0, 8.0], &[2, 2], true), &[19.0, 22.0, 43.0, 50.0]);
+        close(
+            &a.matmul_t(&[5.0, 7.0, 6.0, 8.0], &[2, 2], true),
+            &[19.0, 22.0, 43.0, 50.0],
+        );
     });
 }
 
@@ -85,10 +99,20 @@ fn activation_known_values() {
     on_every_backend(|t| {
         let x = t(&[-2.0, 0.0, 3.0], &[3]);
         // sigmoid(-2) = 1/(1+e²) = 0.11920292, sigmoid(0) = 0.5, sigmoid(3) = 1/(1+e⁻³) = 0.95257413
-        close(&x.apply(&op, "sigmoid"), &[0.11920292202211755, 0.5, 0.9525741268224334]);
+        close(
+            &x.apply(&op, "sigmoid"),
+            &[0.11920292202211755, 0.5, 0.9525741268224334],
+        );
         close(&x.apply(&op, "relu"), &[0.0, 0.0, 3.0]);
         // softplus(x) = ln(1 + eˣ): ln(1 + e⁻²) = 0.12692801, ln 2, ln(1 + e³) = 3.04858735
-        close(&x.apply(&op, "softplus"), &[0.12692801104297263, std::f64::consts::LN_2, 3.048587351573742]);
+        close(
+            &x.apply(&op, "softplus"),
+            &[
+                0.12692801104297263,
+                std::f64::consts::LN_2,
+                3.048587351573742,
+            ],
+        );
         close(&x.apply(&op, "leaky"), &[-0.2f32 as f64, 0.0, 3.0]);
         close(&x.apply(&op, "hard_tanh"), &[-1.0, 0.0, 1.0]);
     });
@@ -138,7 +162,15 @@ fn adam_first_step_known_value() {
     let g = Tensor::from_slice(&[0.5f64], [1], &c).unwrap();
     let m = Tensor::zeros([1], DType::F64, &c).unwrap();
     let v = Tensor::zeros([1], DType::F64, &c).unwrap();
-    let step = AdamStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: true, step: 1 };
+    let step = AdamStep {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: true,
+        step: 1,
+    };
     w.adam_step(&g, &m, &v, &step).unwrap();
     let w = w.to_vec::<f64>().unwrap()[0];
     assert!((w - 0.9).abs() < 1e-7, "{w}");

@@ -22,7 +22,12 @@ fn unary_ops_match_cpu_at_awkward_sizes() {
             let seed = SEEDS[s % SEEDS.len()];
             let data = random_vec(seed, n * 3, low, high);
             let (g, c) = pair(&data, &[n, 3], &gpu);
-            assert_tensors_close(&format!("{op:?} n={n}"), &g.unary(op).unwrap(), &c.unary(op).unwrap(), ELEMENTWISE);
+            assert_tensors_close(
+                &format!("{op:?} n={n}"),
+                &g.unary(op).unwrap(),
+                &c.unary(op).unwrap(),
+                ELEMENTWISE,
+            );
         }
     }
 }
@@ -49,13 +54,31 @@ fn activations_are_finite_and_match_at_extreme_inputs() {
     let Some(gpu) = gpu() else { return };
     let data = [-100.0f32, -80.0, -20.0, -1e-7, 0.0, 1e-7, 20.0, 80.0, 100.0];
     let (g, c) = pair(&data, &[data.len()], &gpu);
-    for op in [UnaryOp::Sigmoid, UnaryOp::Tanh, UnaryOp::Softplus, UnaryOp::Elu { alpha: 1.0 }, UnaryOp::Relu, UnaryOp::HardTanh] {
+    for op in [
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Softplus,
+        UnaryOp::Elu { alpha: 1.0 },
+        UnaryOp::Relu,
+        UnaryOp::HardTanh,
+    ] {
         let gv = values(g.unary(op).unwrap().to_host().unwrap());
-        assert!(gv.iter().all(|v| v.is_finite()), "{op:?} gave a non-finite value: {gv:?}");
-        assert_tensors_close(&format!("{op:?} extremes"), &g.unary(op).unwrap(), &c.unary(op).unwrap(), ELEMENTWISE);
+        assert!(
+            gv.iter().all(|v| v.is_finite()),
+            "{op:?} gave a non-finite value: {gv:?}"
+        );
+        assert_tensors_close(
+            &format!("{op:?} extremes"),
+            &g.unary(op).unwrap(),
+            &c.unary(op).unwrap(),
+            ELEMENTWISE,
+        );
         let ones = Tensor::ones([data.len()], DType::F32, &gpu).unwrap();
         let d = values(g.unary_backward(op, &ones).unwrap().to_host().unwrap());
-        assert!(d.iter().all(|v| v.is_finite()), "{op:?}' gave a non-finite value: {d:?}");
+        assert!(
+            d.iter().all(|v| v.is_finite()),
+            "{op:?}' gave a non-finite value: {d:?}"
+        );
     }
 }
 
@@ -74,9 +97,18 @@ fn binary_ops_broadcast_like_the_cpu() {
     let Some(gpu) = gpu() else { return };
     for op in BinaryOp::ALL {
         for (i, (ls, rs)) in BROADCAST_CASES.iter().enumerate() {
-            let (low, high) = if op == BinaryOp::Pow { (0.1, 3.0) } else { (-3.0, 3.0) };
+            let (low, high) = if op == BinaryOp::Pow {
+                (0.1, 3.0)
+            } else {
+                (-3.0, 3.0)
+            };
             let mut l = random_vec(SEEDS[i % 3] + i as u64, ls.iter().product(), low, high);
-            let r = random_vec(SEEDS[(i + 1) % 3] + i as u64, rs.iter().product(), low, high);
+            let r = random_vec(
+                SEEDS[(i + 1) % 3] + i as u64,
+                rs.iter().product(),
+                low,
+                high,
+            );
             // Make some elements equal so comparisons see ties.
             if r.len() == l.len() {
                 for j in (0..l.len()).step_by(3) {
@@ -102,7 +134,12 @@ fn scalar_forms_on_both_sides() {
     let data = random_vec(3, 257, 0.5, 2.0);
     let (g, c) = pair(&data, &[257], &gpu);
     for op in BinaryOp::ALL {
-        assert_tensors_close(&format!("x {op:?} 1.5"), &g.binary_scalar(op, 1.5).unwrap(), &c.binary_scalar(op, 1.5).unwrap(), ELEMENTWISE);
+        assert_tensors_close(
+            &format!("x {op:?} 1.5"),
+            &g.binary_scalar(op, 1.5).unwrap(),
+            &c.binary_scalar(op, 1.5).unwrap(),
+            ELEMENTWISE,
+        );
         assert_tensors_close(
             &format!("1.5 {op:?} x"),
             &Tensor::scalar_binary(1.5, op, &g).unwrap(),
@@ -111,21 +148,39 @@ fn scalar_forms_on_both_sides() {
         );
     }
     // The operators route to the same kernels.
-    assert_tensors_close("2 - x", &(2.0 - &g).unwrap(), &(2.0 - &c).unwrap(), ELEMENTWISE);
-    assert_tensors_close("x / 3", &(&g / 3.0).unwrap(), &(&c / 3.0).unwrap(), ELEMENTWISE);
+    assert_tensors_close(
+        "2 - x",
+        &(2.0 - &g).unwrap(),
+        &(2.0 - &c).unwrap(),
+        ELEMENTWISE,
+    );
+    assert_tensors_close(
+        "x / 3",
+        &(&g / 3.0).unwrap(),
+        &(&c / 3.0).unwrap(),
+        ELEMENTWISE,
+    );
     assert_tensors_close("-x", &(-&g).unwrap(), &(-&c).unwrap(), ELEMENTWISE);
 }
 
 #[test]
 fn select_broadcasts_all_three_operands() {
     let Some(gpu) = gpu() else { return };
-    let cond: Vec<f32> = random_vec(5, 127 * 17, -1.0, 1.0).into_iter().map(|v| (v > 0.0) as u8 as f32).collect();
+    let cond: Vec<f32> = random_vec(5, 127 * 17, -1.0, 1.0)
+        .into_iter()
+        .map(|v| (v > 0.0) as u8 as f32)
+        .collect();
     let a = random_vec(6, 17, -1.0, 1.0);
     let b = random_vec(7, 127, -1.0, 1.0);
     let (gc, cc) = pair(&cond, &[127, 17], &gpu);
     let (ga, ca) = pair(&a, &[17], &gpu);
     let (gb, cb) = pair(&b, &[127, 1], &gpu);
-    assert_tensors_close("select", &gc.select(&ga, &gb).unwrap(), &cc.select(&ca, &cb).unwrap(), EXACT);
+    assert_tensors_close(
+        "select",
+        &gc.select(&ga, &gb).unwrap(),
+        &cc.select(&ca, &cb).unwrap(),
+        EXACT,
+    );
 }
 
 #[test]
@@ -136,22 +191,64 @@ fn strided_views_read_through_strides() {
     // Transposed, narrowed and broadcast views feed elementwise kernels without copies.
     let gt = g.t().unwrap();
     let ct = c.t().unwrap();
-    assert_tensors_close("exp(xᵀ)", &gt.exp().unwrap(), &ct.exp().unwrap(), ELEMENTWISE);
+    assert_tensors_close(
+        "exp(xᵀ)",
+        &gt.exp().unwrap(),
+        &ct.exp().unwrap(),
+        ELEMENTWISE,
+    );
     let gn = g.narrow(1, 5, 100).unwrap().narrow(0, 3, 17).unwrap();
     let cn = c.narrow(1, 5, 100).unwrap().narrow(0, 3, 17).unwrap();
-    assert_tensors_close("narrow", &gn.contiguous().unwrap(), &cn.contiguous().unwrap(), EXACT);
-    assert_tensors_close("narrow·2", &(&gn * 2.0).unwrap(), &(&cn * 2.0).unwrap(), ELEMENTWISE);
-    let gb = g.narrow(0, 0, 1).unwrap().broadcast_to([4, 1, 127]).unwrap();
-    let cb = c.narrow(0, 0, 1).unwrap().broadcast_to([4, 1, 127]).unwrap();
-    assert_tensors_close("broadcast copy", &gb.contiguous().unwrap(), &cb.contiguous().unwrap(), EXACT);
-    assert_tensors_close("reshape of transpose", &gt.reshape([127 * 33]).unwrap(), &ct.reshape([127 * 33]).unwrap(), EXACT);
+    assert_tensors_close(
+        "narrow",
+        &gn.contiguous().unwrap(),
+        &cn.contiguous().unwrap(),
+        EXACT,
+    );
+    assert_tensors_close(
+        "narrow·2",
+        &(&gn * 2.0).unwrap(),
+        &(&cn * 2.0).unwrap(),
+        ELEMENTWISE,
+    );
+    let gb = g
+        .narrow(0, 0, 1)
+        .unwrap()
+        .broadcast_to([4, 1, 127])
+        .unwrap();
+    let cb = c
+        .narrow(0, 0, 1)
+        .unwrap()
+        .broadcast_to([4, 1, 127])
+        .unwrap();
+    assert_tensors_close(
+        "broadcast copy",
+        &gb.contiguous().unwrap(),
+        &cb.contiguous().unwrap(),
+        EXACT,
+    );
+    assert_tensors_close(
+        "reshape of transpose",
+        &gt.reshape([127 * 33]).unwrap(),
+        &ct.reshape([127 * 33]).unwrap(),
+        EXACT,
+    );
 }
 
 #[test]
 fn prelu_and_its_gradients_match() {
     let Some(gpu) = gpu() else { return };
-    for &(n, ch, inner) in &[(1usize, 1usize, 1usize), (17, 33, 1), (3, 5, 7), (257, 3, 1)] {
-        let shape: Vec<usize> = if inner == 1 { vec![n, ch] } else { vec![n, ch, inner] };
+    for &(n, ch, inner) in &[
+        (1usize, 1usize, 1usize),
+        (17, 33, 1),
+        (3, 5, 7),
+        (257, 3, 1),
+    ] {
+        let shape: Vec<usize> = if inner == 1 {
+            vec![n, ch]
+        } else {
+            vec![n, ch, inner]
+        };
         let numel = n * ch * inner;
         let x = random_vec(numel as u64, numel, -2.0, 2.0);
         let alpha = random_vec(ch as u64 + 9, ch, 0.0, 0.5);
@@ -159,7 +256,12 @@ fn prelu_and_its_gradients_match() {
         let (gx, cx) = pair(&x, &shape, &gpu);
         let (ga, ca) = pair(&alpha, &[ch], &gpu);
         let (gdy, cdy) = pair(&dy, &shape, &gpu);
-        assert_tensors_close("prelu", &gx.prelu(&ga).unwrap(), &cx.prelu(&ca).unwrap(), ELEMENTWISE);
+        assert_tensors_close(
+            "prelu",
+            &gx.prelu(&ga).unwrap(),
+            &cx.prelu(&ca).unwrap(),
+            ELEMENTWISE,
+        );
         let (gdx, gda) = gx.prelu_backward(&ga, &gdy).unwrap();
         let (cdx, cda) = cx.prelu_backward(&ca, &cdy).unwrap();
         assert_tensors_close("prelu dx", &gdx, &cdx, ELEMENTWISE);
@@ -174,7 +276,11 @@ fn fill_writes_every_dtype() {
         for &n in &[1usize, 3, 1000] {
             let g = Tensor::full([n], 7.0, dtype, &gpu).unwrap();
             let c = Tensor::full([n], 7.0, dtype, &cpu()).unwrap();
-            assert_eq!(g.to_host().unwrap(), c.to_host().unwrap(), "fill {dtype} n={n}");
+            assert_eq!(
+                g.to_host().unwrap(),
+                c.to_host().unwrap(),
+                "fill {dtype} n={n}"
+            );
         }
     }
 }

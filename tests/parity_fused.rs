@@ -6,20 +6,28 @@ use common::*;
 use kiln::prelude::*;
 
 fn labels(seed: u64, rows: usize, classes: usize) -> Vec<u32> {
-    random_vec(seed, rows, 0.0, classes as f32).into_iter().map(|v| (v as u32).min(classes as u32 - 1)).collect()
+    random_vec(seed, rows, 0.0, classes as f32)
+        .into_iter()
+        .map(|v| (v as u32).min(classes as u32 - 1))
+        .collect()
 }
 
 fn label_pair(l: &[u32], gpu: &WgpuBackend) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
-    (Tensor::from_slice(l, [l.len()], gpu).unwrap(), Tensor::from_slice(l, [l.len()], &cpu()).unwrap())
+    (
+        Tensor::from_slice(l, [l.len()], gpu).unwrap(),
+        Tensor::from_slice(l, [l.len()], &cpu()).unwrap(),
+    )
 }
 
 /// Rows of probabilities (positive, summing to 1).
 fn soft_targets(seed: u64, rows: usize, cols: usize) -> Vec<f32> {
     let raw = random_vec(seed, rows * cols, 0.01, 1.0);
-    raw.chunks(cols).flat_map(|r| {
-        let s: f32 = r.iter().sum();
-        r.iter().map(move |v| v / s).collect::<Vec<_>>()
-    }).collect()
+    raw.chunks(cols)
+        .flat_map(|r| {
+            let s: f32 = r.iter().sum();
+            r.iter().map(move |v| v / s).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 const ROW_SHAPES: [(usize, usize); 6] = [(1, 1), (3, 10), (17, 33), (127, 3), (33, 257), (4, 1000)];
@@ -30,8 +38,18 @@ fn softmax_and_log_softmax_match() {
     for (i, &(r, c)) in ROW_SHAPES.iter().enumerate() {
         let x = random_vec(SEEDS[i % 3], r * c, -5.0, 5.0);
         let (g, cc) = pair(&x, &[r, c], &gpu);
-        assert_tensors_close(&format!("softmax {r}×{c}"), &g.softmax().unwrap(), &cc.softmax().unwrap(), TRANSCENDENTAL_FUSED);
-        assert_tensors_close(&format!("log_softmax {r}×{c}"), &g.log_softmax().unwrap(), &cc.log_softmax().unwrap(), TRANSCENDENTAL_FUSED);
+        assert_tensors_close(
+            &format!("softmax {r}×{c}"),
+            &g.softmax().unwrap(),
+            &cc.softmax().unwrap(),
+            TRANSCENDENTAL_FUSED,
+        );
+        assert_tensors_close(
+            &format!("log_softmax {r}×{c}"),
+            &g.log_softmax().unwrap(),
+            &cc.log_softmax().unwrap(),
+            TRANSCENDENTAL_FUSED,
+        );
     }
 }
 
@@ -42,11 +60,26 @@ fn softmax_is_stable_at_plus_minus_80() {
     let (g, c) = pair(&x, &[3, 3], &gpu);
     let s = values(g.softmax().unwrap().to_host().unwrap());
     assert!(s.iter().all(|v| v.is_finite()), "{s:?}");
-    assert_tensors_close("softmax ±80", &g.softmax().unwrap(), &c.softmax().unwrap(), TRANSCENDENTAL_FUSED);
-    assert_tensors_close("log_softmax ±80", &g.log_softmax().unwrap(), &c.log_softmax().unwrap(), TRANSCENDENTAL_FUSED);
+    assert_tensors_close(
+        "softmax ±80",
+        &g.softmax().unwrap(),
+        &c.softmax().unwrap(),
+        TRANSCENDENTAL_FUSED,
+    );
+    assert_tensors_close(
+        "log_softmax ±80",
+        &g.log_softmax().unwrap(),
+        &c.log_softmax().unwrap(),
+        TRANSCENDENTAL_FUSED,
+    );
     let l = [1u32, 0, 2];
     let (gl, cl) = label_pair(&l, &gpu);
-    assert_tensors_close("xent ±80", &g.softmax_xent(&gl).unwrap(), &c.softmax_xent(&cl).unwrap(), TRANSCENDENTAL_FUSED);
+    assert_tensors_close(
+        "xent ±80",
+        &g.softmax_xent(&gl).unwrap(),
+        &c.softmax_xent(&cl).unwrap(),
+        TRANSCENDENTAL_FUSED,
+    );
 }
 
 #[test]
@@ -59,7 +92,12 @@ fn cross_entropy_with_labels_forward_and_backward() {
         let (gx, cx) = pair(&x, &[r, c], &gpu);
         let (gl, cl) = label_pair(&l, &gpu);
         let (gg, cg) = pair(&g_rows, &[r], &gpu);
-        assert_tensors_close(&format!("xent {r}×{c}"), &gx.softmax_xent(&gl).unwrap(), &cx.softmax_xent(&cl).unwrap(), TRANSCENDENTAL_FUSED);
+        assert_tensors_close(
+            &format!("xent {r}×{c}"),
+            &gx.softmax_xent(&gl).unwrap(),
+            &cx.softmax_xent(&cl).unwrap(),
+            TRANSCENDENTAL_FUSED,
+        );
         assert_tensors_close(
             &format!("xent' {r}×{c}"),
             &gx.softmax_xent_backward(&gl, &gg).unwrap(),
@@ -79,7 +117,12 @@ fn cross_entropy_with_soft_targets_forward_and_backward() {
         let (gx, cx) = pair(&x, &[r, c], &gpu);
         let (gt, ct) = pair(&t, &[r, c], &gpu);
         let (gg, cg) = pair(&g_rows, &[r], &gpu);
-        assert_tensors_close(&format!("soft xent {r}×{c}"), &gx.softmax_xent(&gt).unwrap(), &cx.softmax_xent(&ct).unwrap(), TRANSCENDENTAL_FUSED);
+        assert_tensors_close(
+            &format!("soft xent {r}×{c}"),
+            &gx.softmax_xent(&gt).unwrap(),
+            &cx.softmax_xent(&ct).unwrap(),
+            TRANSCENDENTAL_FUSED,
+        );
         assert_tensors_close(
             &format!("soft xent' {r}×{c}"),
             &gx.softmax_xent_backward(&gt, &gg).unwrap(),
@@ -96,13 +139,21 @@ fn fused_cross_entropy_equals_composed_log_softmax() {
     let (r, c) = (33, 10);
     let x = random_vec(11, r * c, -3.0, 3.0);
     let l = labels(12, r, c);
-    let onehot: Vec<f32> = l.iter().flat_map(|&k| (0..c).map(move |j| (j == k as usize) as u8 as f32)).collect();
+    let onehot: Vec<f32> = l
+        .iter()
+        .flat_map(|&k| (0..c).map(move |j| (j == k as usize) as u8 as f32))
+        .collect();
     let gx = Tensor::from_slice(&x, [r, c], &gpu).unwrap();
     let gl = Tensor::from_slice(&l, [r], &gpu).unwrap();
     let goh = Tensor::from_slice(&onehot, [r, c], &gpu).unwrap();
     let composed = (-(gx.log_softmax().unwrap() * &goh).unwrap().sum(1).unwrap()).unwrap();
     let fused = gx.softmax_xent(&gl).unwrap();
-    assert_close("fused vs composed", &values(fused.to_host().unwrap()), &values(composed.to_host().unwrap()), TRANSCENDENTAL_FUSED);
+    assert_close(
+        "fused vs composed",
+        &values(fused.to_host().unwrap()),
+        &values(composed.to_host().unwrap()),
+        TRANSCENDENTAL_FUSED,
+    );
 }
 
 #[test]
@@ -119,7 +170,11 @@ fn batchnorm_statistics_match_including_constant_columns() {
         let (cm, cv) = cx.batchnorm_stats().unwrap();
         assert_tensors_close(&format!("bn mean {r}×{c}"), &gm, &cm, REDUCTION);
         assert_tensors_close(&format!("bn var {r}×{c}"), &gv, &cv, REDUCTION);
-        assert_eq!(gv.to_vec::<f32>().unwrap()[0], 0.0, "constant column variance");
+        assert_eq!(
+            gv.to_vec::<f32>().unwrap()[0],
+            0.0,
+            "constant column variance"
+        );
 
         let dy = random_vec((r * c) as u64 + 3, r * c, -1.0, 1.0);
         let (gdy, cdy) = pair(&dy, &[r, c], &gpu);
@@ -143,7 +198,15 @@ fn fused_adam_and_adamw_steps_match_over_several_steps() {
         for step in 1..=5u32 {
             let grad = random_vec(100 + step as u64, n, -1.0, 1.0);
             let (gg, cg) = pair(&grad, &[n], &gpu);
-            let s = AdamStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, decoupled, step };
+            let s = AdamStep {
+                lr: 1e-2,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.1,
+                decoupled,
+                step,
+            };
             gw.adam_step(&gg, &gm, &gv, &s).unwrap();
             cw.adam_step(&cg, &cm, &cv, &s).unwrap();
         }

@@ -6,7 +6,13 @@ use common::*;
 use kiln::prelude::*;
 
 /// Builds op(A) (m×k) from stored data, transposed or not, on both backends.
-fn operand(seed: u64, rows: usize, cols: usize, transposed: bool, gpu: &WgpuBackend) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
+fn operand(
+    seed: u64,
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+    gpu: &WgpuBackend,
+) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
     let data = random_vec(seed, rows * cols, -1.0, 1.0);
     if transposed {
         let (g, c) = pair(&data, &[cols, rows], gpu);
@@ -19,14 +25,30 @@ fn operand(seed: u64, rows: usize, cols: usize, transposed: bool, gpu: &WgpuBack
 #[test]
 fn matmul_matches_at_awkward_sizes_with_all_transposes() {
     let Some(gpu) = gpu() else { return };
-    let sizes = [(1usize, 1usize, 1usize), (3, 17, 33), (17, 3, 1), (33, 127, 17), (127, 33, 257), (257, 17, 3), (64, 64, 64), (65, 63, 16), (1000, 33, 17), (17, 1000, 33)];
+    let sizes = [
+        (1usize, 1usize, 1usize),
+        (3, 17, 33),
+        (17, 3, 1),
+        (33, 127, 17),
+        (127, 33, 257),
+        (257, 17, 3),
+        (64, 64, 64),
+        (65, 63, 16),
+        (1000, 33, 17),
+        (17, 1000, 33),
+    ];
     for (i, &(m, n, k)) in sizes.iter().enumerate() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let (ga, ca) = operand(i as u64, m, k, ta, &gpu);
             let (gb, cb) = operand(i as u64 + 100, k, n, tb, &gpu);
             let g = ga.matmul(&gb).unwrap();
             let c = ca.matmul(&cb).unwrap();
-            assert_tensors_close(&format!("{m}×{k}·{k}×{n} ta={ta} tb={tb}"), &g, &c, matmul_tolerance(k));
+            assert_tensors_close(
+                &format!("{m}×{k}·{k}×{n} ta={ta} tb={tb}"),
+                &g,
+                &c,
+                matmul_tolerance(k),
+            );
         }
     }
 }
@@ -39,7 +61,12 @@ fn matmul_vec4_path_matches() {
         for (ta, tb) in [(false, false), (true, false), (false, true)] {
             let (ga, ca) = operand(m as u64, m, k, ta, &gpu);
             let (gb, cb) = operand(n as u64, k, n, tb, &gpu);
-            assert_tensors_close(&format!("vec4 {m}×{k}·{k}×{n} ta={ta} tb={tb}"), &ga.matmul(&gb).unwrap(), &ca.matmul(&cb).unwrap(), matmul_tolerance(k));
+            assert_tensors_close(
+                &format!("vec4 {m}×{k}·{k}×{n} ta={ta} tb={tb}"),
+                &ga.matmul(&gb).unwrap(),
+                &ca.matmul(&cb).unwrap(),
+                matmul_tolerance(k),
+            );
         }
     }
 }
@@ -49,7 +76,12 @@ fn matmul_with_k_equal_one_is_an_outer_product() {
     let Some(gpu) = gpu() else { return };
     let (ga, ca) = operand(1, 257, 1, false, &gpu);
     let (gb, cb) = operand(2, 1, 33, false, &gpu);
-    assert_tensors_close("outer", &ga.matmul(&gb).unwrap(), &ca.matmul(&cb).unwrap(), ELEMENTWISE);
+    assert_tensors_close(
+        "outer",
+        &ga.matmul(&gb).unwrap(),
+        &ca.matmul(&cb).unwrap(),
+        ELEMENTWISE,
+    );
 }
 
 #[test]
@@ -59,9 +91,19 @@ fn batched_matmul_and_broadcast_rhs() {
     let b = random_vec(2, 3 * 33 * 5, -1.0, 1.0);
     let (ga, ca) = pair(&a, &[3, 17, 33], &gpu);
     let (gb, cb) = pair(&b, &[3, 33, 5], &gpu);
-    assert_tensors_close("batched", &ga.matmul(&gb).unwrap(), &ca.matmul(&cb).unwrap(), matmul_tolerance(33));
+    assert_tensors_close(
+        "batched",
+        &ga.matmul(&gb).unwrap(),
+        &ca.matmul(&cb).unwrap(),
+        matmul_tolerance(33),
+    );
     let (gb2, cb2) = pair(&b[..33 * 5], &[33, 5], &gpu);
-    assert_tensors_close("batched·matrix", &ga.matmul(&gb2).unwrap(), &ca.matmul(&cb2).unwrap(), matmul_tolerance(33));
+    assert_tensors_close(
+        "batched·matrix",
+        &ga.matmul(&gb2).unwrap(),
+        &ca.matmul(&cb2).unwrap(),
+        matmul_tolerance(33),
+    );
 }
 
 #[test]
@@ -71,7 +113,13 @@ fn fused_bias_and_activation_epilogue() {
     let (gb, cb) = operand(4, 257, 33, true, &gpu);
     let bias = random_vec(5, 33, -1.0, 1.0);
     let (gbias, cbias) = pair(&bias, &[33], &gpu);
-    for act in [None, Some(UnaryOp::Relu), Some(UnaryOp::Tanh), Some(UnaryOp::LeakyRelu { alpha: 0.1 }), Some(UnaryOp::Sigmoid)] {
+    for act in [
+        None,
+        Some(UnaryOp::Relu),
+        Some(UnaryOp::Tanh),
+        Some(UnaryOp::LeakyRelu { alpha: 0.1 }),
+        Some(UnaryOp::Sigmoid),
+    ] {
         let g = ga.matmul_bias_act(&gb, Some(&gbias), act).unwrap();
         let c = ca.matmul_bias_act(&cb, Some(&cbias), act).unwrap();
         assert_tensors_close(&format!("epilogue {act:?}"), &g, &c, matmul_tolerance(257));
@@ -81,7 +129,12 @@ fn fused_bias_and_activation_epilogue() {
             Some(op) => unfused.unary(op).unwrap(),
             None => unfused,
         };
-        assert_tensors_close(&format!("fused vs composed {act:?}"), &g, &cpu_copy(&unfused), matmul_tolerance(257));
+        assert_tensors_close(
+            &format!("fused vs composed {act:?}"),
+            &g,
+            &cpu_copy(&unfused),
+            matmul_tolerance(257),
+        );
     }
 }
 
@@ -95,5 +148,8 @@ fn mismatched_inner_dimensions_name_both_shapes() {
     let a = Tensor::zeros([3, 4], DType::F32, &gpu).unwrap();
     let b = Tensor::zeros([5, 6], DType::F32, &gpu).unwrap();
     let message = a.matmul(&b).unwrap_err().to_string();
-    assert!(message.contains("[3, 4]") && message.contains("[5, 6]"), "{message}");
+    assert!(
+        message.contains("[3, 4]") && message.contains("[5, 6]"),
+        "{message}"
+    );
 }

@@ -10,7 +10,12 @@ use kiln::tensor::{f16, HostData};
 #[test]
 fn uniform_streams_are_identical_on_both_backends() {
     let Some(gpu) = gpu() else { return };
-    for &(n, seed, offset) in &[(1usize, 0u64, 0u64), (1000, 42, 3), (257, u64::MAX, u64::MAX - 100), (65_537, 7, 1 << 33)] {
+    for &(n, seed, offset) in &[
+        (1usize, 0u64, 0u64),
+        (1000, 42, 3),
+        (257, u64::MAX, u64::MAX - 100),
+        (65_537, 7, 1 << 33),
+    ] {
         let rng = RngState { seed, offset };
         let g = Tensor::rand_uniform([n], -2.0, 3.0, rng, &gpu).unwrap();
         let c = Tensor::rand_uniform([n], -2.0, 3.0, rng, &cpu()).unwrap();
@@ -19,8 +24,23 @@ fn uniform_streams_are_identical_on_both_backends() {
         assert!(v.iter().all(|&x| (-2.0..3.0).contains(&x)));
     }
     // An offset continues the stream: elements 10.. of one draw are a draw at offset 10.
-    let whole = Tensor::rand_uniform([40], 0.0, 1.0, RngState { seed: 5, offset: 0 }, &gpu).unwrap().to_vec::<f32>().unwrap();
-    let tail = Tensor::rand_uniform([30], 0.0, 1.0, RngState { seed: 5, offset: 10 }, &gpu).unwrap().to_vec::<f32>().unwrap();
+    let whole = Tensor::rand_uniform([40], 0.0, 1.0, RngState { seed: 5, offset: 0 }, &gpu)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let tail = Tensor::rand_uniform(
+        [30],
+        0.0,
+        1.0,
+        RngState {
+            seed: 5,
+            offset: 10,
+        },
+        &gpu,
+    )
+    .unwrap()
+    .to_vec::<f32>()
+    .unwrap();
     assert_eq!(&whole[10..], &tail[..]);
 }
 
@@ -46,12 +66,20 @@ fn dropout_masks_match_and_scale() {
     let n = 10_000;
     let x = random_vec(1, n, -1.0, 1.0);
     let (gx, cx) = pair(&x, &[n], &gpu);
-    let rng = RngState { seed: 77, offset: 123 };
+    let rng = RngState {
+        seed: 77,
+        offset: 123,
+    };
     let (gy, gmask) = gx.dropout(0.3, rng).unwrap();
     let (cy, cmask) = cx.dropout(0.3, rng).unwrap();
     assert_tensors_close("dropout mask", &gmask, &cmask, EXACT);
     assert_tensors_close("dropout y", &gy, &cy, ELEMENTWISE);
-    let kept = gmask.to_vec::<f32>().unwrap().iter().filter(|&&m| m > 0.0).count() as f64;
+    let kept = gmask
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .filter(|&&m| m > 0.0)
+        .count() as f64;
     // Binomial(n, 0.7): σ = √(n·0.7·0.3) ≈ 45.8; 4σ bound.
     assert!((kept - 7000.0).abs() < 184.0, "kept {kept}");
     assert!(gx.dropout(1.0, rng).is_err());
@@ -62,18 +90,35 @@ fn gather_rows_matches_for_f32_and_u32() {
     let Some(gpu) = gpu() else { return };
     let (rows, cols) = (257, 33);
     let src = random_vec(3, rows * cols, -1.0, 1.0);
-    let idx: Vec<u32> = random_vec(4, 127, 0.0, rows as f32).into_iter().map(|v| v as u32).collect();
+    let idx: Vec<u32> = random_vec(4, 127, 0.0, rows as f32)
+        .into_iter()
+        .map(|v| v as u32)
+        .collect();
     let (gs, cs) = pair(&src, &[rows, cols], &gpu);
     let gi = Tensor::from_slice(&idx, [idx.len()], &gpu).unwrap();
     let ci = Tensor::from_slice(&idx, [idx.len()], &cpu()).unwrap();
-    assert_tensors_close("gather f32", &gs.gather_rows(&gi).unwrap(), &cs.gather_rows(&ci).unwrap(), EXACT);
+    assert_tensors_close(
+        "gather f32",
+        &gs.gather_rows(&gi).unwrap(),
+        &cs.gather_rows(&ci).unwrap(),
+        EXACT,
+    );
     let ints: Vec<u32> = (0..(rows * cols) as u32).collect();
     let gu = Tensor::from_slice(&ints, [rows, cols], &gpu).unwrap();
     let cu = Tensor::from_slice(&ints, [rows, cols], &cpu()).unwrap();
-    assert_tensors_close("gather u32", &gu.gather_rows(&gi).unwrap(), &cu.gather_rows(&ci).unwrap(), EXACT);
+    assert_tensors_close(
+        "gather u32",
+        &gu.gather_rows(&gi).unwrap(),
+        &cu.gather_rows(&ci).unwrap(),
+        EXACT,
+    );
     // Out of range: an error on the CPU, NaN rows on the GPU (documented behaviour).
     let bad_c = Tensor::from_slice(&[0u32, rows as u32], [2], &cpu()).unwrap();
-    assert!(cs.gather_rows(&bad_c).unwrap_err().to_string().contains("out of range"));
+    assert!(cs
+        .gather_rows(&bad_c)
+        .unwrap_err()
+        .to_string()
+        .contains("out of range"));
     let bad_g = Tensor::from_slice(&[0u32, rows as u32], [2], &gpu).unwrap();
     let out = gs.gather_rows(&bad_g).unwrap().to_vec::<f32>().unwrap();
     assert!(out[cols..].iter().all(|v| v.is_nan()));
@@ -81,17 +126,35 @@ fn gather_rows_matches_for_f32_and_u32() {
 
 fn check_casts(gpu: &WgpuBackend, label: &str) {
     for &n in &[1usize, 3, 17, 1000] {
-        let x: Vec<f32> = random_vec(n as u64, n, -70000.0, 70000.0).into_iter().enumerate().map(|(i, v)| if i % 2 == 0 { v / 1000.0 } else { v }).collect();
+        let x: Vec<f32> = random_vec(n as u64, n, -70000.0, 70000.0)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 2 == 0 { v / 1000.0 } else { v })
+            .collect();
         let (g, c) = pair(&x, &[n], gpu);
         let g16 = g.cast(DType::F16).unwrap();
         let c16 = c.cast(DType::F16).unwrap();
-        assert_eq!(g16.to_host().unwrap(), c16.to_host().unwrap(), "{label}: f32→f16 n={n}");
-        assert_tensors_close(&format!("{label}: f16→f32 n={n}"), &g16.cast(DType::F32).unwrap(), &c16.cast(DType::F32).unwrap(), EXACT);
+        assert_eq!(
+            g16.to_host().unwrap(),
+            c16.to_host().unwrap(),
+            "{label}: f32→f16 n={n}"
+        );
+        assert_tensors_close(
+            &format!("{label}: f16→f32 n={n}"),
+            &g16.cast(DType::F32).unwrap(),
+            &c16.cast(DType::F32).unwrap(),
+            EXACT,
+        );
         // Host f16 data uploaded and converted on the device.
         let halves: Vec<f16> = x.iter().map(|&v| f16::from_f32(v / 100.0)).collect();
         let gh = Tensor::from_slice(&halves, [n], gpu).unwrap();
         let ch = Tensor::from_slice(&halves, [n], &cpu()).unwrap();
-        assert_tensors_close(&format!("{label}: uploaded f16 n={n}"), &gh.cast(DType::F32).unwrap(), &ch.cast(DType::F32).unwrap(), EXACT);
+        assert_tensors_close(
+            &format!("{label}: uploaded f16 n={n}"),
+            &gh.cast(DType::F32).unwrap(),
+            &ch.cast(DType::F32).unwrap(),
+            EXACT,
+        );
     }
 }
 
@@ -107,7 +170,11 @@ fn f16_casts_with_native_shader_f16() {
 #[test]
 fn f16_casts_with_the_packed_fallback() {
     let Some(_) = gpu() else { return };
-    let fallback = WgpuBackend::with_options(WgpuOptions { use_shader_f16: false, ..WgpuOptions::default() }).unwrap();
+    let fallback = WgpuBackend::with_options(WgpuOptions {
+        use_shader_f16: false,
+        ..WgpuOptions::default()
+    })
+    .unwrap();
     assert!(!fallback.has_native_f16());
     check_casts(&fallback, "fallback");
 }
@@ -119,18 +186,39 @@ fn u8_and_u32_casts_match() {
         let bytes: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
         let g = Tensor::from_slice(&bytes, [n], &gpu).unwrap();
         let c = Tensor::from_slice(&bytes, [n], &cpu()).unwrap();
-        assert_tensors_close(&format!("u8→f32 n={n}"), &g.cast(DType::F32).unwrap(), &c.cast(DType::F32).unwrap(), EXACT);
+        assert_tensors_close(
+            &format!("u8→f32 n={n}"),
+            &g.cast(DType::F32).unwrap(),
+            &c.cast(DType::F32).unwrap(),
+            EXACT,
+        );
         assert_eq!(g.to_vec::<u8>().unwrap(), bytes, "u8 round trip");
         let ints: Vec<u32> = (0..n as u32).map(|i| i * 7919).collect();
         let g = Tensor::from_slice(&ints, [n], &gpu).unwrap();
         let c = Tensor::from_slice(&ints, [n], &cpu()).unwrap();
         let gf = g.cast(DType::F32).unwrap();
-        assert_tensors_close(&format!("u32→f32 n={n}"), &gf, &c.cast(DType::F32).unwrap(), EXACT);
+        assert_tensors_close(
+            &format!("u32→f32 n={n}"),
+            &gf,
+            &c.cast(DType::F32).unwrap(),
+            EXACT,
+        );
         let back = (gf - 0.25).unwrap().cast(DType::U32).unwrap();
-        assert_tensors_close("f32→u32", &back, &(c.cast(DType::F32).unwrap() - 0.25).unwrap().cast(DType::U32).unwrap(), EXACT);
+        assert_tensors_close(
+            "f32→u32",
+            &back,
+            &(c.cast(DType::F32).unwrap() - 0.25)
+                .unwrap()
+                .cast(DType::U32)
+                .unwrap(),
+            EXACT,
+        );
     }
     let neg = Tensor::from_slice(&[-3.5f32, 2.9], [2], &gpu).unwrap();
-    assert_eq!(neg.cast(DType::U32).unwrap().to_vec::<u32>().unwrap(), vec![0, 2]);
+    assert_eq!(
+        neg.cast(DType::U32).unwrap().to_vec::<u32>().unwrap(),
+        vec![0, 2]
+    );
 }
 
 #[test]
@@ -138,8 +226,14 @@ fn narrow_dtype_views_read_back_at_odd_offsets() {
     let Some(gpu) = gpu() else { return };
     let bytes: Vec<u8> = (0..23).collect();
     let g = Tensor::from_slice(&bytes, [23], &gpu).unwrap();
-    assert_eq!(g.narrow(0, 5, 11).unwrap().to_vec::<u8>().unwrap(), (5..16).collect::<Vec<u8>>());
+    assert_eq!(
+        g.narrow(0, 5, 11).unwrap().to_vec::<u8>().unwrap(),
+        (5..16).collect::<Vec<u8>>()
+    );
     let halves: Vec<f16> = (0..9).map(|i| f16::from_f32(i as f32)).collect();
     let g = Tensor::from_slice(&halves, [9], &gpu).unwrap();
-    assert_eq!(g.narrow(0, 3, 5).unwrap().to_host().unwrap(), HostData::F16(halves[3..8].to_vec()));
+    assert_eq!(
+        g.narrow(0, 3, 5).unwrap().to_host().unwrap(),
+        HostData::F16(halves[3..8].to_vec())
+    );
 }

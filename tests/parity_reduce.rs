@@ -30,7 +30,11 @@ fn reductions_along_every_axis() {
                     ReduceOp::ArgMax => c.argmax(axis),
                 }
                 .unwrap();
-                let tol = if matches!(op, ReduceOp::Sum | ReduceOp::Mean) { REDUCTION } else { EXACT };
+                let tol = if matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+                    REDUCTION
+                } else {
+                    EXACT
+                };
                 assert_tensors_close(&format!("{op:?} {shape:?} axis {axis}"), &gr, &cr, tol);
             }
         }
@@ -44,7 +48,10 @@ fn argmax_takes_the_first_of_equal_maxima() {
     let (g, c) = pair(&data, &[2, 4], &gpu);
     assert_eq!(g.argmax(1).unwrap().to_vec::<u32>().unwrap(), vec![1, 0]);
     assert_eq!(c.argmax(1).unwrap().to_vec::<u32>().unwrap(), vec![1, 0]);
-    assert_eq!(g.argmax(0).unwrap().to_vec::<u32>().unwrap(), c.argmax(0).unwrap().to_vec::<u32>().unwrap());
+    assert_eq!(
+        g.argmax(0).unwrap().to_vec::<u32>().unwrap(),
+        c.argmax(0).unwrap().to_vec::<u32>().unwrap()
+    );
 }
 
 #[test]
@@ -59,6 +66,9 @@ fn global_sum_over_long_vectors() {
         let allowed = 1.2e-7 * (n as f64).log2().max(1.0) * (n as f64 / 2.0) + 1e-6;
         assert!((gs - cs).abs() <= allowed, "sum of {n}: gpu {gs} cpu {cs}");
         let gm = g.mean_all().unwrap().item().unwrap();
-        assert!((gm - cs / n as f64).abs() <= allowed / n as f64 + 1e-7, "mean of {n}");
+        assert!(
+            (gm - cs / n as f64).abs() <= allowed / n as f64 + 1e-7,
+            "mean of {n}"
+        );
     }
 }

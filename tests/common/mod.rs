@@ -26,23 +26,50 @@ pub struct Tolerance {
 }
 
 pub const EXACT: Tolerance = Tolerance { abs: 0.0, rel: 0.0 };
-pub const ELEMENTWISE: Tolerance = Tolerance { abs: 1e-6, rel: 2e-6 };
-pub const REDUCTION: Tolerance = Tolerance { abs: 1e-5, rel: 1e-5 };
-pub const MATMUL: Tolerance = Tolerance { abs: 1e-4, rel: 1e-4 };
-pub const TRANSCENDENTAL_FUSED: Tolerance = Tolerance { abs: 2e-6, rel: 1e-5 };
-pub const NORMAL_FILL: Tolerance = Tolerance { abs: 1e-4, rel: 1e-5 };
+pub const ELEMENTWISE: Tolerance = Tolerance {
+    abs: 1e-6,
+    rel: 2e-6,
+};
+pub const REDUCTION: Tolerance = Tolerance {
+    abs: 1e-5,
+    rel: 1e-5,
+};
+pub const MATMUL: Tolerance = Tolerance {
+    abs: 1e-4,
+    rel: 1e-4,
+};
+pub const TRANSCENDENTAL_FUSED: Tolerance = Tolerance {
+    abs: 2e-6,
+    rel: 1e-5,
+};
+pub const NORMAL_FILL: Tolerance = Tolerance {
+    abs: 1e-4,
+    rel: 1e-5,
+};
 /// Uniform draws: identical integers; `low + (high − low)·u` may round differently by an ulp
 /// when the GPU fuses it into one multiply-add.
-pub const UNIFORM_FILL: Tolerance = Tolerance { abs: 5e-7, rel: 2e-7 };
+pub const UNIFORM_FILL: Tolerance = Tolerance {
+    abs: 5e-7,
+    rel: 2e-7,
+};
 /// Σ dy·x̂ multiplies by 1/sqrt(var + eps) (inverseSqrt on the GPU is a few ulp) before summing
 /// up to 1000 rows in f32.
-pub const BATCHNORM_BACKWARD: Tolerance = Tolerance { abs: 1e-4, rel: 1e-4 };
+pub const BATCHNORM_BACKWARD: Tolerance = Tolerance {
+    abs: 1e-4,
+    rel: 1e-4,
+};
 /// Several optimiser steps compound per-step rounding of m/bc1 and sqrt(v/bc2).
-pub const OPTIMIZER: Tolerance = Tolerance { abs: 1e-6, rel: 1e-5 };
+pub const OPTIMIZER: Tolerance = Tolerance {
+    abs: 1e-6,
+    rel: 1e-5,
+};
 
 /// MATMUL scaled for K-long dot products of values in [-1, 1] (error grows like √K).
 pub fn matmul_tolerance(k: usize) -> Tolerance {
-    Tolerance { abs: MATMUL.abs * (k as f64).sqrt().max(1.0), rel: MATMUL.rel }
+    Tolerance {
+        abs: MATMUL.abs * (k as f64).sqrt().max(1.0),
+        rel: MATMUL.rel,
+    }
 }
 
 /// Sizes that are not multiples of any tile or workgroup.
@@ -92,7 +119,11 @@ pub fn random_vec(seed: u64, n: usize, low: f32, high: f32) -> Vec<f32> {
 }
 
 /// The same f32 data on both backends.
-pub fn pair(data: &[f32], shape: &[usize], gpu: &WgpuBackend) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
+pub fn pair(
+    data: &[f32],
+    shape: &[usize],
+    gpu: &WgpuBackend,
+) -> (Tensor<WgpuBackend>, Tensor<CpuBackend>) {
     (
         Tensor::from_slice(data, shape.to_vec(), gpu).unwrap(),
         Tensor::from_slice(data, shape.to_vec(), &cpu()).unwrap(),
@@ -113,7 +144,9 @@ pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], tol: Tolerance
         let same_special = (a.is_nan() && e.is_nan()) || (a.is_infinite() && a == e);
         let diff = (a - e).abs();
         let allowed = tol.abs + tol.rel * e.abs();
-        if !same_special && !(diff <= allowed) {
+        // A NaN difference (one side NaN) fails: `within` is false for it.
+        let within = diff <= allowed;
+        if !same_special && !within {
             failures.push((i, a, e));
         }
         if !same_special && allowed > 0.0 && diff / allowed > worst.1 {
@@ -121,7 +154,11 @@ pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], tol: Tolerance
         }
     }
     if !failures.is_empty() {
-        let first: Vec<String> = failures.iter().take(5).map(|(i, a, e)| format!("[{i}] gpu {a} cpu {e}")).collect();
+        let first: Vec<String> = failures
+            .iter()
+            .take(5)
+            .map(|(i, a, e)| format!("[{i}] gpu {a} cpu {e}"))
+            .collect();
         panic!(
             "{what}: {} of {} elements outside tolerance {:?}; worst at {} ({:.1}× the allowance); first: {}",
             failures.len(),
@@ -135,8 +172,18 @@ pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], tol: Tolerance
 }
 
 /// Compares a GPU tensor with a CPU tensor.
-pub fn assert_tensors_close(what: &str, gpu: &Tensor<WgpuBackend>, cpu: &Tensor<CpuBackend>, tol: Tolerance) {
+pub fn assert_tensors_close(
+    what: &str,
+    gpu: &Tensor<WgpuBackend>,
+    cpu: &Tensor<CpuBackend>,
+    tol: Tolerance,
+) {
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shapes differ");
     assert_eq!(gpu.dtype(), cpu.dtype(), "{what}: dtypes differ");
-    assert_close(what, &values(gpu.to_host().unwrap()), &values(cpu.to_host().unwrap()), tol);
+    assert_close(
+        what,
+        &values(gpu.to_host().unwrap()),
+        &values(cpu.to_host().unwrap()),
+        tol,
+    );
 }

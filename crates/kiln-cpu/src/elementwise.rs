@@ -21,13 +21,19 @@ pub(crate) fn fill_indexed<T: Send>(out: &mut [T], f: impl Fn(usize) -> T + Sync
 }
 
 /// Reads element i of a strided view: `offset + i` when contiguous, else through the strides.
-pub(crate) fn reader<'a, T: Copy>(data: &'a [T], layout: &'a Layout) -> impl Fn(usize) -> T + Sync + 'a
-where
-    T: Sync,
-{
+pub(crate) fn reader<'a, T: Copy + Sync>(
+    data: &'a [T],
+    layout: &'a Layout,
+) -> impl Fn(usize) -> T + Sync + 'a {
     let contiguous = layout.is_contiguous();
     let offset = layout.offset();
-    move |i| if contiguous { data[offset + i] } else { data[layout.storage_index(i)] }
+    move |i| {
+        if contiguous {
+            data[offset + i]
+        } else {
+            data[layout.storage_index(i)]
+        }
+    }
 }
 
 fn map1<T: Real>(x: &[T], layout: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> {
@@ -37,7 +43,13 @@ fn map1<T: Real>(x: &[T], layout: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> 
     out
 }
 
-fn map2<T: Real>(a: &[T], al: &Layout, b: &[T], bl: &Layout, f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+fn map2<T: Real>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
     let (ra, rb) = (reader(a, al), reader(b, bl));
     let mut out = vec![T::ZERO; al.numel()];
     fill_indexed(&mut out, |i| f(ra(i), rb(i)));
@@ -48,35 +60,73 @@ fn same_dtype(op: &'static str, a: &HostData, b: &HostData) -> Result<()> {
     if a.dtype() == b.dtype() {
         Ok(())
     } else {
-        Err(KilnError::DTypeMismatch { op, lhs: a.dtype(), rhs: b.dtype() })
+        Err(KilnError::DTypeMismatch {
+            op,
+            lhs: a.dtype(),
+            rhs: b.dtype(),
+        })
     }
 }
 
 pub fn unary(op: UnaryOp, x: &HostData, layout: &Layout) -> Result<HostData> {
-    Ok(float_dispatch!(x, op.name(), |v| map1(v, layout, |a| unary_eval(op, a))))
+    Ok(float_dispatch!(x, op.name(), |v| map1(v, layout, |a| {
+        unary_eval(op, a)
+    })))
 }
 
-pub fn unary_backward(op: UnaryOp, x: &HostData, xl: &Layout, grad: &HostData, gl: &Layout) -> Result<HostData> {
+pub fn unary_backward(
+    op: UnaryOp,
+    x: &HostData,
+    xl: &Layout,
+    grad: &HostData,
+    gl: &Layout,
+) -> Result<HostData> {
     same_dtype(op.name(), x, grad)?;
     Ok(match (x, grad) {
-        (HostData::F32(x), HostData::F32(g)) => HostData::F32(map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a))),
-        (HostData::F64(x), HostData::F64(g)) => HostData::F64(map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a))),
+        (HostData::F32(x), HostData::F32(g)) => {
+            HostData::F32(map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a)))
+        }
+        (HostData::F64(x), HostData::F64(g)) => {
+            HostData::F64(map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a)))
+        }
         _ => return Err(crate::unsupported(op.name(), x.dtype())),
     })
 }
 
-pub fn binary(op: BinaryOp, a: &HostData, al: &Layout, b: &HostData, bl: &Layout) -> Result<HostData> {
+pub fn binary(
+    op: BinaryOp,
+    a: &HostData,
+    al: &Layout,
+    b: &HostData,
+    bl: &Layout,
+) -> Result<HostData> {
     same_dtype(op.name(), a, b)?;
     Ok(match (a, b) {
-        (HostData::F32(a), HostData::F32(b)) => HostData::F32(map2(a, al, b, bl, |x, y| binary_eval(op, x, y))),
-        (HostData::F64(a), HostData::F64(b)) => HostData::F64(map2(a, al, b, bl, |x, y| binary_eval(op, x, y))),
+        (HostData::F32(a), HostData::F32(b)) => {
+            HostData::F32(map2(a, al, b, bl, |x, y| binary_eval(op, x, y)))
+        }
+        (HostData::F64(a), HostData::F64(b)) => {
+            HostData::F64(map2(a, al, b, bl, |x, y| binary_eval(op, x, y)))
+        }
         _ => return Err(crate::unsupported(op.name(), a.dtype())),
     })
 }
 
-pub fn binary_scalar(op: BinaryOp, x: &HostData, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<HostData> {
+pub fn binary_scalar(
+    op: BinaryOp,
+    x: &HostData,
+    layout: &Layout,
+    scalar: f64,
+    scalar_on_left: bool,
+) -> Result<HostData> {
     fn go<T: Real>(op: BinaryOp, x: &[T], layout: &Layout, s: T, left: bool) -> Vec<T> {
-        map1(x, layout, |v| if left { binary_eval(op, s, v) } else { binary_eval(op, v, s) })
+        map1(x, layout, |v| {
+            if left {
+                binary_eval(op, s, v)
+            } else {
+                binary_eval(op, v, s)
+            }
+        })
     }
     Ok(match x {
         HostData::F32(v) => HostData::F32(go(op, v, layout, scalar as f32, scalar_on_left)),
@@ -85,7 +135,11 @@ pub fn binary_scalar(op: BinaryOp, x: &HostData, layout: &Layout, scalar: f64, s
     })
 }
 
-pub fn select(c: (&HostData, &Layout), t: (&HostData, &Layout), f: (&HostData, &Layout)) -> Result<HostData> {
+pub fn select(
+    c: (&HostData, &Layout),
+    t: (&HostData, &Layout),
+    f: (&HostData, &Layout),
+) -> Result<HostData> {
     fn go<T: Real>(c: &[T], cl: &Layout, t: &[T], tl: &Layout, f: &[T], fl: &Layout) -> Vec<T> {
         let (rc, rt, rf) = (reader(c, cl), reader(t, tl), reader(f, fl));
         let mut out = vec![T::ZERO; cl.numel()];
@@ -95,8 +149,12 @@ pub fn select(c: (&HostData, &Layout), t: (&HostData, &Layout), f: (&HostData, &
     same_dtype("select", c.0, t.0)?;
     same_dtype("select", t.0, f.0)?;
     Ok(match (c.0, t.0, f.0) {
-        (HostData::F32(c0), HostData::F32(t0), HostData::F32(f0)) => HostData::F32(go(c0, c.1, t0, t.1, f0, f.1)),
-        (HostData::F64(c0), HostData::F64(t0), HostData::F64(f0)) => HostData::F64(go(c0, c.1, t0, t.1, f0, f.1)),
+        (HostData::F32(c0), HostData::F32(t0), HostData::F32(f0)) => {
+            HostData::F32(go(c0, c.1, t0, t.1, f0, f.1))
+        }
+        (HostData::F64(c0), HostData::F64(t0), HostData::F64(f0)) => {
+            HostData::F64(go(c0, c.1, t0, t.1, f0, f.1))
+        }
         _ => return Err(crate::unsupported("select", c.0.dtype())),
     })
 }
@@ -108,7 +166,13 @@ fn channel(i: usize, dims: ReduceDims) -> usize {
 pub fn prelu(x: &HostData, alpha: &HostData, dims: ReduceDims) -> Result<HostData> {
     fn go<T: Real>(x: &[T], alpha: &[T], dims: ReduceDims) -> Vec<T> {
         let mut out = vec![T::ZERO; x.len()];
-        fill_indexed(&mut out, |i| if x[i] > T::ZERO { x[i] } else { alpha[channel(i, dims)] * x[i] });
+        fill_indexed(&mut out, |i| {
+            if x[i] > T::ZERO {
+                x[i]
+            } else {
+                alpha[channel(i, dims)] * x[i]
+            }
+        });
         out
     }
     same_dtype("prelu", x, alpha)?;
@@ -119,10 +183,21 @@ pub fn prelu(x: &HostData, alpha: &HostData, dims: ReduceDims) -> Result<HostDat
     })
 }
 
-pub fn prelu_backward(x: &HostData, alpha: &HostData, grad: &HostData, dims: ReduceDims) -> Result<(HostData, HostData)> {
+pub fn prelu_backward(
+    x: &HostData,
+    alpha: &HostData,
+    grad: &HostData,
+    dims: ReduceDims,
+) -> Result<(HostData, HostData)> {
     fn go<T: Real>(x: &[T], alpha: &[T], g: &[T], dims: ReduceDims) -> (Vec<T>, Vec<T>) {
         let mut dx = vec![T::ZERO; x.len()];
-        fill_indexed(&mut dx, |i| if x[i] > T::ZERO { g[i] } else { alpha[channel(i, dims)] * g[i] });
+        fill_indexed(&mut dx, |i| {
+            if x[i] > T::ZERO {
+                g[i]
+            } else {
+                alpha[channel(i, dims)] * g[i]
+            }
+        });
         let mut dalpha = vec![0.0f64; dims.len];
         for i in 0..x.len() {
             if x[i] <= T::ZERO {
@@ -144,4 +219,3 @@ pub fn prelu_backward(x: &HostData, alpha: &HostData, grad: &HostData, dims: Red
         _ => return Err(crate::unsupported("prelu_backward", x.dtype())),
     })
 }
-

@@ -13,15 +13,21 @@ fn for_each_row<T: Send>(out: &mut [T], cols: usize, f: impl Fn(usize, &mut [T])
         return;
     }
     if out.len() >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(cols).enumerate().for_each(|(r, row)| f(r, row));
+        out.par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(r, row)| f(r, row));
     } else {
-        out.chunks_mut(cols).enumerate().for_each(|(r, row)| f(r, row));
+        out.chunks_mut(cols)
+            .enumerate()
+            .for_each(|(r, row)| f(r, row));
     }
 }
 
 /// (max, Σ exp(x − max)) of a row, the sum in f64.
 fn row_stats<T: Real>(row: &[T]) -> (f64, f64) {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x.to_f64()));
+    let max = row
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &x| m.max(x.to_f64()));
     let sum = row.iter().map(|&x| (x.to_f64() - max).exp()).sum();
     (max, sum)
 }
@@ -33,14 +39,20 @@ fn softmax_typed<T: Real>(x: &[T], shape: Rows, log: bool) -> Vec<T> {
         let (max, sum) = row_stats(input);
         for (o, &v) in row.iter_mut().zip(input) {
             let shifted = v.to_f64() - max;
-            *o = T::from_f64(if log { shifted - sum.ln() } else { shifted.exp() / sum });
+            *o = T::from_f64(if log {
+                shifted - sum.ln()
+            } else {
+                shifted.exp() / sum
+            });
         }
     });
     out
 }
 
 pub fn softmax(x: &HostData, shape: Rows, log: bool) -> Result<HostData> {
-    Ok(crate::float_dispatch!(x, "softmax", |v| softmax_typed(v, shape, log)))
+    Ok(crate::float_dispatch!(x, "softmax", |v| softmax_typed(
+        v, shape, log
+    )))
 }
 
 /// The target probability row r gives class j: one-hot for labels, else the soft row.
@@ -51,7 +63,10 @@ enum TargetRows<'a, T> {
 
 fn check_labels(labels: &[u32], cols: usize) -> Result<()> {
     match labels.iter().enumerate().find(|(_, &l)| l as usize >= cols) {
-        Some((row, &l)) => Err(KilnError::InvalidArgument { op: "softmax_xent", message: format!("label {l} in row {row} is out of range for {cols} classes") }),
+        Some((row, &l)) => Err(KilnError::InvalidArgument {
+            op: "softmax_xent",
+            message: format!("label {l} in row {row} is out of range for {cols} classes"),
+        }),
         None => Ok(()),
     }
 }
@@ -65,7 +80,11 @@ fn xent_rows<T: Real>(x: &[T], shape: Rows, t: &TargetRows<'_, T>) -> Vec<T> {
             let lse = sum.ln() + max;
             match t {
                 TargetRows::Labels(l) => lse - row[l[r] as usize].to_f64(),
-                TargetRows::Soft(s) => row.iter().zip(&s[r * shape.cols..]).map(|(&v, &p)| p.to_f64() * (lse - v.to_f64())).sum(),
+                TargetRows::Soft(s) => row
+                    .iter()
+                    .zip(&s[r * shape.cols..])
+                    .map(|(&v, &p)| p.to_f64() * (lse - v.to_f64()))
+                    .sum(),
             }
         })
         .collect();
@@ -82,7 +101,10 @@ fn xent_backward_rows<T: Real>(x: &[T], shape: Rows, t: &TargetRows<'_, T>, g: &
         let (max, sum) = row_stats(input);
         let t_sum = match t {
             TargetRows::Labels(_) => 1.0,
-            TargetRows::Soft(s) => s[r * shape.cols..(r + 1) * shape.cols].iter().map(|v| v.to_f64()).sum(),
+            TargetRows::Soft(s) => s[r * shape.cols..(r + 1) * shape.cols]
+                .iter()
+                .map(|v| v.to_f64())
+                .sum(),
         };
         for (j, o) in row.iter_mut().enumerate() {
             let target = match t {
@@ -96,10 +118,20 @@ fn xent_backward_rows<T: Real>(x: &[T], shape: Rows, t: &TargetRows<'_, T>, g: &
     out
 }
 
-fn with_targets<R>(logits: &HostData, shape: Rows, targets: &HostData, soft: bool, f32_fn: impl FnOnce(&[f32], TargetRows<'_, f32>) -> R, f64_fn: impl FnOnce(&[f64], TargetRows<'_, f64>) -> R) -> Result<R> {
+fn with_targets<R>(
+    logits: &HostData,
+    shape: Rows,
+    targets: &HostData,
+    soft: bool,
+    f32_fn: impl FnOnce(&[f32], TargetRows<'_, f32>) -> R,
+    f64_fn: impl FnOnce(&[f64], TargetRows<'_, f64>) -> R,
+) -> Result<R> {
     if !soft {
         let HostData::U32(labels) = targets else {
-            return Err(KilnError::InvalidArgument { op: "softmax_xent", message: format!("labels must be u32, got {}", targets.dtype()) });
+            return Err(KilnError::InvalidArgument {
+                op: "softmax_xent",
+                message: format!("labels must be u32, got {}", targets.dtype()),
+            });
         };
         check_labels(labels, shape.cols)?;
         return match logits {
@@ -111,11 +143,20 @@ fn with_targets<R>(logits: &HostData, shape: Rows, targets: &HostData, soft: boo
     match (logits, targets) {
         (HostData::F32(x), HostData::F32(t)) => Ok(f32_fn(x, TargetRows::Soft(t))),
         (HostData::F64(x), HostData::F64(t)) => Ok(f64_fn(x, TargetRows::Soft(t))),
-        _ => Err(KilnError::DTypeMismatch { op: "softmax_xent", lhs: logits.dtype(), rhs: targets.dtype() }),
+        _ => Err(KilnError::DTypeMismatch {
+            op: "softmax_xent",
+            lhs: logits.dtype(),
+            rhs: targets.dtype(),
+        }),
     }
 }
 
-pub fn softmax_xent(logits: &HostData, shape: Rows, targets: &HostData, soft: bool) -> Result<HostData> {
+pub fn softmax_xent(
+    logits: &HostData,
+    shape: Rows,
+    targets: &HostData,
+    soft: bool,
+) -> Result<HostData> {
     with_targets(
         logits,
         shape,
@@ -126,10 +167,22 @@ pub fn softmax_xent(logits: &HostData, shape: Rows, targets: &HostData, soft: bo
     )
 }
 
-pub fn softmax_xent_backward(logits: &HostData, shape: Rows, targets: &HostData, soft: bool, grad_rows: &HostData) -> Result<HostData> {
+pub fn softmax_xent_backward(
+    logits: &HostData,
+    shape: Rows,
+    targets: &HostData,
+    soft: bool,
+    grad_rows: &HostData,
+) -> Result<HostData> {
     match (logits, grad_rows) {
         (HostData::F32(_), HostData::F32(_)) | (HostData::F64(_), HostData::F64(_)) => {}
-        _ => return Err(KilnError::DTypeMismatch { op: "softmax_xent_backward", lhs: logits.dtype(), rhs: grad_rows.dtype() }),
+        _ => {
+            return Err(KilnError::DTypeMismatch {
+                op: "softmax_xent_backward",
+                lhs: logits.dtype(),
+                rhs: grad_rows.dtype(),
+            })
+        }
     }
     with_targets(
         logits,
@@ -164,7 +217,10 @@ fn stats_typed<T: Real>(x: &[T], shape: Rows) -> (Vec<T>, Vec<T>) {
         }
     }
     var.iter_mut().for_each(|s| *s /= shape.rows as f64);
-    (mean.into_iter().map(T::from_f64).collect(), var.into_iter().map(T::from_f64).collect())
+    (
+        mean.into_iter().map(T::from_f64).collect(),
+        var.into_iter().map(T::from_f64).collect(),
+    )
 }
 
 pub fn batchnorm_stats(x: &HostData, shape: Rows) -> Result<(HostData, HostData)> {
@@ -181,10 +237,20 @@ pub fn batchnorm_stats(x: &HostData, shape: Rows) -> Result<(HostData, HostData)
     })
 }
 
-fn backward_reduce_typed<T: Real>(x: &[T], dy: &[T], mean: &[T], var: &[T], shape: Rows, eps: f64) -> (Vec<T>, Vec<T>) {
+fn backward_reduce_typed<T: Real>(
+    x: &[T],
+    dy: &[T],
+    mean: &[T],
+    var: &[T],
+    shape: Rows,
+    eps: f64,
+) -> (Vec<T>, Vec<T>) {
     let mut sum_dy = vec![0.0f64; shape.cols];
     let mut sum_dy_xhat = vec![0.0f64; shape.cols];
-    let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v.to_f64() + eps).sqrt()).collect();
+    let inv_std: Vec<f64> = var
+        .iter()
+        .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
+        .collect();
     for r in 0..shape.rows {
         for c in 0..shape.cols {
             let i = r * shape.cols + c;
@@ -193,10 +259,20 @@ fn backward_reduce_typed<T: Real>(x: &[T], dy: &[T], mean: &[T], var: &[T], shap
             sum_dy_xhat[c] += d * (x[i].to_f64() - mean[c].to_f64()) * inv_std[c];
         }
     }
-    (sum_dy.into_iter().map(T::from_f64).collect(), sum_dy_xhat.into_iter().map(T::from_f64).collect())
+    (
+        sum_dy.into_iter().map(T::from_f64).collect(),
+        sum_dy_xhat.into_iter().map(T::from_f64).collect(),
+    )
 }
 
-pub fn batchnorm_backward_reduce(x: &HostData, dy: &HostData, mean: &HostData, var: &HostData, shape: Rows, eps: f32) -> Result<(HostData, HostData)> {
+pub fn batchnorm_backward_reduce(
+    x: &HostData,
+    dy: &HostData,
+    mean: &HostData,
+    var: &HostData,
+    shape: Rows,
+    eps: f32,
+) -> Result<(HostData, HostData)> {
     Ok(match (x, dy, mean, var) {
         (HostData::F32(x), HostData::F32(dy), HostData::F32(m), HostData::F32(v)) => {
             let (a, b) = backward_reduce_typed(x, dy, m, v, shape, eps as f64);
@@ -206,13 +282,20 @@ pub fn batchnorm_backward_reduce(x: &HostData, dy: &HostData, mean: &HostData, v
             let (a, b) = backward_reduce_typed(x, dy, m, v, shape, eps as f64);
             (HostData::F64(a), HostData::F64(b))
         }
-        _ => return Err(KilnError::DTypeMismatch { op: "batchnorm_backward_reduce", lhs: x.dtype(), rhs: dy.dtype() }),
+        _ => {
+            return Err(KilnError::DTypeMismatch {
+                op: "batchnorm_backward_reduce",
+                lhs: x.dtype(),
+                rhs: dy.dtype(),
+            })
+        }
     })
 }
 
 fn adam_typed<T: Real>(param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], s: &AdamStep) {
     let (bc1, bc2) = s.bias_corrections();
-    let [lr, b1, b2, eps, wd, bc1, bc2] = [s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, bc1, bc2].map(|x| T::from_f64(x as f64));
+    let [lr, b1, b2, eps, wd, bc1, bc2] =
+        [s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, bc1, bc2].map(|x| T::from_f64(x as f64));
     let update = |(((w, &g), m), v): (((&mut T, &T), &mut T), &mut T)| {
         let mut g = g;
         if s.decoupled {
@@ -225,17 +308,43 @@ fn adam_typed<T: Real>(param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], s:
         *w = *w - lr * (*m / bc1) / ((*v / bc2).sqrt() + eps);
     };
     if param.len() >= PARALLEL_THRESHOLD {
-        param.par_iter_mut().zip(grad.par_iter()).zip(m.par_iter_mut()).zip(v.par_iter_mut()).for_each(update);
+        param
+            .par_iter_mut()
+            .zip(grad.par_iter())
+            .zip(m.par_iter_mut())
+            .zip(v.par_iter_mut())
+            .for_each(update);
     } else {
-        param.iter_mut().zip(grad.iter()).zip(m.iter_mut()).zip(v.iter_mut()).for_each(update);
+        param
+            .iter_mut()
+            .zip(grad.iter())
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+            .for_each(update);
     }
 }
 
-pub fn adam_step(param: &mut HostData, grad: &HostData, m: &mut HostData, v: &mut HostData, step: &AdamStep) -> Result<()> {
+pub fn adam_step(
+    param: &mut HostData,
+    grad: &HostData,
+    m: &mut HostData,
+    v: &mut HostData,
+    step: &AdamStep,
+) -> Result<()> {
     match (param, grad, m, v) {
-        (HostData::F32(p), HostData::F32(g), HostData::F32(m), HostData::F32(v)) => adam_typed(p, g, m, v, step),
-        (HostData::F64(p), HostData::F64(g), HostData::F64(m), HostData::F64(v)) => adam_typed(p, g, m, v, step),
-        (p, g, _, _) => return Err(KilnError::DTypeMismatch { op: "adam_step", lhs: p.dtype(), rhs: g.dtype() }),
+        (HostData::F32(p), HostData::F32(g), HostData::F32(m), HostData::F32(v)) => {
+            adam_typed(p, g, m, v, step)
+        }
+        (HostData::F64(p), HostData::F64(g), HostData::F64(m), HostData::F64(v)) => {
+            adam_typed(p, g, m, v, step)
+        }
+        (p, g, _, _) => {
+            return Err(KilnError::DTypeMismatch {
+                op: "adam_step",
+                lhs: p.dtype(),
+                rhs: g.dtype(),
+            })
+        }
     }
     Ok(())
 }
@@ -243,8 +352,12 @@ pub fn adam_step(param: &mut HostData, grad: &HostData, m: &mut HostData, v: &mu
 pub fn random(numel: usize, distribution: Distribution, rng: RngState) -> HostData {
     let mut out = vec![0.0f32; numel];
     match distribution {
-        Distribution::Uniform { low, high } => crate::elementwise::fill_indexed(&mut out, |i| random::uniform(rng, i, low, high)),
-        Distribution::Normal { mean, std } => crate::elementwise::fill_indexed(&mut out, |i| random::normal(rng, i, mean, std)),
+        Distribution::Uniform { low, high } => {
+            crate::elementwise::fill_indexed(&mut out, |i| random::uniform(rng, i, low, high))
+        }
+        Distribution::Normal { mean, std } => {
+            crate::elementwise::fill_indexed(&mut out, |i| random::normal(rng, i, mean, std))
+        }
     }
     HostData::F32(out)
 }
@@ -252,14 +365,25 @@ pub fn random(numel: usize, distribution: Distribution, rng: RngState) -> HostDa
 pub fn dropout(x: &HostData, p: f32, rng: RngState) -> Result<(HostData, HostData)> {
     let scale = 1.0 / (1.0 - p);
     let mut mask = vec![0.0f32; x.len()];
-    crate::elementwise::fill_indexed(&mut mask, |i| if random::uniform(rng, i, 0.0, 1.0) >= p { scale } else { 0.0 });
+    crate::elementwise::fill_indexed(&mut mask, |i| {
+        if random::uniform(rng, i, 0.0, 1.0) >= p {
+            scale
+        } else {
+            0.0
+        }
+    });
     Ok(match x {
-        HostData::F32(v) => (HostData::F32(v.iter().zip(&mask).map(|(a, m)| a * m).collect()), HostData::F32(mask)),
+        HostData::F32(v) => (
+            HostData::F32(v.iter().zip(&mask).map(|(a, m)| a * m).collect()),
+            HostData::F32(mask),
+        ),
         HostData::F64(v) => {
             let mask: Vec<f64> = mask.iter().map(|&m| m as f64).collect();
-            (HostData::F64(v.iter().zip(&mask).map(|(a, m)| a * m).collect()), HostData::F64(mask))
+            (
+                HostData::F64(v.iter().zip(&mask).map(|(a, m)| a * m).collect()),
+                HostData::F64(mask),
+            )
         }
         other => return Err(crate::unsupported("dropout", other.dtype())),
     })
 }
-

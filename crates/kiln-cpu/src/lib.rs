@@ -11,8 +11,9 @@ pub mod real;
 mod reduce;
 
 use kiln_tensor::{
-    AdamStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue, HostData, KilnError, Layout, MatmulShape, ReduceDims,
-    ReduceOp, Result, RngState, Rows, UnaryOp, XentTargets,
+    AdamStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue, HostData,
+    KilnError, Layout, MatmulShape, ReduceDims, ReduceOp, Result, RngState, Rows, UnaryOp,
+    XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -28,7 +29,9 @@ pub struct CpuStorage {
 
 impl CpuStorage {
     pub fn new(data: HostData) -> Self {
-        CpuStorage { data: RwLock::new(data) }
+        CpuStorage {
+            data: RwLock::new(data),
+        }
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, HostData> {
@@ -60,7 +63,12 @@ impl CpuBackend {
 }
 
 pub(crate) fn unsupported(op: &'static str, dtype: DType) -> KilnError {
-    KilnError::UnsupportedDType { op, dtype, backend: "cpu".into(), supported: "f32, f64".into() }
+    KilnError::UnsupportedDType {
+        op,
+        dtype,
+        backend: "cpu".into(),
+        supported: "f32, f64".into(),
+    }
 }
 
 /// Applies `$body` with `$v` bound to the f32 or f64 vector inside `$data`, wrapping the
@@ -92,7 +100,10 @@ impl Backend for CpuBackend {
     }
 
     fn download(&self, tensors: &[(&CpuStorage, &Layout)]) -> Result<Vec<HostData>> {
-        tensors.iter().map(|(s, layout)| memory::copy_strided(&s.read(), layout)).collect()
+        tensors
+            .iter()
+            .map(|(s, layout)| memory::copy_strided(&s.read(), layout))
+            .collect()
     }
 
     fn sync(&self) -> Result<()> {
@@ -115,19 +126,63 @@ impl Backend for CpuBackend {
         Ok(CpuStorage::new(elementwise::unary(op, &x.read(), layout)?))
     }
 
-    fn unary_backward(&self, op: UnaryOp, x: &CpuStorage, x_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(elementwise::unary_backward(op, &x.read(), x_layout, &grad.read(), grad_layout)?))
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::unary_backward(
+            op,
+            &x.read(),
+            x_layout,
+            &grad.read(),
+            grad_layout,
+        )?))
     }
 
-    fn binary(&self, op: BinaryOp, lhs: &CpuStorage, lhs_layout: &Layout, rhs: &CpuStorage, rhs_layout: &Layout) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(elementwise::binary(op, &lhs.read(), lhs_layout, &rhs.read(), rhs_layout)?))
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &CpuStorage,
+        lhs_layout: &Layout,
+        rhs: &CpuStorage,
+        rhs_layout: &Layout,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::binary(
+            op,
+            &lhs.read(),
+            lhs_layout,
+            &rhs.read(),
+            rhs_layout,
+        )?))
     }
 
-    fn binary_scalar(&self, op: BinaryOp, x: &CpuStorage, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(elementwise::binary_scalar(op, &x.read(), layout, scalar, scalar_on_left)?))
+    fn binary_scalar(
+        &self,
+        op: BinaryOp,
+        x: &CpuStorage,
+        layout: &Layout,
+        scalar: f64,
+        scalar_on_left: bool,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(elementwise::binary_scalar(
+            op,
+            &x.read(),
+            layout,
+            scalar,
+            scalar_on_left,
+        )?))
     }
 
-    fn select(&self, cond: (&CpuStorage, &Layout), on_true: (&CpuStorage, &Layout), on_false: (&CpuStorage, &Layout)) -> Result<CpuStorage> {
+    fn select(
+        &self,
+        cond: (&CpuStorage, &Layout),
+        on_true: (&CpuStorage, &Layout),
+        on_false: (&CpuStorage, &Layout),
+    ) -> Result<CpuStorage> {
         Ok(CpuStorage::new(elementwise::select(
             (&cond.0.read(), cond.1),
             (&on_true.0.read(), on_true.1),
@@ -136,11 +191,22 @@ impl Backend for CpuBackend {
     }
 
     fn prelu(&self, x: &CpuStorage, alpha: &CpuStorage, dims: ReduceDims) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(elementwise::prelu(&x.read(), &alpha.read(), dims)?))
+        Ok(CpuStorage::new(elementwise::prelu(
+            &x.read(),
+            &alpha.read(),
+            dims,
+        )?))
     }
 
-    fn prelu_backward(&self, x: &CpuStorage, alpha: &CpuStorage, grad: &CpuStorage, dims: ReduceDims) -> Result<(CpuStorage, CpuStorage)> {
-        let (dx, dalpha) = elementwise::prelu_backward(&x.read(), &alpha.read(), &grad.read(), dims)?;
+    fn prelu_backward(
+        &self,
+        x: &CpuStorage,
+        alpha: &CpuStorage,
+        grad: &CpuStorage,
+        dims: ReduceDims,
+    ) -> Result<(CpuStorage, CpuStorage)> {
+        let (dx, dalpha) =
+            elementwise::prelu_backward(&x.read(), &alpha.read(), &grad.read(), dims)?;
         Ok((CpuStorage::new(dx), CpuStorage::new(dalpha)))
     }
 
@@ -152,16 +218,42 @@ impl Backend for CpuBackend {
         Ok(CpuStorage::new(reduce::sum_all(&x.read())?))
     }
 
-    fn matmul(&self, a: &CpuStorage, b: &CpuStorage, shape: &MatmulShape, epilogue: Epilogue<'_, CpuStorage>) -> Result<CpuStorage> {
+    fn matmul(
+        &self,
+        a: &CpuStorage,
+        b: &CpuStorage,
+        shape: &MatmulShape,
+        epilogue: Epilogue<'_, CpuStorage>,
+    ) -> Result<CpuStorage> {
         let bias = epilogue.bias.map(|b| b.read());
-        Ok(CpuStorage::new(matmul::matmul(&a.read(), &b.read(), shape, bias.as_deref(), epilogue.activation)?))
+        Ok(CpuStorage::new(matmul::matmul(
+            &a.read(),
+            &b.read(),
+            shape,
+            bias.as_deref(),
+            epilogue.activation,
+        )?))
     }
 
-    fn gather_rows(&self, src: &CpuStorage, src_rows: Rows, indices: &CpuStorage) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(memory::gather_rows(&src.read(), src_rows, &indices.read())?))
+    fn gather_rows(
+        &self,
+        src: &CpuStorage,
+        src_rows: Rows,
+        indices: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(memory::gather_rows(
+            &src.read(),
+            src_rows,
+            &indices.read(),
+        )?))
     }
 
-    fn random(&self, numel: usize, distribution: Distribution, rng: RngState) -> Result<CpuStorage> {
+    fn random(
+        &self,
+        numel: usize,
+        distribution: Distribution,
+        rng: RngState,
+    ) -> Result<CpuStorage> {
         Ok(CpuStorage::new(fused::random(numel, distribution, rng)))
     }
 
@@ -174,14 +266,36 @@ impl Backend for CpuBackend {
         Ok(CpuStorage::new(fused::softmax(&x.read(), shape, log)?))
     }
 
-    fn softmax_xent(&self, logits: &CpuStorage, shape: Rows, targets: XentTargets<'_, CpuStorage>) -> Result<CpuStorage> {
+    fn softmax_xent(
+        &self,
+        logits: &CpuStorage,
+        shape: Rows,
+        targets: XentTargets<'_, CpuStorage>,
+    ) -> Result<CpuStorage> {
         let (guard, soft) = targets_guard(&targets);
-        Ok(CpuStorage::new(fused::softmax_xent(&logits.read(), shape, &guard, soft)?))
+        Ok(CpuStorage::new(fused::softmax_xent(
+            &logits.read(),
+            shape,
+            &guard,
+            soft,
+        )?))
     }
 
-    fn softmax_xent_backward(&self, logits: &CpuStorage, shape: Rows, targets: XentTargets<'_, CpuStorage>, grad_rows: &CpuStorage) -> Result<CpuStorage> {
+    fn softmax_xent_backward(
+        &self,
+        logits: &CpuStorage,
+        shape: Rows,
+        targets: XentTargets<'_, CpuStorage>,
+        grad_rows: &CpuStorage,
+    ) -> Result<CpuStorage> {
         let (guard, soft) = targets_guard(&targets);
-        Ok(CpuStorage::new(fused::softmax_xent_backward(&logits.read(), shape, &guard, soft, &grad_rows.read())?))
+        Ok(CpuStorage::new(fused::softmax_xent_backward(
+            &logits.read(),
+            shape,
+            &guard,
+            soft,
+            &grad_rows.read(),
+        )?))
     }
 
     fn batchnorm_stats(&self, x: &CpuStorage, shape: Rows) -> Result<(CpuStorage, CpuStorage)> {
@@ -189,24 +303,57 @@ impl Backend for CpuBackend {
         Ok((CpuStorage::new(mean), CpuStorage::new(var)))
     }
 
-    fn batchnorm_backward_reduce(&self, x: &CpuStorage, dy: &CpuStorage, mean: &CpuStorage, var: &CpuStorage, shape: Rows, eps: f32) -> Result<(CpuStorage, CpuStorage)> {
-        let (a, b) = fused::batchnorm_backward_reduce(&x.read(), &dy.read(), &mean.read(), &var.read(), shape, eps)?;
+    fn batchnorm_backward_reduce(
+        &self,
+        x: &CpuStorage,
+        dy: &CpuStorage,
+        mean: &CpuStorage,
+        var: &CpuStorage,
+        shape: Rows,
+        eps: f32,
+    ) -> Result<(CpuStorage, CpuStorage)> {
+        let (a, b) = fused::batchnorm_backward_reduce(
+            &x.read(),
+            &dy.read(),
+            &mean.read(),
+            &var.read(),
+            shape,
+            eps,
+        )?;
         Ok((CpuStorage::new(a), CpuStorage::new(b)))
     }
 
-    fn adam_step(&self, param: &CpuStorage, grad: &CpuStorage, m: &CpuStorage, v: &CpuStorage, step: &AdamStep) -> Result<()> {
+    fn adam_step(
+        &self,
+        param: &CpuStorage,
+        grad: &CpuStorage,
+        m: &CpuStorage,
+        v: &CpuStorage,
+        step: &AdamStep,
+    ) -> Result<()> {
         for (name, state) in [("param", param), ("m", m), ("v", v)] {
             if std::ptr::eq(grad, state) {
-                return Err(KilnError::InvalidArgument { op: "adam_step", message: format!("the gradient and {name} are the same storage") });
+                return Err(KilnError::InvalidArgument {
+                    op: "adam_step",
+                    message: format!("the gradient and {name} are the same storage"),
+                });
             }
         }
         let grad = grad.read();
-        fused::adam_step(&mut param.write(), &grad, &mut m.write(), &mut v.write(), step)
+        fused::adam_step(
+            &mut param.write(),
+            &grad,
+            &mut m.write(),
+            &mut v.write(),
+            step,
+        )
     }
 }
 
 /// The targets' data, and whether they are soft targets (else u32 labels).
-fn targets_guard<'a>(targets: &XentTargets<'a, CpuStorage>) -> (RwLockReadGuard<'a, HostData>, bool) {
+fn targets_guard<'a>(
+    targets: &XentTargets<'a, CpuStorage>,
+) -> (RwLockReadGuard<'a, HostData>, bool) {
     match targets {
         XentTargets::Labels(t) => (t.read(), false),
         XentTargets::Soft(t) => (t.read(), true),

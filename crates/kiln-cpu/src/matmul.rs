@@ -8,12 +8,26 @@ use kiln_tensor::{DType, HostData, KilnError, MatmulShape, Result, UnaryOp};
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_FLOPS: usize = 64 * 64 * 64;
 
-fn gemm_typed<T: Real>(a: &[T], b: &[T], s: &MatmulShape, bias: Option<&[T]>, activation: Option<UnaryOp>) -> Vec<T> {
+fn gemm_typed<T: Real>(
+    a: &[T],
+    b: &[T],
+    s: &MatmulShape,
+    bias: Option<&[T]>,
+    activation: Option<UnaryOp>,
+) -> Vec<T> {
     let (m, n, k) = (s.m, s.n, s.k);
     let mut out = vec![T::ZERO; s.batch * m * n];
     // Row and column strides of op(A) (m × k) and op(B) (k × n) as stored.
-    let (a_rs, a_cs) = if s.trans_a { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if s.trans_b { (1, k as isize) } else { (n as isize, 1) };
+    let (a_rs, a_cs) = if s.trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (b_rs, b_cs) = if s.trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
     let parallelism = if m * n * k >= PARALLEL_FLOPS {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
@@ -69,22 +83,43 @@ fn gemm_typed<T: Real>(a: &[T], b: &[T], s: &MatmulShape, bias: Option<&[T]>, ac
 
 fn check_len(name: &str, have: usize, need: usize) -> Result<()> {
     if have < need {
-        return Err(KilnError::InvalidArgument { op: "matmul", message: format!("operand {name} holds {have} elements, the shape needs {need}") });
+        return Err(KilnError::InvalidArgument {
+            op: "matmul",
+            message: format!("operand {name} holds {have} elements, the shape needs {need}"),
+        });
     }
     Ok(())
 }
 
-pub fn matmul(a: &HostData, b: &HostData, s: &MatmulShape, bias: Option<&HostData>, activation: Option<UnaryOp>) -> Result<HostData> {
+pub fn matmul(
+    a: &HostData,
+    b: &HostData,
+    s: &MatmulShape,
+    bias: Option<&HostData>,
+    activation: Option<UnaryOp>,
+) -> Result<HostData> {
     let last = s.batch.saturating_sub(1);
     check_len("A", a.len(), last * s.batch_stride_a + s.m * s.k)?;
     check_len("B", b.len(), last * s.batch_stride_b + s.k * s.n)?;
     Ok(match (a, b, bias) {
-        (HostData::F32(a), HostData::F32(b), None) => HostData::F32(gemm_typed(a, b, s, None, activation)),
-        (HostData::F32(a), HostData::F32(b), Some(HostData::F32(bias))) => HostData::F32(gemm_typed(a, b, s, Some(bias), activation)),
-        (HostData::F64(a), HostData::F64(b), None) => HostData::F64(gemm_typed(a, b, s, None, activation)),
-        (HostData::F64(a), HostData::F64(b), Some(HostData::F64(bias))) => HostData::F64(gemm_typed(a, b, s, Some(bias), activation)),
+        (HostData::F32(a), HostData::F32(b), None) => {
+            HostData::F32(gemm_typed(a, b, s, None, activation))
+        }
+        (HostData::F32(a), HostData::F32(b), Some(HostData::F32(bias))) => {
+            HostData::F32(gemm_typed(a, b, s, Some(bias), activation))
+        }
+        (HostData::F64(a), HostData::F64(b), None) => {
+            HostData::F64(gemm_typed(a, b, s, None, activation))
+        }
+        (HostData::F64(a), HostData::F64(b), Some(HostData::F64(bias))) => {
+            HostData::F64(gemm_typed(a, b, s, Some(bias), activation))
+        }
         _ => {
-            let dtype = if a.dtype() != DType::F32 && a.dtype() != DType::F64 { a.dtype() } else { b.dtype() };
+            let dtype = if a.dtype() != DType::F32 && a.dtype() != DType::F64 {
+                a.dtype()
+            } else {
+                b.dtype()
+            };
             return Err(crate::unsupported("matmul", dtype));
         }
     })

@@ -37,7 +37,9 @@ pub fn copy_strided(data: &HostData, layout: &Layout) -> Result<HostData> {
 pub fn cast(data: &HostData, to: DType) -> Result<HostData> {
     Ok(match (data, to) {
         (d, to) if d.dtype() == to => d.clone(),
-        (HostData::F32(v), DType::F16) => HostData::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
+        (HostData::F32(v), DType::F16) => {
+            HostData::F16(v.iter().map(|&x| f16::from_f32(x)).collect())
+        }
         (HostData::F16(v), DType::F32) => HostData::F32(v.iter().map(|&x| x.to_f32()).collect()),
         (HostData::U8(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
         (HostData::U32(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
@@ -49,7 +51,10 @@ pub fn cast(data: &HostData, to: DType) -> Result<HostData> {
         (d, to) => {
             return Err(KilnError::InvalidArgument {
                 op: "cast",
-                message: format!("the CPU backend casts f32↔f16, f32↔f64, u8→f32/f64 and u32↔f32, not {}→{to}", d.dtype()),
+                message: format!(
+                    "the CPU backend casts f32↔f16, f32↔f64, u8→f32/f64 and u32↔f32, not {}→{to}",
+                    d.dtype()
+                ),
             })
         }
     })
@@ -57,17 +62,29 @@ pub fn cast(data: &HostData, to: DType) -> Result<HostData> {
 
 pub fn gather_rows(src: &HostData, shape: Rows, indices: &HostData) -> Result<HostData> {
     let HostData::U32(indices) = indices else {
-        return Err(KilnError::InvalidArgument { op: "gather_rows", message: format!("indices must be u32, got {}", indices.dtype()) });
-    };
-    if let Some((pos, &bad)) = indices.iter().enumerate().find(|(_, &i)| i as usize >= shape.rows) {
         return Err(KilnError::InvalidArgument {
             op: "gather_rows",
-            message: format!("index {bad} at position {pos} is out of range for {} rows", shape.rows),
+            message: format!("indices must be u32, got {}", indices.dtype()),
+        });
+    };
+    if let Some((pos, &bad)) = indices
+        .iter()
+        .enumerate()
+        .find(|(_, &i)| i as usize >= shape.rows)
+    {
+        return Err(KilnError::InvalidArgument {
+            op: "gather_rows",
+            message: format!(
+                "index {bad} at position {pos} is out of range for {} rows",
+                shape.rows
+            ),
         });
     }
     fn go<T: Copy + Default + Send + Sync>(src: &[T], cols: usize, indices: &[u32]) -> Vec<T> {
         let mut out = vec![T::default(); indices.len() * cols];
-        fill_indexed(&mut out, |i| src[indices[i / cols] as usize * cols + i % cols]);
+        fill_indexed(&mut out, |i| {
+            src[indices[i / cols] as usize * cols + i % cols]
+        });
         out
     }
     if shape.cols == 0 {

@@ -21,7 +21,10 @@ pub fn philox(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 pub fn block_of(rng: RngState, i: usize) -> ([u32; 4], usize) {
     let e = rng.offset.wrapping_add(i as u64);
     let block = e >> 2;
-    let words = philox([block as u32, (block >> 32) as u32, 0, 0], [rng.seed as u32, (rng.seed >> 32) as u32]);
+    let words = philox(
+        [block as u32, (block >> 32) as u32, 0, 0],
+        [rng.seed as u32, (rng.seed >> 32) as u32],
+    );
     (words, (e & 3) as usize)
 }
 
@@ -40,8 +43,13 @@ pub fn normal(rng: RngState, i: usize, mean: f32, std: f32) -> f32 {
     let u1 = ((words[pair] >> 8) + 1) as f32 * 5.960_464_5e-8;
     let u2 = to_unit(words[pair + 1]);
     let radius = (-2.0 * u1.ln()).sqrt();
-    let angle = 6.283_185_5 * u2 - 3.141_592_7;
-    let z = if lane & 1 == 1 { radius * angle.sin() } else { radius * angle.cos() };
+    // The same f32 constants as random.wgsl: TAU = 6.2831855, PI = 3.1415927.
+    let angle = std::f32::consts::TAU * u2 - std::f32::consts::PI;
+    let z = if lane & 1 == 1 {
+        radius * angle.sin()
+    } else {
+        radius * angle.cos()
+    };
     mean + std * z
 }
 
@@ -52,13 +60,19 @@ mod tests {
     // Known-answer vectors from the Random123 distribution (kat_vectors, philox4x32 10 rounds).
     #[test]
     fn philox_matches_random123_known_answers() {
-        assert_eq!(philox([0, 0, 0, 0], [0, 0]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox([0, 0, 0, 0], [0, 0]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
         assert_eq!(
             philox([0xffffffff; 4], [0xffffffff; 2]),
             [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
         );
         assert_eq!(
-            philox([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            philox(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
     }

@@ -4,7 +4,20 @@
 
 use kiln_tensor::{BinaryOp, UnaryOp};
 
-pub trait Real: Copy + Send + Sync + PartialOrd + std::fmt::Debug + 'static + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self> + std::ops::Neg<Output = Self> + std::iter::Sum {
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::fmt::Debug
+    + 'static
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::iter::Sum
+{
     const ZERO: Self;
     const ONE: Self;
     fn from_f64(x: f64) -> Self;
@@ -190,7 +203,9 @@ mod tests {
         assert_eq!(unary_eval(UnaryOp::Sigmoid, 0.0f64), 0.5);
         assert_eq!(unary_derivative(UnaryOp::Tanh, 0.0f64), 1.0);
         assert!((unary_eval(UnaryOp::Softplus, 0.0f64) - 2f64.ln()).abs() < 1e-15);
-        assert!((unary_eval(UnaryOp::Elu { alpha: 1.0 }, -1.0f64) - (-1f64).exp_m1()).abs() < 1e-15);
+        assert!(
+            (unary_eval(UnaryOp::Elu { alpha: 1.0 }, -1.0f64) - (-1f64).exp_m1()).abs() < 1e-15
+        );
         assert!((unary_eval(UnaryOp::LeakyRelu { alpha: 0.01 }, -2.0f64) + 0.02).abs() < 1e-9);
         assert_eq!(unary_eval(UnaryOp::HardTanh, 3.0f64), 1.0);
         assert_eq!(binary_eval(BinaryOp::Ge, 2.0f64, 2.0), 1.0);

@@ -12,7 +12,11 @@ fn reduce_lane<T: Real>(op: ReduceOp, x: &[T], dims: ReduceDims, o: usize, i: us
     match op {
         ReduceOp::Sum | ReduceOp::Mean => {
             let sum: f64 = (0..dims.len).map(|j| at(j).to_f64()).sum();
-            let value = if op == ReduceOp::Mean { sum / dims.len as f64 } else { sum };
+            let value = if op == ReduceOp::Mean {
+                sum / dims.len as f64
+            } else {
+                sum
+            };
             (T::from_f64(value), 0)
         }
         ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax => {
@@ -20,7 +24,11 @@ fn reduce_lane<T: Real>(op: ReduceOp, x: &[T], dims: ReduceDims, o: usize, i: us
             let mut index = 0;
             for j in 1..dims.len {
                 let v = at(j);
-                let better = if op == ReduceOp::Min { v < best } else { v > best };
+                let better = if op == ReduceOp::Min {
+                    v < best
+                } else {
+                    v > best
+                };
                 if better {
                     best = v;
                     index = j;
@@ -44,19 +52,30 @@ fn reduce_typed<T: Real>(op: ReduceOp, x: &[T], dims: ReduceDims) -> Vec<(T, usi
 pub fn reduce(op: ReduceOp, x: &HostData, dims: ReduceDims) -> Result<HostData> {
     if op == ReduceOp::ArgMax {
         let indices = match x {
-            HostData::F32(v) => reduce_typed(op, v, dims).into_iter().map(|(_, i)| i as u32).collect(),
-            HostData::F64(v) => reduce_typed(op, v, dims).into_iter().map(|(_, i)| i as u32).collect(),
+            HostData::F32(v) => reduce_typed(op, v, dims)
+                .into_iter()
+                .map(|(_, i)| i as u32)
+                .collect(),
+            HostData::F64(v) => reduce_typed(op, v, dims)
+                .into_iter()
+                .map(|(_, i)| i as u32)
+                .collect(),
             other => return Err(crate::unsupported("argmax", other.dtype())),
         };
         return Ok(HostData::U32(indices));
     }
-    Ok(float_dispatch!(x, op.name(), |v| reduce_typed(op, v, dims).into_iter().map(|(value, _)| value).collect()))
+    Ok(float_dispatch!(x, op.name(), |v| reduce_typed(op, v, dims)
+        .into_iter()
+        .map(|(value, _)| value)
+        .collect()))
 }
 
 pub fn sum_all(x: &HostData) -> Result<HostData> {
     fn go<T: Real>(v: &[T]) -> Vec<T> {
         let sum: f64 = if v.len() >= PARALLEL_THRESHOLD {
-            v.par_chunks(4096).map(|c| c.iter().map(|x| x.to_f64()).sum::<f64>()).sum()
+            v.par_chunks(4096)
+                .map(|c| c.iter().map(|x| x.to_f64()).sum::<f64>())
+                .sum()
         } else {
             v.iter().map(|x| x.to_f64()).sum()
         };

@@ -11,7 +11,9 @@
 //!   ([`Backend::download`] or [`Backend::sync`]).
 
 use crate::error::Result;
-use crate::ops::{AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets};
+use crate::ops::{
+    AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets,
+};
 use crate::{DType, HostData, Layout};
 use std::fmt;
 
@@ -114,7 +116,12 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         on_false: (&Self::Storage, &Layout),
     ) -> Result<Self::Storage>;
     /// PReLU over [outer, channels, inner]: x > 0 ? x : alpha[channel] · x.
-    fn prelu(&self, x: &Self::Storage, alpha: &Self::Storage, dims: ReduceDims) -> Result<Self::Storage>;
+    fn prelu(
+        &self,
+        x: &Self::Storage,
+        alpha: &Self::Storage,
+        dims: ReduceDims,
+    ) -> Result<Self::Storage>;
     /// PReLU's gradients: (d/dx, d/dalpha summed per channel).
     fn prelu_backward(
         &self,
@@ -141,14 +148,29 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     /// out[i, :] = src[indices[i], :] for a contiguous [src_rows, cols] source and u32 indices.
     /// An index out of range is an error on the CPU and gives a row of NaN (u32::MAX for
     /// integer dtypes) on the GPU, which cannot check without a readback.
-    fn gather_rows(&self, src: &Self::Storage, src_rows: Rows, indices: &Self::Storage) -> Result<Self::Storage>;
+    fn gather_rows(
+        &self,
+        src: &Self::Storage,
+        src_rows: Rows,
+        indices: &Self::Storage,
+    ) -> Result<Self::Storage>;
 
     // ---- randomness --------------------------------------------------------------------
     /// `numel` f32 values from a counter-based generator: element i depends only on
     /// (seed, offset + i), so every backend produces the same stream.
-    fn random(&self, numel: usize, distribution: Distribution, rng: RngState) -> Result<Self::Storage>;
+    fn random(
+        &self,
+        numel: usize,
+        distribution: Distribution,
+        rng: RngState,
+    ) -> Result<Self::Storage>;
     /// Inverted dropout: returns (y, mask) with mask = keep / (1 - p) and y = x · mask.
-    fn dropout(&self, x: &Self::Storage, p: f32, rng: RngState) -> Result<(Self::Storage, Self::Storage)>;
+    fn dropout(
+        &self,
+        x: &Self::Storage,
+        p: f32,
+        rng: RngState,
+    ) -> Result<(Self::Storage, Self::Storage)>;
 
     // ---- fused training ops ------------------------------------------------------------
     /// Softmax (or log-softmax) of each row.
@@ -170,7 +192,11 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         grad_rows: &Self::Storage,
     ) -> Result<Self::Storage>;
     /// Per-column mean and biased variance of a [rows, cols] batch (two-pass, stable).
-    fn batchnorm_stats(&self, x: &Self::Storage, shape: Rows) -> Result<(Self::Storage, Self::Storage)>;
+    fn batchnorm_stats(
+        &self,
+        x: &Self::Storage,
+        shape: Rows,
+    ) -> Result<(Self::Storage, Self::Storage)>;
     /// Per-column Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps): the two reductions
     /// the batch-norm backward pass needs.
     #[allow(clippy::too_many_arguments)]

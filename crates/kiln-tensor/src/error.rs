@@ -19,7 +19,9 @@ pub enum KilnError {
         lhs: DType,
         rhs: DType,
     },
-    #[error("{op}: dtype {dtype} is not supported by the {backend} backend (supported: {supported})")]
+    #[error(
+        "{op}: dtype {dtype} is not supported by the {backend} backend (supported: {supported})"
+    )]
     UnsupportedDType {
         op: &'static str,
         dtype: DType,

@@ -140,7 +140,11 @@ impl Layout {
         if start + len > size {
             return Err(KilnError::invalid(
                 "narrow",
-                format!("range {start}..{} is outside dimension {dim} of size {size} in shape {}", start + len, self.shape),
+                format!(
+                    "range {start}..{} is outside dimension {dim} of size {size} in shape {}",
+                    start + len,
+                    self.shape
+                ),
             ));
         }
         let mut dims = self.shape.dims().to_vec();

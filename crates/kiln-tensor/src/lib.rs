@@ -26,10 +26,12 @@ pub mod wgpu;
 pub use backend::{Backend, BackendStorage, Epilogue, ReduceDims, Rows};
 pub use dtype::DType;
 pub use error::{KilnError, Result};
+pub use half::f16;
 pub use host::{Element, HostData};
 pub use layout::Layout;
-pub use ops::{AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets};
+pub use ops::{
+    AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets,
+};
 pub use shape::Shape;
 pub use tensor::Tensor;
 pub use wgpu::WgpuBackend;
-pub use half::f16;

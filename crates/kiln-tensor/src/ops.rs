@@ -17,8 +17,12 @@ pub enum UnaryOp {
     Sigmoid,
     Tanh,
     Relu,
-    LeakyRelu { alpha: f32 },
-    Elu { alpha: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
     Softplus,
     /// Clamp to [-1, 1].
     HardTanh,

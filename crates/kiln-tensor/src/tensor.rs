@@ -25,7 +25,13 @@ impl<B: Backend> Clone for Tensor<B> {
 
 impl<B: Backend> fmt::Debug for Tensor<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({}, {}, {})", self.shape(), self.dtype(), self.backend.name())
+        write!(
+            f,
+            "Tensor({}, {}, {})",
+            self.shape(),
+            self.dtype(),
+            self.backend.name()
+        )
     }
 }
 
@@ -36,7 +42,10 @@ impl<B: Backend> Tensor<B> {
         if storage.len() < shape.numel() {
             return Err(KilnError::invalid(
                 "from_storage",
-                format!("storage of {} elements is too small for shape {shape}", storage.len()),
+                format!(
+                    "storage of {} elements is too small for shape {shape}",
+                    storage.len()
+                ),
             ));
         }
         Ok(Tensor {
@@ -60,7 +69,11 @@ impl<B: Backend> Tensor<B> {
         if data.len() != shape.numel() {
             return Err(KilnError::invalid(
                 "from_vec",
-                format!("{} elements given for shape {shape} ({} elements)", data.len(), shape.numel()),
+                format!(
+                    "{} elements given for shape {shape} ({} elements)",
+                    data.len(),
+                    shape.numel()
+                ),
             ));
         }
         check_dtype(backend, data.dtype(), "from_vec")?;
@@ -68,11 +81,19 @@ impl<B: Backend> Tensor<B> {
         Tensor::from_storage(storage, shape, backend)
     }
 
-    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, backend: &B) -> Result<Self> {
+    pub fn from_vec<T: Element>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        backend: &B,
+    ) -> Result<Self> {
         Tensor::from_host(&T::into_host(data), shape, backend)
     }
 
-    pub fn from_slice<T: Element>(data: &[T], shape: impl Into<Shape>, backend: &B) -> Result<Self> {
+    pub fn from_slice<T: Element>(
+        data: &[T],
+        shape: impl Into<Shape>,
+        backend: &B,
+    ) -> Result<Self> {
         Tensor::from_vec(data.to_vec(), shape, backend)
     }
 
@@ -92,14 +113,26 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// f32 values uniform in [low, high), from a counter-based stream (same on every backend).
-    pub fn rand_uniform(shape: impl Into<Shape>, low: f32, high: f32, rng: RngState, backend: &B) -> Result<Self> {
+    pub fn rand_uniform(
+        shape: impl Into<Shape>,
+        low: f32,
+        high: f32,
+        rng: RngState,
+        backend: &B,
+    ) -> Result<Self> {
         let shape = shape.into();
         let storage = backend.random(shape.numel(), Distribution::Uniform { low, high }, rng)?;
         Tensor::from_storage(storage, shape, backend)
     }
 
     /// f32 values from N(mean, std²), from a counter-based stream.
-    pub fn rand_normal(shape: impl Into<Shape>, mean: f32, std: f32, rng: RngState, backend: &B) -> Result<Self> {
+    pub fn rand_normal(
+        shape: impl Into<Shape>,
+        mean: f32,
+        std: f32,
+        rng: RngState,
+        backend: &B,
+    ) -> Result<Self> {
         let shape = shape.into();
         let storage = backend.random(shape.numel(), Distribution::Normal { mean, std }, rng)?;
         Tensor::from_storage(storage, shape, backend)
@@ -141,7 +174,10 @@ impl<B: Backend> Tensor<B> {
     // ---- readback ----------------------------------------------------------------------
     /// Reads the elements back in row-major order (a sync point on the GPU).
     pub fn to_host(&self) -> Result<HostData> {
-        Ok(self.backend.download(&[(&self.storage, &self.layout)])?.remove(0))
+        Ok(self
+            .backend
+            .download(&[(&self.storage, &self.layout)])?
+            .remove(0))
     }
 
     /// Reads the elements as `T`, converting values if the dtype differs.
@@ -154,7 +190,11 @@ impl<B: Backend> Tensor<B> {
         if self.numel() != 1 {
             return Err(KilnError::invalid(
                 "item",
-                format!("tensor of shape {} has {} elements, item needs exactly 1", self.shape(), self.numel()),
+                format!(
+                    "tensor of shape {} has {} elements, item needs exactly 1",
+                    self.shape(),
+                    self.numel()
+                ),
             ));
         }
         Ok(self.to_host()?.to_f64_vec()[0])
@@ -189,7 +229,11 @@ impl<B: Backend> Tensor<B> {
                 reason: "element counts differ".into(),
             });
         }
-        let base = if self.layout.is_contiguous() { self.clone() } else { self.contiguous()? };
+        let base = if self.layout.is_contiguous() {
+            self.clone()
+        } else {
+            self.contiguous()?
+        };
         Ok(Tensor {
             layout: base.layout.reshape(shape)?,
             ..base
@@ -209,7 +253,10 @@ impl<B: Backend> Tensor<B> {
     /// Transpose of a matrix (swaps the last two dimensions).
     pub fn t(&self) -> Result<Self> {
         if self.rank() < 2 {
-            return Err(KilnError::invalid("t", format!("needs rank ≥ 2, got shape {}", self.shape())));
+            return Err(KilnError::invalid(
+                "t",
+                format!("needs rank ≥ 2, got shape {}", self.shape()),
+            ));
         }
         self.transpose(-2, -1)
     }

@@ -52,9 +52,13 @@ impl<B: Backend> Tensor<B> {
                 reason: "the gradient must have the input's shape".into(),
             });
         }
-        let storage = self
-            .backend
-            .unary_backward(op, &self.storage, &self.layout, &grad.storage, &grad.layout)?;
+        let storage = self.backend.unary_backward(
+            op,
+            &self.storage,
+            &self.layout,
+            &grad.storage,
+            &grad.layout,
+        )?;
         Ok(self.wrap(storage, self.shape().clone()))
     }
 
@@ -201,7 +205,10 @@ impl<B: Backend> Tensor<B> {
         let dims = self.dims();
         let len = dims[axis];
         if len == 0 {
-            return Err(KilnError::invalid(op.name(), format!("cannot reduce empty axis {axis} of shape {}", self.shape())));
+            return Err(KilnError::invalid(
+                op.name(),
+                format!("cannot reduce empty axis {axis} of shape {}", self.shape()),
+            ));
         }
         let reduce_dims = crate::ReduceDims {
             outer: dims[..axis].iter().product(),
@@ -307,4 +314,3 @@ impl<B: Backend> Neg for Tensor<B> {
         self.unary(UnaryOp::Neg)
     }
 }
-

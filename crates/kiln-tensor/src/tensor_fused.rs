@@ -23,10 +23,19 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// act(self · rhs + bias) in one kernel; bias has shape [n].
-    pub fn matmul_bias_act(&self, rhs: &Tensor<B>, bias: Option<&Tensor<B>>, activation: Option<UnaryOp>) -> Result<Self> {
+    pub fn matmul_bias_act(
+        &self,
+        rhs: &Tensor<B>,
+        bias: Option<&Tensor<B>>,
+        activation: Option<UnaryOp>,
+    ) -> Result<Self> {
         self.require_float("matmul")?;
         if self.dtype() != rhs.dtype() {
-            return Err(KilnError::DTypeMismatch { op: "matmul", lhs: self.dtype(), rhs: rhs.dtype() });
+            return Err(KilnError::DTypeMismatch {
+                op: "matmul",
+                lhs: self.dtype(),
+                rhs: rhs.dtype(),
+            });
         }
         let mismatch = |reason: &str| KilnError::ShapeMismatch {
             op: "matmul",
@@ -43,7 +52,16 @@ impl<B: Backend> Tensor<B> {
                 }
                 let (a, trans_a) = matrix_operand(self)?;
                 let (b, trans_b) = matrix_operand(rhs)?;
-                let shape = MatmulShape { batch: 1, m, n, k, trans_a, trans_b, batch_stride_a: 0, batch_stride_b: 0 };
+                let shape = MatmulShape {
+                    batch: 1,
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                    batch_stride_a: 0,
+                    batch_stride_b: 0,
+                };
                 (a, b, shape, Shape::new([m, n]))
             }
             (3, 2) | (3, 3) => {
@@ -90,16 +108,27 @@ impl<B: Backend> Tensor<B> {
             }
             None => None,
         };
-        let epilogue = Epilogue { bias: bias.as_ref().map(|t| &*t.storage), activation };
-        let storage = self.backend.matmul(&a.storage, &b.storage, &shape, epilogue)?;
+        let epilogue = Epilogue {
+            bias: bias.as_ref().map(|t| &*t.storage),
+            activation,
+        };
+        let storage = self
+            .backend
+            .matmul(&a.storage, &b.storage, &shape, epilogue)?;
         Ok(self.wrap(storage, out_shape))
     }
 
     fn as_rows(&self, op: &'static str) -> Result<Rows> {
         if self.rank() != 2 {
-            return Err(KilnError::invalid(op, format!("expects a [rows, cols] tensor, got shape {}", self.shape())));
+            return Err(KilnError::invalid(
+                op,
+                format!("expects a [rows, cols] tensor, got shape {}", self.shape()),
+            ));
         }
-        Ok(Rows { rows: self.dims()[0], cols: self.dims()[1] })
+        Ok(Rows {
+            rows: self.dims()[0],
+            cols: self.dims()[1],
+        })
     }
 
     /// Rows of a [rows, cols] tensor picked by a u32 index tensor of shape [n]: gives [n, cols].
@@ -108,12 +137,18 @@ impl<B: Backend> Tensor<B> {
         if indices.dtype() != DType::U32 || indices.rank() != 1 {
             return Err(KilnError::invalid(
                 "gather_rows",
-                format!("indices must be a 1-D u32 tensor, got {} of shape {}", indices.dtype(), indices.shape()),
+                format!(
+                    "indices must be a 1-D u32 tensor, got {} of shape {}",
+                    indices.dtype(),
+                    indices.shape()
+                ),
             ));
         }
         let src = self.contiguous()?;
         let idx = indices.contiguous()?;
-        let storage = self.backend.gather_rows(&src.storage, shape, &idx.storage)?;
+        let storage = self
+            .backend
+            .gather_rows(&src.storage, shape, &idx.storage)?;
         Ok(self.wrap(storage, [indices.numel(), shape.cols]))
     }
 
@@ -124,10 +159,16 @@ impl<B: Backend> Tensor<B> {
                 op: "prelu",
                 lhs: self.shape().clone(),
                 rhs: alpha.shape().clone(),
-                reason: format!("alpha needs one slope per channel (dimension 1), i.e. shape [{channels}]"),
+                reason: format!(
+                    "alpha needs one slope per channel (dimension 1), i.e. shape [{channels}]"
+                ),
             });
         }
-        Ok(ReduceDims { outer: self.dims().first().copied().unwrap_or(1), len: channels, inner: self.dims().iter().skip(2).product() })
+        Ok(ReduceDims {
+            outer: self.dims().first().copied().unwrap_or(1),
+            len: channels,
+            inner: self.dims().iter().skip(2).product(),
+        })
     }
 
     /// PReLU with one learnable slope per channel (dimension 1).
@@ -143,22 +184,38 @@ impl<B: Backend> Tensor<B> {
     pub fn prelu_backward(&self, alpha: &Tensor<B>, grad: &Tensor<B>) -> Result<(Self, Self)> {
         let dims = self.channel_dims(alpha)?;
         if grad.shape() != self.shape() {
-            return Err(KilnError::ShapeMismatch { op: "prelu_backward", lhs: self.shape().clone(), rhs: grad.shape().clone(), reason: "the gradient must have the input's shape".into() });
+            return Err(KilnError::ShapeMismatch {
+                op: "prelu_backward",
+                lhs: self.shape().clone(),
+                rhs: grad.shape().clone(),
+                reason: "the gradient must have the input's shape".into(),
+            });
         }
         let (x, a, g) = (self.contiguous()?, alpha.contiguous()?, grad.contiguous()?);
-        let (dx, dalpha) = self.backend.prelu_backward(&x.storage, &a.storage, &g.storage, dims)?;
-        Ok((self.wrap(dx, self.shape().clone()), self.wrap(dalpha, alpha.shape().clone())))
+        let (dx, dalpha) = self
+            .backend
+            .prelu_backward(&x.storage, &a.storage, &g.storage, dims)?;
+        Ok((
+            self.wrap(dx, self.shape().clone()),
+            self.wrap(dalpha, alpha.shape().clone()),
+        ))
     }
 
     /// Inverted dropout with keep probability 1 − p: (output, scaled mask).
     pub fn dropout(&self, p: f32, rng: RngState) -> Result<(Self, Self)> {
         self.require_float("dropout")?;
         if !(0.0..1.0).contains(&p) {
-            return Err(KilnError::invalid("dropout", format!("p = {p} is outside the allowed range [0, 1)")));
+            return Err(KilnError::invalid(
+                "dropout",
+                format!("p = {p} is outside the allowed range [0, 1)"),
+            ));
         }
         let x = self.contiguous()?;
         let (y, mask) = self.backend.dropout(&x.storage, p, rng)?;
-        Ok((self.wrap(y, self.shape().clone()), self.wrap(mask, self.shape().clone())))
+        Ok((
+            self.wrap(y, self.shape().clone()),
+            self.wrap(mask, self.shape().clone()),
+        ))
     }
 
     /// Softmax over the last dimension of a [rows, cols] tensor.
@@ -179,7 +236,11 @@ impl<B: Backend> Tensor<B> {
         Ok(self.wrap(storage, self.shape().clone()))
     }
 
-    fn xent_targets<'a>(&self, targets: &'a Tensor<B>, shape: Rows) -> Result<XentTargets<'a, B::Storage>> {
+    fn xent_targets<'a>(
+        &self,
+        targets: &'a Tensor<B>,
+        shape: Rows,
+    ) -> Result<XentTargets<'a, B::Storage>> {
         if targets.dtype() == DType::U32 && targets.dims() == [shape.rows] {
             Ok(XentTargets::Labels(&targets.storage))
         } else if targets.dtype() == self.dtype() && targets.shape() == self.shape() {
@@ -209,14 +270,29 @@ impl<B: Backend> Tensor<B> {
 
     /// Gradient of the per-row cross-entropy with respect to the logits, each row scaled by
     /// `grad_rows` ([rows]; 1/rows for a mean loss).
-    pub fn softmax_xent_backward(&self, targets: &Tensor<B>, grad_rows: &Tensor<B>) -> Result<Self> {
+    pub fn softmax_xent_backward(
+        &self,
+        targets: &Tensor<B>,
+        grad_rows: &Tensor<B>,
+    ) -> Result<Self> {
         let shape = self.as_rows("softmax_xent_backward")?;
         if grad_rows.dims() != [shape.rows] {
-            return Err(KilnError::ShapeMismatch { op: "softmax_xent_backward", lhs: self.shape().clone(), rhs: grad_rows.shape().clone(), reason: "needs one upstream gradient per row".into() });
+            return Err(KilnError::ShapeMismatch {
+                op: "softmax_xent_backward",
+                lhs: self.shape().clone(),
+                rhs: grad_rows.shape().clone(),
+                reason: "needs one upstream gradient per row".into(),
+            });
         }
-        let (x, t, g) = (self.contiguous()?, targets.contiguous()?, grad_rows.contiguous()?);
+        let (x, t, g) = (
+            self.contiguous()?,
+            targets.contiguous()?,
+            grad_rows.contiguous()?,
+        );
         let targets = x.xent_targets(&t, shape)?;
-        let storage = self.backend.softmax_xent_backward(&x.storage, shape, targets, &g.storage)?;
+        let storage = self
+            .backend
+            .softmax_xent_backward(&x.storage, shape, targets, &g.storage)?;
         Ok(self.wrap(storage, self.shape().clone()))
     }
 
@@ -230,35 +306,71 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// Per-feature Σ dy and Σ dy · x̂ for batch-norm's backward pass.
-    pub fn batchnorm_backward_reduce(&self, dy: &Tensor<B>, mean: &Tensor<B>, var: &Tensor<B>, eps: f32) -> Result<(Self, Self)> {
+    pub fn batchnorm_backward_reduce(
+        &self,
+        dy: &Tensor<B>,
+        mean: &Tensor<B>,
+        var: &Tensor<B>,
+        eps: f32,
+    ) -> Result<(Self, Self)> {
         let shape = self.as_rows("batchnorm_backward_reduce")?;
         if dy.shape() != self.shape() || mean.dims() != [shape.cols] || var.dims() != [shape.cols] {
-            return Err(KilnError::ShapeMismatch { op: "batchnorm_backward_reduce", lhs: self.shape().clone(), rhs: dy.shape().clone(), reason: "dy must match x, and mean/var must have one entry per feature".into() });
+            return Err(KilnError::ShapeMismatch {
+                op: "batchnorm_backward_reduce",
+                lhs: self.shape().clone(),
+                rhs: dy.shape().clone(),
+                reason: "dy must match x, and mean/var must have one entry per feature".into(),
+            });
         }
-        let (x, d, m, v) = (self.contiguous()?, dy.contiguous()?, mean.contiguous()?, var.contiguous()?);
-        let (sum_dy, sum_dy_xhat) = self.backend.batchnorm_backward_reduce(&x.storage, &d.storage, &m.storage, &v.storage, shape, eps)?;
-        Ok((self.wrap(sum_dy, [shape.cols]), self.wrap(sum_dy_xhat, [shape.cols])))
+        let (x, d, m, v) = (
+            self.contiguous()?,
+            dy.contiguous()?,
+            mean.contiguous()?,
+            var.contiguous()?,
+        );
+        let (sum_dy, sum_dy_xhat) = self.backend.batchnorm_backward_reduce(
+            &x.storage, &d.storage, &m.storage, &v.storage, shape, eps,
+        )?;
+        Ok((
+            self.wrap(sum_dy, [shape.cols]),
+            self.wrap(sum_dy_xhat, [shape.cols]),
+        ))
     }
 
     /// One fused Adam/AdamW step; `self` (the parameter), `m` and `v` are updated in place.
     /// All four tensors must be contiguous and of one shape.
-    pub fn adam_step(&self, grad: &Tensor<B>, m: &Tensor<B>, v: &Tensor<B>, step: &AdamStep) -> Result<()> {
+    pub fn adam_step(
+        &self,
+        grad: &Tensor<B>,
+        m: &Tensor<B>,
+        v: &Tensor<B>,
+        step: &AdamStep,
+    ) -> Result<()> {
         self.require_float("adam_step")?;
         for (name, t) in [("grad", grad), ("m", m), ("v", v)] {
             if t.shape() != self.shape() || t.dtype() != self.dtype() {
-                return Err(KilnError::ShapeMismatch { op: "adam_step", lhs: self.shape().clone(), rhs: t.shape().clone(), reason: format!("{name} must match the parameter's shape and dtype") });
+                return Err(KilnError::ShapeMismatch {
+                    op: "adam_step",
+                    lhs: self.shape().clone(),
+                    rhs: t.shape().clone(),
+                    reason: format!("{name} must match the parameter's shape and dtype"),
+                });
             }
         }
         for (name, t) in [("param", self), ("m", m), ("v", v)] {
             if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
-                return Err(KilnError::invalid("adam_step", format!("{name} must be a whole contiguous tensor: it is updated in place")));
+                return Err(KilnError::invalid(
+                    "adam_step",
+                    format!("{name} must be a whole contiguous tensor: it is updated in place"),
+                ));
             }
         }
         if step.step == 0 {
             return Err(KilnError::invalid("adam_step", "step counts from 1"));
         }
         let g = grad.contiguous()?;
-        self.backend.adam_step(&self.storage, &g.storage, &m.storage, &v.storage, step)
+        self.backend
+            .adam_step(&self.storage, &g.storage, &m.storage, &v.storage, step)
     }
 }
 

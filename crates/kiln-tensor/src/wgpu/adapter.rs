@@ -65,7 +65,9 @@ pub(crate) fn summaries(backends: wgpu::Backends) -> Vec<AdapterSummary> {
                 name: info.name,
                 backend: format!("{:?}", info.backend),
                 device_type: format!("{:?}", info.device_type),
-                driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_string(),
             }
         })
         .collect()
@@ -89,19 +91,24 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
         Some(name) => {
             let needle = name.to_lowercase();
             let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-            match adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&needle)) {
+            match adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+            {
                 Some(adapter) => adapter,
-                None => {
-                    return Err(KilnError::NoAdapter {
-                        tried,
-                        hint: format!("; none matches {name:?} (KILN_ADAPTER or the requested name); found: {}", names.join(", ")),
-                    })
-                }
+                None => return Err(KilnError::NoAdapter {
+                    tried,
+                    hint: format!(
+                        "; none matches {name:?} (KILN_ADAPTER or the requested name); found: {}",
+                        names.join(", ")
+                    ),
+                }),
             }
         }
     };
     let info = adapter.get_info();
-    let native_f16 = options.use_shader_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+    let native_f16 =
+        options.use_shader_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
     let mut required_features = wgpu::Features::empty();
     if native_f16 {
         required_features |= wgpu::Features::SHADER_F16;

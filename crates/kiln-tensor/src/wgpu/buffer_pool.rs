@@ -51,7 +51,9 @@ impl BufferPool {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("kiln tensor"),
                     size: class,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
             }
@@ -64,7 +66,10 @@ impl BufferPool {
     pub fn release(&mut self, buffer: wgpu::Buffer) {
         let class = buffer.size();
         self.live_bytes -= class;
-        self.released_in_batch.entry(class).or_default().push(buffer);
+        self.released_in_batch
+            .entry(class)
+            .or_default()
+            .push(buffer);
     }
 
     /// Called after a submit: everything released so far is safe for uploads too.
@@ -99,7 +104,10 @@ mod tests {
         assert_eq!(size_class(1025), 1280);
         for bytes in [300u64, 4097, 123_457, 40_000_000] {
             let class = size_class(bytes);
-            assert!(class >= bytes && class <= bytes + bytes / 4 + 1, "{bytes} -> {class}");
+            assert!(
+                class >= bytes && class <= bytes + bytes / 4 + 1,
+                "{bytes} -> {class}"
+            );
         }
     }
 }

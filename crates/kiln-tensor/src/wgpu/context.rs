@@ -68,7 +68,12 @@ pub(crate) struct Binding<'a> {
 }
 
 impl Context {
-    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, native_f16: bool) -> Arc<Self> {
+    pub(crate) fn new(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        native_f16: bool,
+    ) -> Arc<Self> {
         let error = Arc::new(Mutex::new(None));
         let lost = Arc::new(Mutex::new(None));
         {
@@ -147,9 +152,18 @@ impl Context {
     }
 
     /// A buffer for `len` elements of `dtype`, or an error if it exceeds the binding limit.
-    pub(crate) fn acquire(&self, len: usize, dtype: DType, for_upload: bool, what: &str) -> Result<(wgpu::Buffer, u64)> {
+    pub(crate) fn acquire(
+        &self,
+        len: usize,
+        dtype: DType,
+        for_upload: bool,
+        what: &str,
+    ) -> Result<(wgpu::Buffer, u64)> {
         let bytes = binding_bytes(len, dtype);
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if size_class(bytes) > self.limits.max_buffer_size || bytes > limit {
             return Err(KilnError::TooLarge {
                 what: format!("{what} ({len} × {dtype})"),
@@ -187,7 +201,11 @@ impl Context {
         workgroups: [u32; 3],
     ) -> Result<()> {
         let (_, _, reads, writes) = kernel.spec();
-        debug_assert_eq!(bindings.len() as u32, reads + writes, "{kernel:?} binding count");
+        debug_assert_eq!(
+            bindings.len() as u32,
+            reads + writes,
+            "{kernel:?} binding count"
+        );
         debug_assert!(params.len() as u64 <= PARAM_SLOT);
         if workgroups.contains(&0) {
             return Ok(());
@@ -198,7 +216,10 @@ impl Context {
         }
         let key = PipelineKey { kernel, constants };
         let pipeline = b.pipelines.pipeline(&self.device, &key);
-        let layout = b.pipelines.bind_group_layout(&self.device, reads, writes).clone();
+        let layout = b
+            .pipelines
+            .bind_group_layout(&self.device, reads, writes)
+            .clone();
         let offset = b.params.len() as u64;
         b.params.extend_from_slice(params);
         b.params.resize((offset + PARAM_SLOT) as usize, 0);
@@ -228,12 +249,20 @@ impl Context {
             entries: &entries,
         });
         if b.encoder.is_none() {
-            b.encoder = Some(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln batch") }));
+            b.encoder = Some(
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("kiln batch"),
+                    }),
+            );
         }
         if b.pass.is_none() {
             let encoder = b.encoder.as_mut().expect("encoder exists");
             let pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln ops"), timestamp_writes: None })
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("kiln ops"),
+                    timestamp_writes: None,
+                })
                 .forget_lifetime();
             b.pass = Some(pass);
         }
@@ -278,10 +307,15 @@ impl Context {
 
     /// Writes bytes into a fresh buffer (padded to 4 bytes). Safe with pending work: the pool
     /// hands uploads only buffers no recorded command can still read.
-    pub(crate) fn upload(&self, bytes: &[u8], len: usize, dtype: DType) -> Result<(wgpu::Buffer, u64)> {
+    pub(crate) fn upload(
+        &self,
+        bytes: &[u8],
+        len: usize,
+        dtype: DType,
+    ) -> Result<(wgpu::Buffer, u64)> {
         let (buffer, size) = self.acquire(len, dtype, true, "upload")?;
         if !bytes.is_empty() {
-            if bytes.len() % 4 == 0 {
+            if bytes.len().is_multiple_of(4) {
                 self.queue.write_buffer(&buffer, 0, bytes);
             } else {
                 let mut padded = bytes.to_vec();
@@ -294,25 +328,40 @@ impl Context {
 
     /// Copies byte ranges of several buffers into staging buffers, submits once, and returns
     /// the staging buffers to map. Ranges must be 4-byte aligned.
-    pub(crate) fn record_readback(&self, ranges: &[(&wgpu::Buffer, u64, u64)]) -> Vec<(wgpu::Buffer, u64)> {
+    pub(crate) fn record_readback(
+        &self,
+        ranges: &[(&wgpu::Buffer, u64, u64)],
+    ) -> Vec<(wgpu::Buffer, u64)> {
         let mut b = self.lock();
         b.pass.take();
         if b.encoder.is_none() {
-            b.encoder = Some(self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln readback") }));
+            b.encoder = Some(
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("kiln readback"),
+                    }),
+            );
         }
         let mut staging = Vec::with_capacity(ranges.len());
         for &(buffer, offset, size) in ranges {
             let class = size_class(size.max(4));
-            let target = b.staging.get_mut(&class).and_then(Vec::pop).unwrap_or_else(|| {
-                self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("kiln staging"),
-                    size: class,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            });
+            let target = b
+                .staging
+                .get_mut(&class)
+                .and_then(Vec::pop)
+                .unwrap_or_else(|| {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("kiln staging"),
+                        size: class,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                });
             if size > 0 {
-                b.encoder.as_mut().expect("encoder exists").copy_buffer_to_buffer(buffer, offset, &target, 0, size);
+                b.encoder
+                    .as_mut()
+                    .expect("encoder exists")
+                    .copy_buffer_to_buffer(buffer, offset, &target, 0, size);
             }
             staging.push((target, size));
         }
@@ -335,5 +384,7 @@ impl Batch {
 
 /// Bytes a tensor of `len` elements of `dtype` occupies on the device (4-byte aligned, ≥ 4).
 pub(crate) fn binding_bytes(len: usize, dtype: DType) -> u64 {
-    ((len * dtype.size_in_bytes()) as u64).next_multiple_of(4).max(4)
+    ((len * dtype.size_in_bytes()) as u64)
+        .next_multiple_of(4)
+        .max(4)
 }

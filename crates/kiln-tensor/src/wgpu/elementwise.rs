@@ -2,10 +2,10 @@
 //! strided copy, fill, activation derivatives and PReLU.
 
 use super::context::Context;
+use super::grid;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
 use super::storage::WgpuStorage;
-use super::grid;
 use crate::backend::{BackendStorage, ReduceDims};
 use crate::error::{KilnError, Result};
 use crate::ops::{BinaryOp, UnaryOp};
@@ -28,13 +28,24 @@ struct StridedParams {
 }
 
 pub(crate) fn to_u32(value: usize, what: &str) -> Result<u32> {
-    u32::try_from(value).map_err(|_| KilnError::invalid("wgpu", format!("{what} = {value} exceeds the 32-bit indexing of the GPU kernels")))
+    u32::try_from(value).map_err(|_| {
+        KilnError::invalid(
+            "wgpu",
+            format!("{what} = {value} exceeds the 32-bit indexing of the GPU kernels"),
+        )
+    })
 }
 
 impl StridedParams {
     fn new(shape: &Shape, operands: &[&Layout]) -> Result<Self> {
         if shape.rank() > MAX_RANK {
-            return Err(KilnError::invalid("elementwise", format!("shape {shape} has rank {}, the GPU kernels take at most {MAX_RANK}", shape.rank())));
+            return Err(KilnError::invalid(
+                "elementwise",
+                format!(
+                    "shape {shape} has rank {}, the GPU kernels take at most {MAX_RANK}",
+                    shape.rank()
+                ),
+            ));
         }
         let mut p = StridedParams::zeroed();
         p.numel = to_u32(shape.numel(), "element count")?;
@@ -64,37 +75,86 @@ fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
     if s.dtype() == DType::F32 {
         Ok(())
     } else {
-        Err(KilnError::UnsupportedDType { op, dtype: s.dtype(), backend: "wgpu".into(), supported: "f32".into() })
+        Err(KilnError::UnsupportedDType {
+            op,
+            dtype: s.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32".into(),
+        })
     }
 }
 
-pub(crate) fn unary(ctx: &Arc<Context>, op: UnaryOp, x: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
+pub(crate) fn unary(
+    ctx: &Arc<Context>,
+    op: UnaryOp,
+    x: &WgpuStorage,
+    layout: &Layout,
+) -> Result<WgpuStorage> {
     require_f32(x, op.name())?;
     let mut p = StridedParams::new(layout.shape(), &[layout])?;
     p.alpha = op.param();
     let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
-    ctx.dispatch(Kernel::ElementwiseUnary, op_constant(op.code()), bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(layout.numel().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ElementwiseUnary,
+        op_constant(op.code()),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), out.binding()],
+        grid(layout.numel().div_ceil(256)),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn unary_backward(ctx: &Arc<Context>, op: UnaryOp, x: &WgpuStorage, xl: &Layout, g: &WgpuStorage, gl: &Layout) -> Result<WgpuStorage> {
+pub(crate) fn unary_backward(
+    ctx: &Arc<Context>,
+    op: UnaryOp,
+    x: &WgpuStorage,
+    xl: &Layout,
+    g: &WgpuStorage,
+    gl: &Layout,
+) -> Result<WgpuStorage> {
     require_f32(x, op.name())?;
     let mut p = StridedParams::new(xl.shape(), &[xl, gl])?;
     p.alpha = op.param();
     let out = WgpuStorage::output(ctx, xl.numel(), DType::F32, op.name())?;
-    ctx.dispatch(Kernel::ActivationBackward, op_constant(op.code()), bytemuck::bytes_of(&p), &[x.binding(), g.binding(), out.binding()], grid(xl.numel().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ActivationBackward,
+        op_constant(op.code()),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), g.binding(), out.binding()],
+        grid(xl.numel().div_ceil(256)),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn binary(ctx: &Arc<Context>, op: BinaryOp, a: &WgpuStorage, al: &Layout, b: &WgpuStorage, bl: &Layout) -> Result<WgpuStorage> {
+pub(crate) fn binary(
+    ctx: &Arc<Context>,
+    op: BinaryOp,
+    a: &WgpuStorage,
+    al: &Layout,
+    b: &WgpuStorage,
+    bl: &Layout,
+) -> Result<WgpuStorage> {
     require_f32(a, op.name())?;
     let p = StridedParams::new(al.shape(), &[al, bl])?;
     let out = WgpuStorage::output(ctx, al.numel(), DType::F32, op.name())?;
-    ctx.dispatch(Kernel::ElementwiseBinary, op_constant(op.code()), bytemuck::bytes_of(&p), &[a.binding(), b.binding(), out.binding()], grid(al.numel().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ElementwiseBinary,
+        op_constant(op.code()),
+        bytemuck::bytes_of(&p),
+        &[a.binding(), b.binding(), out.binding()],
+        grid(al.numel().div_ceil(256)),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn binary_scalar(ctx: &Arc<Context>, op: BinaryOp, x: &WgpuStorage, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<WgpuStorage> {
+pub(crate) fn binary_scalar(
+    ctx: &Arc<Context>,
+    op: BinaryOp,
+    x: &WgpuStorage,
+    layout: &Layout,
+    scalar: f64,
+    scalar_on_left: bool,
+) -> Result<WgpuStorage> {
     require_f32(x, op.name())?;
     let mut p = StridedParams::new(layout.shape(), &[layout])?;
     p.scalar = scalar as f32;
@@ -102,31 +162,59 @@ pub(crate) fn binary_scalar(ctx: &Arc<Context>, op: BinaryOp, x: &WgpuStorage, l
         p.flags |= 8;
     }
     let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
-    ctx.dispatch(Kernel::ElementwiseBinaryScalar, op_constant(op.code()), bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(layout.numel().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ElementwiseBinaryScalar,
+        op_constant(op.code()),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), out.binding()],
+        grid(layout.numel().div_ceil(256)),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn select(ctx: &Arc<Context>, c: (&WgpuStorage, &Layout), t: (&WgpuStorage, &Layout), f: (&WgpuStorage, &Layout)) -> Result<WgpuStorage> {
+pub(crate) fn select(
+    ctx: &Arc<Context>,
+    c: (&WgpuStorage, &Layout),
+    t: (&WgpuStorage, &Layout),
+    f: (&WgpuStorage, &Layout),
+) -> Result<WgpuStorage> {
     require_f32(c.0, "select")?;
     let p = StridedParams::new(c.1.shape(), &[c.1, t.1, f.1])?;
     let out = WgpuStorage::output(ctx, c.1.numel(), DType::F32, "select")?;
-    ctx.dispatch(Kernel::ElementwiseSelect, Specialisation::default(), bytemuck::bytes_of(&p), &[c.0.binding(), t.0.binding(), f.0.binding(), out.binding()], grid(c.1.numel().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ElementwiseSelect,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[c.0.binding(), t.0.binding(), f.0.binding(), out.binding()],
+        grid(c.1.numel().div_ceil(256)),
+    )?;
     Ok(out)
 }
 
 /// Strided → contiguous copy of a 32-bit dtype.
-pub(crate) fn copy_strided(ctx: &Arc<Context>, x: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
+pub(crate) fn copy_strided(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    layout: &Layout,
+) -> Result<WgpuStorage> {
     if x.dtype().size_in_bytes() != 4 {
         return Err(KilnError::UnsupportedDType {
             op: "copy_strided",
             dtype: x.dtype(),
             backend: "wgpu".into(),
-            supported: "f32, u32 (cast 8- and 16-bit tensors to f32 before taking strided views)".into(),
+            supported: "f32, u32 (cast 8- and 16-bit tensors to f32 before taking strided views)"
+                .into(),
         });
     }
     let p = StridedParams::new(layout.shape(), &[layout])?;
     let out = WgpuStorage::output(ctx, layout.numel(), x.dtype(), "copy")?;
-    ctx.dispatch(Kernel::ElementwiseCopy, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(layout.numel().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ElementwiseCopy,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), out.binding()],
+        grid(layout.numel().div_ceil(256)),
+    )?;
     Ok(out)
 }
 
@@ -144,13 +232,24 @@ fn fill_word(dtype: DType, value: f64) -> u32 {
     }
 }
 
-pub(crate) fn fill(ctx: &Arc<Context>, numel: usize, dtype: DType, value: f64) -> Result<WgpuStorage> {
+pub(crate) fn fill(
+    ctx: &Arc<Context>,
+    numel: usize,
+    dtype: DType,
+    value: f64,
+) -> Result<WgpuStorage> {
     let out = WgpuStorage::output(ctx, numel, dtype, "fill")?;
     let words = (numel * dtype.size_in_bytes()).div_ceil(4);
     let mut p = StridedParams::zeroed();
     p.numel = to_u32(words, "element count")?;
     p.offsets[0] = fill_word(dtype, value);
-    ctx.dispatch(Kernel::ElementwiseFill, Specialisation::default(), bytemuck::bytes_of(&p), &[out.binding()], grid(words.div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ElementwiseFill,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[out.binding()],
+        grid(words.div_ceil(256)),
+    )?;
     Ok(out)
 }
 
@@ -173,20 +272,49 @@ fn prelu_params(dims: ReduceDims) -> Result<PreluParams> {
     })
 }
 
-pub(crate) fn prelu(ctx: &Arc<Context>, x: &WgpuStorage, alpha: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
+pub(crate) fn prelu(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    alpha: &WgpuStorage,
+    dims: ReduceDims,
+) -> Result<WgpuStorage> {
     require_f32(x, "prelu")?;
     let p = prelu_params(dims)?;
     let out = WgpuStorage::output(ctx, x.len(), DType::F32, "prelu")?;
-    ctx.dispatch(Kernel::ActivationPrelu, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), alpha.binding(), out.binding()], grid((p.numel as usize).div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ActivationPrelu,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), alpha.binding(), out.binding()],
+        grid((p.numel as usize).div_ceil(256)),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn prelu_backward(ctx: &Arc<Context>, x: &WgpuStorage, alpha: &WgpuStorage, grad: &WgpuStorage, dims: ReduceDims) -> Result<(WgpuStorage, WgpuStorage)> {
+pub(crate) fn prelu_backward(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    alpha: &WgpuStorage,
+    grad: &WgpuStorage,
+    dims: ReduceDims,
+) -> Result<(WgpuStorage, WgpuStorage)> {
     require_f32(x, "prelu_backward")?;
     let p = prelu_params(dims)?;
     let dx = WgpuStorage::output(ctx, x.len(), DType::F32, "prelu_backward")?;
-    ctx.dispatch(Kernel::ActivationPreluBackward, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), alpha.binding(), grad.binding(), dx.binding()], grid((p.numel as usize).div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::ActivationPreluBackward,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), alpha.binding(), grad.binding(), dx.binding()],
+        grid((p.numel as usize).div_ceil(256)),
+    )?;
     let dalpha = WgpuStorage::output(ctx, dims.len, DType::F32, "prelu_backward")?;
-    ctx.dispatch(Kernel::ActivationPreluAlphaGrad, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), grad.binding(), dalpha.binding()], [p.channels, 1, 1])?;
+    ctx.dispatch(
+        Kernel::ActivationPreluAlphaGrad,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), grad.binding(), dalpha.binding()],
+        [p.channels, 1, 1],
+    )?;
     Ok((dx, dalpha))
 }

@@ -26,27 +26,53 @@ struct RowParams {
 
 fn row_params(shape: Rows, eps: f32) -> Result<RowParams> {
     to_u32(shape.rows * shape.cols, "element count")?;
-    Ok(RowParams { rows: shape.rows as u32, cols: shape.cols as u32, eps, pad: 0 })
+    Ok(RowParams {
+        rows: shape.rows as u32,
+        cols: shape.cols as u32,
+        eps,
+        pad: 0,
+    })
 }
 
 fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
     if s.dtype() == DType::F32 {
         Ok(())
     } else {
-        Err(KilnError::UnsupportedDType { op, dtype: s.dtype(), backend: "wgpu".into(), supported: "f32".into() })
+        Err(KilnError::UnsupportedDType {
+            op,
+            dtype: s.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32".into(),
+        })
     }
 }
 
-pub(crate) fn softmax(ctx: &Arc<Context>, x: &WgpuStorage, shape: Rows, log: bool) -> Result<WgpuStorage> {
+pub(crate) fn softmax(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    shape: Rows,
+    log: bool,
+) -> Result<WgpuStorage> {
     require_f32(x, "softmax")?;
     let p = row_params(shape, 0.0)?;
     let out = WgpuStorage::output(ctx, shape.rows * shape.cols, DType::F32, "softmax")?;
     let constants = Specialisation(vec![("LOG", log as u32)]);
-    ctx.dispatch(Kernel::SoftmaxXentSoftmax, constants, bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(shape.rows))?;
+    ctx.dispatch(
+        Kernel::SoftmaxXentSoftmax,
+        constants,
+        bytemuck::bytes_of(&p),
+        &[x.binding(), out.binding()],
+        grid(shape.rows),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn softmax_xent(ctx: &Arc<Context>, logits: &WgpuStorage, shape: Rows, targets: XentTargets<'_, WgpuStorage>) -> Result<WgpuStorage> {
+pub(crate) fn softmax_xent(
+    ctx: &Arc<Context>,
+    logits: &WgpuStorage,
+    shape: Rows,
+    targets: XentTargets<'_, WgpuStorage>,
+) -> Result<WgpuStorage> {
     require_f32(logits, "softmax_xent")?;
     let p = row_params(shape, 0.0)?;
     let out = WgpuStorage::output(ctx, shape.rows, DType::F32, "softmax_xent")?;
@@ -54,44 +80,98 @@ pub(crate) fn softmax_xent(ctx: &Arc<Context>, logits: &WgpuStorage, shape: Rows
         XentTargets::Labels(t) => (Kernel::SoftmaxXentLabelsForward, t),
         XentTargets::Soft(t) => (Kernel::SoftmaxXentSoftForward, t),
     };
-    ctx.dispatch(kernel, Specialisation::default(), bytemuck::bytes_of(&p), &[logits.binding(), t.binding(), out.binding()], grid(shape.rows))?;
+    ctx.dispatch(
+        kernel,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[logits.binding(), t.binding(), out.binding()],
+        grid(shape.rows),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn softmax_xent_backward(ctx: &Arc<Context>, logits: &WgpuStorage, shape: Rows, targets: XentTargets<'_, WgpuStorage>, grad_rows: &WgpuStorage) -> Result<WgpuStorage> {
+pub(crate) fn softmax_xent_backward(
+    ctx: &Arc<Context>,
+    logits: &WgpuStorage,
+    shape: Rows,
+    targets: XentTargets<'_, WgpuStorage>,
+    grad_rows: &WgpuStorage,
+) -> Result<WgpuStorage> {
     require_f32(logits, "softmax_xent_backward")?;
     let p = row_params(shape, 0.0)?;
-    let out = WgpuStorage::output(ctx, shape.rows * shape.cols, DType::F32, "softmax_xent_backward")?;
+    let out = WgpuStorage::output(
+        ctx,
+        shape.rows * shape.cols,
+        DType::F32,
+        "softmax_xent_backward",
+    )?;
     let (kernel, t) = match targets {
         XentTargets::Labels(t) => (Kernel::SoftmaxXentLabelsBackward, t),
         XentTargets::Soft(t) => (Kernel::SoftmaxXentSoftBackward, t),
     };
-    ctx.dispatch(kernel, Specialisation::default(), bytemuck::bytes_of(&p), &[logits.binding(), t.binding(), grad_rows.binding(), out.binding()], grid(shape.rows))?;
+    ctx.dispatch(
+        kernel,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[
+            logits.binding(),
+            t.binding(),
+            grad_rows.binding(),
+            out.binding(),
+        ],
+        grid(shape.rows),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn batchnorm_stats(ctx: &Arc<Context>, x: &WgpuStorage, shape: Rows) -> Result<(WgpuStorage, WgpuStorage)> {
+pub(crate) fn batchnorm_stats(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    shape: Rows,
+) -> Result<(WgpuStorage, WgpuStorage)> {
     require_f32(x, "batchnorm_stats")?;
     let p = row_params(shape, 0.0)?;
     let mean = WgpuStorage::output(ctx, shape.cols, DType::F32, "batchnorm_stats")?;
     let var = WgpuStorage::output(ctx, shape.cols, DType::F32, "batchnorm_stats")?;
     let groups = shape.cols.div_ceil(64);
-    ctx.dispatch(Kernel::BatchnormStats, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), mean.binding(), var.binding()], [to_u32(groups, "column blocks")?, 1, 1])?;
+    ctx.dispatch(
+        Kernel::BatchnormStats,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), mean.binding(), var.binding()],
+        [to_u32(groups, "column blocks")?, 1, 1],
+    )?;
     Ok((mean, var))
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn batchnorm_backward_reduce(ctx: &Arc<Context>, x: &WgpuStorage, dy: &WgpuStorage, mean: &WgpuStorage, var: &WgpuStorage, shape: Rows, eps: f32) -> Result<(WgpuStorage, WgpuStorage)> {
+pub(crate) fn batchnorm_backward_reduce(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    dy: &WgpuStorage,
+    mean: &WgpuStorage,
+    var: &WgpuStorage,
+    shape: Rows,
+    eps: f32,
+) -> Result<(WgpuStorage, WgpuStorage)> {
     require_f32(x, "batchnorm_backward_reduce")?;
     let p = row_params(shape, eps)?;
     let sum_dy = WgpuStorage::output(ctx, shape.cols, DType::F32, "batchnorm_backward_reduce")?;
-    let sum_dy_xhat = WgpuStorage::output(ctx, shape.cols, DType::F32, "batchnorm_backward_reduce")?;
+    let sum_dy_xhat =
+        WgpuStorage::output(ctx, shape.cols, DType::F32, "batchnorm_backward_reduce")?;
     let groups = shape.cols.div_ceil(64);
     ctx.dispatch(
         Kernel::BatchnormBackwardReduce,
         Specialisation::default(),
         bytemuck::bytes_of(&p),
-        &[x.binding(), dy.binding(), mean.binding(), var.binding(), sum_dy.binding(), sum_dy_xhat.binding()],
+        &[
+            x.binding(),
+            dy.binding(),
+            mean.binding(),
+            var.binding(),
+            sum_dy.binding(),
+            sum_dy_xhat.binding(),
+        ],
         [to_u32(groups, "column blocks")?, 1, 1],
     )?;
     Ok((sum_dy, sum_dy_xhat))
@@ -113,7 +193,14 @@ struct AdamParams {
     pad: [u32; 3],
 }
 
-pub(crate) fn adam_step(ctx: &Arc<Context>, param: &WgpuStorage, grad: &WgpuStorage, m: &WgpuStorage, v: &WgpuStorage, step: &AdamStep) -> Result<()> {
+pub(crate) fn adam_step(
+    ctx: &Arc<Context>,
+    param: &WgpuStorage,
+    grad: &WgpuStorage,
+    m: &WgpuStorage,
+    v: &WgpuStorage,
+    step: &AdamStep,
+) -> Result<()> {
     require_f32(param, "adam_step")?;
     let (bias_correction1, bias_correction2) = step.bias_corrections();
     let p = AdamParams {
@@ -128,7 +215,13 @@ pub(crate) fn adam_step(ctx: &Arc<Context>, param: &WgpuStorage, grad: &WgpuStor
         bias_correction2,
         pad: [0; 3],
     };
-    ctx.dispatch(Kernel::OptimAdamStep, Specialisation::default(), bytemuck::bytes_of(&p), &[grad.binding(), param.binding(), m.binding(), v.binding()], grid(param.len().div_ceil(256)))
+    ctx.dispatch(
+        Kernel::OptimAdamStep,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[grad.binding(), param.binding(), m.binding(), v.binding()],
+        grid(param.len().div_ceil(256)),
+    )
 }
 
 /// Mirrors `RandomParams` in random.wgsl.
@@ -158,21 +251,47 @@ fn random_params(numel: usize, rng: RngState, a: f32, b: f32) -> Result<RandomPa
     })
 }
 
-pub(crate) fn random(ctx: &Arc<Context>, numel: usize, distribution: Distribution, rng: RngState) -> Result<WgpuStorage> {
+pub(crate) fn random(
+    ctx: &Arc<Context>,
+    numel: usize,
+    distribution: Distribution,
+    rng: RngState,
+) -> Result<WgpuStorage> {
     let (kernel, p) = match distribution {
-        Distribution::Uniform { low, high } => (Kernel::RandomUniform, random_params(numel, rng, low, high)?),
-        Distribution::Normal { mean, std } => (Kernel::RandomNormal, random_params(numel, rng, mean, std)?),
+        Distribution::Uniform { low, high } => {
+            (Kernel::RandomUniform, random_params(numel, rng, low, high)?)
+        }
+        Distribution::Normal { mean, std } => {
+            (Kernel::RandomNormal, random_params(numel, rng, mean, std)?)
+        }
     };
     let out = WgpuStorage::output(ctx, numel, DType::F32, "random")?;
-    ctx.dispatch(kernel, Specialisation::default(), bytemuck::bytes_of(&p), &[out.binding()], grid(numel.div_ceil(256)))?;
+    ctx.dispatch(
+        kernel,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[out.binding()],
+        grid(numel.div_ceil(256)),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn dropout(ctx: &Arc<Context>, x: &WgpuStorage, p_drop: f32, rng: RngState) -> Result<(WgpuStorage, WgpuStorage)> {
+pub(crate) fn dropout(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    p_drop: f32,
+    rng: RngState,
+) -> Result<(WgpuStorage, WgpuStorage)> {
     require_f32(x, "dropout")?;
     let p = random_params(x.len(), rng, p_drop, 1.0 / (1.0 - p_drop))?;
     let y = WgpuStorage::output(ctx, x.len(), DType::F32, "dropout")?;
     let mask = WgpuStorage::output(ctx, x.len(), DType::F32, "dropout")?;
-    ctx.dispatch(Kernel::RandomDropout, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), y.binding(), mask.binding()], grid(x.len().div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::RandomDropout,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), y.binding(), mask.binding()],
+        grid(x.len().div_ceil(256)),
+    )?;
     Ok((y, mask))
 }

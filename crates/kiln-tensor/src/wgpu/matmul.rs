@@ -31,15 +31,31 @@ const TILE: usize = 64;
 fn vec4_aligned(s: &MatmulShape) -> bool {
     let a_inner = if s.trans_a { s.m } else { s.k };
     let b_inner = if s.trans_b { s.k } else { s.n };
-    a_inner % 4 == 0 && b_inner % 4 == 0 && s.batch_stride_a % 4 == 0 && s.batch_stride_b % 4 == 0
+    [a_inner, b_inner, s.batch_stride_a, s.batch_stride_b]
+        .iter()
+        .all(|d| d.is_multiple_of(4))
 }
 
-pub(crate) fn matmul(ctx: &Arc<Context>, a: &WgpuStorage, b: &WgpuStorage, s: &MatmulShape, epilogue: Epilogue<'_, WgpuStorage>) -> Result<WgpuStorage> {
+pub(crate) fn matmul(
+    ctx: &Arc<Context>,
+    a: &WgpuStorage,
+    b: &WgpuStorage,
+    s: &MatmulShape,
+    epilogue: Epilogue<'_, WgpuStorage>,
+) -> Result<WgpuStorage> {
     if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
-        return Err(KilnError::UnsupportedDType { op: "matmul", dtype: a.dtype(), backend: "wgpu".into(), supported: "f32".into() });
+        return Err(KilnError::UnsupportedDType {
+            op: "matmul",
+            dtype: a.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32".into(),
+        });
     }
     if s.batch > 65535 {
-        return Err(KilnError::invalid("matmul", format!("batch of {} exceeds the 65535 a dispatch allows", s.batch)));
+        return Err(KilnError::invalid(
+            "matmul",
+            format!("batch of {} exceeds the 65535 a dispatch allows", s.batch),
+        ));
     }
     let p = MatmulParams {
         m: to_u32(s.m, "m")?,
@@ -51,7 +67,11 @@ pub(crate) fn matmul(ctx: &Arc<Context>, a: &WgpuStorage, b: &WgpuStorage, s: &M
         pad: [0; 2],
     };
     let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
-    let kernel = if vec4_aligned(s) { Kernel::MatmulTiledVec4 } else { Kernel::MatmulTiled };
+    let kernel = if vec4_aligned(s) {
+        Kernel::MatmulTiledVec4
+    } else {
+        Kernel::MatmulTiled
+    };
     let constants = Specialisation(vec![
         ("TRANS_A", s.trans_a as u32),
         ("TRANS_B", s.trans_b as u32),
@@ -60,7 +80,17 @@ pub(crate) fn matmul(ctx: &Arc<Context>, a: &WgpuStorage, b: &WgpuStorage, s: &M
     ]);
     // Without a bias, bind B in its place: the kernel never reads it.
     let bias = epilogue.bias.unwrap_or(b);
-    let workgroups = [s.n.div_ceil(TILE) as u32, s.m.div_ceil(TILE) as u32, s.batch as u32];
-    ctx.dispatch(kernel, constants, bytemuck::bytes_of(&p), &[a.binding(), b.binding(), bias.binding(), out.binding()], workgroups)?;
+    let workgroups = [
+        s.n.div_ceil(TILE) as u32,
+        s.m.div_ceil(TILE) as u32,
+        s.batch as u32,
+    ];
+    ctx.dispatch(
+        kernel,
+        constants,
+        bytemuck::bytes_of(&p),
+        &[a.binding(), b.binding(), bias.binding(), out.binding()],
+        workgroups,
+    )?;
     Ok(out)
 }

@@ -22,9 +22,19 @@ struct GatherParams {
     pad: u32,
 }
 
-pub(crate) fn gather_rows(ctx: &Arc<Context>, src: &WgpuStorage, shape: Rows, indices: &WgpuStorage) -> Result<WgpuStorage> {
+pub(crate) fn gather_rows(
+    ctx: &Arc<Context>,
+    src: &WgpuStorage,
+    shape: Rows,
+    indices: &WgpuStorage,
+) -> Result<WgpuStorage> {
     if src.dtype().size_in_bytes() != 4 {
-        return Err(KilnError::UnsupportedDType { op: "gather_rows", dtype: src.dtype(), backend: "wgpu".into(), supported: "f32, u32".into() });
+        return Err(KilnError::UnsupportedDType {
+            op: "gather_rows",
+            dtype: src.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32, u32".into(),
+        });
     }
     let count = indices.len();
     let p = GatherParams {
@@ -35,7 +45,13 @@ pub(crate) fn gather_rows(ctx: &Arc<Context>, src: &WgpuStorage, shape: Rows, in
     };
     to_u32(count * shape.cols, "element count")?;
     let out = WgpuStorage::output(ctx, count * shape.cols, src.dtype(), "gather_rows")?;
-    ctx.dispatch(Kernel::GatherRows, Specialisation::default(), bytemuck::bytes_of(&p), &[src.binding(), indices.binding(), out.binding()], grid((count * shape.cols).div_ceil(256)))?;
+    ctx.dispatch(
+        Kernel::GatherRows,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[src.binding(), indices.binding(), out.binding()],
+        grid((count * shape.cols).div_ceil(256)),
+    )?;
     Ok(out)
 }
 
@@ -57,25 +73,51 @@ pub(crate) fn cast(ctx: &Arc<Context>, src: &WgpuStorage, to: DType) -> Result<W
         (DType::U32, DType::F32) => (Kernel::CastU32ToF32, n),
         (DType::F32, DType::U32) => (Kernel::CastF32ToU32, n),
         (from, to) => {
-            return Err(KilnError::invalid("cast", format!("the wgpu backend casts f32↔f16, u8→f32 and u32↔f32, not {from}→{to}")));
+            return Err(KilnError::invalid(
+                "cast",
+                format!("the wgpu backend casts f32↔f16, u8→f32 and u32↔f32, not {from}→{to}"),
+            ));
         }
     };
-    let p = CastParams { numel: to_u32(n, "element count")?, pad: [0; 3] };
+    let p = CastParams {
+        numel: to_u32(n, "element count")?,
+        pad: [0; 3],
+    };
     let out = WgpuStorage::output(ctx, n, to, "cast")?;
-    ctx.dispatch(kernel, Specialisation::default(), bytemuck::bytes_of(&p), &[src.binding(), out.binding()], grid(invocations.div_ceil(256)))?;
+    ctx.dispatch(
+        kernel,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[src.binding(), out.binding()],
+        grid(invocations.div_ceil(256)),
+    )?;
     Ok(out)
 }
 
 pub(crate) fn upload(ctx: &Arc<Context>, data: &HostData) -> Result<WgpuStorage> {
     if data.dtype() == DType::F64 {
-        return Err(KilnError::UnsupportedDType { op: "upload", dtype: DType::F64, backend: "wgpu".into(), supported: "f32, f16, u8, u32".into() });
+        return Err(KilnError::UnsupportedDType {
+            op: "upload",
+            dtype: DType::F64,
+            backend: "wgpu".into(),
+            supported: "f32, f16, u8, u32".into(),
+        });
     }
     let (buffer, bytes) = ctx.upload(data.as_bytes(), data.len(), data.dtype())?;
-    Ok(WgpuStorage::new(ctx, buffer, bytes, data.len(), data.dtype()))
+    Ok(WgpuStorage::new(
+        ctx,
+        buffer,
+        bytes,
+        data.len(),
+        data.dtype(),
+    ))
 }
 
 /// Records the copies for every request, submits once, and returns the pending readback.
-pub(crate) fn start_download(ctx: &Arc<Context>, requests: &[(&WgpuStorage, &Layout)]) -> Result<Readback> {
+pub(crate) fn start_download(
+    ctx: &Arc<Context>,
+    requests: &[(&WgpuStorage, &Layout)],
+) -> Result<Readback> {
     // Strided views are first gathered into contiguous temporaries (kept alive until the
     // copies are recorded).
     let mut temporaries = Vec::new();
@@ -91,13 +133,20 @@ pub(crate) fn start_download(ctx: &Arc<Context>, requests: &[(&WgpuStorage, &Lay
     let mut ranges = Vec::with_capacity(sources.len());
     let mut pieces = Vec::with_capacity(sources.len());
     for (i, &(storage, offset, len)) in sources.iter().enumerate() {
-        let storage = temporaries.iter().find(|(j, _)| *j == i).map_or(storage, |(_, t)| t);
+        let storage = temporaries
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(storage, |(_, t)| t);
         let size = storage.dtype().size_in_bytes() as u64;
         let start = offset as u64 * size;
         let aligned_start = start / 4 * 4;
         let end = (start + len as u64 * size).next_multiple_of(4);
         ranges.push((storage.buffer(), aligned_start, end - aligned_start));
-        pieces.push(Piece { dtype: storage.dtype(), len, skip: (start - aligned_start) as usize });
+        pieces.push(Piece {
+            dtype: storage.dtype(),
+            len,
+            skip: (start - aligned_start) as usize,
+        });
     }
     let staging = ctx.record_readback(&ranges);
     drop(temporaries);

@@ -26,7 +26,9 @@ pub use storage::WgpuStorage;
 
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
 use crate::error::Result;
-use crate::ops::{AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets};
+use crate::ops::{
+    AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets,
+};
 use crate::{DType, HostData, Layout, Tensor};
 use context::Context;
 use std::fmt;
@@ -62,11 +64,16 @@ impl WgpuBackend {
 
     /// The first adapter whose name contains `name` (case-insensitive).
     pub fn with_adapter(name: &str) -> Result<Self> {
-        Self::with_options(WgpuOptions { adapter: Some(name.to_string()), ..WgpuOptions::default() })
+        Self::with_options(WgpuOptions {
+            adapter: Some(name.to_string()),
+            ..WgpuOptions::default()
+        })
     }
 
     pub fn with_options(options: WgpuOptions) -> Result<Self> {
-        Ok(WgpuBackend { ctx: adapter::open(&options)? })
+        Ok(WgpuBackend {
+            ctx: adapter::open(&options)?,
+        })
     }
 
     /// Every adapter the primary backends (Vulkan, Metal, DX12) offer, best first.
@@ -155,19 +162,45 @@ impl Backend for WgpuBackend {
         elementwise::unary(&self.ctx, op, x, layout)
     }
 
-    fn unary_backward(&self, op: UnaryOp, x: &WgpuStorage, x_layout: &Layout, grad: &WgpuStorage, grad_layout: &Layout) -> Result<WgpuStorage> {
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &WgpuStorage,
+        x_layout: &Layout,
+        grad: &WgpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<WgpuStorage> {
         elementwise::unary_backward(&self.ctx, op, x, x_layout, grad, grad_layout)
     }
 
-    fn binary(&self, op: BinaryOp, lhs: &WgpuStorage, lhs_layout: &Layout, rhs: &WgpuStorage, rhs_layout: &Layout) -> Result<WgpuStorage> {
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &WgpuStorage,
+        lhs_layout: &Layout,
+        rhs: &WgpuStorage,
+        rhs_layout: &Layout,
+    ) -> Result<WgpuStorage> {
         elementwise::binary(&self.ctx, op, lhs, lhs_layout, rhs, rhs_layout)
     }
 
-    fn binary_scalar(&self, op: BinaryOp, x: &WgpuStorage, layout: &Layout, scalar: f64, scalar_on_left: bool) -> Result<WgpuStorage> {
+    fn binary_scalar(
+        &self,
+        op: BinaryOp,
+        x: &WgpuStorage,
+        layout: &Layout,
+        scalar: f64,
+        scalar_on_left: bool,
+    ) -> Result<WgpuStorage> {
         elementwise::binary_scalar(&self.ctx, op, x, layout, scalar, scalar_on_left)
     }
 
-    fn select(&self, cond: (&WgpuStorage, &Layout), on_true: (&WgpuStorage, &Layout), on_false: (&WgpuStorage, &Layout)) -> Result<WgpuStorage> {
+    fn select(
+        &self,
+        cond: (&WgpuStorage, &Layout),
+        on_true: (&WgpuStorage, &Layout),
+        on_false: (&WgpuStorage, &Layout),
+    ) -> Result<WgpuStorage> {
         elementwise::select(&self.ctx, cond, on_true, on_false)
     }
 
@@ -175,7 +208,13 @@ impl Backend for WgpuBackend {
         elementwise::prelu(&self.ctx, x, alpha, dims)
     }
 
-    fn prelu_backward(&self, x: &WgpuStorage, alpha: &WgpuStorage, grad: &WgpuStorage, dims: ReduceDims) -> Result<(WgpuStorage, WgpuStorage)> {
+    fn prelu_backward(
+        &self,
+        x: &WgpuStorage,
+        alpha: &WgpuStorage,
+        grad: &WgpuStorage,
+        dims: ReduceDims,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
         elementwise::prelu_backward(&self.ctx, x, alpha, grad, dims)
     }
 
@@ -187,19 +226,40 @@ impl Backend for WgpuBackend {
         reduce::sum_all(&self.ctx, x)
     }
 
-    fn matmul(&self, a: &WgpuStorage, b: &WgpuStorage, shape: &MatmulShape, epilogue: Epilogue<'_, WgpuStorage>) -> Result<WgpuStorage> {
+    fn matmul(
+        &self,
+        a: &WgpuStorage,
+        b: &WgpuStorage,
+        shape: &MatmulShape,
+        epilogue: Epilogue<'_, WgpuStorage>,
+    ) -> Result<WgpuStorage> {
         matmul::matmul(&self.ctx, a, b, shape, epilogue)
     }
 
-    fn gather_rows(&self, src: &WgpuStorage, src_rows: Rows, indices: &WgpuStorage) -> Result<WgpuStorage> {
+    fn gather_rows(
+        &self,
+        src: &WgpuStorage,
+        src_rows: Rows,
+        indices: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
         memory::gather_rows(&self.ctx, src, src_rows, indices)
     }
 
-    fn random(&self, numel: usize, distribution: Distribution, rng: RngState) -> Result<WgpuStorage> {
+    fn random(
+        &self,
+        numel: usize,
+        distribution: Distribution,
+        rng: RngState,
+    ) -> Result<WgpuStorage> {
         fused::random(&self.ctx, numel, distribution, rng)
     }
 
-    fn dropout(&self, x: &WgpuStorage, p: f32, rng: RngState) -> Result<(WgpuStorage, WgpuStorage)> {
+    fn dropout(
+        &self,
+        x: &WgpuStorage,
+        p: f32,
+        rng: RngState,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
         fused::dropout(&self.ctx, x, p, rng)
     }
 
@@ -207,11 +267,22 @@ impl Backend for WgpuBackend {
         fused::softmax(&self.ctx, x, shape, log)
     }
 
-    fn softmax_xent(&self, logits: &WgpuStorage, shape: Rows, targets: XentTargets<'_, WgpuStorage>) -> Result<WgpuStorage> {
+    fn softmax_xent(
+        &self,
+        logits: &WgpuStorage,
+        shape: Rows,
+        targets: XentTargets<'_, WgpuStorage>,
+    ) -> Result<WgpuStorage> {
         fused::softmax_xent(&self.ctx, logits, shape, targets)
     }
 
-    fn softmax_xent_backward(&self, logits: &WgpuStorage, shape: Rows, targets: XentTargets<'_, WgpuStorage>, grad_rows: &WgpuStorage) -> Result<WgpuStorage> {
+    fn softmax_xent_backward(
+        &self,
+        logits: &WgpuStorage,
+        shape: Rows,
+        targets: XentTargets<'_, WgpuStorage>,
+        grad_rows: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
         fused::softmax_xent_backward(&self.ctx, logits, shape, targets, grad_rows)
     }
 
@@ -219,11 +290,26 @@ impl Backend for WgpuBackend {
         fused::batchnorm_stats(&self.ctx, x, shape)
     }
 
-    fn batchnorm_backward_reduce(&self, x: &WgpuStorage, dy: &WgpuStorage, mean: &WgpuStorage, var: &WgpuStorage, shape: Rows, eps: f32) -> Result<(WgpuStorage, WgpuStorage)> {
+    fn batchnorm_backward_reduce(
+        &self,
+        x: &WgpuStorage,
+        dy: &WgpuStorage,
+        mean: &WgpuStorage,
+        var: &WgpuStorage,
+        shape: Rows,
+        eps: f32,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
         fused::batchnorm_backward_reduce(&self.ctx, x, dy, mean, var, shape, eps)
     }
 
-    fn adam_step(&self, param: &WgpuStorage, grad: &WgpuStorage, m: &WgpuStorage, v: &WgpuStorage, step: &AdamStep) -> Result<()> {
+    fn adam_step(
+        &self,
+        param: &WgpuStorage,
+        grad: &WgpuStorage,
+        m: &WgpuStorage,
+        v: &WgpuStorage,
+        step: &AdamStep,
+    ) -> Result<()> {
         fused::adam_step(&self.ctx, param, grad, m, v, step)
     }
 }

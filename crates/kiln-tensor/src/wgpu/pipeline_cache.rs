@@ -37,11 +37,21 @@ pub struct PipelineCache {
 impl PipelineCache {
     /// The bind-group layout for kernels reading `reads` and writing `writes` storage buffers:
     /// binding 0 is a uniform with a dynamic offset into the parameter arena.
-    pub fn bind_group_layout(&mut self, device: &wgpu::Device, reads: u32, writes: u32) -> &wgpu::BindGroupLayout {
+    pub fn bind_group_layout(
+        &mut self,
+        device: &wgpu::Device,
+        reads: u32,
+        writes: u32,
+    ) -> &wgpu::BindGroupLayout {
         &self.layout(device, reads, writes).0
     }
 
-    fn layout(&mut self, device: &wgpu::Device, reads: u32, writes: u32) -> &(wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+    fn layout(
+        &mut self,
+        device: &wgpu::Device,
+        reads: u32,
+        writes: u32,
+    ) -> &(wgpu::BindGroupLayout, wgpu::PipelineLayout) {
         self.layouts.entry((reads, writes)).or_insert_with(|| {
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
@@ -58,7 +68,9 @@ impl PipelineCache {
                     binding: 1 + i,
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: i < reads },
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: i < reads,
+                        },
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
@@ -66,10 +78,11 @@ impl PipelineCache {
                 });
             }
             let label = format!("kiln bindings r{reads} w{writes}");
-            let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&label),
-                entries: &entries,
-            });
+            let bind_group_layout =
+                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&label),
+                    entries: &entries,
+                });
             let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(&label),
                 bind_group_layouts: &[Some(&bind_group_layout)],
@@ -95,7 +108,12 @@ impl PipelineCache {
                 })
             })
             .clone();
-        let constants: Vec<(&str, f64)> = key.constants.0.iter().map(|&(n, v)| (n, v as f64)).collect();
+        let constants: Vec<(&str, f64)> = key
+            .constants
+            .0
+            .iter()
+            .map(|&(n, v)| (n, v as f64))
+            .collect();
         let label = key.to_string();
         let layout = self.layout(device, reads, writes).1.clone();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -27,7 +27,11 @@ pub struct Readback {
 }
 
 impl Readback {
-    pub(crate) fn start(ctx: Arc<Context>, staging: Vec<(wgpu::Buffer, u64)>, pieces: Vec<Piece>) -> Self {
+    pub(crate) fn start(
+        ctx: Arc<Context>,
+        staging: Vec<(wgpu::Buffer, u64)>,
+        pieces: Vec<Piece>,
+    ) -> Self {
         let mapped = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicBool::new(false));
         for (buffer, size) in &staging {
@@ -36,14 +40,22 @@ impl Readback {
                 mapped.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
-            buffer.slice(0..*size).map_async(wgpu::MapMode::Read, move |result| {
-                if result.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                mapped.fetch_add(1, Ordering::SeqCst);
-            });
+            buffer
+                .slice(0..*size)
+                .map_async(wgpu::MapMode::Read, move |result| {
+                    if result.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    mapped.fetch_add(1, Ordering::SeqCst);
+                });
         }
-        Readback { ctx, staging, pieces, mapped, failed }
+        Readback {
+            ctx,
+            staging,
+            pieces,
+            mapped,
+            failed,
+        }
     }
 
     fn finish(&mut self) -> Result<Vec<HostData>> {
@@ -59,7 +71,11 @@ impl Readback {
                 let view = buffer
                     .get_mapped_range(0..size)
                     .map_err(|e| KilnError::Device(format!("reading a mapped buffer: {e}")))?;
-                out.push(HostData::from_bytes(piece.dtype, &view[piece.skip..], piece.len));
+                out.push(HostData::from_bytes(
+                    piece.dtype,
+                    &view[piece.skip..],
+                    piece.len,
+                ));
                 drop(view);
                 buffer.unmap();
             }

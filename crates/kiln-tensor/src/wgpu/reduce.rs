@@ -27,9 +27,19 @@ struct ReduceParams {
 /// second pass is one short row.
 const SUM_PARTIALS: usize = 1024;
 
-pub(crate) fn reduce(ctx: &Arc<Context>, op: ReduceOp, x: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
+pub(crate) fn reduce(
+    ctx: &Arc<Context>,
+    op: ReduceOp,
+    x: &WgpuStorage,
+    dims: ReduceDims,
+) -> Result<WgpuStorage> {
     if x.dtype() != DType::F32 {
-        return Err(KilnError::UnsupportedDType { op: op.name(), dtype: x.dtype(), backend: "wgpu".into(), supported: "f32".into() });
+        return Err(KilnError::UnsupportedDType {
+            op: op.name(),
+            dtype: x.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32".into(),
+        });
     }
     let p = ReduceParams {
         outer: to_u32(dims.outer, "outer size")?,
@@ -37,14 +47,30 @@ pub(crate) fn reduce(ctx: &Arc<Context>, op: ReduceOp, x: &WgpuStorage, dims: Re
         inner: to_u32(dims.inner, "inner size")?,
         numel: to_u32(dims.outer * dims.len * dims.inner, "element count")?,
     };
-    let out_dtype = if op == ReduceOp::ArgMax { DType::U32 } else { DType::F32 };
+    let out_dtype = if op == ReduceOp::ArgMax {
+        DType::U32
+    } else {
+        DType::F32
+    };
     let out = WgpuStorage::output(ctx, dims.outer * dims.inner, out_dtype, op.name())?;
     let constants = Specialisation(vec![("OP", op.code())]);
     if dims.inner == 1 {
-        ctx.dispatch(Kernel::ReduceRows, constants, bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(dims.outer))?;
+        ctx.dispatch(
+            Kernel::ReduceRows,
+            constants,
+            bytemuck::bytes_of(&p),
+            &[x.binding(), out.binding()],
+            grid(dims.outer),
+        )?;
     } else {
         let groups = dims.outer * dims.inner.div_ceil(64);
-        ctx.dispatch(Kernel::ReduceColumns, constants, bytemuck::bytes_of(&p), &[x.binding(), out.binding()], grid(groups))?;
+        ctx.dispatch(
+            Kernel::ReduceColumns,
+            constants,
+            bytemuck::bytes_of(&p),
+            &[x.binding(), out.binding()],
+            grid(groups),
+        )?;
     }
     Ok(out)
 }
@@ -52,8 +78,28 @@ pub(crate) fn reduce(ctx: &Arc<Context>, op: ReduceOp, x: &WgpuStorage, dims: Re
 pub(crate) fn sum_all(ctx: &Arc<Context>, x: &WgpuStorage) -> Result<WgpuStorage> {
     let n = x.len();
     let partials = n.div_ceil(256).clamp(1, SUM_PARTIALS);
-    let p = ReduceParams { outer: 1, len: 0, inner: 1, numel: to_u32(n, "element count")? };
+    let p = ReduceParams {
+        outer: 1,
+        len: 0,
+        inner: 1,
+        numel: to_u32(n, "element count")?,
+    };
     let partial = WgpuStorage::output(ctx, partials, DType::F32, "sum_all")?;
-    ctx.dispatch(Kernel::ReduceSumPartial, Specialisation::default(), bytemuck::bytes_of(&p), &[x.binding(), partial.binding()], [partials as u32, 1, 1])?;
-    reduce(ctx, ReduceOp::Sum, &partial, ReduceDims { outer: 1, len: partials, inner: 1 })
+    ctx.dispatch(
+        Kernel::ReduceSumPartial,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[x.binding(), partial.binding()],
+        [partials as u32, 1, 1],
+    )?;
+    reduce(
+        ctx,
+        ReduceOp::Sum,
+        &partial,
+        ReduceDims {
+            outer: 1,
+            len: partials,
+            inner: 1,
+        },
+    )
 }

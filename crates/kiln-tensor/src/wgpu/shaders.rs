@@ -70,7 +70,8 @@ impl ShaderFile {
     /// The full module source: the file's `enable` directives, then common.wgsl, then the rest.
     pub fn source(self) -> String {
         let body = self.body();
-        let (enables, rest): (Vec<&str>, Vec<&str>) = body.lines().partition(|l| l.starts_with("enable "));
+        let (enables, rest): (Vec<&str>, Vec<&str>) =
+            body.lines().partition(|l| l.starts_with("enable "));
         let mut source = String::with_capacity(COMMON.len() + body.len() + 64);
         for line in enables {
             source.push_str(line);

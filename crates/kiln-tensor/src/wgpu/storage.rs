@@ -15,7 +15,13 @@ pub struct WgpuStorage {
 }
 
 impl WgpuStorage {
-    pub(crate) fn new(ctx: &Arc<Context>, buffer: wgpu::Buffer, bytes: u64, len: usize, dtype: DType) -> Self {
+    pub(crate) fn new(
+        ctx: &Arc<Context>,
+        buffer: wgpu::Buffer,
+        bytes: u64,
+        len: usize,
+        dtype: DType,
+    ) -> Self {
         WgpuStorage {
             buffer: Some(buffer),
             bytes,
@@ -26,7 +32,12 @@ impl WgpuStorage {
     }
 
     /// A new uninitialised storage for a kernel to write.
-    pub(crate) fn output(ctx: &Arc<Context>, len: usize, dtype: DType, what: &str) -> crate::Result<Self> {
+    pub(crate) fn output(
+        ctx: &Arc<Context>,
+        len: usize,
+        dtype: DType,
+        what: &str,
+    ) -> crate::Result<Self> {
         let (buffer, bytes) = ctx.acquire(len, dtype, false, what)?;
         Ok(WgpuStorage::new(ctx, buffer, bytes, len, dtype))
     }
@@ -55,7 +66,11 @@ impl BackendStorage for WgpuStorage {
 
 impl fmt::Debug for WgpuStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WgpuStorage({} × {}, {} bytes)", self.len, self.dtype, self.bytes)
+        write!(
+            f,
+            "WgpuStorage({} × {}, {} bytes)",
+            self.len, self.dtype, self.bytes
+        )
     }
 }
 
