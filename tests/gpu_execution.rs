@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use kiln::prelude::*;
-use kiln::tensor::wgpu::{Counters, MAX_DISPATCHES_PER_BATCH};
+use kiln::tensor::wgpu::{Backends, Counters, WgpuOptions, MAX_DISPATCHES_PER_BATCH};
 
 fn delta(after: Counters, before: Counters) -> (u64, u64, u64, u64) {
     (
@@ -173,4 +173,37 @@ fn an_unknown_adapter_name_lists_what_was_found() {
         err.contains("no-such-adapter-xyz") && err.contains("found"),
         "{err}"
     );
+}
+
+#[test]
+fn no_adapter_names_the_backends_tried() {
+    let Some(_) = gpu() else { return };
+    // This machine's wgpu is built with Vulkan, Metal and DX12; asking only for a backend
+    // the platform lacks finds no adapter.
+    let other = if cfg!(target_os = "macos") {
+        Backends::VULKAN | Backends::DX12
+    } else {
+        Backends::METAL
+    };
+    let err = WgpuBackend::with_options(WgpuOptions {
+        backends: other,
+        ..WgpuOptions::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no GPU adapter") && err.contains("backends tried"),
+        "{err}"
+    );
+}
+
+#[test]
+fn device_loss_surfaces_as_an_error() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let x = Tensor::ones([16], DType::F32, &gpu).unwrap();
+    assert_eq!(x.to_vec::<f32>().unwrap(), vec![1.0; 16]);
+    gpu.destroy();
+    let result = (&x + 1.0).and_then(|y| y.to_vec::<f32>());
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("lost"), "{err}");
 }

@@ -4,6 +4,25 @@
 mod common;
 use common::*;
 use kiln::prelude::*;
+use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
+
+/// One device per matmul kernel the adapter can run (the tiled kernel always; the subgroup
+/// kernel where the adapter has subgroups of a fixed size), so both are checked on any machine
+/// that has them.
+fn matmul_devices() -> Vec<WgpuBackend> {
+    let Some(_) = gpu() else { return Vec::new() };
+    let mut devices = Vec::new();
+    for kernel in [MatmulKernel::Tiled, MatmulKernel::Subgroup] {
+        match WgpuBackend::with_options(WgpuOptions {
+            matmul: kernel,
+            ..WgpuOptions::default()
+        }) {
+            Ok(device) => devices.push(device),
+            Err(e) => eprintln!("{kernel:?} matmul not checked here: {e}"),
+        }
+    }
+    devices
+}
 
 /// Builds op(A) (m×k) from stored data, transposed or not, on both backends.
 fn operand(
@@ -24,117 +43,127 @@ fn operand(
 
 #[test]
 fn matmul_matches_at_awkward_sizes_with_all_transposes() {
-    let Some(gpu) = gpu() else { return };
-    let sizes = [
-        (1usize, 1usize, 1usize),
-        (3, 17, 33),
-        (17, 3, 1),
-        (33, 127, 17),
-        (127, 33, 257),
-        (257, 17, 3),
-        (64, 64, 64),
-        (65, 63, 16),
-        (1000, 33, 17),
-        (17, 1000, 33),
-    ];
-    for (i, &(m, n, k)) in sizes.iter().enumerate() {
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let (ga, ca) = operand(i as u64, m, k, ta, &gpu);
-            let (gb, cb) = operand(i as u64 + 100, k, n, tb, &gpu);
-            let g = ga.matmul(&gb).unwrap();
-            let c = ca.matmul(&cb).unwrap();
-            assert_tensors_close(
-                &format!("{m}×{k}·{k}×{n} ta={ta} tb={tb}"),
-                &g,
-                &c,
-                matmul_tolerance(k),
-            );
+    for gpu in matmul_devices() {
+        let gpu = &gpu;
+        let sizes = [
+            (1usize, 1usize, 1usize),
+            (3, 17, 33),
+            (17, 3, 1),
+            (33, 127, 17),
+            (127, 33, 257),
+            (257, 17, 3),
+            (64, 64, 64),
+            (65, 63, 16),
+            (1000, 33, 17),
+            (17, 1000, 33),
+        ];
+        for (i, &(m, n, k)) in sizes.iter().enumerate() {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (ga, ca) = operand(i as u64, m, k, ta, gpu);
+                let (gb, cb) = operand(i as u64 + 100, k, n, tb, gpu);
+                let g = ga.matmul(&gb).unwrap();
+                let c = ca.matmul(&cb).unwrap();
+                assert_tensors_close(
+                    &format!("{m}×{k}·{k}×{n} ta={ta} tb={tb}"),
+                    &g,
+                    &c,
+                    matmul_tolerance(k),
+                );
+            }
         }
     }
 }
 
 #[test]
 fn matmul_vec4_path_matches() {
-    let Some(gpu) = gpu() else { return };
-    // Contiguous dimensions that are multiples of 4 take the vec4 kernel.
-    for &(m, n, k) in &[(4usize, 4usize, 4usize), (132, 68, 36), (256, 128, 512)] {
-        for (ta, tb) in [(false, false), (true, false), (false, true)] {
-            let (ga, ca) = operand(m as u64, m, k, ta, &gpu);
-            let (gb, cb) = operand(n as u64, k, n, tb, &gpu);
-            assert_tensors_close(
-                &format!("vec4 {m}×{k}·{k}×{n} ta={ta} tb={tb}"),
-                &ga.matmul(&gb).unwrap(),
-                &ca.matmul(&cb).unwrap(),
-                matmul_tolerance(k),
-            );
+    for gpu in matmul_devices() {
+        let gpu = &gpu;
+        // Contiguous dimensions that are multiples of 4 take the vec4 kernel.
+        for &(m, n, k) in &[(4usize, 4usize, 4usize), (132, 68, 36), (256, 128, 512)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                let (ga, ca) = operand(m as u64, m, k, ta, gpu);
+                let (gb, cb) = operand(n as u64, k, n, tb, gpu);
+                assert_tensors_close(
+                    &format!("vec4 {m}×{k}·{k}×{n} ta={ta} tb={tb}"),
+                    &ga.matmul(&gb).unwrap(),
+                    &ca.matmul(&cb).unwrap(),
+                    matmul_tolerance(k),
+                );
+            }
         }
     }
 }
 
 #[test]
 fn matmul_with_k_equal_one_is_an_outer_product() {
-    let Some(gpu) = gpu() else { return };
-    let (ga, ca) = operand(1, 257, 1, false, &gpu);
-    let (gb, cb) = operand(2, 1, 33, false, &gpu);
-    assert_tensors_close(
-        "outer",
-        &ga.matmul(&gb).unwrap(),
-        &ca.matmul(&cb).unwrap(),
-        ELEMENTWISE,
-    );
+    for gpu in matmul_devices() {
+        let gpu = &gpu;
+        let (ga, ca) = operand(1, 257, 1, false, gpu);
+        let (gb, cb) = operand(2, 1, 33, false, gpu);
+        assert_tensors_close(
+            "outer",
+            &ga.matmul(&gb).unwrap(),
+            &ca.matmul(&cb).unwrap(),
+            ELEMENTWISE,
+        );
+    }
 }
 
 #[test]
 fn batched_matmul_and_broadcast_rhs() {
-    let Some(gpu) = gpu() else { return };
-    let a = random_vec(1, 3 * 17 * 33, -1.0, 1.0);
-    let b = random_vec(2, 3 * 33 * 5, -1.0, 1.0);
-    let (ga, ca) = pair(&a, &[3, 17, 33], &gpu);
-    let (gb, cb) = pair(&b, &[3, 33, 5], &gpu);
-    assert_tensors_close(
-        "batched",
-        &ga.matmul(&gb).unwrap(),
-        &ca.matmul(&cb).unwrap(),
-        matmul_tolerance(33),
-    );
-    let (gb2, cb2) = pair(&b[..33 * 5], &[33, 5], &gpu);
-    assert_tensors_close(
-        "batched·matrix",
-        &ga.matmul(&gb2).unwrap(),
-        &ca.matmul(&cb2).unwrap(),
-        matmul_tolerance(33),
-    );
+    for gpu in matmul_devices() {
+        let gpu = &gpu;
+        let a = random_vec(1, 3 * 17 * 33, -1.0, 1.0);
+        let b = random_vec(2, 3 * 33 * 5, -1.0, 1.0);
+        let (ga, ca) = pair(&a, &[3, 17, 33], gpu);
+        let (gb, cb) = pair(&b, &[3, 33, 5], gpu);
+        assert_tensors_close(
+            "batched",
+            &ga.matmul(&gb).unwrap(),
+            &ca.matmul(&cb).unwrap(),
+            matmul_tolerance(33),
+        );
+        let (gb2, cb2) = pair(&b[..33 * 5], &[33, 5], gpu);
+        assert_tensors_close(
+            "batched·matrix",
+            &ga.matmul(&gb2).unwrap(),
+            &ca.matmul(&cb2).unwrap(),
+            matmul_tolerance(33),
+        );
+    }
 }
 
 #[test]
 fn fused_bias_and_activation_epilogue() {
-    let Some(gpu) = gpu() else { return };
-    let (ga, ca) = operand(3, 127, 257, false, &gpu);
-    let (gb, cb) = operand(4, 257, 33, true, &gpu);
-    let bias = random_vec(5, 33, -1.0, 1.0);
-    let (gbias, cbias) = pair(&bias, &[33], &gpu);
-    for act in [
-        None,
-        Some(UnaryOp::Relu),
-        Some(UnaryOp::Tanh),
-        Some(UnaryOp::LeakyRelu { alpha: 0.1 }),
-        Some(UnaryOp::Sigmoid),
-    ] {
-        let g = ga.matmul_bias_act(&gb, Some(&gbias), act).unwrap();
-        let c = ca.matmul_bias_act(&cb, Some(&cbias), act).unwrap();
-        assert_tensors_close(&format!("epilogue {act:?}"), &g, &c, matmul_tolerance(257));
-        // The fused epilogue equals the unfused ops on the same backend.
-        let unfused = (ga.matmul(&gb).unwrap() + &gbias).unwrap();
-        let unfused = match act {
-            Some(op) => unfused.unary(op).unwrap(),
-            None => unfused,
-        };
-        assert_tensors_close(
-            &format!("fused vs composed {act:?}"),
-            &g,
-            &cpu_copy(&unfused),
-            matmul_tolerance(257),
-        );
+    for gpu in matmul_devices() {
+        let gpu = &gpu;
+        let (ga, ca) = operand(3, 127, 257, false, gpu);
+        let (gb, cb) = operand(4, 257, 33, true, gpu);
+        let bias = random_vec(5, 33, -1.0, 1.0);
+        let (gbias, cbias) = pair(&bias, &[33], gpu);
+        for act in [
+            None,
+            Some(UnaryOp::Relu),
+            Some(UnaryOp::Tanh),
+            Some(UnaryOp::LeakyRelu { alpha: 0.1 }),
+            Some(UnaryOp::Sigmoid),
+        ] {
+            let g = ga.matmul_bias_act(&gb, Some(&gbias), act).unwrap();
+            let c = ca.matmul_bias_act(&cb, Some(&cbias), act).unwrap();
+            assert_tensors_close(&format!("epilogue {act:?}"), &g, &c, matmul_tolerance(257));
+            // The fused epilogue equals the unfused ops on the same backend.
+            let unfused = (ga.matmul(&gb).unwrap() + &gbias).unwrap();
+            let unfused = match act {
+                Some(op) => unfused.unary(op).unwrap(),
+                None => unfused,
+            };
+            assert_tensors_close(
+                &format!("fused vs composed {act:?}"),
+                &g,
+                &cpu_copy(&unfused),
+                matmul_tolerance(257),
+            );
+        }
     }
 }
 
@@ -152,4 +181,15 @@ fn mismatched_inner_dimensions_name_both_shapes() {
         message.contains("[3, 4]") && message.contains("[5, 6]"),
         "{message}"
     );
+}
+
+#[test]
+fn auto_picks_the_subgroup_kernel_on_software_adapters_only() {
+    let Some(gpu) = gpu() else { return };
+    let software = gpu.adapter_info().device_type == kiln::tensor::wgpu::DeviceType::Cpu;
+    if gpu.matmul_kernel() == MatmulKernel::Subgroup {
+        assert!(software, "the subgroup kernel is for CPU-type adapters");
+    } else {
+        assert_eq!(gpu.matmul_kernel(), MatmulKernel::Tiled);
+    }
 }

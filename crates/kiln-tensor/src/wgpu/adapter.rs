@@ -13,6 +13,22 @@ pub struct WgpuOptions {
     /// Use native f16 in shaders when the adapter has `shader-f16` (else the packed fallback).
     pub use_shader_f16: bool,
     pub backends: wgpu::Backends,
+    /// Which matmul kernel to use.
+    pub matmul: MatmulKernel,
+}
+
+/// The matmul kernels; `Auto` picks per adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MatmulKernel {
+    /// `Subgroup` on CPU-type adapters (software drivers) with a fixed subgroup size,
+    /// `Tiled` everywhere else.
+    #[default]
+    Auto,
+    /// Register tiles staged through workgroup memory (matmul.wgsl).
+    Tiled,
+    /// Rows shared between lanes with subgroup shuffles (matmul_subgroup.wgsl); needs the
+    /// `subgroup` feature and a fixed subgroup size.
+    Subgroup,
 }
 
 impl Default for WgpuOptions {
@@ -21,6 +37,7 @@ impl Default for WgpuOptions {
             adapter: None,
             use_shader_f16: true,
             backends: wgpu::Backends::PRIMARY,
+            matmul: MatmulKernel::Auto,
         }
     }
 }
@@ -96,22 +113,41 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
                 .find(|a| a.get_info().name.to_lowercase().contains(&needle))
             {
                 Some(adapter) => adapter,
-                None => return Err(KilnError::NoAdapter {
-                    tried,
-                    hint: format!(
+                None => {
+                    return Err(KilnError::NoAdapter {
+                        tried,
+                        hint: format!(
                         "; none matches {name:?} (KILN_ADAPTER or the requested name); found: {}",
                         names.join(", ")
                     ),
-                }),
+                    })
+                }
             }
         }
     };
     let info = adapter.get_info();
     let native_f16 =
         options.use_shader_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+    let fixed_subgroup =
+        info.subgroup_min_size == info.subgroup_max_size && 64 % info.subgroup_min_size == 0;
+    let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP) && fixed_subgroup;
+    let subgroup_matmul = match options.matmul {
+        MatmulKernel::Auto => subgroups && info.device_type == wgpu::DeviceType::Cpu,
+        MatmulKernel::Tiled => false,
+        MatmulKernel::Subgroup if subgroups => true,
+        MatmulKernel::Subgroup => {
+            return Err(KilnError::Device(format!(
+                "{} cannot run the subgroup matmul: it needs the `subgroup` feature and a fixed subgroup size dividing 64 (has {}..{})",
+                info.name, info.subgroup_min_size, info.subgroup_max_size
+            )))
+        }
+    };
     let mut required_features = wgpu::Features::empty();
     if native_f16 {
         required_features |= wgpu::Features::SHADER_F16;
+    }
+    if subgroup_matmul {
+        required_features |= wgpu::Features::SUBGROUP;
     }
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("kiln"),
@@ -120,5 +156,6 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
         ..Default::default()
     }))
     .map_err(|e| KilnError::Device(format!("could not open {}: {e}", info.name)))?;
-    Ok(Context::new(device, queue, info, native_f16))
+    let subgroup_size = subgroup_matmul.then_some(info.subgroup_min_size);
+    Ok(Context::new(device, queue, info, native_f16, subgroup_size))
 }

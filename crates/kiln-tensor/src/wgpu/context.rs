@@ -55,6 +55,8 @@ pub struct Context {
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) native_f16: bool,
+    /// The subgroup size the subgroup matmul runs with, when it is the chosen matmul.
+    pub(crate) subgroup_matmul: Option<u32>,
     param_arena: wgpu::Buffer,
     batch: Mutex<Batch>,
     error: Arc<Mutex<Option<String>>>,
@@ -73,6 +75,7 @@ impl Context {
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
         native_f16: bool,
+        subgroup_matmul: Option<u32>,
     ) -> Arc<Self> {
         let error = Arc::new(Mutex::new(None));
         let lost = Arc::new(Mutex::new(None));
@@ -101,6 +104,7 @@ impl Context {
             info,
             limits,
             native_f16,
+            subgroup_matmul,
             param_arena,
             batch: Mutex::new(Batch {
                 pool: BufferPool::default(),

@@ -1,4 +1,5 @@
-//! Host side of matmul.wgsl: picks the vec4 variant when every operand allows it.
+//! Host side of matmul.wgsl and matmul_subgroup.wgsl: the subgroup kernel when the device
+//! chose it (CPU-type adapters), else the tiled kernel, with vec4 loads when every operand allows.
 
 use super::context::Context;
 use super::elementwise::to_u32;
@@ -25,7 +26,11 @@ struct MatmulParams {
     pad: [u32; 2],
 }
 
+/// Output tile of matmul_tiled (square).
 const TILE: usize = 64;
+/// Output tile of matmul_subgroup: 32 rows × 256 columns per workgroup.
+const SUBGROUP_ROWS: usize = 32;
+const SUBGROUP_COLUMNS: usize = 256;
 
 /// True when each operand's contiguous dimension (and batch stride) is a multiple of 4.
 fn vec4_aligned(s: &MatmulShape) -> bool {
@@ -67,24 +72,30 @@ pub(crate) fn matmul(
         pad: [0; 2],
     };
     let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
-    let kernel = if vec4_aligned(s) {
-        Kernel::MatmulTiledVec4
-    } else {
-        Kernel::MatmulTiled
-    };
-    let constants = Specialisation(vec![
+    let mut constants = vec![
         ("TRANS_A", s.trans_a as u32),
         ("TRANS_B", s.trans_b as u32),
         ("HAS_BIAS", epilogue.bias.is_some() as u32),
         ("ACTIVATION", epilogue.activation.map_or(0, |op| op.code())),
-    ]);
+    ];
+    let batch = s.batch as u32;
+    let (kernel, workgroups) = match ctx.subgroup_matmul {
+        Some(subgroup_size) => {
+            constants.push(("SUBGROUP_SIZE", subgroup_size));
+            let x = s.n.div_ceil(SUBGROUP_COLUMNS) as u32;
+            let kernel = if s.n.is_multiple_of(4) {
+                Kernel::MatmulSubgroupVec4
+            } else {
+                Kernel::MatmulSubgroup
+            };
+            (kernel, [x, s.m.div_ceil(SUBGROUP_ROWS) as u32, batch])
+        }
+        None if vec4_aligned(s) => (Kernel::MatmulTiledVec4, tiled_grid(s)),
+        None => (Kernel::MatmulTiled, tiled_grid(s)),
+    };
+    let constants = Specialisation(constants);
     // Without a bias, bind B in its place: the kernel never reads it.
     let bias = epilogue.bias.unwrap_or(b);
-    let workgroups = [
-        s.n.div_ceil(TILE) as u32,
-        s.m.div_ceil(TILE) as u32,
-        s.batch as u32,
-    ];
     ctx.dispatch(
         kernel,
         constants,
@@ -93,4 +104,12 @@ pub(crate) fn matmul(
         workgroups,
     )?;
     Ok(out)
+}
+
+fn tiled_grid(s: &MatmulShape) -> [u32; 3] {
+    [
+        s.n.div_ceil(TILE) as u32,
+        s.m.div_ceil(TILE) as u32,
+        s.batch as u32,
+    ]
 }

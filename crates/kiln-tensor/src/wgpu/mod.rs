@@ -17,7 +17,9 @@ mod reduce;
 mod shaders;
 mod storage;
 
-pub use adapter::{AdapterSummary, WgpuOptions};
+/// The wgpu backend set chosen in [`WgpuOptions::backends`].
+pub use ::wgpu::{Backends, DeviceType};
+pub use adapter::{AdapterSummary, MatmulKernel, WgpuOptions};
 pub use buffer_pool::size_class;
 pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
 pub use readback::Readback;
@@ -89,6 +91,15 @@ impl WgpuBackend {
         &self.ctx.limits
     }
 
+    /// The matmul kernel this device runs (see [`MatmulKernel`]).
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        if self.ctx.subgroup_matmul.is_some() {
+            MatmulKernel::Subgroup
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+
     /// True when f16 casts run with native `shader-f16` (else the packed fallback).
     pub fn has_native_f16(&self) -> bool {
         self.ctx.native_f16
@@ -106,6 +117,12 @@ impl WgpuBackend {
     /// Frees the pool's idle buffers.
     pub fn trim_pool(&self) {
         self.ctx.trim_pool();
+    }
+
+    /// Destroys the device now. Every later op or sync returns `KilnError::DeviceLost`,
+    /// as after a driver reset.
+    pub fn destroy(&self) {
+        self.ctx.device.destroy();
     }
 
     /// Submits pending work without waiting for it.

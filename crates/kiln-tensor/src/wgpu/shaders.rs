@@ -9,6 +9,7 @@ pub enum ShaderFile {
     Activation,
     Reduce,
     Matmul,
+    MatmulSubgroup,
     SoftmaxXent,
     Batchnorm,
     Optim,
@@ -21,11 +22,12 @@ pub enum ShaderFile {
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 11] = [
+    pub const ALL: [ShaderFile; 12] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
         ShaderFile::Matmul,
+        ShaderFile::MatmulSubgroup,
         ShaderFile::SoftmaxXent,
         ShaderFile::Batchnorm,
         ShaderFile::Optim,
@@ -41,6 +43,7 @@ impl ShaderFile {
             ShaderFile::Activation => "activation.wgsl",
             ShaderFile::Reduce => "reduce.wgsl",
             ShaderFile::Matmul => "matmul.wgsl",
+            ShaderFile::MatmulSubgroup => "matmul_subgroup.wgsl",
             ShaderFile::SoftmaxXent => "softmax_xent.wgsl",
             ShaderFile::Batchnorm => "batchnorm.wgsl",
             ShaderFile::Optim => "optim.wgsl",
@@ -57,6 +60,7 @@ impl ShaderFile {
             ShaderFile::Activation => include_str!("../../../../shaders/activation.wgsl"),
             ShaderFile::Reduce => include_str!("../../../../shaders/reduce.wgsl"),
             ShaderFile::Matmul => include_str!("../../../../shaders/matmul.wgsl"),
+            ShaderFile::MatmulSubgroup => include_str!("../../../../shaders/matmul_subgroup.wgsl"),
             ShaderFile::SoftmaxXent => include_str!("../../../../shaders/softmax_xent.wgsl"),
             ShaderFile::Batchnorm => include_str!("../../../../shaders/batchnorm.wgsl"),
             ShaderFile::Optim => include_str!("../../../../shaders/optim.wgsl"),
@@ -105,6 +109,8 @@ pub enum Kernel {
     ReduceSumPartial,
     MatmulTiled,
     MatmulTiledVec4,
+    MatmulSubgroup,
+    MatmulSubgroupVec4,
     SoftmaxXentSoftmax,
     SoftmaxXentLabelsForward,
     SoftmaxXentSoftForward,
@@ -127,7 +133,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 34] = [
+    pub const ALL: [Kernel; 36] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -143,6 +149,8 @@ impl Kernel {
         Kernel::ReduceSumPartial,
         Kernel::MatmulTiled,
         Kernel::MatmulTiledVec4,
+        Kernel::MatmulSubgroup,
+        Kernel::MatmulSubgroupVec4,
         Kernel::SoftmaxXentSoftmax,
         Kernel::SoftmaxXentLabelsForward,
         Kernel::SoftmaxXentSoftForward,
@@ -185,6 +193,8 @@ impl Kernel {
             ReduceSumPartial => (F::Reduce, "reduce_sum_partial", 1, 1),
             MatmulTiled => (F::Matmul, "matmul_tiled", 3, 1),
             MatmulTiledVec4 => (F::Matmul, "matmul_tiled_vec4", 3, 1),
+            MatmulSubgroup => (F::MatmulSubgroup, "matmul_subgroup", 3, 1),
+            MatmulSubgroupVec4 => (F::MatmulSubgroup, "matmul_subgroup_vec4", 3, 1),
             SoftmaxXentSoftmax => (F::SoftmaxXent, "softmax_xent_softmax", 1, 1),
             SoftmaxXentLabelsForward => (F::SoftmaxXent, "softmax_xent_labels_forward", 2, 1),
             SoftmaxXentSoftForward => (F::SoftmaxXent, "softmax_xent_soft_forward", 2, 1),
