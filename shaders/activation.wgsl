@@ -46,18 +46,19 @@ override OP: u32 = 0u;
 var<workgroup> partial: array<f32, 256>;
 
 fn strided_index(i: u32, s0: vec4<u32>, s1: vec4<u32>, offset: u32, contiguous: bool) -> u32 {
-    if (contiguous) {
-        return offset + i;
-    }
-    var rest = i;
-    var index = offset;
-    for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
-        let du = u32(d);
-        let dim = p.shape[du / 4u][du % 4u];
-        var stride: u32;
-        if (du < 4u) { stride = s0[du]; } else { stride = s1[du - 4u]; }
-        index = index + (rest % dim) * stride;
-        rest = rest / dim;
+    // One exit, no early return: software drivers run divergent exits per lane.
+    var index = offset + i;
+    if (!contiguous) {
+        var rest = i;
+        index = offset;
+        for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
+            let du = u32(d);
+            let dim = p.shape[du / 4u][du % 4u];
+            var stride: u32;
+            if (du < 4u) { stride = s0[du]; } else { stride = s1[du - 4u]; }
+            index = index + (rest % dim) * stride;
+            rest = rest / dim;
+        }
     }
     return index;
 }
