@@ -36,7 +36,37 @@ pub(crate) fn reader<'a, T: Copy + Sync>(
     }
 }
 
+/// `out[i] = f(a[i], b[i])` over contiguous slices, in parallel chunks when large; the loop
+/// body has no index arithmetic, so it vectorises.
+fn zip_contiguous<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::ZERO; a.len()];
+    let body = |(o, (a, b)): (&mut [T], (&[T], &[T]))| {
+        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+            *o = f(a, b);
+        }
+    };
+    if out.len() >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(body);
+    } else {
+        body((&mut out[..], (a, b)));
+    }
+    out
+}
+
+const CHUNK: usize = 1 << 14;
+
+fn contiguous_slice<'a, T>(data: &'a [T], layout: &Layout) -> Option<&'a [T]> {
+    layout
+        .is_contiguous()
+        .then(|| &data[layout.offset()..layout.offset() + layout.numel()])
+}
+
 fn map1<T: Real>(x: &[T], layout: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    if let Some(x) = contiguous_slice(x, layout) {
+        return zip_contiguous(x, x, |a, _| f(a));
+    }
     let read = reader(x, layout);
     let mut out = vec![T::ZERO; layout.numel()];
     fill_indexed(&mut out, |i| f(read(i)));
