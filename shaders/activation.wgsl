@@ -8,21 +8,6 @@
 // activation_prelu_alpha_grad: dalpha[c] = Σ over outer, inner of (x ≤ 0 ? x · grad : 0).
 //   One workgroup of 256 per channel, a shared-memory tree at the end.
 
-struct ActivationParams {
-    numel: u32,
-    rank: u32,
-    alpha: f32,
-    scalar: f32,
-    offset_a: u32,
-    offset_b: u32,
-    offset_c: u32,
-    flags: u32,
-    shape: array<vec4<u32>, 2>,
-    strides_a: array<vec4<u32>, 2>,
-    strides_b: array<vec4<u32>, 2>,
-    strides_c: array<vec4<u32>, 2>,
-}
-
 struct PreluParams {
     outer: u32,
     channels: u32,
@@ -32,7 +17,7 @@ struct PreluParams {
 
 override OP: u32 = 0u;
 
-@group(0) @binding(0) var<uniform> p: ActivationParams;
+@group(0) @binding(0) var<uniform> p: StridedParams;
 @group(0) @binding(0) var<uniform> pp: PreluParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
@@ -45,30 +30,12 @@ override OP: u32 = 0u;
 
 var<workgroup> partial: array<f32, 256>;
 
-fn strided_index(i: u32, s0: vec4<u32>, s1: vec4<u32>, offset: u32, contiguous: bool) -> u32 {
-    // One exit, no early return: software drivers run divergent exits per lane.
-    var index = offset + i;
-    if (!contiguous) {
-        var rest = i;
-        index = offset;
-        for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
-            let du = u32(d);
-            let dim = p.shape[du / 4u][du % 4u];
-            var stride: u32;
-            if (du < 4u) { stride = s0[du]; } else { stride = s1[du - 4u]; }
-            index = index + (rest % dim) * stride;
-            rest = rest / dim;
-        }
-    }
-    return index;
-}
-
 @compute @workgroup_size(256)
 fn activation_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
     if (i >= p.numel) { return; }
-    let xi = x[strided_index(i, p.strides_a[0], p.strides_a[1], p.offset_a, (p.flags & 1u) != 0u)];
-    let gi = grad[strided_index(i, p.strides_b[0], p.strides_b[1], p.offset_b, (p.flags & 2u) != 0u)];
+    let xi = x[strided_index(i, p.rank, p.shape, p.strides_a[0], p.strides_a[1], p.offset_a, (p.flags & 1u) != 0u)];
+    let gi = grad[strided_index(i, p.rank, p.shape, p.strides_b[0], p.strides_b[1], p.offset_b, (p.flags & 2u) != 0u)];
     dx[i] = gi * unary_derivative(OP, xi, p.alpha);
 }
 

@@ -91,3 +91,54 @@ fn binary_eval(op: u32, a: f32, b: f32) -> f32 {
         default: { return a; }
     }
 }
+
+// Parameters of the strided elementwise kernels (elementwise.wgsl, activation.wgsl): up to
+// three operands viewed over one shape of ≤ 8 dimensions, each with its own strides (0 for a
+// broadcast dimension) and offset. Mirrors `StridedParams` in src/wgpu/elementwise.rs.
+struct StridedParams {
+    numel: u32,
+    rank: u32,
+    alpha: f32,
+    scalar: f32,
+    offset_a: u32,
+    offset_b: u32,
+    offset_c: u32,
+    // bit 0: a contiguous, bit 1: b, bit 2: c; bit 3: the scalar is the left operand.
+    flags: u32,
+    shape: array<vec4<u32>, 2>,
+    strides_a: array<vec4<u32>, 2>,
+    strides_b: array<vec4<u32>, 2>,
+    strides_c: array<vec4<u32>, 2>,
+}
+
+// Storage index of row-major element `i` of an operand with strides (s0, s1) and `offset`
+// over `shape`. One exit, no early return: software drivers run divergent exits per lane.
+fn strided_index(i: u32, rank: u32, shape: array<vec4<u32>, 2>, s0: vec4<u32>, s1: vec4<u32>, offset: u32, contiguous: bool) -> u32 {
+    var index = offset + i;
+    if (!contiguous) {
+        var rest = i;
+        index = offset;
+        for (var d = i32(rank) - 1; d >= 0; d = d - 1) {
+            let du = u32(d);
+            var dim: u32;
+            var stride: u32;
+            if (du < 4u) { dim = shape[0][du]; stride = s0[du]; } else { dim = shape[1][du - 4u]; stride = s1[du - 4u]; }
+            index = index + (rest % dim) * stride;
+            rest = rest / dim;
+        }
+    }
+    return index;
+}
+
+// Parameters of both matmul kernels (matmul.wgsl, matmul_subgroup.wgsl); mirrors
+// `MatmulParams` in src/wgpu/matmul.rs.
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    alpha: f32,
+    batch_stride_a: u32,
+    batch_stride_b: u32,
+    _pad0: u32,
+    _pad1: u32,
+}

@@ -6,25 +6,9 @@
 // Mapping: one invocation per output element; workgroups of 256 on a 2-D grid.
 // Traffic: reads each input element once (broadcast reads hit cache), writes 4 bytes/element.
 
-struct ElementwiseParams {
-    numel: u32,
-    rank: u32,
-    alpha: f32,
-    scalar: f32,
-    offset_a: u32,
-    offset_b: u32,
-    offset_c: u32,
-    // bit 0: a contiguous, bit 1: b, bit 2: c; bit 3: the scalar is the left operand.
-    flags: u32,
-    shape: array<vec4<u32>, 2>,
-    strides_a: array<vec4<u32>, 2>,
-    strides_b: array<vec4<u32>, 2>,
-    strides_c: array<vec4<u32>, 2>,
-}
-
 override OP: u32 = 0u;
 
-@group(0) @binding(0) var<uniform> p: ElementwiseParams;
+@group(0) @binding(0) var<uniform> p: StridedParams;
 @group(0) @binding(1) var<storage, read> in_a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out_unary: array<f32>;
 @group(0) @binding(2) var<storage, read> in_b: array<f32>;
@@ -35,35 +19,16 @@ override OP: u32 = 0u;
 @group(0) @binding(2) var<storage, read_write> words_out: array<u32>;
 @group(0) @binding(1) var<storage, read_write> fill_out: array<u32>;
 
-// Storage index of row-major element `i` for an operand with the given strides and offset.
-fn strided_index(i: u32, s0: vec4<u32>, s1: vec4<u32>, offset: u32, contiguous: bool) -> u32 {
-    // One exit, no early return: software drivers run divergent exits per lane.
-    var index = offset + i;
-    if (!contiguous) {
-        var rest = i;
-        index = offset;
-        for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
-            let du = u32(d);
-            let dim = p.shape[du / 4u][du % 4u];
-            var stride: u32;
-            if (du < 4u) { stride = s0[du]; } else { stride = s1[du - 4u]; }
-            index = index + (rest % dim) * stride;
-            rest = rest / dim;
-        }
-    }
-    return index;
-}
-
 fn index_a(i: u32) -> u32 {
-    return strided_index(i, p.strides_a[0], p.strides_a[1], p.offset_a, (p.flags & 1u) != 0u);
+    return strided_index(i, p.rank, p.shape, p.strides_a[0], p.strides_a[1], p.offset_a, (p.flags & 1u) != 0u);
 }
 
 fn index_b(i: u32) -> u32 {
-    return strided_index(i, p.strides_b[0], p.strides_b[1], p.offset_b, (p.flags & 2u) != 0u);
+    return strided_index(i, p.rank, p.shape, p.strides_b[0], p.strides_b[1], p.offset_b, (p.flags & 2u) != 0u);
 }
 
 fn index_c(i: u32) -> u32 {
-    return strided_index(i, p.strides_c[0], p.strides_c[1], p.offset_c, (p.flags & 4u) != 0u);
+    return strided_index(i, p.rank, p.shape, p.strides_c[0], p.strides_c[1], p.offset_c, (p.flags & 4u) != 0u);
 }
 
 fn element_id(wid: vec3<u32>, num: vec3<u32>, lid: vec3<u32>) -> u32 {

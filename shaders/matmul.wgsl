@@ -14,17 +14,6 @@
 // operand's contiguous dimension is a multiple of 4.
 // Work: 2·M·N·K FLOPs; each A element is loaded N/64 times and each B element M/64 times.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    alpha: f32,
-    batch_stride_a: u32,
-    batch_stride_b: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;

@@ -16,17 +16,6 @@
 // Requires a fixed subgroup size (SUBGROUP_SIZE) laid out along local_invocation_index.
 // Work: 2·M·N·K FLOPs; each A element is loaded N/256 times and each B element M/32 times.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    alpha: f32,
-    batch_stride_a: u32,
-    batch_stride_b: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;

@@ -13,7 +13,7 @@ use crate::{layout::MAX_RANK, DType, Layout, Shape};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
-/// Mirrors `ElementwiseParams` in elementwise.wgsl (and `ActivationParams`).
+/// Mirrors `StridedParams` in common.wgsl (used by elementwise.wgsl and activation.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct StridedParams {
