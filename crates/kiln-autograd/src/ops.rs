@@ -1,0 +1,53 @@
+//! The recorded operations. Each variant keeps what its backward rule needs beyond the
+//! inputs' values (which the graph keeps anyway).
+
+use kiln_tensor::{Backend, BinaryOp, Tensor, UnaryOp};
+
+pub enum Op<B: Backend> {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `input op scalar` (or `scalar op input` when `scalar_on_left`).
+    BinaryScalar {
+        op: BinaryOp,
+        scalar: f64,
+        scalar_on_left: bool,
+    },
+    /// 2-D matrix product.
+    Matmul,
+    /// Sum or mean along one axis (removed from the shape).
+    Sum {
+        axis: usize,
+    },
+    Mean {
+        axis: usize,
+    },
+    SumAll,
+    Reshape,
+    Transpose {
+        a: usize,
+        b: usize,
+    },
+    BroadcastTo,
+    /// Per-row softmax cross-entropy against fixed targets (labels or probabilities).
+    SoftmaxXent {
+        targets: Tensor<B>,
+    },
+}
+
+impl<B: Backend> Op<B> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(op) => op.name(),
+            Op::Binary(op) => op.name(),
+            Op::BinaryScalar { op, .. } => op.name(),
+            Op::Matmul => "matmul",
+            Op::Sum { .. } => "sum",
+            Op::Mean { .. } => "mean",
+            Op::SumAll => "sum_all",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::BroadcastTo => "broadcast_to",
+            Op::SoftmaxXent { .. } => "softmax_xent",
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Backward rules, one file per op family. Each takes the op, its inputs' values, its output
+//! and the gradient of the output, and returns one gradient per input (`None` where the input
+//! gets none). Gradients of broadcast inputs are summed back to the input's shape.
+
+mod elementwise;
+mod linalg;
+mod loss;
+mod reduce;
+mod shape;
+
+use crate::ops::Op;
+use kiln_tensor::{Backend, Result, Tensor};
+
+/// One gradient per input of an op; `None` where an input gets no gradient.
+pub(crate) type InputGrads<B> = Vec<Option<Tensor<B>>>;
+
+pub(crate) fn backward<B: Backend>(
+    op: &Op<B>,
+    inputs: &[&Tensor<B>],
+    output: &Tensor<B>,
+    grad: &Tensor<B>,
+) -> Result<InputGrads<B>> {
+    match op {
+        Op::Unary(op) => elementwise::unary(*op, inputs[0], grad),
+        Op::Binary(op) => elementwise::binary(*op, inputs[0], inputs[1], output, grad),
+        Op::BinaryScalar {
+            op,
+            scalar,
+            scalar_on_left,
+        } => elementwise::binary_scalar(*op, *scalar, *scalar_on_left, inputs[0], output, grad),
+        Op::Matmul => linalg::matmul(inputs[0], inputs[1], grad),
+        Op::Sum { axis } => reduce::sum(inputs[0], *axis, grad, false),
+        Op::Mean { axis } => reduce::sum(inputs[0], *axis, grad, true),
+        Op::SumAll => reduce::sum_all(inputs[0], grad),
+        Op::Reshape => shape::reshape(inputs[0], grad),
+        Op::Transpose { a, b } => shape::transpose(*a, *b, grad),
+        Op::BroadcastTo => shape::broadcast_to(inputs[0], grad),
+        Op::SoftmaxXent { targets } => loss::softmax_xent(inputs[0], targets, grad),
+    }
+}

@@ -1,0 +1,291 @@
+//! Autograd: gradcheck (centered differences in f64 on the CPU backend) for every recorded op
+//! family, GPU f32 gradients against CPU f64 gradients for an MLP, accumulation, no_grad,
+//! detach, and errors.
+
+mod common;
+use common::*;
+use kiln::prelude::*;
+use kiln::tensor::{BinaryOp, HostData, UnaryOp};
+
+fn f64_tensor(seed: u64, shape: &[usize], low: f32, high: f32) -> Tensor<CpuBackend> {
+    let data: Vec<f64> = random_vec(seed, shape.iter().product(), low, high)
+        .into_iter()
+        .map(|v| v as f64)
+        .collect();
+    Tensor::from_vec(data, shape.to_vec(), &cpu()).unwrap()
+}
+
+fn check(
+    what: &str,
+    f: impl Fn(&[Var<CpuBackend>]) -> kiln::tensor::Result<Var<CpuBackend>>,
+    inputs: &[Tensor<CpuBackend>],
+) -> kiln::autograd::GradcheckReport {
+    let report = gradcheck(f, inputs, GradcheckOptions::default()).unwrap();
+    assert!(report.passed(), "{what}:\n{report}");
+    report
+}
+
+#[test]
+fn gradcheck_unary_ops() {
+    for op in UnaryOp::ALL {
+        let (low, high) = match op {
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip => (0.2, 3.0),
+            _ => (-2.0, 2.0),
+        };
+        let x = f64_tensor(1, &[3, 5], low, high);
+        let report = check(&format!("{op:?}"), |v| v[0].unary(op)?.sum_all(), &[x]);
+        if !op.has_kink() {
+            assert_eq!(report.inputs[0].skipped_at_kinks, 0, "{op:?} is smooth");
+        }
+    }
+}
+
+#[test]
+fn gradcheck_relu_skips_elements_at_the_kink() {
+    // Elements within h of 0 straddle ReLU's kink; gradcheck skips and counts them.
+    let x = Tensor::from_vec(vec![-1.0f64, -3e-6, 0.0, 4e-6, 2.0], [5], &cpu()).unwrap();
+    let report = check("relu at kink", |v| v[0].relu()?.sum_all(), &[x]);
+    assert_eq!(report.inputs[0].skipped_at_kinks, 3);
+    assert_eq!(report.inputs[0].checked, 2);
+}
+
+#[test]
+fn gradcheck_binary_ops_with_broadcasting() {
+    let shapes: [(&[usize], &[usize]); 3] =
+        [(&[3, 4], &[3, 4]), (&[3, 4], &[4]), (&[2, 1, 4], &[3, 1])];
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Max,
+        BinaryOp::Min,
+    ] {
+        for (i, (ls, rs)) in shapes.iter().enumerate() {
+            let a = f64_tensor(10 + i as u64, ls, 0.5, 2.0);
+            let b = f64_tensor(20 + i as u64, rs, 0.5, 2.0);
+            // A weighted sum makes every output element matter differently.
+            check(
+                &format!("{op:?} {ls:?}·{rs:?}"),
+                |v| weighted_sum(&v[0].binary(op, &v[1])?),
+                &[a, b],
+            );
+        }
+    }
+}
+
+fn weighted_sum(v: &Var<CpuBackend>) -> kiln::tensor::Result<Var<CpuBackend>> {
+    let n = v.value().numel();
+    let weights: Vec<f64> = (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.25).collect();
+    let w = Var::constant(Tensor::from_vec(weights, v.shape().clone(), &cpu())?);
+    v.mul(&w)?.sum_all()
+}
+
+#[test]
+fn gradcheck_scalar_forms() {
+    let x = f64_tensor(3, &[7], 0.5, 2.0);
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+    ] {
+        check(
+            &format!("x {op:?} 1.7"),
+            |v| weighted_sum(&v[0].binary_scalar(op, 1.7)?),
+            std::slice::from_ref(&x),
+        );
+        check(
+            &format!("1.7 {op:?} x"),
+            |v| weighted_sum(&Var::scalar_binary(1.7, op, &v[0])?),
+            std::slice::from_ref(&x),
+        );
+    }
+}
+
+#[test]
+fn gradcheck_matmul_reductions_and_views() {
+    let a = f64_tensor(4, &[3, 5], -1.0, 1.0);
+    let b = f64_tensor(5, &[5, 4], -1.0, 1.0);
+    check(
+        "matmul",
+        |v| weighted_sum(&v[0].matmul(&v[1])?),
+        &[a.clone(), b.clone()],
+    );
+    check(
+        "matmul of transposes",
+        |v| weighted_sum(&v[1].transpose(0, 1)?.matmul(&v[0].transpose(0, 1)?)?),
+        &[a.clone(), b],
+    );
+    check(
+        "sum axis 0",
+        |v| weighted_sum(&v[0].sum(0)?),
+        std::slice::from_ref(&a),
+    );
+    check(
+        "mean axis 1",
+        |v| weighted_sum(&v[0].mean(1)?),
+        std::slice::from_ref(&a),
+    );
+    check(
+        "mean_all",
+        |v| v[0].unary(UnaryOp::Square)?.mean_all(),
+        std::slice::from_ref(&a),
+    );
+    check(
+        "reshape",
+        |v| weighted_sum(&v[0].reshape([5, 3])?),
+        std::slice::from_ref(&a),
+    );
+    check(
+        "broadcast_to",
+        |v| weighted_sum(&v[0].reshape([1, 3, 5])?.broadcast_to([2, 3, 5])?),
+        std::slice::from_ref(&a),
+    );
+}
+
+#[test]
+fn gradcheck_softmax_cross_entropy() {
+    let logits = f64_tensor(6, &[4, 5], -2.0, 2.0);
+    let labels = Tensor::from_vec(vec![0u32, 4, 2, 2], [4], &cpu()).unwrap();
+    check(
+        "xent labels",
+        |v| v[0].softmax_xent(&labels)?.mean_all(),
+        std::slice::from_ref(&logits),
+    );
+    let soft = Tensor::from_vec(vec![0.2f64; 20], [4, 5], &cpu()).unwrap();
+    check(
+        "xent soft",
+        |v| weighted_sum(&v[0].softmax_xent(&soft)?),
+        &[logits],
+    );
+}
+
+/// A 2-layer MLP: softmax-xent(relu(x·W1 + b1)·W2 + b2), mean over the batch.
+fn mlp2<B: kiln::tensor::Backend>(
+    v: &[Var<B>],
+    labels: &Tensor<B>,
+) -> kiln::tensor::Result<Var<B>> {
+    let (x, w1, b1, w2, b2) = (&v[0], &v[1], &v[2], &v[3], &v[4]);
+    let h = x.matmul(w1)?.add(b1)?.tanh()?;
+    h.matmul(w2)?.add(b2)?.softmax_xent(labels)?.mean_all()
+}
+
+#[test]
+fn gradcheck_two_layer_mlp() {
+    let inputs = [
+        f64_tensor(30, &[6, 4], -1.0, 1.0),
+        f64_tensor(31, &[4, 8], -0.5, 0.5),
+        f64_tensor(32, &[8], -0.1, 0.1),
+        f64_tensor(33, &[8, 3], -0.5, 0.5),
+        f64_tensor(34, &[3], -0.1, 0.1),
+    ];
+    let labels = Tensor::from_vec(vec![0u32, 1, 2, 1, 0, 2], [6], &cpu()).unwrap();
+    check("mlp", |v| mlp2(v, &labels), &inputs);
+}
+
+#[test]
+fn gpu_f32_gradients_match_cpu_f64_gradients_for_an_mlp() {
+    let Some(gpu) = gpu() else { return };
+    let shapes: [&[usize]; 5] = [&[32, 20], &[20, 16], &[16], &[16, 5], &[5]];
+    let labels: Vec<u32> = (0..32).map(|i| (i * 7 % 5) as u32).collect();
+    let host: Vec<Vec<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| random_vec(40 + i as u64, s.iter().product(), -0.5, 0.5))
+        .collect();
+    let gpu_vars: Vec<Var<WgpuBackend>> = host
+        .iter()
+        .zip(shapes)
+        .map(|(d, s)| Var::parameter(Tensor::from_slice(d, s.to_vec(), &gpu).unwrap()))
+        .collect();
+    let cpu_vars: Vec<Var<CpuBackend>> = host
+        .iter()
+        .zip(shapes)
+        .map(|(d, s)| {
+            Var::parameter(
+                Tensor::from_host(
+                    &HostData::F64(d.iter().map(|&x| x as f64).collect()),
+                    s.to_vec(),
+                    &cpu(),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    mlp2(&gpu_vars, &Tensor::from_slice(&labels, [32], &gpu).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
+    mlp2(
+        &cpu_vars,
+        &Tensor::from_slice(&labels, [32], &cpu()).unwrap(),
+    )
+    .unwrap()
+    .backward()
+    .unwrap();
+    for (i, (g, c)) in gpu_vars.iter().zip(&cpu_vars).enumerate() {
+        let g = values(g.grad().unwrap().to_host().unwrap());
+        let c = values(c.grad().unwrap().to_host().unwrap());
+        assert_close(
+            &format!("gradient of input {i}"),
+            &g,
+            &c,
+            GRADIENT_GPU_VS_CPU,
+        );
+    }
+}
+
+#[test]
+fn gradients_accumulate_until_zeroed() {
+    let c = cpu();
+    let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2], &c).unwrap());
+    let y = x.mul(&x).unwrap().sum_all().unwrap(); // dy/dx = 2x
+    y.backward().unwrap();
+    y.backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![4.0, 8.0]);
+    x.zero_grad();
+    assert!(x.grad().is_none());
+    // A variable used twice gets the sum of both paths: d(x·x + x)/dx = 2x + 1.
+    x.mul(&x)
+        .unwrap()
+        .add(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![3.0, 5.0]);
+}
+
+#[test]
+fn no_grad_and_detach_record_nothing() {
+    let c = cpu();
+    let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2], &c).unwrap());
+    let y = no_grad(|| x.mul(&x).unwrap());
+    assert!(!y.requires_grad());
+    let z = x.detach().mul(&x).unwrap().sum_all().unwrap(); // only the second factor is tracked
+    z.backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
+}
+
+#[test]
+fn backward_errors_name_the_problem() {
+    let c = cpu();
+    let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2], &c).unwrap());
+    let y = x.mul(&x).unwrap();
+    let err = y.backward().unwrap_err().to_string();
+    assert!(
+        err.contains("scalar") && err.contains("[2]") && err.contains("mul"),
+        "{err}"
+    );
+    let err = y
+        .backward_with(Tensor::ones([3], DType::F64, &c).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[2]") && err.contains("[3]"), "{err}");
+    let constant = Var::constant(Tensor::ones([1], DType::F64, &c).unwrap());
+    assert!(constant.backward().is_err());
+}
