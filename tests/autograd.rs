@@ -186,10 +186,31 @@ fn gradcheck_two_layer_mlp() {
     check("mlp", |v| mlp2(v, &labels), &inputs);
 }
 
+/// A 3-layer tanh MLP over (x, W1, b1, W2, b2, W3, b3).
+fn mlp3<B: kiln::tensor::Backend>(
+    v: &[Var<B>],
+    labels: &Tensor<B>,
+) -> kiln::tensor::Result<Var<B>> {
+    let h = v[0].matmul(&v[1])?.add(&v[2])?.tanh()?;
+    let h = h.matmul(&v[3])?.add(&v[4])?.sigmoid()?;
+    h.matmul(&v[5])?
+        .add(&v[6])?
+        .softmax_xent(labels)?
+        .mean_all()
+}
+
 #[test]
 fn gpu_f32_gradients_match_cpu_f64_gradients_for_an_mlp() {
     let Some(gpu) = gpu() else { return };
-    let shapes: [&[usize]; 5] = [&[32, 20], &[20, 16], &[16], &[16, 5], &[5]];
+    let shapes: [&[usize]; 7] = [
+        &[32, 20],
+        &[20, 16],
+        &[16],
+        &[16, 12],
+        &[12],
+        &[12, 5],
+        &[5],
+    ];
     let labels: Vec<u32> = (0..32).map(|i| (i * 7 % 5) as u32).collect();
     let host: Vec<Vec<f32>> = shapes
         .iter()
@@ -215,11 +236,11 @@ fn gpu_f32_gradients_match_cpu_f64_gradients_for_an_mlp() {
             )
         })
         .collect();
-    mlp2(&gpu_vars, &Tensor::from_slice(&labels, [32], &gpu).unwrap())
+    mlp3(&gpu_vars, &Tensor::from_slice(&labels, [32], &gpu).unwrap())
         .unwrap()
         .backward()
         .unwrap();
-    mlp2(
+    mlp3(
         &cpu_vars,
         &Tensor::from_slice(&labels, [32], &cpu()).unwrap(),
     )
@@ -242,9 +263,10 @@ fn gpu_f32_gradients_match_cpu_f64_gradients_for_an_mlp() {
 fn gradients_accumulate_until_zeroed() {
     let c = cpu();
     let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2], &c).unwrap());
-    let y = x.mul(&x).unwrap().sum_all().unwrap(); // dy/dx = 2x
-    y.backward().unwrap();
-    y.backward().unwrap();
+    for _ in 0..2 {
+        let y = x.mul(&x).unwrap().sum_all().unwrap(); // dy/dx = 2x
+        y.backward().unwrap();
+    }
     assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), vec![4.0, 8.0]);
     x.zero_grad();
     assert!(x.grad().is_none());
@@ -288,4 +310,197 @@ fn backward_errors_name_the_problem() {
     assert!(err.contains("[2]") && err.contains("[3]"), "{err}");
     let constant = Var::constant(Tensor::ones([1], DType::F64, &c).unwrap());
     assert!(constant.backward().is_err());
+    // The graph is freed by backward; a second backward through it is an error, not a panic.
+    let z = x.mul(&x).unwrap().sum_all().unwrap();
+    z.backward().unwrap();
+    let err = z.backward().unwrap_err().to_string();
+    assert!(err.contains("already freed"), "{err}");
+}
+
+#[test]
+fn gradcheck_extremes_prelu_dropout_gather_and_batch_norm() {
+    let x = f64_tensor(50, &[4, 6], -2.0, 2.0);
+    check(
+        "max axis 1",
+        |v| weighted_sum(&v[0].max(1)?),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "min axis 0",
+        |v| weighted_sum(&v[0].min(0)?),
+        std::slice::from_ref(&x),
+    );
+    let alpha = f64_tensor(51, &[6], 0.05, 0.3);
+    check(
+        "prelu",
+        |v| weighted_sum(&v[0].prelu(&v[1])?),
+        &[x.clone(), alpha],
+    );
+    let rng = RngState { seed: 3, offset: 0 };
+    check(
+        "dropout",
+        |v| weighted_sum(&v[0].dropout(0.4, rng)?),
+        std::slice::from_ref(&x),
+    );
+    let indices = Tensor::from_vec(vec![3u32, 0, 3, 1, 2], [5], &cpu()).unwrap();
+    check(
+        "gather_rows (row 3 twice)",
+        |v| weighted_sum(&v[0].gather_rows(&indices)?),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "batch_norm",
+        |v| weighted_sum(&v[0].batch_norm(1e-5)?.0),
+        &[x],
+    );
+}
+
+/// An MLP with batch norm: xent(relu(bn(x·W1) · γ + β) · W2 + b2).
+fn mlp_bn<B: kiln::tensor::Backend>(
+    v: &[Var<B>],
+    labels: &Tensor<B>,
+) -> kiln::tensor::Result<Var<B>> {
+    let (x, w1, gamma, beta, w2, b2) = (&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
+    let h = x
+        .matmul(w1)?
+        .batch_norm(1e-5)?
+        .0
+        .mul(gamma)?
+        .add(beta)?
+        .relu()?;
+    h.matmul(w2)?.add(b2)?.softmax_xent(labels)?.mean_all()
+}
+
+#[test]
+fn gradcheck_mlp_with_batch_norm() {
+    let inputs = [
+        f64_tensor(60, &[8, 5], -1.0, 1.0),
+        f64_tensor(61, &[5, 6], -0.5, 0.5),
+        f64_tensor(62, &[6], 0.5, 1.5),
+        f64_tensor(63, &[6], -0.1, 0.1),
+        f64_tensor(64, &[6, 3], -0.5, 0.5),
+        f64_tensor(65, &[3], -0.1, 0.1),
+    ];
+    let labels = Tensor::from_vec(vec![0u32, 1, 2, 1, 0, 2, 2, 1], [8], &cpu()).unwrap();
+    check("mlp with batch norm", |v| mlp_bn(v, &labels), &inputs);
+}
+
+#[test]
+fn anomaly_mode_names_the_first_op_that_made_a_nan() {
+    let c = cpu();
+    let x = Var::parameter(Tensor::from_vec(vec![1.0f64, -1.0], [2], &c).unwrap());
+    kiln::autograd::set_anomaly_detection(true);
+    let result = x.unary(UnaryOp::Sqrt).and_then(|y| y.sum_all());
+    kiln::autograd::set_anomaly_detection(false);
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("sqrt")
+            && err.contains("NaN")
+            && err.contains("[2]")
+            && err.contains("tests/autograd.rs"),
+        "{err}"
+    );
+    // Off: the same computation records quietly.
+    assert!(x.unary(UnaryOp::Sqrt).unwrap().sum_all().is_ok());
+}
+
+#[test]
+fn backward_on_the_gpu_neither_submits_nor_reads_back() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let (vars, labels) = gpu_mlp(&gpu, &[64, 32, 32, 10]);
+    let loss = mlp(&vars, &labels).unwrap();
+    gpu.sync().unwrap();
+    let before = gpu.counters();
+    loss.backward().unwrap();
+    let after = gpu.counters();
+    assert_eq!(after.submits, before.submits, "backward submitted work");
+    assert_eq!(after.readbacks, before.readbacks, "backward read back");
+    assert!(after.dispatches > before.dispatches);
+}
+
+#[test]
+fn backward_frees_activations_as_it_goes() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let widths = [256, 512, 512, 512, 10];
+    let (vars, labels) = gpu_mlp(&gpu, &widths);
+    gpu.sync().unwrap();
+    let params_live = gpu.counters().live_bytes;
+    let loss = mlp(&vars, &labels).unwrap();
+    gpu.sync().unwrap();
+    let forward_live = gpu.counters().live_bytes;
+    gpu.reset_peak_memory();
+    loss.backward().unwrap();
+    gpu.sync().unwrap();
+    let peak = gpu.counters().peak_live_bytes;
+    let activations = forward_live - params_live;
+    let gradients: u64 = vars[1..]
+        .iter()
+        .map(|v| kiln::tensor::wgpu::size_class(v.value().numel() as u64 * 4))
+        .sum();
+    // Without freeing, backward would hold every activation, every activation gradient and
+    // every parameter gradient at once; with freeing it stays within the forward activations
+    // plus the gradients (parameter gradients, and the largest activation and its gradient
+    // in flight).
+    let largest_activation = kiln::tensor::wgpu::size_class(256 * 512 * 4);
+    let bound = forward_live + gradients + 2 * largest_activation;
+    assert!(peak <= bound, "peak {peak} B during backward; forward live {forward_live} B (activations {activations} B), gradients {gradients} B");
+    // The loss is still held, but backward released the graph behind it: what stays is the
+    // parameters, their gradients and the loss itself (one small buffer).
+    let after = gpu.counters().live_bytes;
+    assert!(
+        after <= params_live + gradients + 256,
+        "{after} B live after backward; parameters {params_live} B, gradients {gradients} B"
+    );
+    drop(loss);
+}
+
+/// Parameters (and a batch) of an MLP with the given widths; the first width is the input.
+fn gpu_mlp(gpu: &WgpuBackend, widths: &[usize]) -> (Vec<Var<WgpuBackend>>, Tensor<WgpuBackend>) {
+    let batch = 64;
+    let mut vars = vec![Var::constant(
+        Tensor::rand_normal(
+            [batch, widths[0]],
+            0.0,
+            1.0,
+            RngState { seed: 1, offset: 0 },
+            gpu,
+        )
+        .unwrap(),
+    )];
+    for (i, pair) in widths.windows(2).enumerate() {
+        let rng = RngState {
+            seed: 100 + i as u64,
+            offset: 0,
+        };
+        vars.push(Var::parameter(
+            Tensor::rand_normal(
+                [pair[0], pair[1]],
+                0.0,
+                (1.0 / pair[0] as f32).sqrt(),
+                rng,
+                gpu,
+            )
+            .unwrap(),
+        ));
+        vars.push(Var::parameter(
+            Tensor::zeros([pair[1]], DType::F32, gpu).unwrap(),
+        ));
+    }
+    let labels: Vec<u32> = (0..batch as u32)
+        .map(|i| i % *widths.last().unwrap() as u32)
+        .collect();
+    (vars, Tensor::from_vec(labels, [batch], gpu).unwrap())
+}
+
+/// relu MLP over (x, W1, b1, W2, b2, ...) ending in mean softmax cross-entropy.
+fn mlp<B: kiln::tensor::Backend>(v: &[Var<B>], labels: &Tensor<B>) -> kiln::tensor::Result<Var<B>> {
+    let layers = (v.len() - 1) / 2;
+    let mut h = v[0].clone();
+    for l in 0..layers {
+        h = h.matmul(&v[1 + 2 * l])?.add(&v[2 + 2 * l])?;
+        if l + 1 < layers {
+            h = h.relu()?;
+        }
+    }
+    h.softmax_xent(labels)?.mean_all()
 }

@@ -5,10 +5,22 @@ use crate::rules;
 use kiln_tensor::{Backend, KilnError, Result, Shape, Tensor};
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+static ANOMALY_DETECTION: AtomicBool = AtomicBool::new(false);
+
+/// Anomaly mode: when on, every recorded op reads its output back and the first one holding
+/// NaN or Inf is an error naming the op, its input shapes and the caller's source location.
+/// When off (the default) it costs one relaxed atomic load per op and no readback.
+pub fn set_anomaly_detection(enabled: bool) {
+    ANOMALY_DETECTION.store(enabled, Ordering::Relaxed);
+}
+
+pub fn anomaly_detection() -> bool {
+    ANOMALY_DETECTION.load(Ordering::Relaxed)
+}
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -34,11 +46,17 @@ struct Node<B: Backend> {
     id: u64,
     value: Tensor<B>,
     requires_grad: bool,
-    /// How this value was computed from `inputs`; `None` for leaves.
-    op: Option<Op<B>>,
-    inputs: Vec<Var<B>>,
+    is_leaf: bool,
+    /// How this value was computed from `inputs`; taken (set to `None`) once backward has used
+    /// it, which releases the inputs this node kept alive.
+    recorded: Mutex<Option<Recorded<B>>>,
     /// A leaf's accumulated gradient.
     grad: Mutex<Option<Tensor<B>>>,
+}
+
+struct Recorded<B: Backend> {
+    op: Op<B>,
+    inputs: Vec<Var<B>>,
 }
 
 /// A tensor that can take part in differentiation. Cloning shares the node.
@@ -56,7 +74,7 @@ impl<B: Backend> Clone for Var<B> {
 
 impl<B: Backend> std::fmt::Debug for Var<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let op = self.node.op.as_ref().map_or("leaf", Op::name);
+        let op = self.op_name();
         write!(
             f,
             "Var({:?}, {op}, requires_grad={})",
@@ -66,27 +84,39 @@ impl<B: Backend> std::fmt::Debug for Var<B> {
 }
 
 impl<B: Backend> Var<B> {
-    fn with(value: Tensor<B>, requires_grad: bool, op: Option<Op<B>>, inputs: Vec<Var<B>>) -> Self {
+    fn with(value: Tensor<B>, requires_grad: bool, recorded: Option<Recorded<B>>) -> Self {
         Var {
             node: Arc::new(Node {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 value,
                 requires_grad,
-                op,
-                inputs,
+                is_leaf: recorded.is_none(),
+                recorded: Mutex::new(recorded),
                 grad: Mutex::new(None),
             }),
         }
     }
 
+    fn recorded(&self) -> std::sync::MutexGuard<'_, Option<Recorded<B>>> {
+        self.node.recorded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn op_name(&self) -> &'static str {
+        match &*self.recorded() {
+            Some(r) => r.op.name(),
+            None if self.node.is_leaf => "leaf",
+            None => "freed",
+        }
+    }
+
     /// A leaf whose gradient is wanted (a parameter).
     pub fn parameter(value: Tensor<B>) -> Self {
-        Var::with(value, true, None, Vec::new())
+        Var::with(value, true, None)
     }
 
     /// A leaf without gradient (data, targets).
     pub fn constant(value: Tensor<B>) -> Self {
-        Var::with(value, false, None, Vec::new())
+        Var::with(value, false, None)
     }
 
     pub fn value(&self) -> &Tensor<B> {
@@ -102,7 +132,7 @@ impl<B: Backend> Var<B> {
     }
 
     pub fn is_leaf(&self) -> bool {
-        self.node.op.is_none()
+        self.node.is_leaf
     }
 
     /// The same value, cut from the graph.
@@ -124,13 +154,17 @@ impl<B: Backend> Var<B> {
     }
 
     /// Records `value = op(inputs)` when gradients are enabled and an input needs them.
-    pub(crate) fn record(value: Tensor<B>, op: Op<B>, inputs: Vec<Var<B>>) -> Self {
+    #[track_caller]
+    pub(crate) fn record(value: Tensor<B>, op: Op<B>, inputs: Vec<Var<B>>) -> Result<Self> {
+        if anomaly_detection() {
+            check_finite(&value, &op, &inputs, std::panic::Location::caller())?;
+        }
         let requires_grad = grad_enabled() && inputs.iter().any(Var::requires_grad);
-        if requires_grad {
-            Var::with(value, true, Some(op), inputs)
+        Ok(if requires_grad {
+            Var::with(value, true, Some(Recorded { op, inputs }))
         } else {
             Var::constant(value)
-        }
+        })
     }
 
     /// Backpropagates from a one-element variable (seed gradient 1).
@@ -140,7 +174,7 @@ impl<B: Backend> Var<B> {
                 op: "backward",
                 message: format!(
                     "backward needs a scalar or an explicit seed gradient; this variable ({}) has shape {}",
-                    self.node.op.as_ref().map_or("leaf", Op::name),
+                    self.op_name(),
                     self.shape()
                 ),
             });
@@ -162,7 +196,7 @@ impl<B: Backend> Var<B> {
                 rhs: seed.shape().clone(),
                 reason: format!(
                     "the seed gradient must have the shape of the variable ({})",
-                    self.node.op.as_ref().map_or("leaf", Op::name)
+                    self.op_name()
                 ),
             });
         }
@@ -172,44 +206,61 @@ impl<B: Backend> Var<B> {
                 message: "this variable does not depend on any parameter".into(),
             });
         }
-        let order = self.topological_order();
+        if !self.is_leaf() && self.recorded().is_none() {
+            return Err(KilnError::InvalidArgument {
+                op: "backward",
+                message: format!("the graph of this variable (shape {}) was already freed by an earlier backward; run the forward pass again", self.shape()),
+            });
+        }
+        let mut order: Vec<Option<Var<B>>> =
+            self.topological_order().into_iter().map(Some).collect();
         let mut grads: HashMap<u64, Tensor<B>> = HashMap::new();
         grads.insert(self.node.id, seed);
-        for var in order.iter().rev() {
+        // Walk outputs before inputs. Each node's record is taken once used and the walk drops
+        // its own handle, so an intermediate is released as soon as no later rule needs it.
+        for slot in order.iter_mut().rev() {
+            let Some(var) = slot.take() else { continue };
             let Some(grad) = grads.remove(&var.node.id) else {
                 continue;
             };
-            match &var.node.op {
-                None => {
-                    let mut slot = var.node.grad.lock().unwrap_or_else(|p| p.into_inner());
-                    let grad = grad.contiguous()?;
-                    *slot = Some(match slot.take() {
-                        Some(previous) => (previous + &grad)?,
-                        None => grad,
-                    });
-                }
-                Some(op) => {
-                    let values: Vec<&Tensor<B>> =
-                        var.node.inputs.iter().map(|v| &v.node.value).collect();
-                    let input_grads = rules::backward(op, &values, &var.node.value, &grad)
-                        .map_err(|e| KilnError::InvalidArgument {
-                            op: "backward",
-                            message: format!("in the backward rule of {}: {e}", op.name()),
-                        })?;
-                    for (input, input_grad) in var.node.inputs.iter().zip(input_grads) {
-                        let Some(input_grad) = input_grad else {
-                            continue;
-                        };
-                        if !input.requires_grad() {
-                            continue;
-                        }
-                        let total = match grads.remove(&input.node.id) {
-                            Some(previous) => (previous + &input_grad)?,
-                            None => input_grad,
-                        };
-                        grads.insert(input.node.id, total);
+            if var.node.is_leaf {
+                let mut accumulated = var.node.grad.lock().unwrap_or_else(|p| p.into_inner());
+                let grad = grad.contiguous()?;
+                *accumulated = Some(match accumulated.take() {
+                    Some(previous) => (previous + &grad)?,
+                    None => grad,
+                });
+                continue;
+            }
+            let Some(Recorded { op, inputs }) = var.recorded().take() else {
+                return Err(KilnError::InvalidArgument {
+                    op: "backward",
+                    message: format!(
+                        "an intermediate of shape {} was already freed by an earlier backward",
+                        var.shape()
+                    ),
+                });
+            };
+            let values: Vec<&Tensor<B>> = inputs.iter().map(|v| &v.node.value).collect();
+            let input_grads =
+                rules::backward(&op, &values, &var.node.value, &grad).map_err(|e| {
+                    KilnError::InvalidArgument {
+                        op: "backward",
+                        message: format!("in the backward rule of {}: {e}", op.name()),
                     }
+                })?;
+            for (input, input_grad) in inputs.iter().zip(input_grads) {
+                let Some(input_grad) = input_grad else {
+                    continue;
+                };
+                if !input.requires_grad() {
+                    continue;
                 }
+                let total = match grads.remove(&input.node.id) {
+                    Some(previous) => (previous + &input_grad)?,
+                    None => input_grad,
+                };
+                grads.insert(input.node.id, total);
             }
         }
         Ok(())
@@ -230,12 +281,39 @@ impl<B: Backend> Var<B> {
                 continue;
             }
             stack.push((var.clone(), true));
-            for input in &var.node.inputs {
-                if input.requires_grad() && !visited.contains(&input.node.id) {
-                    stack.push((input.clone(), false));
+            if let Some(recorded) = &*var.recorded() {
+                for input in &recorded.inputs {
+                    if input.requires_grad() && !visited.contains(&input.node.id) {
+                        stack.push((input.clone(), false));
+                    }
                 }
             }
         }
         order
     }
+}
+
+fn check_finite<B: Backend>(
+    value: &Tensor<B>,
+    op: &Op<B>,
+    inputs: &[Var<B>],
+    at: &std::panic::Location<'_>,
+) -> Result<()> {
+    let values = value.to_host()?.to_f64_vec();
+    let Some(bad) = values.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let shapes: Vec<String> = inputs.iter().map(|v| v.shape().to_string()).collect();
+    Err(KilnError::InvalidArgument {
+        op: "anomaly detection",
+        message: format!(
+            "{} produced {} at element {bad} of its output {}; inputs of shapes {}; called at {}:{}",
+            op.name(),
+            values[bad],
+            value.shape(),
+            shapes.join(", "),
+            at.file(),
+            at.line()
+        ),
+    })
 }

@@ -14,7 +14,7 @@ mod rules;
 mod var_ops;
 
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputReport};
-pub use graph::{no_grad, Var};
+pub use graph::{anomaly_detection, no_grad, set_anomaly_detection, Var};
 pub use ops::Op;
 
 pub use kiln_tensor::{Backend, KilnError, Result, Tensor};

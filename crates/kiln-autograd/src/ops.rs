@@ -28,9 +28,32 @@ pub enum Op<B: Backend> {
         b: usize,
     },
     BroadcastTo,
+    /// Max or min along one axis (the gradient goes to the extreme elements, split among ties).
+    Max {
+        axis: usize,
+    },
+    Min {
+        axis: usize,
+    },
     /// Per-row softmax cross-entropy against fixed targets (labels or probabilities).
     SoftmaxXent {
         targets: Tensor<B>,
+    },
+    /// PReLU with inputs (x, alpha).
+    Prelu,
+    /// Inverted dropout with the scaled mask it drew.
+    Dropout {
+        mask: Tensor<B>,
+    },
+    /// Rows of the input picked by u32 indices.
+    GatherRows {
+        indices: Tensor<B>,
+    },
+    /// Batch normalisation with batch statistics: (x − mean) / sqrt(var + eps), per column.
+    BatchNorm {
+        mean: Tensor<B>,
+        var: Tensor<B>,
+        eps: f32,
     },
 }
 
@@ -47,7 +70,13 @@ impl<B: Backend> Op<B> {
             Op::Reshape => "reshape",
             Op::Transpose { .. } => "transpose",
             Op::BroadcastTo => "broadcast_to",
+            Op::Max { .. } => "max",
+            Op::Min { .. } => "min",
             Op::SoftmaxXent { .. } => "softmax_xent",
+            Op::Prelu => "prelu",
+            Op::Dropout { .. } => "dropout",
+            Op::GatherRows { .. } => "gather_rows",
+            Op::BatchNorm { .. } => "batch_norm",
         }
     }
 }

@@ -7,25 +7,24 @@ use crate::ops::Op;
 use kiln_tensor::{Backend, BinaryOp, Result, Shape, UnaryOp};
 
 impl<B: Backend> Var<B> {
+    #[track_caller]
     pub fn unary(&self, op: UnaryOp) -> Result<Self> {
-        Ok(Var::record(
-            self.value().unary(op)?,
-            Op::Unary(op),
-            vec![self.clone()],
-        ))
+        Var::record(self.value().unary(op)?, Op::Unary(op), vec![self.clone()])
     }
 
+    #[track_caller]
     pub fn binary(&self, op: BinaryOp, other: &Var<B>) -> Result<Self> {
-        Ok(Var::record(
+        Var::record(
             self.value().binary(op, other.value())?,
             Op::Binary(op),
             vec![self.clone(), other.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn binary_scalar(&self, op: BinaryOp, scalar: f64) -> Result<Self> {
         let value = self.value().binary_scalar(op, scalar)?;
-        Ok(Var::record(
+        Var::record(
             value,
             Op::BinaryScalar {
                 op,
@@ -33,12 +32,13 @@ impl<B: Backend> Var<B> {
                 scalar_on_left: false,
             },
             vec![self.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn scalar_binary(scalar: f64, op: BinaryOp, rhs: &Var<B>) -> Result<Self> {
         let value = kiln_tensor::Tensor::scalar_binary(scalar, op, rhs.value())?;
-        Ok(Var::record(
+        Var::record(
             value,
             Op::BinaryScalar {
                 op,
@@ -46,111 +46,197 @@ impl<B: Backend> Var<B> {
                 scalar_on_left: true,
             },
             vec![rhs.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn add(&self, other: &Var<B>) -> Result<Self> {
         self.binary(BinaryOp::Add, other)
     }
+    #[track_caller]
     pub fn sub(&self, other: &Var<B>) -> Result<Self> {
         self.binary(BinaryOp::Sub, other)
     }
+    #[track_caller]
     pub fn mul(&self, other: &Var<B>) -> Result<Self> {
         self.binary(BinaryOp::Mul, other)
     }
+    #[track_caller]
     pub fn div(&self, other: &Var<B>) -> Result<Self> {
         self.binary(BinaryOp::Div, other)
     }
+    #[track_caller]
     pub fn relu(&self) -> Result<Self> {
         self.unary(UnaryOp::Relu)
     }
+    #[track_caller]
     pub fn tanh(&self) -> Result<Self> {
         self.unary(UnaryOp::Tanh)
     }
+    #[track_caller]
     pub fn sigmoid(&self) -> Result<Self> {
         self.unary(UnaryOp::Sigmoid)
     }
 
     /// 2-D matrix product.
+    #[track_caller]
     pub fn matmul(&self, other: &Var<B>) -> Result<Self> {
-        Ok(Var::record(
+        Var::record(
             self.value().matmul(other.value())?,
             Op::Matmul,
             vec![self.clone(), other.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn sum(&self, axis: isize) -> Result<Self> {
         let resolved = self.shape().axis("sum", axis)?;
-        Ok(Var::record(
+        Var::record(
             self.value().sum(axis)?,
             Op::Sum { axis: resolved },
             vec![self.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn mean(&self, axis: isize) -> Result<Self> {
         let resolved = self.shape().axis("mean", axis)?;
-        Ok(Var::record(
+        Var::record(
             self.value().mean(axis)?,
             Op::Mean { axis: resolved },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// Sum of every element, shape [].
+    #[track_caller]
     pub fn sum_all(&self) -> Result<Self> {
-        Ok(Var::record(
-            self.value().sum_all()?,
-            Op::SumAll,
-            vec![self.clone()],
-        ))
+        Var::record(self.value().sum_all()?, Op::SumAll, vec![self.clone()])
     }
 
     /// Mean of every element, shape [].
+    #[track_caller]
     pub fn mean_all(&self) -> Result<Self> {
         let n = self.value().numel().max(1) as f64;
         self.sum_all()?.binary_scalar(BinaryOp::Div, n)
     }
 
+    #[track_caller]
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
-        Ok(Var::record(
+        Var::record(
             self.value().reshape(shape)?,
             Op::Reshape,
             vec![self.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn transpose(&self, a: isize, b: isize) -> Result<Self> {
         let (ra, rb) = (
             self.shape().axis("transpose", a)?,
             self.shape().axis("transpose", b)?,
         );
-        Ok(Var::record(
+        Var::record(
             self.value().transpose(a, b)?,
             Op::Transpose { a: ra, b: rb },
             vec![self.clone()],
-        ))
+        )
     }
 
+    #[track_caller]
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Self> {
-        Ok(Var::record(
+        Var::record(
             self.value().broadcast_to(shape)?,
             Op::BroadcastTo,
             vec![self.clone()],
-        ))
+        )
+    }
+
+    #[track_caller]
+    pub fn max(&self, axis: isize) -> Result<Self> {
+        let resolved = self.shape().axis("max", axis)?;
+        Var::record(
+            self.value().max(axis)?,
+            Op::Max { axis: resolved },
+            vec![self.clone()],
+        )
+    }
+
+    #[track_caller]
+    pub fn min(&self, axis: isize) -> Result<Self> {
+        let resolved = self.shape().axis("min", axis)?;
+        Var::record(
+            self.value().min(axis)?,
+            Op::Min { axis: resolved },
+            vec![self.clone()],
+        )
+    }
+
+    /// PReLU with one learnable slope per channel (dimension 1).
+    #[track_caller]
+    pub fn prelu(&self, alpha: &Var<B>) -> Result<Self> {
+        Var::record(
+            self.value().prelu(alpha.value())?,
+            Op::Prelu,
+            vec![self.clone(), alpha.clone()],
+        )
+    }
+
+    /// Inverted dropout with drop probability `p`; the mask comes from the counter-based
+    /// stream `rng`, so the same (seed, offset) drops the same units on every backend.
+    #[track_caller]
+    pub fn dropout(&self, p: f32, rng: kiln_tensor::RngState) -> Result<Self> {
+        let (value, mask) = self.value().dropout(p, rng)?;
+        Var::record(value, Op::Dropout { mask }, vec![self.clone()])
+    }
+
+    /// Rows picked by a u32 index tensor.
+    #[track_caller]
+    pub fn gather_rows(&self, indices: &kiln_tensor::Tensor<B>) -> Result<Self> {
+        let value = self.value().gather_rows(indices)?;
+        Var::record(
+            value,
+            Op::GatherRows {
+                indices: indices.clone(),
+            },
+            vec![self.clone()],
+        )
+    }
+
+    /// Batch normalisation of a [batch, features] variable with the batch's statistics:
+    /// (x − mean) / sqrt(var + eps) per feature (scale and shift are ordinary mul/add).
+    /// Also returns the batch mean and biased variance (for running statistics).
+    #[track_caller]
+    pub fn batch_norm(
+        &self,
+        eps: f32,
+    ) -> Result<(Self, kiln_tensor::Tensor<B>, kiln_tensor::Tensor<B>)> {
+        let x = self.value();
+        let (mean, var) = x.batchnorm_stats()?;
+        let value = ((x - &mean)? / &(&var + eps)?.sqrt()?)?;
+        let out = Var::record(
+            value,
+            Op::BatchNorm {
+                mean: mean.clone(),
+                var: var.clone(),
+                eps,
+            },
+            vec![self.clone()],
+        )?;
+        Ok((out, mean, var))
     }
 
     /// Per-row softmax cross-entropy against labels (u32 [rows]) or probabilities; targets
     /// get no gradient.
+    #[track_caller]
     pub fn softmax_xent(&self, targets: &kiln_tensor::Tensor<B>) -> Result<Self> {
         let value = self.value().softmax_xent(targets)?;
-        Ok(Var::record(
+        Var::record(
             value,
             Op::SoftmaxXent {
                 targets: targets.clone(),
             },
             vec![self.clone()],
-        ))
+        )
     }
 }

@@ -90,3 +90,16 @@ pub(crate) fn binary_scalar<B: Backend>(
     };
     Ok(vec![g])
 }
+
+pub(crate) fn prelu<B: Backend>(
+    x: &Tensor<B>,
+    alpha: &Tensor<B>,
+    grad: &Tensor<B>,
+) -> Result<InputGrads<B>> {
+    let (dx, dalpha) = x.prelu_backward(alpha, grad)?;
+    Ok(vec![Some(dx), Some(dalpha)])
+}
+
+pub(crate) fn dropout<B: Backend>(mask: &Tensor<B>, grad: &Tensor<B>) -> Result<InputGrads<B>> {
+    Ok(vec![Some((grad * mask)?)])
+}

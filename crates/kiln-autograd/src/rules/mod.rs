@@ -5,6 +5,7 @@
 mod elementwise;
 mod linalg;
 mod loss;
+mod normalization;
 mod reduce;
 mod shape;
 
@@ -35,6 +36,13 @@ pub(crate) fn backward<B: Backend>(
         Op::Reshape => shape::reshape(inputs[0], grad),
         Op::Transpose { a, b } => shape::transpose(*a, *b, grad),
         Op::BroadcastTo => shape::broadcast_to(inputs[0], grad),
+        Op::Max { axis } | Op::Min { axis } => reduce::extreme(inputs[0], *axis, output, grad),
         Op::SoftmaxXent { targets } => loss::softmax_xent(inputs[0], targets, grad),
+        Op::Prelu => elementwise::prelu(inputs[0], inputs[1], grad),
+        Op::Dropout { mask } => elementwise::dropout(mask, grad),
+        Op::GatherRows { indices } => linalg::gather_rows(inputs[0], indices, grad),
+        Op::BatchNorm { mean, var, eps } => {
+            normalization::batch_norm(inputs[0], mean, var, *eps, grad)
+        }
     }
 }

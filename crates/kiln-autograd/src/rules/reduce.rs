@@ -25,3 +25,21 @@ pub(crate) fn sum_all<B: Backend>(input: &Tensor<B>, grad: &Tensor<B>) -> Result
         grad.reshape(ones)?.broadcast_to(input.shape().clone())?,
     )])
 }
+
+/// Max/min: the gradient flows to the elements equal to the result, split evenly among ties.
+pub(crate) fn extreme<B: Backend>(
+    input: &Tensor<B>,
+    axis: usize,
+    output: &Tensor<B>,
+    grad: &Tensor<B>,
+) -> Result<InputGrads<B>> {
+    let mut kept = input.dims().to_vec();
+    kept[axis] = 1;
+    let spread = |t: &Tensor<B>| -> Result<Tensor<B>> {
+        t.reshape(kept.clone())?.broadcast_to(input.shape().clone())
+    };
+    let hits = input.eq(&spread(output)?)?;
+    let ties = hits.sum(axis as isize)?;
+    let share = (grad / &ties)?;
+    Ok(vec![Some((hits * &spread(&share)?)?)])
+}
