@@ -22,11 +22,23 @@ struct Config {
 }
 
 fn parse() -> std::result::Result<Config, String> {
-    let mut config = Config { inputs: 10, hidden: vec![16, 8], classes: 4, batch: 6, activation: UnaryOp::Tanh, batch_norm: false, seed: 1 };
+    let mut config = Config {
+        inputs: 10,
+        hidden: vec![16, 8],
+        classes: 4,
+        batch: 6,
+        activation: UnaryOp::Tanh,
+        batch_norm: false,
+        seed: 1,
+    };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> std::result::Result<usize, String> {
         let value = value.ok_or(format!("{flag} needs a value"))?;
-        value.parse::<usize>().ok().filter(|&n| n > 0).ok_or(format!("{flag} must be a positive integer, got {value:?}"))
+        value
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or(format!("{flag} must be a positive integer, got {value:?}"))
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -41,7 +53,9 @@ fn parse() -> std::result::Result<Config, String> {
                     .split(',')
                     .map(|w| w.trim().parse::<usize>().ok().filter(|&n| n > 0))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or(format!("--hidden takes positive widths separated by commas, got {value:?}"))?;
+                    .ok_or(format!(
+                        "--hidden takes positive widths separated by commas, got {value:?}"
+                    ))?;
             }
             "--activation" => {
                 let value = args.next().ok_or("--activation needs a value")?;
@@ -55,15 +69,29 @@ fn parse() -> std::result::Result<Config, String> {
                     other => return Err(format!("--activation {other:?} is not one of tanh, relu, sigmoid, elu, softplus, leaky_relu")),
                 };
             }
-            other => return Err(format!("unknown flag {other:?} (see the comment at the top of examples/gradcheck.rs)")),
+            other => {
+                return Err(format!(
+                    "unknown flag {other:?} (see the comment at the top of examples/gradcheck.rs)"
+                ))
+            }
         }
     }
     Ok(config)
 }
 
 fn tensor(seed: u64, shape: &[usize], scale: f64) -> kiln::tensor::Result<Tensor<CpuBackend>> {
-    let t = Tensor::rand_normal(shape.to_vec(), 0.0, 1.0, RngState { seed, offset: 0 }, &CpuBackend::new())?;
-    let data: Vec<f64> = t.to_vec::<f32>()?.into_iter().map(|v| v as f64 * scale).collect();
+    let t = Tensor::rand_normal(
+        shape.to_vec(),
+        0.0,
+        1.0,
+        RngState { seed, offset: 0 },
+        &CpuBackend::new(),
+    )?;
+    let data: Vec<f64> = t
+        .to_vec::<f32>()?
+        .into_iter()
+        .map(|v| v as f64 * scale)
+        .collect();
     Tensor::from_host(&HostData::F64(data), shape.to_vec(), &CpuBackend::new())
 }
 
@@ -96,10 +124,18 @@ fn run(c: &Config) -> kiln::tensor::Result<bool> {
     for (l, pair) in widths.windows(2).enumerate() {
         let hidden = l + 2 < widths.len();
         names.push(format!("layer{l}.weight"));
-        params.push(tensor(c.seed * 100 + l as u64, &[pair[0], pair[1]], (1.0 / pair[0] as f64).sqrt())?);
+        params.push(tensor(
+            c.seed * 100 + l as u64,
+            &[pair[0], pair[1]],
+            (1.0 / pair[0] as f64).sqrt(),
+        )?);
         if hidden && c.batch_norm {
             names.push(format!("layer{l}.bn.gamma"));
-            params.push(Tensor::from_host(&HostData::F64(vec![1.0; pair[1]]), [pair[1]], &cpu)?);
+            params.push(Tensor::from_host(
+                &HostData::F64(vec![1.0; pair[1]]),
+                [pair[1]],
+                &cpu,
+            )?);
             names.push(format!("layer{l}.bn.beta"));
             params.push(tensor(c.seed * 100 + 50 + l as u64, &[pair[1]], 0.1)?);
         } else {
@@ -132,11 +168,28 @@ fn run(c: &Config) -> kiln::tensor::Result<bool> {
     };
     let options = GradcheckOptions::default();
     let report = gradcheck(forward, &params, options)?;
-    println!("{:<18} {:>10} {:>14} {:>12} {:>6}", "parameter", "shape", "max rel error", "skipped", "result");
+    println!(
+        "{:<18} {:>10} {:>14} {:>12} {:>6}",
+        "parameter", "shape", "max rel error", "skipped", "result"
+    );
     for (name, r) in names.iter().zip(&report.inputs) {
         let pass = r.max_relative_error < options.tolerance;
-        println!("{name:<18} {:>10} {:>14.2e} {:>12} {:>6}", r.shape.to_string(), r.max_relative_error, r.skipped_at_kinks, if pass { "pass" } else { "FAIL" });
+        println!(
+            "{name:<18} {:>10} {:>14.2e} {:>12} {:>6}",
+            r.shape.to_string(),
+            r.max_relative_error,
+            r.skipped_at_kinks,
+            if pass { "pass" } else { "FAIL" }
+        );
     }
-    println!("tolerance {:.0e}: {}", options.tolerance, if report.passed() { "all parameters pass" } else { "some parameters FAIL" });
+    println!(
+        "tolerance {:.0e}: {}",
+        options.tolerance,
+        if report.passed() {
+            "all parameters pass"
+        } else {
+            "some parameters FAIL"
+        }
+    );
     Ok(report.passed())
 }

@@ -147,6 +147,42 @@ fn gradcheck_matmul_reductions_and_views() {
 }
 
 #[test]
+fn gradcheck_softmax_select_and_batched_matmul() {
+    let x = f64_tensor(70, &[3, 5], -2.0, 2.0);
+    check(
+        "softmax",
+        |v| weighted_sum(&v[0].softmax()?),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "log_softmax",
+        |v| weighted_sum(&v[0].log_softmax()?),
+        std::slice::from_ref(&x),
+    );
+    let cond =
+        Var::constant(Tensor::from_vec(vec![1.0f64, 0.0, 1.0, 1.0, 0.0], [5], &cpu()).unwrap());
+    let other = f64_tensor(71, &[3, 1], -1.0, 1.0);
+    check(
+        "select",
+        |v| weighted_sum(&cond.select(&v[0], &v[1])?),
+        &[x, other],
+    );
+    let a = f64_tensor(72, &[2, 3, 4], -1.0, 1.0);
+    let b3 = f64_tensor(73, &[2, 4, 5], -1.0, 1.0);
+    let b2 = f64_tensor(74, &[4, 5], -1.0, 1.0);
+    check(
+        "batched matmul",
+        |v| weighted_sum(&v[0].matmul(&v[1])?),
+        &[a.clone(), b3],
+    );
+    check(
+        "batched matmul, broadcast matrix",
+        |v| weighted_sum(&v[0].matmul(&v[1])?),
+        &[a, b2],
+    );
+}
+
+#[test]
 fn gradcheck_softmax_cross_entropy() {
     let logits = f64_tensor(6, &[4, 5], -2.0, 2.0);
     let labels = Tensor::from_vec(vec![0u32, 4, 2, 2], [4], &cpu()).unwrap();

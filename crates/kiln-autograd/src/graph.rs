@@ -242,12 +242,11 @@ impl<B: Backend> Var<B> {
                 });
             };
             let values: Vec<&Tensor<B>> = inputs.iter().map(|v| &v.node.value).collect();
-            let input_grads =
-                rules::backward(&op, &values, &var.node.value, &grad).map_err(|e| {
-                    KilnError::InvalidArgument {
-                        op: "backward",
-                        message: format!("in the backward rule of {}: {e}", op.name()),
-                    }
+            let needs: Vec<bool> = inputs.iter().map(Var::requires_grad).collect();
+            let input_grads = rules::backward(&op, &values, &var.node.value, &grad, &needs)
+                .map_err(|e| KilnError::InvalidArgument {
+                    op: "backward",
+                    message: format!("in the backward rule of {}: {e}", op.name()),
                 })?;
             for (input, input_grad) in inputs.iter().zip(input_grads) {
                 let Some(input_grad) = input_grad else {

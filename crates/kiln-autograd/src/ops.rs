@@ -39,6 +39,12 @@ pub enum Op<B: Backend> {
     SoftmaxXent {
         targets: Tensor<B>,
     },
+    /// Row softmax or log-softmax of a [rows, cols] input.
+    Softmax {
+        log: bool,
+    },
+    /// `cond != 0 ? on_true : on_false` with inputs (cond, on_true, on_false); cond gets no gradient.
+    Select,
     /// PReLU with inputs (x, alpha).
     Prelu,
     /// Inverted dropout with the scaled mask it drew.
@@ -73,6 +79,9 @@ impl<B: Backend> Op<B> {
             Op::Max { .. } => "max",
             Op::Min { .. } => "min",
             Op::SoftmaxXent { .. } => "softmax_xent",
+            Op::Softmax { log: false } => "softmax",
+            Op::Softmax { log: true } => "log_softmax",
+            Op::Select => "select",
             Op::Prelu => "prelu",
             Op::Dropout { .. } => "dropout",
             Op::GatherRows { .. } => "gather_rows",

@@ -78,7 +78,7 @@ impl<B: Backend> Var<B> {
         self.unary(UnaryOp::Sigmoid)
     }
 
-    /// 2-D matrix product.
+    /// Matrix product: 2-D · 2-D, or batched 3-D · 3-D / 3-D · 2-D.
     #[track_caller]
     pub fn matmul(&self, other: &Var<B>) -> Result<Self> {
         Var::record(
@@ -169,6 +169,37 @@ impl<B: Backend> Var<B> {
             self.value().min(axis)?,
             Op::Min { axis: resolved },
             vec![self.clone()],
+        )
+    }
+
+    /// Row softmax of a [rows, cols] variable.
+    #[track_caller]
+    pub fn softmax(&self) -> Result<Self> {
+        Var::record(
+            self.value().softmax()?,
+            Op::Softmax { log: false },
+            vec![self.clone()],
+        )
+    }
+
+    /// Row log-softmax of a [rows, cols] variable.
+    #[track_caller]
+    pub fn log_softmax(&self) -> Result<Self> {
+        Var::record(
+            self.value().log_softmax()?,
+            Op::Softmax { log: true },
+            vec![self.clone()],
+        )
+    }
+
+    /// `self != 0 ? on_true : on_false`, broadcast together; the condition gets no gradient.
+    #[track_caller]
+    pub fn select(&self, on_true: &Var<B>, on_false: &Var<B>) -> Result<Self> {
+        let value = self.value().select(on_true.value(), on_false.value())?;
+        Var::record(
+            value,
+            Op::Select,
+            vec![self.clone(), on_true.clone(), on_false.clone()],
         )
     }
 

@@ -20,13 +20,27 @@ fn partials<B: Backend>(
     b: &Tensor<B>,
     out: &Tensor<B>,
     grad: &Tensor<B>,
+    needs: &[bool],
 ) -> Result<[Option<Tensor<B>>; 2]> {
+    let need = |i: usize, f: &dyn Fn() -> Result<Tensor<B>>| -> Result<Option<Tensor<B>>> {
+        if needs[i] {
+            f().map(Some)
+        } else {
+            Ok(None)
+        }
+    };
     Ok(match op {
         BinaryOp::Add => [Some(grad.clone()), Some(grad.clone())],
         BinaryOp::Sub => [Some(grad.clone()), Some((-grad)?)],
-        BinaryOp::Mul => [Some((grad * b)?), Some((grad * a)?)],
+        BinaryOp::Mul => [need(0, &|| grad * b)?, need(1, &|| grad * a)?],
         // d(a/b)/db = −a/b² = −out/b.
-        BinaryOp::Div => [Some((grad / b)?), Some((-((grad * out)? / b)?)?)],
+        BinaryOp::Div => [
+            need(0, &|| grad / b)?,
+            need(1, &|| {
+                let ratio: Tensor<B> = ((grad * out)? / b)?;
+                -ratio
+            })?,
+        ],
         // The gradient goes to the larger (smaller) input; ties go to a, as in the forward pick.
         BinaryOp::Max => {
             let a_wins = a.ge(b)?;
@@ -53,8 +67,9 @@ pub(crate) fn binary<B: Backend>(
     b: &Tensor<B>,
     out: &Tensor<B>,
     grad: &Tensor<B>,
+    needs: &[bool],
 ) -> Result<InputGrads<B>> {
-    let [ga, gb] = partials(op, a, b, out, grad)?;
+    let [ga, gb] = partials(op, a, b, out, grad, needs)?;
     Ok(vec![
         ga.map(|g| sum_to_shape(&g, a.shape())).transpose()?,
         gb.map(|g| sum_to_shape(&g, b.shape())).transpose()?,
@@ -102,4 +117,21 @@ pub(crate) fn prelu<B: Backend>(
 
 pub(crate) fn dropout<B: Backend>(mask: &Tensor<B>, grad: &Tensor<B>) -> Result<InputGrads<B>> {
     Ok(vec![Some((grad * mask)?)])
+}
+
+/// select: the gradient goes to whichever branch was taken; the condition gets none.
+pub(crate) fn select<B: Backend>(
+    cond: &Tensor<B>,
+    on_true: &Tensor<B>,
+    on_false: &Tensor<B>,
+    grad: &Tensor<B>,
+) -> Result<InputGrads<B>> {
+    let taken = cond.binary_scalar(BinaryOp::Ne, 0.0)?;
+    let to_true = (grad * &taken)?;
+    let to_false = (grad - &to_true)?;
+    Ok(vec![
+        None,
+        Some(sum_to_shape(&to_true, on_true.shape())?),
+        Some(sum_to_shape(&to_false, on_false.shape())?),
+    ])
 }

@@ -1,6 +1,7 @@
-//! Backward of matmul: dA = dC·Bᵀ and dB = Aᵀ·dC, read through transpose flags (the transposed
-//! views are never copied).
+//! Backward of matmul: dA = dC·Bᵀ and dB = Aᵀ·dC, read through transpose flags for 2-D operands
+//! (the transposed views are never copied), and of gather.
 
+use super::shape::sum_to_shape;
 use super::InputGrads;
 use kiln_tensor::{Backend, DType, Result, Tensor};
 
@@ -8,11 +9,21 @@ pub(crate) fn matmul<B: Backend>(
     a: &Tensor<B>,
     b: &Tensor<B>,
     grad: &Tensor<B>,
+    needs: &[bool],
 ) -> Result<InputGrads<B>> {
     let grad = grad.contiguous()?;
-    let da = grad.matmul(&b.t()?)?;
-    let db = a.t()?.matmul(&grad)?;
-    Ok(vec![Some(da), Some(db)])
+    let da = if needs[0] {
+        Some(grad.matmul(&b.t()?)?)
+    } else {
+        None
+    };
+    // A matrix broadcast over a batch gets the batch's gradients summed.
+    let db = if needs[1] {
+        Some(sum_to_shape(&a.t()?.matmul(&grad)?, b.shape())?)
+    } else {
+        None
+    };
+    Ok(vec![da, db])
 }
 
 /// Gather's backward scatters the rows back, adding rows picked more than once:

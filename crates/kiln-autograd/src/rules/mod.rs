@@ -15,21 +15,23 @@ use kiln_tensor::{Backend, Result, Tensor};
 /// One gradient per input of an op; `None` where an input gets no gradient.
 pub(crate) type InputGrads<B> = Vec<Option<Tensor<B>>>;
 
+/// `needs[i]` says whether input i wants a gradient; rules skip the work for those that don't.
 pub(crate) fn backward<B: Backend>(
     op: &Op<B>,
     inputs: &[&Tensor<B>],
     output: &Tensor<B>,
     grad: &Tensor<B>,
+    needs: &[bool],
 ) -> Result<InputGrads<B>> {
     match op {
         Op::Unary(op) => elementwise::unary(*op, inputs[0], grad),
-        Op::Binary(op) => elementwise::binary(*op, inputs[0], inputs[1], output, grad),
+        Op::Binary(op) => elementwise::binary(*op, inputs[0], inputs[1], output, grad, needs),
         Op::BinaryScalar {
             op,
             scalar,
             scalar_on_left,
         } => elementwise::binary_scalar(*op, *scalar, *scalar_on_left, inputs[0], output, grad),
-        Op::Matmul => linalg::matmul(inputs[0], inputs[1], grad),
+        Op::Matmul => linalg::matmul(inputs[0], inputs[1], grad, needs),
         Op::Sum { axis } => reduce::sum(inputs[0], *axis, grad, false),
         Op::Mean { axis } => reduce::sum(inputs[0], *axis, grad, true),
         Op::SumAll => reduce::sum_all(inputs[0], grad),
@@ -38,6 +40,8 @@ pub(crate) fn backward<B: Backend>(
         Op::BroadcastTo => shape::broadcast_to(inputs[0], grad),
         Op::Max { axis } | Op::Min { axis } => reduce::extreme(inputs[0], *axis, output, grad),
         Op::SoftmaxXent { targets } => loss::softmax_xent(inputs[0], targets, grad),
+        Op::Softmax { log } => loss::softmax(*log, output, grad),
+        Op::Select => elementwise::select(inputs[0], inputs[1], inputs[2], grad),
         Op::Prelu => elementwise::prelu(inputs[0], inputs[1], grad),
         Op::Dropout { mask } => elementwise::dropout(mask, grad),
         Op::GatherRows { indices } => linalg::gather_rows(inputs[0], indices, grad),
