@@ -183,6 +183,41 @@ fn gradcheck_softmax_select_and_batched_matmul() {
 }
 
 #[test]
+fn gradcheck_fused_linear_layer_and_narrow() {
+    let x = f64_tensor(80, &[5, 4], -1.0, 1.0);
+    let w = f64_tensor(81, &[4, 3], -1.0, 1.0);
+    let b = f64_tensor(82, &[3], -0.5, 0.5);
+    for act in [
+        None,
+        Some(UnaryOp::Tanh),
+        Some(UnaryOp::Sigmoid),
+        Some(UnaryOp::Relu),
+    ] {
+        check(
+            &format!("matmul_bias_act {act:?}"),
+            |v| weighted_sum(&v[0].matmul_bias_act(&v[1], &v[2], act)?),
+            &[x.clone(), w.clone(), b.clone()],
+        );
+    }
+    let t = f64_tensor(83, &[4, 6, 3], -1.0, 1.0);
+    check(
+        "narrow dim 0",
+        |v| weighted_sum(&v[0].narrow(0, 1, 2)?),
+        std::slice::from_ref(&t),
+    );
+    check(
+        "narrow dim 1",
+        |v| weighted_sum(&v[0].narrow(1, 2, 3)?),
+        std::slice::from_ref(&t),
+    );
+    check(
+        "narrow dim 2",
+        |v| weighted_sum(&v[0].narrow(-1, 1, 1)?),
+        &[t],
+    );
+}
+
+#[test]
 fn gradcheck_softmax_cross_entropy() {
     let logits = f64_tensor(6, &[4, 5], -2.0, 2.0);
     let labels = Tensor::from_vec(vec![0u32, 4, 2, 2], [4], &cpu()).unwrap();

@@ -14,6 +14,15 @@ pub enum Op<B: Backend> {
     },
     /// 2-D matrix product.
     Matmul,
+    /// act(a · b + bias) in one fused kernel, inputs (a, b, bias).
+    MatmulBiasAct {
+        activation: Option<UnaryOp>,
+    },
+    /// `len` entries of dimension `dim` from `start`.
+    Narrow {
+        dim: usize,
+        start: usize,
+    },
     /// Sum or mean along one axis (removed from the shape).
     Sum {
         axis: usize,
@@ -70,6 +79,8 @@ impl<B: Backend> Op<B> {
             Op::Binary(op) => op.name(),
             Op::BinaryScalar { op, .. } => op.name(),
             Op::Matmul => "matmul",
+            Op::MatmulBiasAct { .. } => "matmul_bias_act",
+            Op::Narrow { .. } => "narrow",
             Op::Sum { .. } => "sum",
             Op::Mean { .. } => "mean",
             Op::SumAll => "sum_all",

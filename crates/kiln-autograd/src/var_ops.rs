@@ -78,6 +78,38 @@ impl<B: Backend> Var<B> {
         self.unary(UnaryOp::Sigmoid)
     }
 
+    /// act(self · weight + bias) in one fused kernel (a linear layer); 2-D.
+    #[track_caller]
+    pub fn matmul_bias_act(
+        &self,
+        weight: &Var<B>,
+        bias: &Var<B>,
+        activation: Option<UnaryOp>,
+    ) -> Result<Self> {
+        let value = self
+            .value()
+            .matmul_bias_act(weight.value(), Some(bias.value()), activation)?;
+        Var::record(
+            value,
+            Op::MatmulBiasAct { activation },
+            vec![self.clone(), weight.clone(), bias.clone()],
+        )
+    }
+
+    /// `len` entries of dimension `dim` from `start` (a view forward, a scatter backward).
+    #[track_caller]
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Self> {
+        let resolved = self.shape().axis("narrow", dim)?;
+        Var::record(
+            self.value().narrow(dim, start, len)?,
+            Op::Narrow {
+                dim: resolved,
+                start,
+            },
+            vec![self.clone()],
+        )
+    }
+
     /// Matrix product: 2-D · 2-D, or batched 3-D · 3-D / 3-D · 2-D.
     #[track_caller]
     pub fn matmul(&self, other: &Var<B>) -> Result<Self> {

@@ -3,7 +3,7 @@
 
 use super::shape::sum_to_shape;
 use super::InputGrads;
-use kiln_tensor::{Backend, DType, Result, Tensor};
+use kiln_tensor::{Backend, DType, Result, Tensor, UnaryOp};
 
 pub(crate) fn matmul<B: Backend>(
     a: &Tensor<B>,
@@ -44,4 +44,25 @@ pub(crate) fn gather_rows<B: Backend>(
         .reshape([indices.numel(), 1])?;
     let onehot = picked.eq(&row_numbers)?;
     Ok(vec![Some(onehot.t()?.matmul(&grad.contiguous()?)?)])
+}
+
+/// The fused layer: the activation's derivative needs the pre-activation z = a·b + bias, which
+/// the fused forward never stored, so backward recomputes it with the same kernel (one extra
+/// product) and then applies the matmul and bias rules.
+pub(crate) fn matmul_bias_act<B: Backend>(
+    activation: Option<UnaryOp>,
+    inputs: &[&Tensor<B>],
+    grad: &Tensor<B>,
+    needs: &[bool],
+) -> Result<InputGrads<B>> {
+    let (a, b, bias) = (inputs[0], inputs[1], inputs[2]);
+    let dz = match activation {
+        Some(op) => a
+            .matmul_bias_act(b, Some(bias), None)?
+            .unary_backward(op, &grad.contiguous()?)?,
+        None => grad.contiguous()?,
+    };
+    let mut grads = matmul(a, b, &dz, needs)?;
+    grads.push(if needs[2] { Some(dz.sum(0)?) } else { None });
+    Ok(grads)
 }
