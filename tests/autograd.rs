@@ -91,6 +91,8 @@ fn gradcheck_scalar_forms() {
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Pow,
+        BinaryOp::Max,
+        BinaryOp::Min,
     ] {
         check(
             &format!("x {op:?} 1.7"),
