@@ -1,0 +1,24 @@
+//! Layers, initialisers and optimisers on top of kiln-autograd.
+//!
+//! A [`Module`] maps a [`Var`] to a [`Var`] and lists its [`Parameter`]s by name. Parameters
+//! are shared handles: the module reads them in `forward`, an optimiser replaces or updates
+//! their values in `step`.
+
+mod error;
+pub use init::Fan;
+pub mod init;
+mod linear;
+mod mlp;
+mod module;
+pub mod optim;
+mod sequential;
+
+pub use error::invalid;
+pub use init::Init;
+pub use linear::Linear;
+pub use mlp::Mlp;
+pub use module::{Module, Parameter};
+pub use sequential::Sequential;
+
+pub use kiln_autograd::Var;
+pub use kiln_tensor::{Backend, KilnError, Result, Tensor};

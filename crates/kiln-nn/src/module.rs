@@ -1,0 +1,70 @@
+//! The module trait and shared parameters.
+
+use kiln_autograd::Var;
+use kiln_tensor::{Backend, Tensor};
+use std::sync::{Arc, Mutex};
+
+/// A named, shared, trainable tensor. Cloning shares it; the optimiser sets new values.
+pub struct Parameter<B: Backend> {
+    name: String,
+    var: Arc<Mutex<Var<B>>>,
+}
+
+impl<B: Backend> Clone for Parameter<B> {
+    fn clone(&self) -> Self {
+        Parameter {
+            name: self.name.clone(),
+            var: self.var.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Parameter<B> {
+    pub fn new(name: impl Into<String>, value: Tensor<B>) -> Self {
+        Parameter {
+            name: name.into(),
+            var: Arc::new(Mutex::new(Var::parameter(value))),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current leaf variable (use it in a forward pass).
+    pub fn var(&self) -> Var<B> {
+        self.var.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn value(&self) -> Tensor<B> {
+        self.var().value().clone()
+    }
+
+    pub fn grad(&self) -> Option<Tensor<B>> {
+        self.var().grad()
+    }
+
+    /// Replaces the value with a fresh leaf (its gradient starts empty).
+    pub fn set(&self, value: Tensor<B>) {
+        *self.var.lock().unwrap_or_else(|p| p.into_inner()) = Var::parameter(value);
+    }
+
+    pub fn zero_grad(&self) {
+        self.var().zero_grad();
+    }
+}
+
+/// Something with parameters that maps a batch to a batch.
+pub trait Module<B: Backend> {
+    fn forward(&self, x: &Var<B>) -> kiln_tensor::Result<Var<B>>;
+    /// Every parameter, named `<layer>.<tensor>`.
+    fn parameters(&self) -> Vec<Parameter<B>>;
+    /// Training mode (batch statistics, dropout on) or evaluation mode.
+    fn set_training(&mut self, _training: bool) {}
+
+    fn zero_grad(&self) {
+        for p in self.parameters() {
+            p.zero_grad();
+        }
+    }
+}
