@@ -4,15 +4,22 @@
 //! are shared handles: the module reads them in `forward`, an optimiser replaces or updates
 //! their values in `step`.
 
+mod activation;
+mod batchnorm;
+mod dropout;
 mod error;
 pub use init::Fan;
 pub mod init;
 mod linear;
+pub mod loss;
 mod mlp;
 mod module;
 pub mod optim;
 mod sequential;
 
+pub use activation::{Activation, Maxout, Prelu};
+pub use batchnorm::BatchNorm1d;
+pub use dropout::Dropout;
 pub use error::invalid;
 pub use init::Init;
 pub use linear::Linear;

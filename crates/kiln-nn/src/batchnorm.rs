@@ -1,0 +1,89 @@
+//! BatchNorm1d: per-feature normalisation with batch statistics in training (and running
+//! averages updated with `momentum`), running statistics in evaluation; learnable γ and β.
+
+use crate::error::check_range;
+use crate::module::{Module, Parameter};
+use kiln_autograd::Var;
+use kiln_tensor::{Backend, DType, Result, Tensor};
+use std::sync::Mutex;
+
+pub struct BatchNorm1d<B: Backend> {
+    gamma: Parameter<B>,
+    beta: Parameter<B>,
+    /// (running mean, running unbiased variance), as PyTorch keeps them.
+    running: Mutex<(Tensor<B>, Tensor<B>)>,
+    momentum: f32,
+    eps: f32,
+    training: bool,
+}
+
+impl<B: Backend> BatchNorm1d<B> {
+    /// PyTorch's defaults: momentum 0.1, eps 1e-5; γ = 1, β = 0, running mean 0, variance 1.
+    pub fn new(name: impl Into<String>, features: usize, backend: &B) -> Result<Self> {
+        let name = name.into();
+        check_range(
+            "BatchNorm1d::new",
+            &format!("{name} features"),
+            features as f64,
+            features > 0,
+            "≥ 1",
+        )?;
+        let full = |v: f64| Tensor::full([features], v, DType::F32, backend);
+        Ok(BatchNorm1d {
+            gamma: Parameter::new(format!("{name}.gamma"), full(1.0)?),
+            beta: Parameter::new(format!("{name}.beta"), full(0.0)?),
+            running: Mutex::new((full(0.0)?, full(1.0)?)),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: true,
+        })
+    }
+
+    pub fn momentum(mut self, momentum: f32) -> Result<Self> {
+        check_range(
+            "BatchNorm1d::momentum",
+            "momentum",
+            momentum as f64,
+            (0.0..=1.0).contains(&momentum),
+            "[0, 1]",
+        )?;
+        self.momentum = momentum;
+        Ok(self)
+    }
+
+    /// The running (mean, unbiased variance).
+    pub fn running_statistics(&self) -> (Tensor<B>, Tensor<B>) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl<B: Backend> Module<B> for BatchNorm1d<B> {
+    fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
+        let normalised = if self.training {
+            let (normalised, mean, var) = x.batch_norm(self.eps)?;
+            let n = x.shape().dims()[0] as f32;
+            let unbiased = (var * (n / (n - 1.0).max(1.0)))?;
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            let m = self.momentum;
+            running.0 = ((&running.0 * (1.0 - m))? + &(mean * m)?)?;
+            running.1 = ((&running.1 * (1.0 - m))? + &(unbiased * m)?)?;
+            normalised
+        } else {
+            let (mean, var) = self.running_statistics();
+            let inv_std = (var + self.eps)?.sqrt()?.recip()?;
+            x.sub(&Var::constant(mean))?.mul(&Var::constant(inv_std))?
+        };
+        normalised.mul(&self.gamma.var())?.add(&self.beta.var())
+    }
+
+    fn parameters(&self) -> Vec<Parameter<B>> {
+        vec![self.gamma.clone(), self.beta.clone()]
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
