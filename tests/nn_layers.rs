@@ -162,6 +162,9 @@ fn losses_match_hand_computed_values() {
     .is_err());
 }
 
+/// A loss of one variable, as gradcheck takes it.
+type LossFn = dyn Fn(&[Var<CpuBackend>]) -> kiln::tensor::Result<Var<CpuBackend>>;
+
 #[test]
 fn gradcheck_losses() {
     let x = |seed, shape: &[usize]| {
@@ -181,10 +184,7 @@ fn gradcheck_losses() {
         &cpu(),
     )
     .unwrap();
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&[Var<CpuBackend>]) -> kiln::tensor::Result<Var<CpuBackend>>>,
-    )> = vec![
+    let cases: Vec<(&str, Box<LossFn>)> = vec![
         (
             "cross-entropy, smoothing 0.1",
             Box::new(|v| loss::softmax_cross_entropy(&v[0], &labels, 0.1)),
