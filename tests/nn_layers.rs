@@ -163,7 +163,7 @@ fn losses_match_hand_computed_values() {
 }
 
 /// A loss of one variable, as gradcheck takes it.
-type LossFn = dyn Fn(&[Var<CpuBackend>]) -> kiln::tensor::Result<Var<CpuBackend>>;
+type LossFn<'a> = dyn Fn(&[Var<CpuBackend>]) -> kiln::tensor::Result<Var<CpuBackend>> + 'a;
 
 #[test]
 fn gradcheck_losses() {
@@ -184,7 +184,7 @@ fn gradcheck_losses() {
         &cpu(),
     )
     .unwrap();
-    let cases: Vec<(&str, Box<LossFn>)> = vec![
+    let cases: Vec<(&str, Box<LossFn<'_>>)> = vec![
         (
             "cross-entropy, smoothing 0.1",
             Box::new(|v| loss::softmax_cross_entropy(&v[0], &labels, 0.1)),
