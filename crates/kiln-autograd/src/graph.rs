@@ -149,6 +149,11 @@ impl<B: Backend> Var<B> {
             .clone()
     }
 
+    /// Replaces a leaf's accumulated gradient.
+    pub fn set_grad(&self, grad: Option<Tensor<B>>) {
+        *self.node.grad.lock().unwrap_or_else(|p| p.into_inner()) = grad;
+    }
+
     pub fn zero_grad(&self) {
         *self.node.grad.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }

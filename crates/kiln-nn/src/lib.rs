@@ -7,6 +7,7 @@
 mod activation;
 mod batchnorm;
 mod dropout;
+mod ema;
 mod error;
 pub use init::Fan;
 pub mod init;
@@ -15,11 +16,14 @@ pub mod loss;
 mod mlp;
 mod module;
 pub mod optim;
+pub mod regularization;
+pub mod schedule;
 mod sequential;
 
 pub use activation::{Activation, Maxout, Prelu};
 pub use batchnorm::BatchNorm1d;
 pub use dropout::Dropout;
+pub use ema::Ema;
 pub use error::invalid;
 pub use init::Init;
 pub use linear::Linear;

@@ -52,6 +52,11 @@ impl<B: Backend> Parameter<B> {
     pub fn zero_grad(&self) {
         self.var().zero_grad();
     }
+
+    /// Replaces the accumulated gradient (clipping does this between backward and the step).
+    pub fn set_grad(&self, grad: Tensor<B>) {
+        self.var().set_grad(Some(grad));
+    }
 }
 
 /// Something with parameters that maps a batch to a batch.

@@ -1,9 +1,11 @@
 //! Optimisers. Each keeps its state (velocities, moments, step count) per parameter name.
 
 mod adam;
+mod adaptive;
 mod sgd;
 
 pub use adam::Adam;
+pub use adaptive::{adagrad, rmsprop, Adaptive};
 pub use sgd::Sgd;
 
 use crate::module::Parameter;

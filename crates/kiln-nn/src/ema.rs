@@ -1,0 +1,52 @@
+//! Polyak averaging: an exponential moving average of the parameters, kept beside them and
+//! swapped in for evaluation.
+
+use crate::error::check_range;
+use crate::module::Parameter;
+use kiln_tensor::{Backend, Result, Tensor};
+use std::collections::HashMap;
+
+pub struct Ema<B: Backend> {
+    decay: f32,
+    shadow: HashMap<String, Tensor<B>>,
+}
+
+impl<B: Backend> Ema<B> {
+    pub fn new(decay: f32) -> Result<Self> {
+        check_range(
+            "Ema::new",
+            "decay",
+            decay as f64,
+            (0.0..1.0).contains(&decay),
+            "[0, 1)",
+        )?;
+        Ok(Ema {
+            decay,
+            shadow: HashMap::new(),
+        })
+    }
+
+    /// shadow ← decay · shadow + (1 − decay) · w (the first call copies w).
+    pub fn update(&mut self, params: &[Parameter<B>]) -> Result<()> {
+        for p in params {
+            let w = p.value();
+            let next = match self.shadow.remove(p.name()) {
+                Some(s) => ((s * self.decay)? + &(w * (1.0 - self.decay))?)?,
+                None => w.contiguous()?,
+            };
+            self.shadow.insert(p.name().to_string(), next);
+        }
+        Ok(())
+    }
+
+    /// Exchanges the parameters' values with the averages (call again to swap back).
+    pub fn swap(&mut self, params: &[Parameter<B>]) {
+        for p in params {
+            if let Some(avg) = self.shadow.remove(p.name()) {
+                let current = p.value();
+                p.set(avg);
+                self.shadow.insert(p.name().to_string(), current);
+            }
+        }
+    }
+}
