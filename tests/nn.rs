@@ -255,3 +255,37 @@ fn bad_hyperparameters_are_errors_naming_the_parameter() {
     let err = Mlp::new(&[5]).build(&c).err().unwrap().to_string();
     assert!(err.contains("widths"), "{err}");
 }
+
+#[test]
+fn mlp_builder_places_batch_norm_and_dropout_and_switches_modes() {
+    let c = cpu();
+    let mut model = Mlp::new(&[6, 16, 16, 3])
+        .batch_norm(true)
+        .dropout(0.5)
+        .seed(2)
+        .build(&c)
+        .unwrap();
+    // Per hidden layer: linear, batch norm, activation, dropout; then the output layer.
+    assert_eq!(model.len(), 9);
+    let names: Vec<String> = model
+        .parameters()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    assert!(
+        names.contains(&"layer0.bn.gamma".to_string())
+            && names.contains(&"layer2.weight".to_string()),
+        "{names:?}"
+    );
+    let x = Var::constant(
+        Tensor::rand_normal([8, 6], 0.0, 1.0, RngState { seed: 3, offset: 0 }, &c).unwrap(),
+    );
+    let a = model.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+    let b = model.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+    assert_ne!(a, b, "training: fresh dropout masks");
+    model.set_training(false);
+    let a = model.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+    let b = model.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+    assert_eq!(a, b, "evaluation is deterministic");
+    assert!(Mlp::new(&[4, 2]).dropout(1.0).build(&c).is_err());
+}
