@@ -1,6 +1,8 @@
-// optim.wgsl: the fused Adam / AdamW step.
+// optim.wgsl: fused optimiser steps. Every kernel updates one parameter tensor and its state in
+// place, one invocation per element (2-D grid of 256-wide workgroups), so an update never leaves
+// the device and costs one dispatch per parameter tensor.
 //
-// One pass per element reads param, grad, m and v and writes param, m and v:
+// optim_adam_step — Adam / AdamW. One pass per element reads param, grad, m and v and writes param, m and v:
 //   g  = grad (+ weight_decay · param for classic L2 Adam)
 //   m  = β1 m + (1 − β1) g;  v = β2 v + (1 − β2) g²
 //   param ← param · (1 − lr · weight_decay)            (AdamW only, decoupled decay)
@@ -8,6 +10,41 @@
 // with the bias corrections bc1 = 1 − β1^t, bc2 = 1 − β2^t computed on the host in f64.
 // Mapping: one invocation per element (2-D grid of 256-wide workgroups).
 // Traffic: 16 bytes read + 12 written per parameter; ~12 FLOPs.
+
+// optim_sgd_step / optim_sgd_momentum_step — SGD, PyTorch's update (velocity starts at zero, so
+// the first step sets v = g exactly as PyTorch's clone does):
+//   g = grad + weight_decay · param
+//   v = μ v + g;  param ← param − lr · (nesterov ? g + μ v : v)      (momentum form)
+//   param ← param − lr · g                                            (plain form, no state)
+// Traffic: 8 (plain) or 12 (momentum) bytes read, 4 or 8 written per parameter.
+//
+// optim_adaptive_step — AdaGrad and RMSProp as one kernel over the accumulator s:
+//   g = grad + weight_decay · param
+//   s = decay · s + gain · g²      (AdaGrad: decay = gain = 1; RMSProp: decay = α, gain = 1 − α)
+//   param ← param − lr · g / (sqrt(s) + eps)
+// Traffic: 12 bytes read + 8 written per parameter.
+
+struct SgdParams {
+    numel: u32,
+    nesterov: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct AdaptiveParams {
+    numel: u32,
+    lr: f32,
+    eps: f32,
+    weight_decay: f32,
+    decay: f32,
+    gain: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
 
 struct AdamParams {
     numel: u32,
@@ -25,10 +62,14 @@ struct AdamParams {
 }
 
 @group(0) @binding(0) var<uniform> p: AdamParams;
+@group(0) @binding(0) var<uniform> sgd: SgdParams;
+@group(0) @binding(0) var<uniform> adaptive: AdaptiveParams;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+// The single state tensor of SGD with momentum (velocity) and AdaGrad/RMSProp (Σ or mean of g²).
+@group(0) @binding(3) var<storage, read_write> state: array<f32>;
 
 @compute @workgroup_size(256)
 fn optim_adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -46,4 +87,39 @@ fn optim_adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     m[i] = mi;
     v[i] = vi;
     param[i] = w - p.lr * (mi / p.bias_correction1) / (sqrt(vi / p.bias_correction2) + p.eps);
+}
+
+@compute @workgroup_size(256)
+fn optim_sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = workgroup_linear(wid, num) * 256u + lid.x;
+    if (i >= sgd.numel) { return; }
+    let w = param[i];
+    let g = grad[i] + sgd.weight_decay * w;
+    param[i] = w - sgd.lr * g;
+}
+
+@compute @workgroup_size(256)
+fn optim_sgd_momentum_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = workgroup_linear(wid, num) * 256u + lid.x;
+    if (i >= sgd.numel) { return; }
+    let w = param[i];
+    let g = grad[i] + sgd.weight_decay * w;
+    let velocity = sgd.momentum * state[i] + g;
+    state[i] = velocity;
+    var update = velocity;
+    if (sgd.nesterov != 0u) {
+        update = g + sgd.momentum * velocity;
+    }
+    param[i] = w - sgd.lr * update;
+}
+
+@compute @workgroup_size(256)
+fn optim_adaptive_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = workgroup_linear(wid, num) * 256u + lid.x;
+    if (i >= adaptive.numel) { return; }
+    let w = param[i];
+    let g = grad[i] + adaptive.weight_decay * w;
+    let s = adaptive.decay * state[i] + adaptive.gain * g * g;
+    state[i] = s;
+    param[i] = w - adaptive.lr * g / (sqrt(s) + adaptive.eps);
 }

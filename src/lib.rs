@@ -34,10 +34,10 @@ pub use kiln_tensor as tensor;
 pub mod prelude {
     pub use kiln_autograd::{gradcheck, no_grad, GradcheckOptions, Var};
     pub use kiln_cpu::CpuBackend;
-    pub use kiln_nn::optim::{Adam, Optimizer, Sgd};
+    pub use kiln_nn::optim::{adagrad, rmsprop, Adam, Lbfgs, Optimizer, OptimizerState, Sgd};
     pub use kiln_nn::{Init, Linear, Mlp, Module, Parameter, Sequential};
     pub use kiln_tensor::{
-        AdamStep, Backend, BinaryOp, DType, Distribution, KilnError, ReduceOp, Result, RngState,
-        Shape, Tensor, UnaryOp, WgpuBackend,
+        AdamStep, AdaptiveStep, Backend, BinaryOp, DType, Distribution, KilnError, ReduceOp,
+        Result, RngState, SgdStep, Shape, Tensor, UnaryOp, WgpuBackend,
     };
 }

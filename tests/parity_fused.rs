@@ -1,5 +1,5 @@
 //! GPU vs CPU: softmax, fused softmax cross-entropy (labels and soft targets, forward and
-//! backward), batch-norm statistics and backward reductions, and the fused Adam step.
+//! backward), batch-norm statistics and backward reductions, and the fused optimiser steps.
 
 mod common;
 use common::*;
@@ -215,4 +215,103 @@ fn fused_adam_and_adamw_steps_match_over_several_steps() {
         assert_tensors_close("adam m", &gm, &cm, tol);
         assert_tensors_close("adam v", &gv, &cv, tol);
     }
+}
+
+#[test]
+fn fused_sgd_steps_match_with_and_without_momentum() {
+    let Some(gpu) = gpu() else { return };
+    for (momentum, nesterov) in [(0.0, false), (0.9, false), (0.8, true)] {
+        for n in [1, 33, 1000, 70_001] {
+            let w = random_vec(31, n, -1.0, 1.0);
+            let (gw, cw) = pair(&w, &[n], &gpu);
+            let zeros = vec![0.0f32; n];
+            let (gvel, cvel) = pair(&zeros, &[n], &gpu);
+            let s = SgdStep {
+                lr: 0.05,
+                momentum,
+                nesterov,
+                weight_decay: 0.01,
+            };
+            for step in 1..=5u64 {
+                let grad = random_vec(200 + step, n, -1.0, 1.0);
+                let (gg, cg) = pair(&grad, &[n], &gpu);
+                let (gv, cv) = if momentum == 0.0 {
+                    (None, None)
+                } else {
+                    (Some(&gvel), Some(&cvel))
+                };
+                gw.sgd_step(&gg, gv, &s).unwrap();
+                cw.sgd_step(&cg, cv, &s).unwrap();
+            }
+            let what = format!("sgd momentum={momentum} nesterov={nesterov} n={n}");
+            assert_tensors_close(&what, &gw, &cw, OPTIMIZER);
+            assert_tensors_close(&format!("{what} velocity"), &gvel, &cvel, OPTIMIZER);
+        }
+    }
+}
+
+#[test]
+fn fused_adagrad_and_rmsprop_steps_match() {
+    let Some(gpu) = gpu() else { return };
+    for (decay, gain) in [(1.0, 1.0), (0.9, 0.1)] {
+        for n in [1, 257, 70_001] {
+            let w = random_vec(41, n, -1.0, 1.0);
+            let (gw, cw) = pair(&w, &[n], &gpu);
+            let zeros = vec![0.0f32; n];
+            let (gs, cs) = pair(&zeros, &[n], &gpu);
+            let s = AdaptiveStep {
+                lr: 0.01,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decay,
+                gain,
+            };
+            for step in 1..=5u64 {
+                let grad = random_vec(300 + step, n, -1.0, 1.0);
+                let (gg, cg) = pair(&grad, &[n], &gpu);
+                gw.adaptive_step(&gg, &gs, &s).unwrap();
+                cw.adaptive_step(&cg, &cs, &s).unwrap();
+            }
+            let what = format!("adaptive decay={decay} n={n}");
+            assert_tensors_close(&what, &gw, &cw, OPTIMIZER);
+            assert_tensors_close(&format!("{what} accumulator"), &gs, &cs, OPTIMIZER);
+        }
+    }
+}
+
+#[test]
+fn in_place_steps_reject_views_and_missing_velocity() {
+    let c = cpu();
+    let w = Tensor::zeros([4, 4], DType::F32, &c).unwrap();
+    let g = Tensor::ones([4, 4], DType::F32, &c).unwrap();
+    let s = SgdStep {
+        lr: 0.1,
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+    let err = w.sgd_step(&g, None, &s).unwrap_err().to_string();
+    assert!(err.contains("velocity"), "{err}");
+    let view = w.t().unwrap();
+    let v = Tensor::zeros([4, 4], DType::F32, &c).unwrap();
+    let err = view.sgd_step(&g, Some(&v), &s).unwrap_err().to_string();
+    assert!(err.contains("contiguous"), "{err}");
+    let wrong = Tensor::zeros([4, 3], DType::F32, &c).unwrap();
+    let err = w.sgd_step(&g, Some(&wrong), &s).unwrap_err().to_string();
+    assert!(err.contains("velocity"), "{err}");
+    let err = w
+        .adaptive_step(
+            &g,
+            &g,
+            &AdaptiveStep {
+                lr: 0.1,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                decay: 1.0,
+                gain: 1.0,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("distinct"), "{err}");
 }

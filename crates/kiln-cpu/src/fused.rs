@@ -1,10 +1,10 @@
-//! The fused training ops on the CPU: softmax and cross-entropy, batch-norm reductions, the
-//! Adam step, random fills and dropout. Row reductions accumulate in f64.
+//! The fused training ops on the CPU: softmax and cross-entropy, batch-norm reductions,
+//! random fills and dropout. Row reductions accumulate in f64.
 
 use crate::random;
 use crate::real::Real;
 use crate::PARALLEL_THRESHOLD;
-use kiln_tensor::{AdamStep, Distribution, HostData, KilnError, Result, RngState, Rows};
+use kiln_tensor::{Distribution, HostData, KilnError, Result, RngState, Rows};
 use rayon::prelude::*;
 
 /// Applies `f(row index, row)` to each output row, in parallel when large.
@@ -290,63 +290,6 @@ pub fn batchnorm_backward_reduce(
             })
         }
     })
-}
-
-fn adam_typed<T: Real>(param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], s: &AdamStep) {
-    let (bc1, bc2) = s.bias_corrections();
-    let [lr, b1, b2, eps, wd, bc1, bc2] =
-        [s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, bc1, bc2].map(|x| T::from_f64(x as f64));
-    let update = |(((w, &g), m), v): (((&mut T, &T), &mut T), &mut T)| {
-        let mut g = g;
-        if s.decoupled {
-            *w = *w * (T::ONE - lr * wd);
-        } else {
-            g = g + wd * *w;
-        }
-        *m = b1 * *m + (T::ONE - b1) * g;
-        *v = b2 * *v + (T::ONE - b2) * g * g;
-        *w = *w - lr * (*m / bc1) / ((*v / bc2).sqrt() + eps);
-    };
-    if param.len() >= PARALLEL_THRESHOLD {
-        param
-            .par_iter_mut()
-            .zip(grad.par_iter())
-            .zip(m.par_iter_mut())
-            .zip(v.par_iter_mut())
-            .for_each(update);
-    } else {
-        param
-            .iter_mut()
-            .zip(grad.iter())
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-            .for_each(update);
-    }
-}
-
-pub fn adam_step(
-    param: &mut HostData,
-    grad: &HostData,
-    m: &mut HostData,
-    v: &mut HostData,
-    step: &AdamStep,
-) -> Result<()> {
-    match (param, grad, m, v) {
-        (HostData::F32(p), HostData::F32(g), HostData::F32(m), HostData::F32(v)) => {
-            adam_typed(p, g, m, v, step)
-        }
-        (HostData::F64(p), HostData::F64(g), HostData::F64(m), HostData::F64(v)) => {
-            adam_typed(p, g, m, v, step)
-        }
-        (p, g, _, _) => {
-            return Err(KilnError::DTypeMismatch {
-                op: "adam_step",
-                lhs: p.dtype(),
-                rhs: g.dtype(),
-            })
-        }
-    }
-    Ok(())
 }
 
 pub fn random(numel: usize, distribution: Distribution, rng: RngState) -> HostData {

@@ -6,14 +6,15 @@ mod elementwise;
 mod fused;
 mod matmul;
 mod memory;
+mod optim;
 pub mod random;
 pub mod real;
 mod reduce;
 
 use kiln_tensor::{
-    AdamStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue, HostData,
-    KilnError, Layout, MatmulShape, ReduceDims, ReduceOp, Result, RngState, Rows, UnaryOp,
-    XentTargets,
+    AdamStep, AdaptiveStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue,
+    HostData, KilnError, Layout, MatmulShape, ReduceDims, ReduceOp, Result, RngState, Rows,
+    SgdStep, UnaryOp, XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -331,16 +332,9 @@ impl Backend for CpuBackend {
         v: &CpuStorage,
         step: &AdamStep,
     ) -> Result<()> {
-        for (name, state) in [("param", param), ("m", m), ("v", v)] {
-            if std::ptr::eq(grad, state) {
-                return Err(KilnError::InvalidArgument {
-                    op: "adam_step",
-                    message: format!("the gradient and {name} are the same storage"),
-                });
-            }
-        }
+        distinct_from_gradient("adam_step", grad, &[param, m, v])?;
         let grad = grad.read();
-        fused::adam_step(
+        optim::adam_step(
             &mut param.write(),
             &grad,
             &mut m.write(),
@@ -348,6 +342,50 @@ impl Backend for CpuBackend {
             step,
         )
     }
+
+    fn sgd_step(
+        &self,
+        param: &CpuStorage,
+        grad: &CpuStorage,
+        velocity: Option<&CpuStorage>,
+        step: &SgdStep,
+    ) -> Result<()> {
+        let state: Vec<_> = [Some(param), velocity].into_iter().flatten().collect();
+        distinct_from_gradient("sgd_step", grad, &state)?;
+        let grad = grad.read();
+        let mut velocity = velocity.map(|v| v.write());
+        optim::sgd_step(&mut param.write(), &grad, velocity.as_deref_mut(), step)
+    }
+
+    fn adaptive_step(
+        &self,
+        param: &CpuStorage,
+        grad: &CpuStorage,
+        accumulator: &CpuStorage,
+        step: &AdaptiveStep,
+    ) -> Result<()> {
+        distinct_from_gradient("adaptive_step", grad, &[param, accumulator])?;
+        let grad = grad.read();
+        optim::adaptive_step(&mut param.write(), &grad, &mut accumulator.write(), step)
+    }
+}
+
+/// In-place updates lock the state for writing and the gradient for reading: they must be
+/// different storages (and the state tensors different from each other).
+fn distinct_from_gradient(
+    op: &'static str,
+    grad: &CpuStorage,
+    state: &[&CpuStorage],
+) -> Result<()> {
+    for (i, a) in state.iter().enumerate() {
+        if std::ptr::eq(grad, *a) || state[..i].iter().any(|b| std::ptr::eq(*a, *b)) {
+            return Err(KilnError::InvalidArgument {
+                op,
+                message: "the gradient and the updated tensors must be distinct storages".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The targets' data, and whether they are soft targets (else u32 labels).

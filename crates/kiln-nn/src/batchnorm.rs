@@ -67,12 +67,20 @@ impl<B: Backend> Module<B> for BatchNorm1d<B> {
             let n = x.shape().dims()[0] as f32;
             let unbiased = (var * (n / (n - 1.0).max(1.0)))?;
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            // The running statistics follow the input's precision (f64 in gradient checks).
+            if running.0.dtype() != mean.dtype() {
+                *running = (running.0.cast(mean.dtype())?, running.1.cast(mean.dtype())?);
+            }
             let m = self.momentum;
             running.0 = ((&running.0 * (1.0 - m))? + &(mean * m)?)?;
             running.1 = ((&running.1 * (1.0 - m))? + &(unbiased * m)?)?;
             normalised
         } else {
-            let (mean, var) = self.running_statistics();
+            let (mut mean, mut var) = self.running_statistics();
+            let dtype = x.value().dtype();
+            if mean.dtype() != dtype {
+                (mean, var) = (mean.cast(dtype)?, var.cast(dtype)?);
+            }
             let inv_std = (var + self.eps)?.sqrt()?.recip()?;
             x.sub(&Var::constant(mean))?.mul(&Var::constant(inv_std))?
         };

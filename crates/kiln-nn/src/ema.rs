@@ -26,13 +26,14 @@ impl<B: Backend> Ema<B> {
         })
     }
 
-    /// shadow ← decay · shadow + (1 − decay) · w (the first call copies w).
+    /// shadow ← decay · shadow + (1 − decay) · w (the first call copies w: optimisers update
+    /// parameters in place, so the shadow never shares their storage).
     pub fn update(&mut self, params: &[Parameter<B>]) -> Result<()> {
         for p in params {
             let w = p.value();
             let next = match self.shadow.remove(p.name()) {
                 Some(s) => ((s * self.decay)? + &(w * (1.0 - self.decay))?)?,
-                None => w.contiguous()?,
+                None => w.deep_copy()?,
             };
             self.shadow.insert(p.name().to_string(), next);
         }

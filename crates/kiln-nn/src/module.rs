@@ -49,6 +49,12 @@ impl<B: Backend> Parameter<B> {
         *self.var.lock().unwrap_or_else(|p| p.into_inner()) = Var::parameter(value);
     }
 
+    /// Makes later forward passes read `var` (a leaf or any variable) as this parameter.
+    /// Gradient checks use it to run a module on their own f64 variables.
+    pub fn bind(&self, var: Var<B>) {
+        *self.var.lock().unwrap_or_else(|p| p.into_inner()) = var;
+    }
+
     pub fn zero_grad(&self) {
         self.var().zero_grad();
     }

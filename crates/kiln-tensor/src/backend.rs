@@ -12,7 +12,8 @@
 
 use crate::error::Result;
 use crate::ops::{
-    AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, SgdStep,
+    UnaryOp, XentTargets,
 };
 use crate::{DType, HostData, Layout};
 use std::fmt;
@@ -217,5 +218,22 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         m: &Self::Storage,
         v: &Self::Storage,
         step: &AdamStep,
+    ) -> Result<()>;
+    /// One fused SGD step, updating param (and the velocity, given exactly when
+    /// `step.momentum != 0`) in place.
+    fn sgd_step(
+        &self,
+        param: &Self::Storage,
+        grad: &Self::Storage,
+        velocity: Option<&Self::Storage>,
+        step: &SgdStep,
+    ) -> Result<()>;
+    /// One fused AdaGrad/RMSProp step, updating param and the accumulator in place.
+    fn adaptive_step(
+        &self,
+        param: &Self::Storage,
+        grad: &Self::Storage,
+        accumulator: &Self::Storage,
+        step: &AdaptiveStep,
     ) -> Result<()>;
 }

@@ -48,7 +48,7 @@ pub enum KilnError {
 }
 
 impl KilnError {
-    pub(crate) fn invalid(op: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(op: &'static str, message: impl Into<String>) -> Self {
         KilnError::InvalidArgument {
             op,
             message: message.into(),

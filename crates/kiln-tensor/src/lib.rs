@@ -30,7 +30,8 @@ pub use half::f16;
 pub use host::{Element, HostData};
 pub use layout::Layout;
 pub use ops::{
-    AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, SgdStep,
+    UnaryOp, XentTargets,
 };
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -247,6 +247,29 @@ impl AdamStep {
     }
 }
 
+/// Hyper-parameters of one fused SGD step (PyTorch's form, dampening 0):
+/// g = ∇ + weight_decay·w; v ← momentum·v + g; w ← w − lr·(nesterov ? g + momentum·v : v).
+/// Without momentum there is no velocity and w ← w − lr·g.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    pub lr: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+}
+
+/// Hyper-parameters of one fused AdaGrad/RMSProp step over the accumulator s:
+/// g = ∇ + weight_decay·w; s ← decay·s + gain·g²; w ← w − lr·g / (√s + eps).
+/// AdaGrad is decay = gain = 1; RMSProp is decay = α, gain = 1 − α.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdaptiveStep {
+    pub lr: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decay: f32,
+    pub gain: f32,
+}
+
 /// Matrix product shape: C[batch, m, n] = op(A)[batch, m, k] · op(B)[batch, k, n].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MatmulShape {

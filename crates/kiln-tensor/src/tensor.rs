@@ -219,6 +219,13 @@ impl<B: Backend> Tensor<B> {
         Ok(self.wrap(storage, self.shape().clone()))
     }
 
+    /// A copy in a storage of its own (`clone` shares the storage). Use it to snapshot a
+    /// tensor that is updated in place, such as optimiser state.
+    pub fn deep_copy(&self) -> Result<Self> {
+        let storage = self.backend.copy_strided(&self.storage, &self.layout)?;
+        Ok(self.wrap(storage, self.shape().clone()))
+    }
+
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
         if shape.numel() != self.numel() {

@@ -2,7 +2,7 @@
 
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
 use crate::error::{KilnError, Result};
-use crate::ops::{AdamStep, MatmulShape, RngState, UnaryOp, XentTargets};
+use crate::ops::{AdamStep, AdaptiveStep, MatmulShape, RngState, SgdStep, UnaryOp, XentTargets};
 use crate::{DType, Shape, Tensor};
 
 /// A contiguous-or-transposed matrix operand: the tensor to bind and whether it is read transposed.
@@ -337,8 +337,39 @@ impl<B: Backend> Tensor<B> {
         ))
     }
 
+    /// Checks the tensors of an in-place optimiser step: every state tensor and the gradient
+    /// match the parameter's shape and dtype, and the parameter and its state are whole
+    /// contiguous tensors (they are updated in place).
+    fn check_optimizer_step(
+        &self,
+        op: &'static str,
+        grad: &Tensor<B>,
+        state: &[(&str, &Tensor<B>)],
+    ) -> Result<Tensor<B>> {
+        self.require_float(op)?;
+        for (name, t) in state.iter().copied().chain([("grad", grad)]) {
+            if t.shape() != self.shape() || t.dtype() != self.dtype() {
+                return Err(KilnError::ShapeMismatch {
+                    op,
+                    lhs: self.shape().clone(),
+                    rhs: t.shape().clone(),
+                    reason: format!("{name} must match the parameter's shape and dtype"),
+                });
+            }
+        }
+        for (name, t) in [("param", self)].into_iter().chain(state.iter().copied()) {
+            if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
+                return Err(KilnError::invalid(
+                    op,
+                    format!("{name} must be a whole contiguous tensor: it is updated in place"),
+                ));
+            }
+        }
+        grad.contiguous()
+    }
+
     /// One fused Adam/AdamW step; `self` (the parameter), `m` and `v` are updated in place.
-    /// All four tensors must be contiguous and of one shape.
+    /// All four tensors must be of one shape; the parameter and moments contiguous.
     pub fn adam_step(
         &self,
         grad: &Tensor<B>,
@@ -346,31 +377,50 @@ impl<B: Backend> Tensor<B> {
         v: &Tensor<B>,
         step: &AdamStep,
     ) -> Result<()> {
-        self.require_float("adam_step")?;
-        for (name, t) in [("grad", grad), ("m", m), ("v", v)] {
-            if t.shape() != self.shape() || t.dtype() != self.dtype() {
-                return Err(KilnError::ShapeMismatch {
-                    op: "adam_step",
-                    lhs: self.shape().clone(),
-                    rhs: t.shape().clone(),
-                    reason: format!("{name} must match the parameter's shape and dtype"),
-                });
-            }
-        }
-        for (name, t) in [("param", self), ("m", m), ("v", v)] {
-            if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
-                return Err(KilnError::invalid(
-                    "adam_step",
-                    format!("{name} must be a whole contiguous tensor: it is updated in place"),
-                ));
-            }
-        }
+        let g = self.check_optimizer_step("adam_step", grad, &[("m", m), ("v", v)])?;
         if step.step == 0 {
             return Err(KilnError::invalid("adam_step", "step counts from 1"));
         }
-        let g = grad.contiguous()?;
         self.backend
             .adam_step(&self.storage, &g.storage, &m.storage, &v.storage, step)
+    }
+
+    /// One fused SGD step; `self` and the velocity (required exactly when the step has
+    /// momentum) are updated in place.
+    pub fn sgd_step(
+        &self,
+        grad: &Tensor<B>,
+        velocity: Option<&Tensor<B>>,
+        step: &SgdStep,
+    ) -> Result<()> {
+        if velocity.is_some() != (step.momentum != 0.0) {
+            return Err(KilnError::invalid(
+                "sgd_step",
+                "a velocity tensor is needed exactly when momentum is non-zero",
+            ));
+        }
+        let state: Vec<(&str, &Tensor<B>)> =
+            velocity.map(|v| ("velocity", v)).into_iter().collect();
+        let g = self.check_optimizer_step("sgd_step", grad, &state)?;
+        self.backend.sgd_step(
+            &self.storage,
+            &g.storage,
+            velocity.map(|v| &*v.storage),
+            step,
+        )
+    }
+
+    /// One fused AdaGrad/RMSProp step; `self` and the accumulator are updated in place.
+    pub fn adaptive_step(
+        &self,
+        grad: &Tensor<B>,
+        accumulator: &Tensor<B>,
+        step: &AdaptiveStep,
+    ) -> Result<()> {
+        let g =
+            self.check_optimizer_step("adaptive_step", grad, &[("accumulator", accumulator)])?;
+        self.backend
+            .adaptive_step(&self.storage, &g.storage, &accumulator.storage, step)
     }
 }
 

@@ -1,11 +1,11 @@
 //! Adam and AdamW through the fused `adam_step` kernel: one pass per parameter tensor updates
 //! the weights and both moments in place, with bias correction.
 
+use super::state::{check_kind, OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
-use kiln_tensor::{AdamStep, Backend, Result, Tensor};
-use std::collections::HashMap;
+use kiln_tensor::{AdamStep, Backend, KilnError, Result};
 
 pub struct Adam<B: Backend> {
     lr: f32,
@@ -14,8 +14,8 @@ pub struct Adam<B: Backend> {
     eps: f32,
     weight_decay: f32,
     decoupled: bool,
-    step: u32,
-    moments: HashMap<String, (Tensor<B>, Tensor<B>)>,
+    steps: u64,
+    moments: Slots<B>,
 }
 
 impl<B: Backend> Adam<B> {
@@ -29,8 +29,8 @@ impl<B: Backend> Adam<B> {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
-            step: 0,
-            moments: HashMap::new(),
+            steps: 0,
+            moments: Slots::new(&["m", "v"]),
         })
     }
 
@@ -80,14 +80,21 @@ impl<B: Backend> Adam<B> {
         Ok(self)
     }
 
-    pub fn steps_taken(&self) -> u32 {
-        self.step
+    fn kind(&self) -> &'static str {
+        if self.decoupled {
+            "adamw"
+        } else {
+            "adam"
+        }
     }
 }
 
 impl<B: Backend> Optimizer<B> for Adam<B> {
     fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
-        self.step += 1;
+        self.steps += 1;
+        let Ok(step_number) = u32::try_from(self.steps) else {
+            return Err(KilnError::invalid("Adam::step", "more than 2³² − 1 steps"));
+        };
         let step = AdamStep {
             lr: self.lr,
             beta1: self.beta1,
@@ -95,18 +102,13 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
             eps: self.eps,
             weight_decay: self.weight_decay,
             decoupled: self.decoupled,
-            step: self.step,
+            step: step_number,
         };
         for p in parameters {
             let Some(grad) = p.grad() else { continue };
             let w = p.value();
-            if !self.moments.contains_key(p.name()) {
-                let zeros = || Tensor::zeros(w.shape().clone(), w.dtype(), w.backend());
-                self.moments
-                    .insert(p.name().to_string(), (zeros()?, zeros()?));
-            }
-            let (m, v) = &self.moments[p.name()];
-            w.adam_step(&grad, m, v, &step)?;
+            let moments = self.moments.get(p, &w)?;
+            w.adam_step(&grad, &moments[0], &moments[1], &step)?;
         }
         Ok(())
     }
@@ -117,5 +119,25 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
 
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn steps_taken(&self) -> u64 {
+        self.steps
+    }
+
+    fn state(&self) -> Result<OptimizerState<B>> {
+        Ok(OptimizerState {
+            kind: self.kind().into(),
+            step: self.steps,
+            tensors: self.moments.snapshot()?,
+        })
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<B>, parameters: &[Parameter<B>]) -> Result<()> {
+        check_kind(self.kind(), state)?;
+        self.moments
+            .restore(self.kind(), &state.tensors, parameters)?;
+        self.steps = state.step;
+        Ok(())
     }
 }

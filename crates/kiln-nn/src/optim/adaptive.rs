@@ -1,35 +1,39 @@
-//! AdaGrad and RMSProp, following PyTorch's updates (ε added outside the square root):
+//! AdaGrad and RMSProp, following PyTorch's updates (ε added outside the square root), as one
+//! fused `adaptive_step` kernel per parameter:
 //!   AdaGrad:  G ← G + g²;           w ← w − lr · g / (√G + ε)
 //!   RMSProp:  v ← α·v + (1 − α)·g²;  w ← w − lr · g / (√v + ε)
+//! with g = ∇ + λ·w when an L2 weight decay λ is set.
 
+use super::state::{check_kind, OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
-use kiln_tensor::{Backend, Result, Tensor};
-use std::collections::HashMap;
-
-/// Which running statistic of g² scales the step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Accumulate {
-    Sum,
-    Average { alpha: f32 },
-}
+use kiln_tensor::{AdaptiveStep, Backend, Result};
 
 pub struct Adaptive<B: Backend> {
+    kind: &'static str,
     lr: f32,
     eps: f32,
-    accumulate: Accumulate,
-    state: HashMap<String, Tensor<B>>,
+    weight_decay: f32,
+    /// s ← decay·s + gain·g².
+    decay: f32,
+    gain: f32,
+    steps: u64,
+    accumulator: Slots<B>,
 }
 
 /// AdaGrad with ε = 1e-10 (PyTorch's default).
 pub fn adagrad<B: Backend>(lr: f32) -> Result<Adaptive<B>> {
     check_range("adagrad", "learning rate", lr as f64, lr > 0.0, "(0, ∞)")?;
     Ok(Adaptive {
+        kind: "adagrad",
         lr,
         eps: 1e-10,
-        accumulate: Accumulate::Sum,
-        state: HashMap::new(),
+        weight_decay: 0.0,
+        decay: 1.0,
+        gain: 1.0,
+        steps: 0,
+        accumulator: Slots::new(&["sum_sq"]),
     })
 }
 
@@ -44,29 +48,53 @@ pub fn rmsprop<B: Backend>(lr: f32, alpha: f32) -> Result<Adaptive<B>> {
         "[0, 1)",
     )?;
     Ok(Adaptive {
+        kind: "rmsprop",
         lr,
         eps: 1e-8,
-        accumulate: Accumulate::Average { alpha },
-        state: HashMap::new(),
+        weight_decay: 0.0,
+        decay: alpha,
+        gain: 1.0 - alpha,
+        steps: 0,
+        accumulator: Slots::new(&["mean_sq"]),
     })
+}
+
+impl<B: Backend> Adaptive<B> {
+    /// L2 weight decay added to the gradient.
+    pub fn weight_decay(mut self, weight_decay: f32) -> Result<Self> {
+        check_range(
+            self.kind,
+            "weight decay",
+            weight_decay as f64,
+            weight_decay >= 0.0,
+            "[0, ∞)",
+        )?;
+        self.weight_decay = weight_decay;
+        Ok(self)
+    }
+
+    pub fn eps(mut self, eps: f32) -> Result<Self> {
+        check_range(self.kind, "eps", eps as f64, eps > 0.0, "(0, ∞)")?;
+        self.eps = eps;
+        Ok(self)
+    }
 }
 
 impl<B: Backend> Optimizer<B> for Adaptive<B> {
     fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
+        self.steps += 1;
+        let step = AdaptiveStep {
+            lr: self.lr,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            decay: self.decay,
+            gain: self.gain,
+        };
         for p in parameters {
-            let Some(g) = p.grad() else { continue };
-            let g2 = g.square()?;
-            let s = match (self.state.remove(p.name()), self.accumulate) {
-                (None, Accumulate::Sum) => g2,
-                (None, Accumulate::Average { alpha }) => (g2 * (1.0 - alpha))?,
-                (Some(s), Accumulate::Sum) => (s + &g2)?,
-                (Some(s), Accumulate::Average { alpha }) => {
-                    ((s * alpha)? + &(g2 * (1.0 - alpha))?)?
-                }
-            };
-            let step = ((g * self.lr)? / &(s.sqrt()? + self.eps)?)?;
-            p.set((p.value() - &step)?);
-            self.state.insert(p.name().to_string(), s);
+            let Some(grad) = p.grad() else { continue };
+            let w = p.value();
+            let accumulator = &self.accumulator.get(p, &w)?[0];
+            w.adaptive_step(&grad, accumulator, &step)?;
         }
         Ok(())
     }
@@ -77,5 +105,25 @@ impl<B: Backend> Optimizer<B> for Adaptive<B> {
 
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn steps_taken(&self) -> u64 {
+        self.steps
+    }
+
+    fn state(&self) -> Result<OptimizerState<B>> {
+        Ok(OptimizerState {
+            kind: self.kind.into(),
+            step: self.steps,
+            tensors: self.accumulator.snapshot()?,
+        })
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<B>, parameters: &[Parameter<B>]) -> Result<()> {
+        check_kind(self.kind, state)?;
+        self.accumulator
+            .restore(self.kind, &state.tensors, parameters)?;
+        self.steps = state.step;
+        Ok(())
     }
 }

@@ -1,19 +1,20 @@
 //! Stochastic gradient descent, with optional momentum (classic or Nesterov) and L2 weight
-//! decay, following PyTorch's update:
+//! decay, following PyTorch's update (one fused `sgd_step` kernel per parameter):
 //!   g ← ∇ + λ·w;  v ← μ·v + g;  w ← w − lr · (Nesterov ? g + μ·v : v)   (v = g without momentum)
 
+use super::state::{check_kind, OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
-use kiln_tensor::{Backend, Result, Tensor};
-use std::collections::HashMap;
+use kiln_tensor::{Backend, Result, SgdStep};
 
 pub struct Sgd<B: Backend> {
     lr: f32,
     momentum: f32,
     nesterov: bool,
     weight_decay: f32,
-    velocity: HashMap<String, Tensor<B>>,
+    steps: u64,
+    velocity: Slots<B>,
 }
 
 impl<B: Backend> Sgd<B> {
@@ -24,7 +25,8 @@ impl<B: Backend> Sgd<B> {
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,
-            velocity: HashMap::new(),
+            steps: 0,
+            velocity: Slots::new(&["velocity"]),
         })
     }
 
@@ -61,29 +63,22 @@ impl<B: Backend> Sgd<B> {
 
 impl<B: Backend> Optimizer<B> for Sgd<B> {
     fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
+        self.steps += 1;
+        let step = SgdStep {
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+        };
         for p in parameters {
             let Some(grad) = p.grad() else { continue };
             let w = p.value();
-            let mut g = grad;
-            if self.weight_decay != 0.0 {
-                g = (g + &(&w * self.weight_decay)?)?;
-            }
-            let update = if self.momentum != 0.0 {
-                let v = match self.velocity.remove(p.name()) {
-                    Some(v) => ((v * self.momentum)? + &g)?,
-                    None => g.clone(),
-                };
-                let update = if self.nesterov {
-                    (&g + &(&v * self.momentum)?)?
-                } else {
-                    v.clone()
-                };
-                self.velocity.insert(p.name().to_string(), v);
-                update
+            if self.momentum == 0.0 {
+                w.sgd_step(&grad, None, &step)?;
             } else {
-                g
-            };
-            p.set((w - &(update * self.lr)?)?);
+                let velocity = &self.velocity.get(p, &w)?[0];
+                w.sgd_step(&grad, Some(velocity), &step)?;
+            }
         }
         Ok(())
     }
@@ -94,5 +89,24 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
 
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn steps_taken(&self) -> u64 {
+        self.steps
+    }
+
+    fn state(&self) -> Result<OptimizerState<B>> {
+        Ok(OptimizerState {
+            kind: "sgd".into(),
+            step: self.steps,
+            tensors: self.velocity.snapshot()?,
+        })
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<B>, parameters: &[Parameter<B>]) -> Result<()> {
+        check_kind("sgd", state)?;
+        self.velocity.restore("sgd", &state.tensors, parameters)?;
+        self.steps = state.step;
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use super::shaders::Kernel;
 use super::storage::WgpuStorage;
 use crate::backend::{BackendStorage, Rows};
 use crate::error::{KilnError, Result};
-use crate::ops::{AdamStep, Distribution, RngState, XentTargets};
+use crate::ops::{AdamStep, AdaptiveStep, Distribution, RngState, SgdStep, XentTargets};
 use crate::DType;
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -220,6 +220,92 @@ pub(crate) fn adam_step(
         Specialisation::default(),
         bytemuck::bytes_of(&p),
         &[grad.binding(), param.binding(), m.binding(), v.binding()],
+        grid(param.len().div_ceil(256)),
+    )
+}
+
+/// Mirrors `SgdParams` in optim.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SgdParams {
+    numel: u32,
+    nesterov: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    pad: [u32; 3],
+}
+
+pub(crate) fn sgd_step(
+    ctx: &Arc<Context>,
+    param: &WgpuStorage,
+    grad: &WgpuStorage,
+    velocity: Option<&WgpuStorage>,
+    step: &SgdStep,
+) -> Result<()> {
+    require_f32(param, "sgd_step")?;
+    let p = SgdParams {
+        numel: to_u32(param.len(), "parameter count")?,
+        nesterov: step.nesterov as u32,
+        lr: step.lr,
+        momentum: step.momentum,
+        weight_decay: step.weight_decay,
+        pad: [0; 3],
+    };
+    let workgroups = grid(param.len().div_ceil(256));
+    match velocity {
+        None => ctx.dispatch(
+            Kernel::OptimSgdStep,
+            Specialisation::default(),
+            bytemuck::bytes_of(&p),
+            &[grad.binding(), param.binding()],
+            workgroups,
+        ),
+        Some(velocity) => ctx.dispatch(
+            Kernel::OptimSgdMomentumStep,
+            Specialisation::default(),
+            bytemuck::bytes_of(&p),
+            &[grad.binding(), param.binding(), velocity.binding()],
+            workgroups,
+        ),
+    }
+}
+
+/// Mirrors `AdaptiveParams` in optim.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AdaptiveParams {
+    numel: u32,
+    lr: f32,
+    eps: f32,
+    weight_decay: f32,
+    decay: f32,
+    gain: f32,
+    pad: [u32; 2],
+}
+
+pub(crate) fn adaptive_step(
+    ctx: &Arc<Context>,
+    param: &WgpuStorage,
+    grad: &WgpuStorage,
+    accumulator: &WgpuStorage,
+    step: &AdaptiveStep,
+) -> Result<()> {
+    require_f32(param, "adaptive_step")?;
+    let p = AdaptiveParams {
+        numel: to_u32(param.len(), "parameter count")?,
+        lr: step.lr,
+        eps: step.eps,
+        weight_decay: step.weight_decay,
+        decay: step.decay,
+        gain: step.gain,
+        pad: [0; 2],
+    };
+    ctx.dispatch(
+        Kernel::OptimAdaptiveStep,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[grad.binding(), param.binding(), accumulator.binding()],
         grid(param.len().div_ceil(256)),
     )
 }

@@ -29,7 +29,8 @@ pub use storage::WgpuStorage;
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
 use crate::error::Result;
 use crate::ops::{
-    AdamStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, UnaryOp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, SgdStep,
+    UnaryOp, XentTargets,
 };
 use crate::{DType, HostData, Layout, Tensor};
 use context::Context;
@@ -328,5 +329,25 @@ impl Backend for WgpuBackend {
         step: &AdamStep,
     ) -> Result<()> {
         fused::adam_step(&self.ctx, param, grad, m, v, step)
+    }
+
+    fn sgd_step(
+        &self,
+        param: &WgpuStorage,
+        grad: &WgpuStorage,
+        velocity: Option<&WgpuStorage>,
+        step: &SgdStep,
+    ) -> Result<()> {
+        fused::sgd_step(&self.ctx, param, grad, velocity, step)
+    }
+
+    fn adaptive_step(
+        &self,
+        param: &WgpuStorage,
+        grad: &WgpuStorage,
+        accumulator: &WgpuStorage,
+        step: &AdaptiveStep,
+    ) -> Result<()> {
+        fused::adaptive_step(&self.ctx, param, grad, accumulator, step)
     }
 }

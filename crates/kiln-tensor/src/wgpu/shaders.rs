@@ -119,6 +119,9 @@ pub enum Kernel {
     BatchnormStats,
     BatchnormBackwardReduce,
     OptimAdamStep,
+    OptimSgdStep,
+    OptimSgdMomentumStep,
+    OptimAdaptiveStep,
     RandomUniform,
     RandomNormal,
     RandomDropout,
@@ -133,7 +136,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 36] = [
+    pub const ALL: [Kernel; 39] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -159,6 +162,9 @@ impl Kernel {
         Kernel::BatchnormStats,
         Kernel::BatchnormBackwardReduce,
         Kernel::OptimAdamStep,
+        Kernel::OptimSgdStep,
+        Kernel::OptimSgdMomentumStep,
+        Kernel::OptimAdaptiveStep,
         Kernel::RandomUniform,
         Kernel::RandomNormal,
         Kernel::RandomDropout,
@@ -203,6 +209,9 @@ impl Kernel {
             BatchnormStats => (F::Batchnorm, "batchnorm_stats", 1, 2),
             BatchnormBackwardReduce => (F::Batchnorm, "batchnorm_backward_reduce", 4, 2),
             OptimAdamStep => (F::Optim, "optim_adam_step", 1, 3),
+            OptimSgdStep => (F::Optim, "optim_sgd_step", 1, 1),
+            OptimSgdMomentumStep => (F::Optim, "optim_sgd_momentum_step", 1, 2),
+            OptimAdaptiveStep => (F::Optim, "optim_adaptive_step", 1, 2),
             RandomUniform => (F::Random, "random_uniform", 0, 1),
             RandomNormal => (F::Random, "random_normal", 0, 1),
             RandomDropout => (F::Random, "random_dropout", 1, 2),

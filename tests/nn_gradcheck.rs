@@ -1,0 +1,129 @@
+//! Gradient checks (centred differences in f64 on the CPU backend) of the layers with their
+//! own backward rules or compositions — PReLU, Maxout, BatchNorm1d — with respect to the input
+//! and every parameter, and of each loss with respect to its input.
+
+mod common;
+use common::*;
+use kiln::nn::loss::{
+    binary_cross_entropy_with_logits, mean_squared_error, multiclass_hinge, one_hot,
+    softmax_cross_entropy,
+};
+use kiln::nn::{BatchNorm1d, Maxout, Prelu};
+use kiln::prelude::*;
+
+fn f64_tensor(seed: u64, shape: &[usize], low: f32, high: f32) -> Tensor<CpuBackend> {
+    let data: Vec<f64> = random_vec(seed, shape.iter().product(), low, high)
+        .into_iter()
+        .map(|v| v as f64)
+        .collect();
+    Tensor::from_vec(data, shape.to_vec(), &cpu()).unwrap()
+}
+
+/// Gradient-checks `module` followed by a weighted sum (so every output element gets a
+/// different upstream gradient) with respect to the input `x` and every parameter.
+fn check_module(what: &str, module: &dyn Module<CpuBackend>, x: Tensor<CpuBackend>) {
+    let params = module.parameters();
+    let mut inputs = vec![x];
+    inputs.extend(
+        params
+            .iter()
+            .map(|p| p.value().cast(DType::F64).unwrap().deep_copy().unwrap()),
+    );
+    let out_shape = {
+        for (p, v) in params.iter().zip(&inputs[1..]) {
+            p.bind(Var::constant(v.clone()));
+        }
+        module
+            .forward(&Var::constant(inputs[0].clone()))
+            .unwrap()
+            .shape()
+            .clone()
+    };
+    let weights = f64_tensor(99, out_shape.dims(), -1.0, 1.0);
+    let f = |vars: &[Var<CpuBackend>]| {
+        for (p, v) in params.iter().zip(&vars[1..]) {
+            p.bind(v.clone());
+        }
+        module
+            .forward(&vars[0])?
+            .mul(&Var::constant(weights.clone()))?
+            .sum_all()
+    };
+    let report = gradcheck(f, &inputs, GradcheckOptions::default()).unwrap();
+    assert!(report.passed(), "{what}:\n{report}");
+    assert_eq!(report.inputs.len(), 1 + params.len());
+    for (i, r) in report.inputs.iter().enumerate() {
+        assert!(r.checked > 0, "{what}: input {i} had every element skipped");
+    }
+}
+
+#[test]
+fn gradcheck_prelu_input_and_alpha() {
+    let prelu = Prelu::new("act", 5, 0.25, &cpu()).unwrap();
+    check_module("PReLU", &prelu, f64_tensor(1, &[4, 5], -2.0, 2.0));
+}
+
+#[test]
+fn gradcheck_maxout_input_weights_and_bias() {
+    let maxout = Maxout::new("maxout", 6, 3, 4, Init::XavierNormal, 7, &cpu()).unwrap();
+    check_module("Maxout", &maxout, f64_tensor(2, &[5, 6], -1.0, 1.0));
+}
+
+#[test]
+fn gradcheck_batchnorm_in_training_mode() {
+    let bn = BatchNorm1d::new("bn", 4, &cpu()).unwrap();
+    // γ and β away from their initial 1 and 0 so that both terms matter.
+    let params = bn.parameters();
+    params[0].set(f64_tensor(3, &[4], 0.5, 2.0).cast(DType::F32).unwrap());
+    params[1].set(f64_tensor(4, &[4], -1.0, 1.0).cast(DType::F32).unwrap());
+    check_module("BatchNorm1d", &bn, f64_tensor(5, &[6, 4], -2.0, 2.0));
+}
+
+#[test]
+fn gradcheck_batchnorm_in_evaluation_mode() {
+    let mut bn = BatchNorm1d::new("bn", 3, &cpu()).unwrap();
+    bn.set_training(false);
+    check_module("BatchNorm1d (eval)", &bn, f64_tensor(6, &[4, 3], -2.0, 2.0));
+}
+
+fn check_loss(
+    what: &str,
+    logits: Tensor<CpuBackend>,
+    loss: impl Fn(&Var<CpuBackend>) -> Result<Var<CpuBackend>>,
+) {
+    let report = gradcheck(|v| loss(&v[0]), &[logits], GradcheckOptions::default()).unwrap();
+    assert!(report.passed(), "{what}:\n{report}");
+    assert!(
+        report.inputs[0].checked > 0,
+        "{what}: every element skipped"
+    );
+}
+
+#[test]
+fn gradcheck_each_loss() {
+    let c = cpu();
+    let labels = Tensor::from_vec(vec![0u32, 2, 1, 3, 2], [5], &c).unwrap();
+    let logits = || f64_tensor(10, &[5, 4], -3.0, 3.0);
+    check_loss("cross-entropy", logits(), |v| {
+        softmax_cross_entropy(v, &labels, 0.0)
+    });
+    check_loss("cross-entropy, label smoothing 0.1", logits(), |v| {
+        softmax_cross_entropy(v, &labels, 0.1)
+    });
+    let soft = f64_tensor(11, &[5, 4], 0.0, 1.0);
+    let soft = (&soft / &soft.sum(1).unwrap().reshape([5, 1]).unwrap()).unwrap();
+    check_loss("cross-entropy, soft targets", logits(), |v| {
+        v.softmax_xent(&soft)?.mean_all()
+    });
+    let target = f64_tensor(12, &[5, 4], -1.0, 1.0);
+    check_loss("mean squared error", logits(), |v| {
+        mean_squared_error(v, &target)
+    });
+    check_loss("multiclass hinge", logits(), |v| {
+        multiclass_hinge(v, &labels, 1.0)
+    });
+    let binary = one_hot(&labels, 4, DType::F64).unwrap();
+    check_loss("binary cross-entropy with logits", logits(), |v| {
+        binary_cross_entropy_with_logits(v, &binary)
+    });
+}
