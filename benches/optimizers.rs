@@ -40,8 +40,7 @@ fn parameters<B: Backend>(backend: &B) -> Vec<Parameter<B>> {
                 Tensor::rand_normal([SIDE, SIDE], 0.0, 0.02, rng(i as u64), backend).unwrap(),
             );
             p.set_grad(
-                Tensor::rand_normal([SIDE, SIDE], 0.0, 1e-3, rng(100 + i as u64), backend)
-                    .unwrap(),
+                Tensor::rand_normal([SIDE, SIDE], 0.0, 1e-3, rng(100 + i as u64), backend).unwrap(),
             );
             p
         })

@@ -249,6 +249,25 @@ impl Backend for CpuBackend {
         )?))
     }
 
+    fn gather_u8_affine(
+        &self,
+        chunks: &[(&CpuStorage, usize)],
+        features: usize,
+        indices: &CpuStorage,
+        scale: &CpuStorage,
+        shift: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        let guards: Vec<_> = chunks.iter().map(|(s, first)| (s.read(), *first)).collect();
+        let views: Vec<(&HostData, usize)> = guards.iter().map(|(g, f)| (&**g, *f)).collect();
+        Ok(CpuStorage::new(memory::gather_u8_affine(
+            &views,
+            features,
+            &indices.read(),
+            &scale.read(),
+            &shift.read(),
+        )?))
+    }
+
     fn random(
         &self,
         numel: usize,

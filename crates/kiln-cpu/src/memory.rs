@@ -99,3 +99,59 @@ pub fn gather_rows(src: &HostData, shape: Rows, indices: &HostData) -> Result<Ho
         HostData::F64(v) => HostData::F64(go(v, cols, indices)),
     })
 }
+
+/// out[i, c] = data[indices[i], c] · scale[c] + shift[c] over u8 chunks of whole rows.
+pub fn gather_u8_affine(
+    chunks: &[(&HostData, usize)],
+    features: usize,
+    indices: &HostData,
+    scale: &HostData,
+    shift: &HostData,
+) -> Result<HostData> {
+    let invalid = |message: String| KilnError::InvalidArgument {
+        op: "gather_u8_affine",
+        message,
+    };
+    let HostData::U32(indices) = indices else {
+        return Err(invalid(format!(
+            "indices must be u32, got {}",
+            indices.dtype()
+        )));
+    };
+    let (HostData::F32(scale), HostData::F32(shift)) = (scale, shift) else {
+        return Err(invalid("scale and shift must be f32".into()));
+    };
+    let mut rows: Vec<(&[u8], usize)> = Vec::with_capacity(chunks.len());
+    for (data, first) in chunks {
+        let HostData::U8(bytes) = data else {
+            return Err(invalid(format!(
+                "dataset chunks must be u8, got {}",
+                data.dtype()
+            )));
+        };
+        rows.push((bytes, *first));
+    }
+    let row = |index: u32| -> Option<&[u8]> {
+        let index = index as usize;
+        rows.iter().find_map(|(bytes, first)| {
+            let local = index.checked_sub(*first)?;
+            bytes.get(local * features..(local + 1) * features)
+        })
+    };
+    if let Some((pos, bad)) = indices.iter().enumerate().find(|(_, &i)| row(i).is_none()) {
+        return Err(invalid(format!(
+            "index {bad} at position {pos} is in no chunk of the dataset"
+        )));
+    }
+    let mut out = vec![0.0f32; indices.len() * features];
+    if features > 0 {
+        fill_indexed(&mut out, |i| {
+            let c = i % features;
+            let bytes = row(indices[i / features]).unwrap_or(&[]);
+            bytes
+                .get(c)
+                .map_or(f32::NAN, |&b| b as f32 * scale[c] + shift[c])
+        });
+    }
+    Ok(HostData::F32(out))
+}

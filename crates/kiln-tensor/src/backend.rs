@@ -156,6 +156,20 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         indices: &Self::Storage,
     ) -> Result<Self::Storage>;
 
+    /// Minibatch rows of a u8 dataset mapped to f32 by a per-column affine map:
+    /// out[i, c] = data[indices[i], c] · scale[c] + shift[c], with out [indices.len, features].
+    /// The dataset is given as chunks of whole rows, `(storage, first row)`, so that each
+    /// fits the device's binding limit. An index in no chunk is an error on the CPU and leaves
+    /// that output row unspecified on the GPU.
+    fn gather_u8_affine(
+        &self,
+        chunks: &[(&Self::Storage, usize)],
+        features: usize,
+        indices: &Self::Storage,
+        scale: &Self::Storage,
+        shift: &Self::Storage,
+    ) -> Result<Self::Storage>;
+
     // ---- randomness --------------------------------------------------------------------
     /// `numel` f32 values from a counter-based generator: element i depends only on
     /// (seed, offset + i), so every backend produces the same stream.

@@ -152,6 +152,73 @@ impl<B: Backend> Tensor<B> {
         Ok(self.wrap(storage, [indices.numel(), shape.cols]))
     }
 
+    /// A minibatch from a u8 dataset stored as `chunks` of whole rows (`(chunk [rows,
+    /// features], index of its first row)`): out[i, c] = data[indices[i], c] · scale[c] +
+    /// shift[c], f32 [indices.len, features].
+    pub fn gather_u8_affine(
+        chunks: &[(&Tensor<B>, usize)],
+        indices: &Tensor<B>,
+        scale: &Tensor<B>,
+        shift: &Tensor<B>,
+    ) -> Result<Self> {
+        let op = "gather_u8_affine";
+        let Some((first, _)) = chunks.first() else {
+            return Err(KilnError::invalid(op, "no dataset chunks"));
+        };
+        let features = first.dims().get(1).copied().unwrap_or(0);
+        let mut contiguous = Vec::with_capacity(chunks.len());
+        for (chunk, first_row) in chunks {
+            if chunk.dtype() != DType::U8 || chunk.rank() != 2 || chunk.dims()[1] != features {
+                return Err(KilnError::invalid(
+                    op,
+                    format!(
+                        "chunks must be u8 [rows, {features}], got {} of shape {}",
+                        chunk.dtype(),
+                        chunk.shape()
+                    ),
+                ));
+            }
+            contiguous.push((chunk.contiguous()?, *first_row));
+        }
+        if indices.dtype() != DType::U32 || indices.rank() != 1 {
+            return Err(KilnError::invalid(
+                op,
+                format!(
+                    "indices must be a 1-D u32 tensor, got {} of shape {}",
+                    indices.dtype(),
+                    indices.shape()
+                ),
+            ));
+        }
+        for (name, t) in [("scale", scale), ("shift", shift)] {
+            if t.dtype() != DType::F32 || t.dims() != [features] {
+                return Err(KilnError::invalid(
+                    op,
+                    format!(
+                        "{name} must be f32 [{features}], got {} of shape {}",
+                        t.dtype(),
+                        t.shape()
+                    ),
+                ));
+            }
+        }
+        let (idx, scale, shift) = (
+            indices.contiguous()?,
+            scale.contiguous()?,
+            shift.contiguous()?,
+        );
+        let storages: Vec<(&B::Storage, usize)> =
+            contiguous.iter().map(|(t, f)| (&*t.storage, *f)).collect();
+        let storage = first.backend.gather_u8_affine(
+            &storages,
+            features,
+            &idx.storage,
+            &scale.storage,
+            &shift.storage,
+        )?;
+        Ok(first.wrap(storage, [indices.numel(), features]))
+    }
+
     fn channel_dims(&self, alpha: &Tensor<B>) -> Result<ReduceDims> {
         let channels = if self.rank() >= 2 { self.dims()[1] } else { 1 };
         if alpha.dims() != [channels] {

@@ -153,3 +153,62 @@ pub(crate) fn start_download(
     ctx.check_errors()?;
     Ok(Readback::start(ctx.clone(), staging, pieces))
 }
+
+/// Mirrors `DataParams` in data.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct DataParams {
+    count: u32,
+    features: u32,
+    first_row: u32,
+    rows: u32,
+}
+
+/// One dispatch per chunk, all writing their rows of one output.
+pub(crate) fn gather_u8_affine(
+    ctx: &Arc<Context>,
+    chunks: &[(&WgpuStorage, usize)],
+    features: usize,
+    indices: &WgpuStorage,
+    scale: &WgpuStorage,
+    shift: &WgpuStorage,
+) -> Result<WgpuStorage> {
+    for (chunk, _) in chunks {
+        if chunk.dtype() != DType::U8 {
+            return Err(KilnError::UnsupportedDType {
+                op: "gather_u8_affine",
+                dtype: chunk.dtype(),
+                backend: "wgpu".into(),
+                supported: "u8 dataset chunks".into(),
+            });
+        }
+    }
+    let count = indices.len();
+    let total = to_u32(count * features, "element count")?;
+    let out = WgpuStorage::output(ctx, count * features, DType::F32, "gather_u8_affine")?;
+    if total == 0 {
+        return Ok(out);
+    }
+    for (chunk, first_row) in chunks {
+        let p = DataParams {
+            count: to_u32(count, "index count")?,
+            features: to_u32(features, "features")?,
+            first_row: to_u32(*first_row, "first row")?,
+            rows: to_u32(chunk.len() / features.max(1), "chunk rows")?,
+        };
+        ctx.dispatch(
+            Kernel::DataGatherU8Affine,
+            Specialisation::default(),
+            bytemuck::bytes_of(&p),
+            &[
+                chunk.binding(),
+                indices.binding(),
+                scale.binding(),
+                shift.binding(),
+                out.binding(),
+            ],
+            grid((count * features).div_ceil(256)),
+        )?;
+    }
+    Ok(out)
+}

@@ -263,6 +263,17 @@ impl Backend for WgpuBackend {
         memory::gather_rows(&self.ctx, src, src_rows, indices)
     }
 
+    fn gather_u8_affine(
+        &self,
+        chunks: &[(&WgpuStorage, usize)],
+        features: usize,
+        indices: &WgpuStorage,
+        scale: &WgpuStorage,
+        shift: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
+        memory::gather_u8_affine(&self.ctx, chunks, features, indices, scale, shift)
+    }
+
     fn random(
         &self,
         numel: usize,

@@ -13,6 +13,7 @@ pub enum ShaderFile {
     SoftmaxXent,
     Batchnorm,
     Optim,
+    Data,
     Random,
     Gather,
     Cast,
@@ -22,7 +23,7 @@ pub enum ShaderFile {
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 12] = [
+    pub const ALL: [ShaderFile; 13] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -31,6 +32,7 @@ impl ShaderFile {
         ShaderFile::SoftmaxXent,
         ShaderFile::Batchnorm,
         ShaderFile::Optim,
+        ShaderFile::Data,
         ShaderFile::Random,
         ShaderFile::Gather,
         ShaderFile::Cast,
@@ -47,6 +49,7 @@ impl ShaderFile {
             ShaderFile::SoftmaxXent => "softmax_xent.wgsl",
             ShaderFile::Batchnorm => "batchnorm.wgsl",
             ShaderFile::Optim => "optim.wgsl",
+            ShaderFile::Data => "data.wgsl",
             ShaderFile::Random => "random.wgsl",
             ShaderFile::Gather => "gather.wgsl",
             ShaderFile::Cast => "cast.wgsl",
@@ -64,6 +67,7 @@ impl ShaderFile {
             ShaderFile::SoftmaxXent => include_str!("../../../../shaders/softmax_xent.wgsl"),
             ShaderFile::Batchnorm => include_str!("../../../../shaders/batchnorm.wgsl"),
             ShaderFile::Optim => include_str!("../../../../shaders/optim.wgsl"),
+            ShaderFile::Data => include_str!("../../../../shaders/data.wgsl"),
             ShaderFile::Random => include_str!("../../../../shaders/random.wgsl"),
             ShaderFile::Gather => include_str!("../../../../shaders/gather.wgsl"),
             ShaderFile::Cast => include_str!("../../../../shaders/cast.wgsl"),
@@ -126,6 +130,7 @@ pub enum Kernel {
     RandomNormal,
     RandomDropout,
     GatherRows,
+    DataGatherU8Affine,
     CastF32ToF16,
     CastF16ToF32,
     CastU8ToF32,
@@ -136,7 +141,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 39] = [
+    pub const ALL: [Kernel; 40] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -169,6 +174,7 @@ impl Kernel {
         Kernel::RandomNormal,
         Kernel::RandomDropout,
         Kernel::GatherRows,
+        Kernel::DataGatherU8Affine,
         Kernel::CastF32ToF16,
         Kernel::CastF16ToF32,
         Kernel::CastU8ToF32,
@@ -216,6 +222,7 @@ impl Kernel {
             RandomNormal => (F::Random, "random_normal", 0, 1),
             RandomDropout => (F::Random, "random_dropout", 1, 2),
             GatherRows => (F::Gather, "gather_rows", 2, 1),
+            DataGatherU8Affine => (F::Data, "data_gather_u8_affine", 4, 1),
             CastF32ToF16 => (F::Cast, "cast_f32_to_f16", 1, 1),
             CastF16ToF32 => (F::Cast, "cast_f16_to_f32", 1, 1),
             CastU8ToF32 => (F::Cast, "cast_u8_to_f32", 1, 1),
