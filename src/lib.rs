@@ -28,8 +28,10 @@
 
 pub use kiln_autograd as autograd;
 pub use kiln_cpu as cpu;
+pub use kiln_data as data;
 pub use kiln_nn as nn;
 pub use kiln_tensor as tensor;
+pub use kiln_train as train;
 
 pub mod prelude {
     pub use kiln_autograd::{gradcheck, no_grad, GradcheckOptions, Var};

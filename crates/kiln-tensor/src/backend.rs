@@ -65,6 +65,10 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     /// A human-readable name: "cpu", or "wgpu: <adapter> (<api>)".
     fn name(&self) -> String;
     fn supports_dtype(&self, dtype: DType) -> bool;
+    /// The largest buffer one kernel may bind (data larger than this is split in chunks).
+    fn max_binding_bytes(&self) -> usize {
+        usize::MAX
+    }
 
     // ---- memory ------------------------------------------------------------------------
     fn upload(&self, data: &HostData) -> Result<Self::Storage>;

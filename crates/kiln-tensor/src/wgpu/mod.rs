@@ -142,6 +142,11 @@ impl WgpuBackend {
 impl Backend for WgpuBackend {
     type Storage = WgpuStorage;
 
+    fn max_binding_bytes(&self) -> usize {
+        let limits = &self.ctx.limits;
+        (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) as usize
+    }
+
     fn name(&self) -> String {
         format!("wgpu: {}", self.ctx.adapter_description())
     }
