@@ -144,7 +144,7 @@ impl Backend for WgpuBackend {
 
     fn max_binding_bytes(&self) -> usize {
         let limits = &self.ctx.limits;
-        (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) as usize
+        limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) as usize
     }
 
     fn name(&self) -> String {
