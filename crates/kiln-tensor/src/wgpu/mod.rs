@@ -144,7 +144,9 @@ impl Backend for WgpuBackend {
 
     fn max_binding_bytes(&self) -> usize {
         let limits = &self.ctx.limits;
-        limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) as usize
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size) as usize
     }
 
     fn name(&self) -> String {
