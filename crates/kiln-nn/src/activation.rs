@@ -18,6 +18,14 @@ impl<B: Backend> Module<B> for Activation {
     fn parameters(&self) -> Vec<Parameter<B>> {
         Vec::new()
     }
+
+    fn name(&self) -> String {
+        format!("{:?}", self.0).to_lowercase()
+    }
+
+    fn output_activation(&self) -> Option<UnaryOp> {
+        Some(self.0)
+    }
 }
 
 /// PReLU: x > 0 ? x : α·x with a learnable α per unit (dimension 1), initialised to `alpha`.

@@ -8,6 +8,7 @@ use kiln_tensor::{Backend, DType, Result, Tensor};
 use std::sync::Mutex;
 
 pub struct BatchNorm1d<B: Backend> {
+    name: String,
     gamma: Parameter<B>,
     beta: Parameter<B>,
     /// (running mean, running unbiased variance), as PyTorch keeps them.
@@ -30,6 +31,7 @@ impl<B: Backend> BatchNorm1d<B> {
         )?;
         let full = |v: f64| Tensor::full([features], v, DType::F32, backend);
         Ok(BatchNorm1d {
+            name: name.clone(),
             gamma: Parameter::new(format!("{name}.gamma"), full(1.0)?),
             beta: Parameter::new(format!("{name}.beta"), full(0.0)?),
             running: Mutex::new((full(0.0)?, full(1.0)?)),
@@ -93,5 +95,42 @@ impl<B: Backend> Module<B> for BatchNorm1d<B> {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor<B>)> {
+        let (mean, var) = self.running_statistics();
+        vec![
+            (format!("{}.running_mean", self.name), mean),
+            (format!("{}.running_var", self.name), var),
+        ]
+    }
+
+    fn set_buffer(&mut self, name: &str, value: &Tensor<B>) -> Result<bool> {
+        let Some(which) = name
+            .strip_prefix(self.name.as_str())
+            .and_then(|s| s.strip_prefix('.'))
+        else {
+            return Ok(false);
+        };
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = match which {
+            "running_mean" => &mut running.0,
+            "running_var" => &mut running.1,
+            _ => return Ok(false),
+        };
+        if value.shape() != slot.shape() {
+            return Err(kiln_tensor::KilnError::ShapeMismatch {
+                op: "BatchNorm1d::set_buffer",
+                lhs: slot.shape().clone(),
+                rhs: value.shape().clone(),
+                reason: format!("{name} has the layer's feature count"),
+            });
+        }
+        *slot = value.deep_copy()?;
+        Ok(true)
     }
 }

@@ -9,6 +9,7 @@ use kiln_tensor::{Backend, Result, RngState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Dropout {
+    name: String,
     p: f32,
     seed: u64,
     offset: AtomicU64,
@@ -25,11 +26,18 @@ impl Dropout {
             "[0, 1)",
         )?;
         Ok(Dropout {
+            name: "dropout".into(),
             p,
             seed,
             offset: AtomicU64::new(0),
             training: true,
         })
+    }
+
+    /// Names the layer (checkpoints save its stream position under this name).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Where the random stream stands (to save and restore a run).
@@ -65,5 +73,21 @@ impl<B: Backend> Module<B> for Dropout {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn rng_states(&self) -> Vec<(String, RngState)> {
+        vec![(self.name.clone(), self.rng_state())]
+    }
+
+    fn set_rng_state(&mut self, name: &str, state: RngState) -> bool {
+        if name != self.name || state.seed != self.seed {
+            return false;
+        }
+        self.offset.store(state.offset, Ordering::Relaxed);
+        true
     }
 }

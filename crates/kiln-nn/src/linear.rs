@@ -72,6 +72,14 @@ impl<B: Backend> Module<B> for Linear<B> {
         x.matmul_bias_act(&self.weight.var(), &self.bias.var(), self.activation)
     }
 
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn output_activation(&self) -> Option<UnaryOp> {
+        self.activation
+    }
+
     fn parameters(&self) -> Vec<Parameter<B>> {
         vec![self.weight.clone(), self.bias.clone()]
     }

@@ -97,7 +97,9 @@ impl Mlp {
                 model = model.push(Activation(self.activation));
             }
             if hidden && self.dropout > 0.0 {
-                model = model.push(Dropout::new(self.dropout, seed ^ 0xD0)?);
+                model = model.push(
+                    Dropout::new(self.dropout, seed ^ 0xD0)?.named(format!("layer{i}.dropout")),
+                );
             }
         }
         Ok(model)

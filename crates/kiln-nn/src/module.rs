@@ -1,7 +1,7 @@
 //! The module trait and shared parameters.
 
 use kiln_autograd::Var;
-use kiln_tensor::{Backend, Tensor};
+use kiln_tensor::{Backend, RngState, Tensor, UnaryOp};
 use std::sync::{Arc, Mutex};
 
 /// A named, shared, trainable tensor. Cloning shares it; the optimiser sets new values.
@@ -72,6 +72,38 @@ pub trait Module<B: Backend> {
     fn parameters(&self) -> Vec<Parameter<B>>;
     /// Training mode (batch statistics, dropout on) or evaluation mode.
     fn set_training(&mut self, _training: bool) {}
+
+    /// A short name for reports and monitoring ("layer0", "relu", "layer0.bn").
+    fn name(&self) -> String {
+        "module".into()
+    }
+
+    /// The activation this layer's output has just been through, if any (monitoring reads
+    /// activation statistics from these outputs).
+    fn output_activation(&self) -> Option<UnaryOp> {
+        None
+    }
+
+    /// State that is not trained but must be saved with the parameters: BatchNorm running
+    /// statistics, dropout stream positions. Named `<layer>.<buffer>`.
+    fn buffers(&self) -> Vec<(String, Tensor<B>)> {
+        Vec::new()
+    }
+
+    /// Restores the buffer `name`; Ok(false) when this module has no such buffer.
+    fn set_buffer(&mut self, _name: &str, _value: &Tensor<B>) -> kiln_tensor::Result<bool> {
+        Ok(false)
+    }
+
+    /// Positions of the random streams this module draws from (dropout), by layer name.
+    fn rng_states(&self) -> Vec<(String, RngState)> {
+        Vec::new()
+    }
+
+    /// Restores the stream `name` (same seed required); false when this module has none.
+    fn set_rng_state(&mut self, _name: &str, _state: RngState) -> bool {
+        false
+    }
 
     fn zero_grad(&self) {
         for p in self.parameters() {

@@ -2,7 +2,7 @@
 
 use crate::module::{Module, Parameter};
 use kiln_autograd::Var;
-use kiln_tensor::{Backend, Result};
+use kiln_tensor::{Backend, Result, RngState, Tensor, UnaryOp};
 
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B> + Send + Sync>>,
@@ -31,6 +31,18 @@ impl<B: Backend> Sequential<B> {
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
+
+    /// Runs the layers one by one, returning every layer's output with the layer's name and
+    /// output activation (what monitoring needs).
+    pub fn forward_each(&self, x: &Var<B>) -> Result<Vec<(String, Option<UnaryOp>, Var<B>)>> {
+        let mut outputs = Vec::with_capacity(self.layers.len());
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h)?;
+            outputs.push((layer.name(), layer.output_activation(), h.clone()));
+        }
+        Ok(outputs)
+    }
 }
 
 impl<B: Backend> Module<B> for Sequential<B> {
@@ -50,5 +62,30 @@ impl<B: Backend> Module<B> for Sequential<B> {
         for layer in &mut self.layers {
             layer.set_training(training);
         }
+    }
+
+    fn name(&self) -> String {
+        "sequential".into()
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor<B>)> {
+        self.layers.iter().flat_map(|l| l.buffers()).collect()
+    }
+
+    fn rng_states(&self) -> Vec<(String, RngState)> {
+        self.layers.iter().flat_map(|l| l.rng_states()).collect()
+    }
+
+    fn set_rng_state(&mut self, name: &str, state: RngState) -> bool {
+        self.layers.iter_mut().any(|l| l.set_rng_state(name, state))
+    }
+
+    fn set_buffer(&mut self, name: &str, value: &Tensor<B>) -> Result<bool> {
+        for layer in &mut self.layers {
+            if layer.set_buffer(name, value)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
