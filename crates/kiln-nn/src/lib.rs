@@ -29,7 +29,7 @@ pub use init::Init;
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use module::{Module, Parameter};
-pub use sequential::Sequential;
+pub use sequential::{LayerOutput, Sequential};
 
 pub use kiln_autograd::Var;
 pub use kiln_tensor::{Backend, KilnError, Result, Tensor};

@@ -4,6 +4,14 @@ use crate::module::{Module, Parameter};
 use kiln_autograd::Var;
 use kiln_tensor::{Backend, Result, RngState, Tensor, UnaryOp};
 
+/// One layer's output from [`Sequential::forward_each`].
+pub struct LayerOutput<B: Backend> {
+    pub layer: String,
+    /// The activation the output has just been through, if any.
+    pub activation: Option<UnaryOp>,
+    pub value: Var<B>,
+}
+
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B> + Send + Sync>>,
 }
@@ -34,12 +42,16 @@ impl<B: Backend> Sequential<B> {
 
     /// Runs the layers one by one, returning every layer's output with the layer's name and
     /// output activation (what monitoring needs).
-    pub fn forward_each(&self, x: &Var<B>) -> Result<Vec<(String, Option<UnaryOp>, Var<B>)>> {
+    pub fn forward_each(&self, x: &Var<B>) -> Result<Vec<LayerOutput<B>>> {
         let mut outputs = Vec::with_capacity(self.layers.len());
         let mut h = x.clone();
         for layer in &self.layers {
             h = layer.forward(&h)?;
-            outputs.push((layer.name(), layer.output_activation(), h.clone()));
+            outputs.push(LayerOutput {
+                layer: layer.name(),
+                activation: layer.output_activation(),
+                value: h.clone(),
+            });
         }
         Ok(outputs)
     }

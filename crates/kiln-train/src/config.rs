@@ -1,0 +1,177 @@
+//! A run's configuration: everything the command-line programs accept, validated before any
+//! work starts (each error names the flag and its allowed values), saved as config.json.
+
+use crate::error::{Result, TrainError};
+use kiln_nn::optim::{adagrad, rmsprop, Adam, Optimizer, Sgd};
+use kiln_nn::schedule::{Decay, Schedule};
+use kiln_tensor::{Backend, UnaryOp};
+use serde::{Deserialize, Serialize};
+
+pub const OPTIMIZERS: [&str; 7] = [
+    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+];
+pub const SCHEDULES: [&str; 5] = ["constant", "step", "exponential", "cosine", "triangular"];
+pub const ACTIVATIONS: [&str; 7] = [
+    "relu",
+    "leaky-relu",
+    "elu",
+    "tanh",
+    "sigmoid",
+    "softplus",
+    "hard-tanh",
+];
+pub const PREPROCESSING: [&str; 2] = ["per-channel", "mean-image"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub dataset: String,
+    pub hidden: Vec<usize>,
+    pub activation: String,
+    pub batch_norm: bool,
+    pub dropout: f32,
+    pub optimizer: String,
+    pub lr: f32,
+    pub schedule: String,
+    /// Epochs of linear warm-up before the schedule (0 = none).
+    pub warmup_epochs: usize,
+    pub weight_decay: f32,
+    pub label_smoothing: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Epochs without a better validation accuracy before stopping (0 = never stop early).
+    pub patience: usize,
+    /// Steps between monitoring snapshots.
+    pub monitor_every: usize,
+    pub preprocessing: String,
+    /// Samples held out of the training set for validation.
+    pub validation: usize,
+    pub limit_train: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Checks every value; the error names the flag and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let one_of = |flag: &'static str, value: &str, allowed: &[&str]| {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                Err(TrainError::flag(
+                    flag,
+                    value,
+                    &format!("one of {}", allowed.join(", ")),
+                ))
+            }
+        };
+        one_of("--optimizer", &self.optimizer, &OPTIMIZERS)?;
+        one_of("--schedule", &self.schedule, &SCHEDULES)?;
+        one_of("--activation", &self.activation, &ACTIVATIONS)?;
+        one_of("--preprocessing", &self.preprocessing, &PREPROCESSING)?;
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(TrainError::flag("--lr", self.lr, "a number > 0"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(TrainError::flag(
+                "--dropout",
+                self.dropout,
+                "a probability in [0, 1)",
+            ));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(TrainError::flag(
+                "--weight-decay",
+                self.weight_decay,
+                "a number ≥ 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(TrainError::flag(
+                "--label-smoothing",
+                self.label_smoothing,
+                "a number in [0, 1)",
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(TrainError::flag("--epochs", 0, "an integer ≥ 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(TrainError::flag("--batch-size", 0, "an integer ≥ 1"));
+        }
+        if self.monitor_every == 0 {
+            return Err(TrainError::flag("--monitor-every", 0, "an integer ≥ 1"));
+        }
+        if let Some(w) = self.hidden.iter().find(|&&w| w == 0) {
+            return Err(TrainError::flag(
+                "--hidden",
+                w,
+                "comma-separated layer widths, each ≥ 1 (e.g. 1024,512)",
+            ));
+        }
+        if self.limit_train == Some(0) {
+            return Err(TrainError::flag("--limit-train", 0, "an integer ≥ 1"));
+        }
+        Ok(())
+    }
+
+    pub fn activation_op(&self) -> UnaryOp {
+        match self.activation.as_str() {
+            "leaky-relu" => UnaryOp::LeakyRelu { alpha: 0.01 },
+            "elu" => UnaryOp::Elu { alpha: 1.0 },
+            "tanh" => UnaryOp::Tanh,
+            "sigmoid" => UnaryOp::Sigmoid,
+            "softplus" => UnaryOp::Softplus,
+            "hard-tanh" => UnaryOp::HardTanh,
+            _ => UnaryOp::Relu,
+        }
+    }
+
+    /// Layer widths from input to output.
+    pub fn widths(&self, features: usize, classes: usize) -> Vec<usize> {
+        let mut w = vec![features];
+        w.extend(&self.hidden);
+        w.push(classes);
+        w
+    }
+
+    /// The optimiser, with `weight_decay` as L2 (SGD family, AdaGrad, RMSProp, Adam) or
+    /// decoupled (AdamW).
+    pub fn build_optimizer<B: Backend>(&self) -> Result<Box<dyn Optimizer<B>>> {
+        let (lr, wd) = (self.lr, self.weight_decay);
+        Ok(match self.optimizer.as_str() {
+            "sgd" => Box::new(Sgd::new(lr)?.weight_decay(wd)?),
+            "momentum" => Box::new(Sgd::new(lr)?.momentum(0.9)?.weight_decay(wd)?),
+            "nesterov" => Box::new(Sgd::new(lr)?.nesterov(0.9)?.weight_decay(wd)?),
+            "adagrad" => Box::new(adagrad(lr)?.weight_decay(wd)?),
+            "rmsprop" => Box::new(rmsprop(lr, 0.99)?.weight_decay(wd)?),
+            "adamw" => Box::new(Adam::adamw(lr, wd)?),
+            _ => Box::new(Adam::new(lr)?.weight_decay(wd)?),
+        })
+    }
+
+    /// The learning-rate schedule over `steps_per_epoch · epochs` steps.
+    pub fn build_schedule(&self, steps_per_epoch: usize) -> Result<Schedule> {
+        let per_epoch = steps_per_epoch.max(1);
+        let total = per_epoch * self.epochs;
+        let decay = match self.schedule.as_str() {
+            "step" => Decay::Step {
+                every: (total / 3).max(1),
+                gamma: 0.1,
+            },
+            "exponential" => Decay::Exponential {
+                gamma: 0.9f32.powf(1.0 / per_epoch as f32),
+            },
+            "cosine" => Decay::Cosine {
+                period: total,
+                min_lr: 0.0,
+                restarts: false,
+                period_mult: 1,
+            },
+            "triangular" => Decay::Triangular {
+                half_cycle: 2 * per_epoch,
+                max_lr: self.lr * 10.0,
+            },
+            _ => Decay::Constant,
+        };
+        Ok(Schedule::new(self.lr, decay)?.with_warmup(self.warmup_epochs * per_epoch))
+    }
+}

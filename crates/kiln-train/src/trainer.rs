@@ -1,0 +1,665 @@
+//! The training loop: epochs of shuffled minibatches gathered on the device, one optimiser
+//! step each (the schedule sets the learning rate per step), validation every epoch, early
+//! stopping that restores the best parameters, an explosion guard, monitoring every K steps,
+//! and the outputs (metrics.jsonl, report.svg, checkpoint.safetensors, config.json).
+//!
+//! Per step nothing is read back: the loss and the number of correct predictions are summed
+//! on the device and read at the end of the epoch (and the loss at monitoring steps).
+
+use crate::checkpoint::Checkpoint;
+use crate::config::TrainConfig;
+use crate::error::{write_atomically, Result, TrainError};
+use crate::history::EpochRecord;
+use crate::metrics::Evaluation;
+use crate::monitor;
+use crate::progress::EpochProgress;
+use crate::report::write_report;
+use kiln_autograd::{no_grad, Var};
+use kiln_data::{shuffled_indices, Dataset, DeviceDataset, Normalization, Preprocessing};
+use kiln_nn::loss::softmax_cross_entropy;
+use kiln_nn::optim::{Optimizer, OptimizerState};
+use kiln_nn::{LayerOutput, Mlp, Module, Parameter, Sequential};
+use kiln_tensor::{Backend, DType, RngState, Tensor};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The splits of one run, and the preprocessing fitted on its training split.
+pub struct RunData {
+    pub train: Dataset,
+    pub validation: Dataset,
+    pub test: Dataset,
+    pub normalization: Normalization,
+}
+
+impl RunData {
+    /// Splits `validation` samples off the training set (seeded), keeps the first
+    /// `limit_train` of the rest, and fits the preprocessing on what remains.
+    pub fn prepare(full_train: &Dataset, test: Dataset, config: &TrainConfig) -> Result<Self> {
+        let (mut train, validation) = full_train.split(config.validation, config.seed)?;
+        if let Some(n) = config.limit_train {
+            train = train.take(n);
+        }
+        let kind =
+            Preprocessing::from_name(&config.preprocessing).unwrap_or(Preprocessing::PerChannel);
+        let normalization = Normalization::fit(&train, kind);
+        Ok(RunData {
+            train,
+            validation,
+            test,
+            normalization,
+        })
+    }
+}
+
+pub type EpochHook<'a> = Box<dyn FnMut(&EpochRecord) + 'a>;
+
+#[derive(Default)]
+pub struct TrainOptions<'a> {
+    /// Where the outputs go (nothing is written without it).
+    pub out: Option<PathBuf>,
+    /// A directory whose checkpoint.safetensors the run continues from.
+    pub resume: Option<PathBuf>,
+    /// No progress bar or log lines.
+    pub quiet: bool,
+    /// Called after every epoch (tests read device counters here).
+    pub on_epoch: Option<EpochHook<'a>>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub best_val_accuracy: f64,
+    pub stopped_early: bool,
+    pub initial_loss: f64,
+    pub test: Evaluation,
+    pub train_seconds: f64,
+    pub epoch_seconds: Vec<f64>,
+    pub samples_per_second: f64,
+    pub history: Vec<EpochRecord>,
+    /// The final parameters (after restoring the best), by name.
+    #[serde(skip)]
+    pub parameters: Vec<(String, Vec<f32>)>,
+}
+
+/// The model a config describes, for `features` inputs and `classes` outputs.
+pub fn build_model<B: Backend>(
+    config: &TrainConfig,
+    features: usize,
+    classes: usize,
+    backend: &B,
+) -> Result<Sequential<B>> {
+    Ok(Mlp::new(&config.widths(features, classes))
+        .activation(config.activation_op())
+        .batch_norm(config.batch_norm)
+        .dropout(config.dropout)
+        .seed(config.seed)
+        .build(backend)?)
+}
+
+fn architecture_json(config: &TrainConfig, widths: &[usize]) -> String {
+    serde_json::json!({
+        "kind": "mlp",
+        "widths": widths,
+        "activation": config.activation,
+        "batch_norm": config.batch_norm,
+        "dropout": config.dropout,
+    })
+    .to_string()
+}
+
+/// Evaluates `model` (in evaluation mode) on a whole device dataset: one read-back.
+pub fn evaluate<B: Backend>(
+    model: &mut Sequential<B>,
+    data: &DeviceDataset<B>,
+    classes: usize,
+    batch_size: usize,
+    backend: &B,
+) -> Result<Evaluation> {
+    model.set_training(false);
+    let order: Vec<u32> = (0..data.len() as u32).collect();
+    let indices = Tensor::from_vec(order, [data.len()], backend)?;
+    let mut probabilities = Vec::new();
+    let mut loss_sum: Option<Tensor<B>> = None;
+    no_grad(|| -> Result<()> {
+        for start in (0..data.len()).step_by(batch_size) {
+            let len = batch_size.min(data.len() - start);
+            let (x, y) = data.batch(&indices.narrow(0, start, len)?)?;
+            let logits = model.forward(&Var::constant(x))?;
+            let losses = logits.value().softmax_xent(&y)?.sum_all()?;
+            loss_sum = Some(match loss_sum.take() {
+                Some(s) => (s + &losses)?,
+                None => losses,
+            });
+            probabilities.push(logits.value().softmax()?);
+        }
+        Ok(())
+    })?;
+    model.set_training(true);
+    let mut reads: Vec<&Tensor<B>> = probabilities.iter().collect();
+    let loss_sum =
+        loss_sum.ok_or_else(|| TrainError::flag("dataset", "empty", "at least one sample"))?;
+    reads.push(&loss_sum);
+    let host = Tensor::read_many(&reads)?;
+    let (loss_host, prob_hosts) = host.split_last().expect("the loss was read");
+    let probs: Vec<f32> = prob_hosts
+        .iter()
+        .flat_map(|h| h.to_f64_vec().into_iter().map(|v| v as f32))
+        .collect();
+    let loss = loss_host.to_f64_vec()[0] / data.len() as f64;
+    Ok(Evaluation::from_probabilities(
+        &probs,
+        data.labels(),
+        classes,
+        loss,
+    ))
+}
+
+/// Resumable state beyond the tensors.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+struct Progress {
+    epoch: usize,
+    step: u64,
+    best_epoch: usize,
+    best_val_accuracy: f64,
+    stale_epochs: usize,
+    initial_loss: f64,
+    history: Vec<EpochRecord>,
+    rng: Vec<(String, u64, u64)>,
+}
+
+/// Parameters and buffers at the best epoch.
+type Snapshot<B> = (Vec<Tensor<B>>, Vec<(String, Tensor<B>)>);
+
+struct Run<'a, B: Backend> {
+    config: &'a TrainConfig,
+    backend: &'a B,
+    model: Sequential<B>,
+    params: Vec<Parameter<B>>,
+    optimizer: Box<dyn Optimizer<B>>,
+    progress: Progress,
+    best: Option<Snapshot<B>>,
+    widths: Vec<usize>,
+    class_names: Vec<String>,
+    normalization: Normalization,
+}
+
+impl<B: Backend> Run<'_, B> {
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut c = Checkpoint::default();
+        for p in &self.params {
+            c.put(format!("param.{}", p.name()), &p.value())?;
+        }
+        for (name, t) in self.model.buffers() {
+            c.put(format!("buffer.{name}"), &t)?;
+        }
+        let state = self.optimizer.state()?;
+        for (name, t) in &state.tensors {
+            c.put(format!("optim.{name}"), t)?;
+        }
+        if let Some((best, _)) = &self.best {
+            if self.progress.best_epoch != self.progress.epoch {
+                for (p, t) in self.params.iter().zip(best) {
+                    c.put(format!("best.{}", p.name()), t)?;
+                }
+            }
+        }
+        let features = self.normalization.mean.len();
+        c.put(
+            "preprocess.mean",
+            &Tensor::from_slice(&self.normalization.mean, [features], self.backend)?,
+        )?;
+        c.put(
+            "preprocess.std",
+            &Tensor::from_slice(&self.normalization.std, [features], self.backend)?,
+        )?;
+        c.meta("architecture", architecture_json(self.config, &self.widths));
+        c.meta(
+            "config",
+            serde_json::to_string(self.config).unwrap_or_default(),
+        );
+        c.meta(
+            "class_names",
+            serde_json::to_string(&self.class_names).unwrap_or_default(),
+        );
+        c.meta("preprocessing", self.normalization.kind.name());
+        c.meta("optimizer", state.kind);
+        c.meta("optimizer_step", state.step);
+        c.meta("epoch", self.progress.epoch);
+        let mut progress = self.progress.clone();
+        progress.rng = self
+            .model
+            .rng_states()
+            .into_iter()
+            .map(|(n, s)| (n, s.seed, s.offset))
+            .collect();
+        c.meta(
+            "progress",
+            serde_json::to_string(&progress).unwrap_or_default(),
+        );
+        Ok(c)
+    }
+
+    /// Restores parameters, buffers, optimiser state and progress from `checkpoint`; every
+    /// mismatch with this model is listed.
+    fn restore(&mut self, path: &Path, c: &Checkpoint) -> Result<()> {
+        let mut problems = Vec::new();
+        let saved: Vec<String> = c.names_with("param.");
+        for p in &self.params {
+            match c.tensors.get(&format!("param.{}", p.name())) {
+                None => problems.push(format!("{}: not in the checkpoint", p.name())),
+                Some((shape, _)) if shape.as_slice() != p.value().dims() => problems.push(format!(
+                    "{}: checkpoint {:?}, model {:?}",
+                    p.name(),
+                    shape,
+                    p.value().dims()
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in &saved {
+            if !self.params.iter().any(|p| p.name() == name) {
+                problems.push(format!("{name}: in the checkpoint, not in the model"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(TrainError::Checkpoint {
+                path: path.into(),
+                message: format!(
+                    "its architecture differs from this run's ({}):\n  {}",
+                    architecture_json(self.config, &self.widths),
+                    problems.join("\n  ")
+                ),
+            });
+        }
+        for p in &self.params {
+            p.set(c.tensor(path, &format!("param.{}", p.name()), self.backend)?);
+        }
+        for name in c.names_with("buffer.") {
+            let t = c.tensor(path, &format!("buffer.{name}"), self.backend)?;
+            if !self.model.set_buffer(&name, &t)? {
+                return Err(TrainError::Checkpoint {
+                    path: path.into(),
+                    message: format!("buffer {name} has no layer in this model"),
+                });
+            }
+        }
+        let mut tensors = BTreeMap::new();
+        for name in c.names_with("optim.") {
+            tensors.insert(
+                name.clone(),
+                c.tensor(path, &format!("optim.{name}"), self.backend)?,
+            );
+        }
+        let step: u64 = c.get_meta(path, "optimizer_step")?.parse().unwrap_or(0);
+        let kind = c.get_meta(path, "optimizer")?.to_string();
+        self.optimizer
+            .load_state(
+                &OptimizerState {
+                    kind,
+                    step,
+                    tensors,
+                },
+                &self.params,
+            )
+            .map_err(|e| TrainError::Checkpoint {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+        self.progress = serde_json::from_str(c.get_meta(path, "progress")?).map_err(|e| {
+            TrainError::Checkpoint {
+                path: path.into(),
+                message: format!("unreadable progress metadata: {e}"),
+            }
+        })?;
+        for (name, seed, offset) in &self.progress.rng {
+            self.model.set_rng_state(
+                name,
+                RngState {
+                    seed: *seed,
+                    offset: *offset,
+                },
+            );
+        }
+        let best: Vec<String> = c.names_with("best.");
+        self.best = if best.is_empty() {
+            Some((self.snapshot()?, self.buffer_snapshot()?))
+        } else {
+            let tensors = self
+                .params
+                .iter()
+                .map(|p| c.tensor(path, &format!("best.{}", p.name()), self.backend))
+                .collect::<Result<Vec<_>>>()?;
+            Some((tensors, self.buffer_snapshot()?))
+        };
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<Tensor<B>>> {
+        Ok(self
+            .params
+            .iter()
+            .map(|p| p.value().deep_copy())
+            .collect::<kiln_tensor::Result<Vec<_>>>()?)
+    }
+
+    fn buffer_snapshot(&self) -> Result<Vec<(String, Tensor<B>)>> {
+        Ok(self
+            .model
+            .buffers()
+            .into_iter()
+            .map(|(n, t)| t.deep_copy().map(|t| (n, t)))
+            .collect::<kiln_tensor::Result<Vec<_>>>()?)
+    }
+}
+
+fn write_outputs(out: &Path, config: &TrainConfig, history: &[EpochRecord]) -> Result<()> {
+    let mut lines = String::new();
+    for r in history {
+        lines.push_str(&serde_json::to_string(r).unwrap_or_default());
+        lines.push('\n');
+    }
+    write_atomically(&out.join("metrics.jsonl"), lines.as_bytes())?;
+    write_report(
+        &out.join("report.svg"),
+        &format!(
+            "{} — MLP {:?}, {} lr {}",
+            config.dataset, config.hidden, config.optimizer, config.lr
+        ),
+        history,
+    )
+}
+
+/// Checks that `out` can be written before any work starts (a failed run must not leave
+/// half-written outputs, and an unwritable directory should fail at once).
+pub fn check_writable(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| TrainError::file(out, format!("cannot create the output directory: {e}")))?;
+    let probe = out.join(format!(".kiln-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| TrainError::file(out, format!("the output directory is not writable: {e}")))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Trains a model on `data` as `config` describes.
+pub fn train<B: Backend>(
+    backend: &B,
+    config: &TrainConfig,
+    data: &RunData,
+    mut options: TrainOptions,
+) -> Result<Outcome> {
+    config.validate()?;
+    if let Some(out) = &options.out {
+        check_writable(out)?;
+    }
+    let features = data.train.features();
+    let classes = data.train.classes();
+    let widths = config.widths(features, classes);
+    let model = build_model(config, features, classes, backend)?;
+    let params = model.parameters();
+    let mut run = Run {
+        config,
+        backend,
+        model,
+        params,
+        optimizer: config.build_optimizer()?,
+        progress: Progress::default(),
+        best: None,
+        widths,
+        class_names: data.train.class_names.clone(),
+        normalization: data.normalization.clone(),
+    };
+    if let Some(dir) = &options.resume {
+        let path = dir.join("checkpoint.safetensors");
+        let checkpoint = Checkpoint::load(&path)?;
+        run.restore(&path, &checkpoint)?;
+    }
+    let train_set = DeviceDataset::upload(&data.train, &data.normalization, backend, None)?;
+    let val_set = DeviceDataset::upload(&data.validation, &data.normalization, backend, None)?;
+    let steps_per_epoch = train_set.len().div_ceil(config.batch_size);
+    let schedule = config.build_schedule(steps_per_epoch)?;
+    let weights = monitor::weights(&run.params);
+    let log = !options.quiet;
+    let start = Instant::now();
+    let mut stopped_early = false;
+
+    while run.progress.epoch < config.epochs {
+        if config.patience > 0 && run.progress.stale_epochs >= config.patience {
+            stopped_early = true;
+            break;
+        }
+        let epoch = run.progress.epoch + 1;
+        let epoch_start = Instant::now();
+        let order = shuffled_indices(train_set.len(), config.seed, epoch as u64);
+        let indices = Tensor::from_vec(order, [train_set.len()], backend)?;
+        let bar = EpochProgress::new(epoch, config.epochs, train_set.len() as u64, options.quiet);
+        let mut loss_sum: Option<Tensor<B>> = None;
+        let mut correct_sum: Option<Tensor<B>> = None;
+        let mut layers = Vec::new();
+        let mut lr = schedule.lr_at(run.progress.step as usize);
+        for start_row in (0..train_set.len()).step_by(config.batch_size) {
+            let len = config.batch_size.min(train_set.len() - start_row);
+            let (x, y) = train_set.batch(&indices.narrow(0, start_row, len)?)?;
+            lr = schedule.lr_at(run.progress.step as usize);
+            run.optimizer.set_learning_rate(lr);
+            run.model.zero_grad();
+            let monitoring = run
+                .progress
+                .step
+                .is_multiple_of(config.monitor_every as u64);
+            let outputs = if monitoring {
+                run.model.forward_each(&Var::constant(x))?
+            } else {
+                vec![LayerOutput {
+                    layer: String::new(),
+                    activation: None,
+                    value: run.model.forward(&Var::constant(x))?,
+                }]
+            };
+            let logits = outputs
+                .last()
+                .map(|o| o.value.clone())
+                .expect("the model has layers");
+            let loss = softmax_cross_entropy(&logits, &y, config.label_smoothing)?;
+            loss.backward()?;
+            let (grads, before) = if monitoring {
+                let grads: Vec<_> = weights.iter().map(|(_, p)| p.grad()).collect();
+                (grads, monitor::before_step(&weights)?)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            run.optimizer.step(&run.params)?;
+            let batch_loss = (loss.value() * len as f32)?;
+            let predicted = logits.value().argmax(1)?.cast(DType::F32)?;
+            let correct = predicted.eq(&y.cast(DType::F32)?)?.sum_all()?;
+            loss_sum = Some(match loss_sum.take() {
+                Some(s) => (s + &batch_loss)?,
+                None => batch_loss,
+            });
+            correct_sum = Some(match correct_sum.take() {
+                Some(s) => (s + &correct)?,
+                None => correct,
+            });
+            if monitoring {
+                let pending =
+                    monitor::after_step(&weights, &grads, &before, &outputs, loss.value())?;
+                let (step_loss, stats) = pending.read()?;
+                if run.progress.step == 0 && run.progress.initial_loss == 0.0 {
+                    run.progress.initial_loss = step_loss;
+                    let expected = (classes as f64).ln();
+                    if log {
+                        let verdict = if (step_loss - expected).abs() > 0.5 * expected {
+                            "warning: far from ln(C); check the initialisation and the labels"
+                        } else {
+                            "as expected for random initial weights"
+                        };
+                        println!("initial loss {step_loss:.4} vs ln({classes}) = {expected:.4}: {verdict}");
+                    }
+                }
+                let initial = run.progress.initial_loss;
+                if !step_loss.is_finite() || (initial > 0.0 && step_loss > 3.0 * initial) {
+                    bar.finish();
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step: run.progress.step,
+                        loss: step_loss,
+                        initial,
+                        lr,
+                    });
+                }
+                bar.loss(step_loss);
+                layers = stats;
+            }
+            bar.advance(len as u64);
+            run.progress.step += 1;
+        }
+        bar.finish();
+        let sums = Tensor::read_many(&[
+            loss_sum.as_ref().expect("one batch at least"),
+            correct_sum.as_ref().expect("one batch at least"),
+        ])?;
+        let train_loss = sums[0].to_f64_vec()[0] / train_set.len() as f64;
+        let train_accuracy = sums[1].to_f64_vec()[0] / train_set.len() as f64;
+        let initial = run.progress.initial_loss;
+        if !train_loss.is_finite() || (initial > 0.0 && train_loss > 3.0 * initial) {
+            return Err(TrainError::Diverged {
+                epoch,
+                step: run.progress.step,
+                loss: train_loss,
+                initial,
+                lr,
+            });
+        }
+        let val = evaluate(
+            &mut run.model,
+            &val_set,
+            classes,
+            config.batch_size.max(256),
+            backend,
+        )?;
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let record = EpochRecord {
+            epoch,
+            step: run.progress.step,
+            lr,
+            train_loss,
+            train_accuracy,
+            val_loss: val.loss,
+            val_accuracy: val.accuracy,
+            val_precision: val.precision.clone(),
+            val_recall: val.recall.clone(),
+            val_roc_auc: val.macro_roc_auc,
+            val_confusion: val.confusion.clone(),
+            seconds,
+            samples_per_second: train_set.len() as f64 / seconds,
+            layers,
+        };
+        if log {
+            println!(
+                "epoch {epoch}/{}: train loss {train_loss:.4} acc {train_accuracy:.4} | val loss {:.4} acc {:.4} auc {:.4} | lr {lr:.2e} | {seconds:.1} s ({:.0} samples/s)",
+                config.epochs, val.loss, val.accuracy, val.macro_roc_auc, record.samples_per_second
+            );
+            for l in &record.layers {
+                println!(
+                    "  {:<8} update/weight {:.2e} (≈1e-3 is healthy)  |grad| {:.3e}{}",
+                    l.layer,
+                    l.update_ratio,
+                    l.grad_norm,
+                    match (l.activation_mean, l.activation_std, l.dead_fraction) {
+                        (Some(m), Some(s), d) => format!(
+                            "  activations mean {m:.3} std {s:.3}{}",
+                            d.map_or(String::new(), |d| format!(" dead {:.1}%", 100.0 * d))
+                        ),
+                        _ => String::new(),
+                    }
+                );
+            }
+        }
+        run.progress.epoch = epoch;
+        if run.best.is_none() || val.accuracy > run.progress.best_val_accuracy {
+            run.progress.best_val_accuracy = val.accuracy;
+            run.progress.best_epoch = epoch;
+            run.progress.stale_epochs = 0;
+            run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
+        } else {
+            run.progress.stale_epochs += 1;
+        }
+        run.progress.history.push(record.clone());
+        if let Some(out) = &options.out {
+            run.checkpoint()?
+                .save(&out.join("checkpoint.safetensors"))?;
+            write_atomically(
+                &out.join("config.json"),
+                serde_json::to_string_pretty(config)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )?;
+            write_outputs(out, config, &run.progress.history)?;
+        }
+        if let Some(hook) = options.on_epoch.as_mut() {
+            hook(&record);
+        }
+    }
+    if config.patience > 0 && run.progress.stale_epochs >= config.patience {
+        stopped_early = true;
+    }
+    // Restore the best parameters (and their batch-norm statistics).
+    if let Some((best, buffers)) = run.best.take() {
+        for (p, t) in run.params.iter().zip(best) {
+            p.set(t);
+        }
+        for (name, t) in buffers {
+            run.model.set_buffer(&name, &t)?;
+        }
+        if log && run.progress.best_epoch != run.progress.epoch {
+            println!(
+                "restored the parameters of epoch {} (best validation accuracy {:.4})",
+                run.progress.best_epoch, run.progress.best_val_accuracy
+            );
+        }
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+    let test_set = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?;
+    let test = evaluate(
+        &mut run.model,
+        &test_set,
+        classes,
+        config.batch_size.max(256),
+        backend,
+    )?;
+    if let Some(out) = &options.out {
+        // The final checkpoint holds the restored best parameters: what inference loads.
+        run.progress.epoch = run.progress.epoch.max(run.progress.best_epoch);
+        run.checkpoint()?
+            .save(&out.join("checkpoint.safetensors"))?;
+    }
+    let epoch_seconds: Vec<f64> = run.progress.history.iter().map(|r| r.seconds).collect();
+    let samples: f64 = run.progress.history.len() as f64 * train_set.len() as f64;
+    let parameters = run
+        .params
+        .iter()
+        .map(|p| {
+            Ok((
+                p.name().to_string(),
+                p.value().cast(DType::F32)?.to_vec::<f32>()?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Outcome {
+        epochs_run: run.progress.history.len(),
+        best_epoch: run.progress.best_epoch,
+        best_val_accuracy: run.progress.best_val_accuracy,
+        stopped_early,
+        initial_loss: run.progress.initial_loss,
+        test,
+        train_seconds,
+        samples_per_second: samples / epoch_seconds.iter().sum::<f64>().max(1e-9),
+        epoch_seconds,
+        history: run.progress.history,
+        parameters,
+    })
+}
