@@ -3,6 +3,7 @@
 //! report, and prediction from a checkpoint alone.
 
 mod checkpoint;
+pub mod cli;
 mod config;
 mod error;
 mod history;

@@ -1,0 +1,278 @@
+//! The command line shared by the example programs (`cifar10_mlp`, `fashion_mnist_mlp`):
+//! flags, per-dataset defaults (the best recipe found, see docs/performance.md), device
+//! choice with CPU fallback, and the run summary printed as the last line of stdout.
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::predict::evaluate_checkpoint;
+use crate::trainer::{check_writable, train, RunData, TrainOptions};
+use clap::Parser;
+use kiln_cpu::CpuBackend;
+use kiln_data::Dataset;
+use kiln_tensor::{Backend, WgpuBackend};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug, Clone)]
+pub struct Args {
+    /// Where to train: gpu (the best Vulkan/Metal/DX12 adapter; KILN_ADAPTER picks one by
+    /// name) or cpu. Falls back to cpu with a warning when no adapter is found.
+    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
+    pub device: String,
+    /// Data directory.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Download the dataset into --data first (CIFAR-10 only).
+    #[arg(long)]
+    pub download: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// constant, step, exponential, cosine or triangular.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    /// Hidden layer widths, e.g. 1024,512.
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// relu, leaky-relu, elu, tanh, sigmoid, softplus or hard-tanh.
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// Batch normalisation after every hidden layer (true or false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub batch_norm: Option<bool>,
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    #[arg(long)]
+    pub label_smoothing: Option<f32>,
+    /// Epochs without a better validation accuracy before stopping (0: never).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// per-channel or mean-image.
+    #[arg(long)]
+    pub preprocessing: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Steps between monitoring snapshots.
+    #[arg(long)]
+    pub monitor_every: Option<usize>,
+    /// Output directory: metrics.jsonl, report.svg, checkpoint.safetensors, config.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run whose outputs are in this directory.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Train on N samples without regularisation and report whether the loss reaches ~0.
+    #[arg(long)]
+    pub overfit_tiny: Option<usize>,
+    /// Use only the first N training samples.
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Only evaluate this checkpoint on the test set.
+    #[arg(long)]
+    pub evaluate: Option<PathBuf>,
+}
+
+/// What differs between datasets: its loader and its default recipe.
+pub struct Program {
+    pub dataset: &'static str,
+    pub default_data_dir: PathBuf,
+    pub defaults: TrainConfig,
+    /// Loads (train, test) from a directory, downloading first when asked.
+    pub load: fn(&std::path::Path, bool) -> Result<(Dataset, Dataset)>,
+}
+
+impl Args {
+    fn config(&self, defaults: &TrainConfig) -> TrainConfig {
+        let d = defaults.clone();
+        let mut c = TrainConfig {
+            dataset: d.dataset,
+            hidden: self.hidden.clone().unwrap_or(d.hidden),
+            activation: self.activation.clone().unwrap_or(d.activation),
+            batch_norm: self.batch_norm.unwrap_or(d.batch_norm),
+            dropout: self.dropout.unwrap_or(d.dropout),
+            optimizer: self.optimizer.clone().unwrap_or(d.optimizer),
+            lr: self.lr.unwrap_or(d.lr),
+            schedule: self.schedule.clone().unwrap_or(d.schedule),
+            warmup_epochs: self.warmup_epochs.unwrap_or(d.warmup_epochs),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            label_smoothing: self.label_smoothing.unwrap_or(d.label_smoothing),
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            seed: self.seed.unwrap_or(d.seed),
+            patience: self.patience.unwrap_or(d.patience),
+            monitor_every: self.monitor_every.unwrap_or(d.monitor_every),
+            preprocessing: self.preprocessing.clone().unwrap_or(d.preprocessing),
+            validation: d.validation,
+            limit_train: self.limit_train,
+        };
+        if let Some(n) = self.overfit_tiny {
+            // No regularisation, the N samples in one batch, enough steps to memorise them.
+            c.dropout = 0.0;
+            c.weight_decay = 0.0;
+            c.label_smoothing = 0.0;
+            c.limit_train = Some(n);
+            c.batch_size = n.max(1);
+            c.epochs = self.epochs.unwrap_or(300);
+            c.schedule = "constant".into();
+            c.warmup_epochs = 0;
+            c.patience = 0;
+            c.monitor_every = c.epochs.max(1);
+        }
+        c
+    }
+}
+
+/// Parses the command line and runs; the exit code is non-zero on any error, which is
+/// printed as one clear message (never a panic).
+pub fn main(program: Program) -> ExitCode {
+    let args = Args::parse();
+    match run(&program, &args) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(program: &Program, args: &Args) -> Result<String> {
+    let config = args.config(&program.defaults);
+    config.validate()?;
+    if let Some(n) = args.overfit_tiny {
+        if n == 0 {
+            return Err(TrainError::flag("--overfit-tiny", 0, "an integer ≥ 1"));
+        }
+    }
+    if let Some(out) = &args.out {
+        check_writable(out)?;
+    }
+    let dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| program.default_data_dir.clone());
+    let (train_full, test) = (program.load)(&dir, args.download)?;
+    if args.device == "gpu" {
+        match WgpuBackend::new() {
+            Ok(gpu) => {
+                let adapter = gpu.adapter_info().name.clone();
+                return run_on(
+                    program, args, &config, train_full, test, &gpu, "gpu", &adapter,
+                );
+            }
+            Err(e) => eprintln!("warning: no GPU adapter ({e}); training on the CPU backend"),
+        }
+    }
+    run_on(
+        program,
+        args,
+        &config,
+        train_full,
+        test,
+        &CpuBackend::new(),
+        "cpu",
+        "cpu",
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_on<B: Backend>(
+    program: &Program,
+    args: &Args,
+    config: &TrainConfig,
+    train_full: Dataset,
+    test: Dataset,
+    backend: &B,
+    device: &str,
+    adapter: &str,
+) -> Result<String> {
+    if let Some(checkpoint) = &args.evaluate {
+        let evaluation = evaluate_checkpoint(checkpoint, &test, backend)?;
+        return Ok(serde_json::json!({
+            "dataset": program.dataset,
+            "device": device,
+            "adapter": adapter,
+            "checkpoint": checkpoint,
+            "test_samples": test.len(),
+            "test_accuracy": evaluation.accuracy,
+            "test_loss": evaluation.loss,
+        })
+        .to_string());
+    }
+    let data = if let Some(n) = args.overfit_tiny {
+        let tiny = train_full.take(n);
+        RunData {
+            normalization: kiln_data::Normalization::fit(
+                &tiny,
+                kiln_data::Preprocessing::from_name(&config.preprocessing)
+                    .unwrap_or(kiln_data::Preprocessing::PerChannel),
+            ),
+            train: tiny.clone(),
+            validation: tiny,
+            test,
+        }
+    } else {
+        RunData::prepare(&train_full, test, config)?
+    };
+    println!(
+        "{}: {} training, {} validation, {} test samples on {device} ({adapter}); model {:?}",
+        program.dataset,
+        data.train.len(),
+        data.validation.len(),
+        data.test.len(),
+        config.widths(data.train.features(), data.train.classes())
+    );
+    let outcome = train(
+        backend,
+        config,
+        &data,
+        TrainOptions {
+            out: args.out.clone(),
+            resume: args.resume.clone(),
+            quiet: false,
+            on_epoch: None,
+        },
+    )?;
+    if args.overfit_tiny.is_some() {
+        let last = outcome.history.last().map_or(f64::NAN, |r| r.train_loss);
+        println!(
+            "overfit-tiny: the loss went from {:.4} to {last:.6} on {} samples: {}",
+            outcome.initial_loss,
+            data.train.len(),
+            if last < 0.05 {
+                "reached ~0, the model and the training loop can learn"
+            } else {
+                "did NOT reach ~0: check the learning rate, the model and the data"
+            }
+        );
+    }
+    println!(
+        "test accuracy {:.4} (best validation accuracy {:.4} at epoch {})",
+        outcome.test.accuracy, outcome.best_val_accuracy, outcome.best_epoch
+    );
+    Ok(serde_json::json!({
+        "dataset": program.dataset,
+        "device": device,
+        "adapter": adapter,
+        "epochs": outcome.epochs_run,
+        "train_samples": data.train.len(),
+        "test_accuracy": outcome.test.accuracy,
+        "best_val_accuracy": outcome.best_val_accuracy,
+        "train_seconds": outcome.train_seconds,
+        "epoch_seconds": outcome.epoch_seconds,
+        "samples_per_second": outcome.samples_per_second,
+    })
+    .to_string())
+}
