@@ -145,13 +145,23 @@ pub fn gather_u8_affine(
     }
     let mut out = vec![0.0f32; indices.len() * features];
     if features > 0 {
-        fill_indexed(&mut out, |i| {
-            let c = i % features;
-            let bytes = row(indices[i / features]).unwrap_or(&[]);
-            bytes
-                .get(c)
-                .map_or(f32::NAN, |&b| b as f32 * scale[c] + shift[c])
-        });
+        // Each output row finds its source row once, then maps it feature by feature.
+        let map_row = |(out_row, &index): (&mut [f32], &u32)| {
+            let src = row(index).unwrap_or(&[]);
+            for (((o, &b), &s), &t) in out_row.iter_mut().zip(src).zip(scale).zip(shift) {
+                *o = b as f32 * s + t;
+            }
+        };
+        if out.len() >= crate::PARALLEL_THRESHOLD {
+            use rayon::prelude::*;
+            out.par_chunks_mut(features)
+                .zip(indices.par_iter())
+                .for_each(map_row);
+        } else {
+            out.chunks_mut(features)
+                .zip(indices.iter())
+                .for_each(map_row);
+        }
     }
     Ok(HostData::F32(out))
 }

@@ -7,6 +7,10 @@ use crate::PARALLEL_THRESHOLD;
 use kiln_tensor::{AdamStep, AdaptiveStep, HostData, KilnError, Result, SgdStep};
 use rayon::prelude::*;
 
+/// Elements per parallel task: large enough for the inner loop to vectorise and amortise
+/// the scheduling, small enough to balance two to a few dozen cores.
+const CHUNK: usize = 16 * 1024;
+
 fn adam_typed<T: Real>(param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], s: &AdamStep) {
     let (bc1, bc2) = s.bias_corrections();
     let [lr, b1, b2, eps, wd, bc1, bc2] =
@@ -24,11 +28,17 @@ fn adam_typed<T: Real>(param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], s:
     };
     if param.len() >= PARALLEL_THRESHOLD {
         param
-            .par_iter_mut()
-            .zip(grad.par_iter())
-            .zip(m.par_iter_mut())
-            .zip(v.par_iter_mut())
-            .for_each(update);
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((w, g), m), v)| {
+                w.iter_mut()
+                    .zip(g)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                    .for_each(update)
+            });
     } else {
         param
             .iter_mut()
@@ -71,7 +81,10 @@ fn sgd_typed<T: Real>(param: &mut [T], grad: &[T], velocity: Option<&mut [T]>, s
         None => {
             let update = |(w, &g): (&mut T, &T)| *w = *w - lr * (g + wd * *w);
             if param.len() >= PARALLEL_THRESHOLD {
-                param.par_iter_mut().zip(grad.par_iter()).for_each(update);
+                param
+                    .par_chunks_mut(CHUNK)
+                    .zip(grad.par_chunks(CHUNK))
+                    .for_each(|(w, g)| w.iter_mut().zip(g).for_each(update));
             } else {
                 param.iter_mut().zip(grad.iter()).for_each(update);
             }
@@ -85,10 +98,10 @@ fn sgd_typed<T: Real>(param: &mut [T], grad: &[T], velocity: Option<&mut [T]>, s
             };
             if param.len() >= PARALLEL_THRESHOLD {
                 param
-                    .par_iter_mut()
-                    .zip(grad.par_iter())
-                    .zip(velocity.par_iter_mut())
-                    .for_each(update);
+                    .par_chunks_mut(CHUNK)
+                    .zip(grad.par_chunks(CHUNK))
+                    .zip(velocity.par_chunks_mut(CHUNK))
+                    .for_each(|((w, g), v)| w.iter_mut().zip(g).zip(v.iter_mut()).for_each(update));
             } else {
                 param
                     .iter_mut()
@@ -110,10 +123,10 @@ fn adaptive_typed<T: Real>(param: &mut [T], grad: &[T], acc: &mut [T], s: &Adapt
     };
     if param.len() >= PARALLEL_THRESHOLD {
         param
-            .par_iter_mut()
-            .zip(grad.par_iter())
-            .zip(acc.par_iter_mut())
-            .for_each(update);
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(acc.par_chunks_mut(CHUNK))
+            .for_each(|((w, g), a)| w.iter_mut().zip(g).zip(a.iter_mut()).for_each(update));
     } else {
         param
             .iter_mut()
