@@ -74,6 +74,9 @@ pub struct Args {
     /// Train on N samples without regularisation and report whether the loss reaches ~0.
     #[arg(long)]
     pub overfit_tiny: Option<usize>,
+    /// Training samples held out for validation (default 5000).
+    #[arg(long)]
+    pub validation: Option<usize>,
     /// Use only the first N training samples.
     #[arg(long)]
     pub limit_train: Option<usize>,
@@ -112,7 +115,7 @@ impl Args {
             patience: self.patience.unwrap_or(d.patience),
             monitor_every: self.monitor_every.unwrap_or(d.monitor_every),
             preprocessing: self.preprocessing.clone().unwrap_or(d.preprocessing),
-            validation: d.validation,
+            validation: self.validation.unwrap_or(d.validation),
             limit_train: self.limit_train,
         };
         if let Some(n) = self.overfit_tiny {

@@ -418,6 +418,11 @@ pub fn train<B: Backend>(
         let checkpoint = Checkpoint::load(&path)?;
         run.restore(&path, &checkpoint)?;
     }
+    if run.best.is_none() {
+        // The best-parameter copy exists from the start, so device memory is the same in
+        // every epoch (it is overwritten, never added, when validation improves).
+        run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
+    }
     let train_set = DeviceDataset::upload(&data.train, &data.normalization, backend, None)?;
     let val_set = DeviceDataset::upload(&data.validation, &data.normalization, backend, None)?;
     let steps_per_epoch = train_set.len().div_ceil(config.batch_size);
@@ -580,10 +585,12 @@ pub fn train<B: Backend>(
             }
         }
         run.progress.epoch = epoch;
-        if run.best.is_none() || val.accuracy > run.progress.best_val_accuracy {
+        if run.progress.best_epoch == 0 || val.accuracy > run.progress.best_val_accuracy {
             run.progress.best_val_accuracy = val.accuracy;
             run.progress.best_epoch = epoch;
             run.progress.stale_epochs = 0;
+            // Free the old copy first so the new one reuses its device memory.
+            run.best = None;
             run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
         } else {
             run.progress.stale_epochs += 1;
@@ -607,7 +614,10 @@ pub fn train<B: Backend>(
     if config.patience > 0 && run.progress.stale_epochs >= config.patience {
         stopped_early = true;
     }
-    // Restore the best parameters (and their batch-norm statistics).
+    // Restore the best parameters (and their batch-norm statistics), keeping the last
+    // epoch's for the final checkpoint (a resumed run continues from those).
+    let last = (run.snapshot()?, run.buffer_snapshot()?);
+    let best_is_last = run.progress.best_epoch == run.progress.epoch;
     if let Some((best, buffers)) = run.best.take() {
         for (p, t) in run.params.iter().zip(best) {
             p.set(t);
@@ -632,10 +642,19 @@ pub fn train<B: Backend>(
         backend,
     )?;
     if let Some(out) = &options.out {
-        // The final checkpoint holds the restored best parameters: what inference loads.
-        run.progress.epoch = run.progress.epoch.max(run.progress.best_epoch);
-        run.checkpoint()?
-            .save(&out.join("checkpoint.safetensors"))?;
+        // The final checkpoint holds the restored best parameters under param.* (what
+        // inference loads) and, when they differ, the last epoch's under last.* and
+        // last_buffer.* (what a resumed run continues from, with the optimiser state).
+        let mut checkpoint = run.checkpoint()?;
+        if !best_is_last {
+            for (p, t) in run.params.iter().zip(&last.0) {
+                checkpoint.put(format!("last.{}", p.name()), t)?;
+            }
+            for (name, t) in &last.1 {
+                checkpoint.put(format!("last_buffer.{name}"), t)?;
+            }
+        }
+        checkpoint.save(&out.join("checkpoint.safetensors"))?;
     }
     let epoch_seconds: Vec<f64> = run.progress.history.iter().map(|r| r.seconds).collect();
     let samples: f64 = run.progress.history.len() as f64 * train_set.len() as f64;

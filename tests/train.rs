@@ -1,0 +1,212 @@
+//! The trainer end to end on a small generated CIFAR-format dataset: accuracy on both
+//! backends, the outputs (metrics.jsonl, report.svg, config.json, a checkpoint that alone
+//! reproduces the test accuracy), resume equivalence, early stopping restoring the best
+//! parameters, the explosion guard, and flat device memory across epochs (the buffer pool
+//! allocates nothing after the first epoch).
+
+mod common;
+use common::*;
+use kiln::data::{Dataset, CIFAR10_CLASSES};
+use kiln::prelude::*;
+use kiln::train::*;
+use std::path::PathBuf;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `n` CIFAR-shaped samples: class c is a fixed random template plus noise.
+fn generated(n: usize, seed: u64) -> Dataset {
+    let templates: Vec<Vec<f32>> = (0..10)
+        .map(|c| random_vec(1000 + c, 3072, 40.0, 215.0))
+        .collect();
+    let noise = random_vec(seed, n * 3072, -60.0, 60.0);
+    let labels: Vec<u8> = (0..n)
+        .map(|i| ((i * 7 + seed as usize) % 10) as u8)
+        .collect();
+    let images = (0..n * 3072)
+        .map(|k| {
+            (templates[labels[k / 3072] as usize][k % 3072] + noise[k]).clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    Dataset {
+        name: "generated".into(),
+        channels: 3,
+        height: 32,
+        width: 32,
+        images,
+        labels,
+        class_names: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        dataset: "generated".into(),
+        hidden: vec![32],
+        activation: "relu".into(),
+        batch_norm: false,
+        dropout: 0.0,
+        optimizer: "adam".into(),
+        lr: 1e-3,
+        schedule: "constant".into(),
+        warmup_epochs: 0,
+        weight_decay: 0.0,
+        label_smoothing: 0.0,
+        epochs: 4,
+        batch_size: 50,
+        seed: 3,
+        patience: 0,
+        monitor_every: 5,
+        preprocessing: "per-channel".into(),
+        validation: 100,
+        limit_train: None,
+    }
+}
+
+fn data(c: &TrainConfig) -> RunData {
+    RunData::prepare(&generated(500, 1), generated(200, 2), c).unwrap()
+}
+
+fn quiet(out: Option<PathBuf>, resume: Option<PathBuf>) -> TrainOptions<'static> {
+    TrainOptions {
+        out,
+        resume,
+        quiet: true,
+        on_epoch: None,
+    }
+}
+
+fn check_end_to_end<B: Backend>(backend: &B, name: &str) {
+    let c = config();
+    let d = data(&c);
+    let out = temp_dir(name);
+    let outcome = train(backend, &c, &d, quiet(Some(out.clone()), None)).unwrap();
+    assert!(
+        outcome.test.accuracy >= 0.9,
+        "{name}: test accuracy {}",
+        outcome.test.accuracy
+    );
+    assert_eq!(outcome.epochs_run, 4);
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    for key in [
+        "train_loss",
+        "val_accuracy",
+        "val_precision",
+        "val_recall",
+        "val_roc_auc",
+        "val_confusion",
+        "layers",
+        "lr",
+    ] {
+        assert!(first.get(key).is_some(), "metrics.jsonl lacks {key}");
+    }
+    let layer = &first["layers"][0];
+    assert!(layer["update_ratio"].as_f64().unwrap() > 0.0);
+    assert!(layer["dead_fraction"].as_f64().is_some());
+    let svg = std::fs::read_to_string(out.join("report.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("update:weight"));
+    let saved: TrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved, c);
+    // The checkpoint alone reproduces the reported test accuracy.
+    let again = evaluate_checkpoint(&out.join("checkpoint.safetensors"), &d.test, backend).unwrap();
+    assert_eq!(again.accuracy, outcome.test.accuracy, "{name}");
+    assert!((again.loss - outcome.test.loss).abs() < 1e-5);
+}
+
+#[test]
+fn training_on_generated_cifar_reaches_90_percent_on_both_backends() {
+    check_end_to_end(&cpu(), "e2e-cpu");
+    if let Some(gpu) = gpu() {
+        check_end_to_end(&gpu, "e2e-gpu");
+    }
+}
+
+#[test]
+fn a_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one() {
+    let mut c = config();
+    c.optimizer = "momentum".into();
+    c.lr = 0.01;
+    c.dropout = 0.3;
+    c.batch_norm = true;
+    let d = data(&c);
+    let whole = train(&cpu(), &c, &d, quiet(None, None)).unwrap();
+    let dir = temp_dir("resume");
+    let mut first = c.clone();
+    first.epochs = 2;
+    train(&cpu(), &first, &d, quiet(Some(dir.clone()), None)).unwrap();
+    let resumed = train(&cpu(), &c, &d, quiet(Some(dir.clone()), Some(dir))).unwrap();
+    assert_eq!(resumed.epochs_run, 4, "the history continues");
+    assert_eq!(whole.parameters, resumed.parameters);
+    assert_eq!(whole.test.accuracy, resumed.test.accuracy);
+}
+
+#[test]
+fn early_stopping_restores_the_best_parameters() {
+    let mut c = config();
+    c.epochs = 40;
+    c.patience = 2;
+    c.lr = 3e-3;
+    let d = data(&c);
+    let stopped = train(&cpu(), &c, &d, quiet(None, None)).unwrap();
+    assert!(stopped.stopped_early, "{} epochs", stopped.epochs_run);
+    assert_eq!(stopped.epochs_run, stopped.best_epoch + 2);
+    // The same run cut at the best epoch has the restored parameters.
+    let mut cut = c.clone();
+    cut.epochs = stopped.best_epoch;
+    cut.patience = 0;
+    let at_best = train(&cpu(), &cut, &d, quiet(None, None)).unwrap();
+    assert_eq!(stopped.parameters, at_best.parameters);
+}
+
+#[test]
+fn the_explosion_guard_stops_a_diverging_run() {
+    let mut c = config();
+    c.optimizer = "sgd".into();
+    c.lr = 50.0;
+    c.monitor_every = 1;
+    let d = data(&c);
+    let err = train(&cpu(), &c, &d, quiet(None, None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("diverged") && err.contains("lower the learning rate"),
+        "{err}"
+    );
+    assert!(
+        err.contains("50"),
+        "the message names the learning rate: {err}"
+    );
+}
+
+#[test]
+fn device_memory_stays_flat_across_epochs() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let mut c = config();
+    c.epochs = 5;
+    c.batch_norm = true;
+    c.dropout = 0.2;
+    let d = data(&c);
+    let peaks = std::cell::RefCell::new(Vec::new());
+    let options = TrainOptions {
+        out: None,
+        resume: None,
+        quiet: true,
+        on_epoch: Some(Box::new(|_| {
+            let c = gpu.counters();
+            peaks.borrow_mut().push((c.pool_bytes, c.buffers_allocated))
+        })),
+    };
+    train(&gpu, &c, &d, options).unwrap();
+    let peaks = peaks.into_inner();
+    assert_eq!(peaks.len(), 5);
+    assert_eq!(
+        peaks[0], peaks[4],
+        "peak device memory per epoch: {peaks:?}"
+    );
+}
