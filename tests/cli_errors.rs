@@ -1,0 +1,319 @@
+//! The example programs on bad input: every case exits non-zero with a clear message naming
+//! the file, offset, flag or tensors, never panics, and leaves existing outputs intact. Also
+//! a tiny successful run (its last stdout line is the JSON summary) and --overfit-tiny.
+
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The fashion_mnist_mlp example, which `cargo test` builds beside this test binary (when
+/// only this test is selected, it is built here first).
+fn program() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap();
+            let path = dir
+                .join("examples")
+                .join(format!("fashion_mnist_mlp{}", std::env::consts::EXE_SUFFIX));
+            if !path.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args([
+                        "build",
+                        "--profile",
+                        "test",
+                        "--example",
+                        "fashion_mnist_mlp",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "building the example failed");
+            }
+            path
+        })
+        .clone()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// A small Fashion-MNIST-format directory: class c is a bright band at rows 2c..2c+3.
+fn write_data(dir: &Path, train: usize, test: usize) {
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let mut images = Vec::with_capacity(n * 784);
+        for (i, &l) in labels.iter().enumerate() {
+            for p in 0..784 {
+                let row = p / 28;
+                let band = row >= 2 * l as usize && row < 2 * l as usize + 3;
+                images.push(if band {
+                    200
+                } else {
+                    ((p * 13 + i * 7) % 40) as u8
+                });
+            }
+        }
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&idx(&[n as u32, 28, 28], &images)).unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            gz.finish().unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx(&[n as u32], &labels),
+        )
+        .unwrap();
+    }
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(program())
+        .args(["--device", "cpu"])
+        .args(args)
+        .output()
+        .expect("the example program is built by cargo test");
+    let o = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !o.stderr.contains("panicked") && !o.stdout.contains("panicked"),
+        "{args:?} panicked:\n{}",
+        o.stderr
+    );
+    o
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = run(args);
+    assert_ne!(o.code, 0, "{args:?} should fail:\n{}", o.stdout);
+    for n in needles {
+        assert!(
+            o.stderr.contains(n),
+            "{args:?}: {n:?} missing from:\n{}",
+            o.stderr
+        );
+    }
+}
+
+const SMALL: [&str; 8] = [
+    "--epochs",
+    "1",
+    "--hidden",
+    "16",
+    "--validation",
+    "50",
+    "--batch-size",
+    "50",
+];
+
+#[test]
+fn bad_data_is_a_clear_error_naming_file_and_offset() {
+    let dir = temp_dir("data");
+    let d = dir.to_str().unwrap();
+    fails_with(
+        &["--data", &format!("{d}/missing")],
+        &["no data directory", "dataset-fashion-mnist"],
+    );
+    write_data(&dir, 200, 50);
+    // Truncated labels: the header says 50, the file holds 40.
+    let labels = dir.join("t10k-labels-idx1-ubyte");
+    let full = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &full[..full.len() - 10]).unwrap();
+    fails_with(
+        &["--data", d],
+        &["t10k-labels-idx1-ubyte", "byte 48", "truncated"],
+    );
+    // A wrong magic number.
+    let mut bad = full.clone();
+    bad[1] = 7;
+    std::fs::write(&labels, &bad).unwrap();
+    fails_with(
+        &["--data", d],
+        &["t10k-labels-idx1-ubyte", "byte 0", "magic"],
+    );
+    // A label out of range.
+    let mut bad = full;
+    bad[8 + 3] = 10;
+    std::fs::write(&labels, &bad).unwrap();
+    fails_with(&["--data", d], &["byte 11", "label 10"]);
+}
+
+#[test]
+fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
+    let dir = temp_dir("flags");
+    write_data(&dir, 200, 50);
+    let d = dir.to_str().unwrap();
+    fails_with(&["--data", d, "--dropout", "1.5"], &["--dropout", "[0, 1)"]);
+    fails_with(
+        &["--data", d, "--optimizer", "adamax"],
+        &["--optimizer", "adamw"],
+    );
+    fails_with(&["--data", d, "--lr=-1"], &["--lr", "> 0"]);
+    fails_with(&["--data", d, "--hidden", "64,0"], &["--hidden", "≥ 1"]);
+    fails_with(&["--data", d, "--epochs", "0"], &["--epochs"]);
+    fails_with(
+        &["--data", d, "--validation", "500"],
+        &["500 validation samples"],
+    );
+    // clap rejects unknown values of --device itself.
+    let o = run(&["--device", "tpu"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--device"), "{}", o.stderr);
+}
+
+#[test]
+fn unwritable_out_and_bad_checkpoints_fail_and_keep_existing_files() {
+    let dir = temp_dir("outputs");
+    write_data(&dir, 200, 50);
+    let d = dir.to_str().unwrap();
+    let blocker = dir.join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let under_file = blocker.join("out");
+    fails_with(
+        &["--data", d, "--out", under_file.to_str().unwrap()],
+        &["cannot create the output directory"],
+    );
+
+    // A good run, then attempts that must fail without touching its files.
+    let out = dir.join("run");
+    let o = run(&[&["--data", d, "--out", out.to_str().unwrap()], &SMALL[..]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    for key in [
+        "dataset",
+        "device",
+        "adapter",
+        "epochs",
+        "train_samples",
+        "test_accuracy",
+        "best_val_accuracy",
+        "train_seconds",
+        "epoch_seconds",
+        "samples_per_second",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}: {summary}");
+    }
+    let snapshot = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&out);
+    // Resuming into another architecture lists the mismatched tensors.
+    let o_str = out.to_str().unwrap();
+    fails_with(
+        &[
+            "--data",
+            d,
+            "--epochs",
+            "2",
+            "--hidden",
+            "8",
+            "--validation",
+            "50",
+            "--resume",
+            o_str,
+            "--out",
+            o_str,
+        ],
+        &[
+            "layer0.weight: checkpoint [784, 16], model [784, 8]",
+            "layer1.weight",
+        ],
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "a failed resume changed the outputs"
+    );
+    // A truncated checkpoint.
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    let bytes = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    std::fs::write(
+        broken.join("checkpoint.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    fails_with(
+        &[
+            &["--data", d, "--resume", broken.to_str().unwrap()],
+            &SMALL[..],
+        ]
+        .concat(),
+        &["checkpoint", "truncated or corrupt"],
+    );
+    fails_with(
+        &[
+            "--data",
+            d,
+            "--evaluate",
+            broken.join("checkpoint.safetensors").to_str().unwrap(),
+        ],
+        &["truncated or corrupt"],
+    );
+    // Evaluating the good checkpoint alone reproduces the reported test accuracy.
+    let o = run(&[
+        "--data",
+        d,
+        "--evaluate",
+        out.join("checkpoint.safetensors").to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let eval: serde_json::Value = serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(eval["test_accuracy"], summary["test_accuracy"]);
+}
+
+#[test]
+fn overfit_tiny_reaches_zero_loss() {
+    let dir = temp_dir("tiny");
+    write_data(&dir, 200, 50);
+    let o = run(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "--overfit-tiny",
+        "20",
+        "--hidden",
+        "32",
+        "--epochs",
+        "150",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("reached ~0"), "{}", o.stdout);
+}
