@@ -87,7 +87,13 @@ impl Mlp {
                 format!("layer{i}"),
                 pair[0],
                 pair[1],
-                self.init,
+                // The output layer starts small (N(0, 0.01²)): near-equal initial logits
+                // put the initial loss at ln(classes), the sanity check's expectation.
+                if hidden {
+                    self.init
+                } else {
+                    Init::Normal { std: 0.01 }
+                },
                 fused,
                 seed,
                 backend,
