@@ -189,6 +189,7 @@ fn device_memory_stays_flat_across_epochs() {
     let Some(gpu) = fresh_gpu() else { return };
     let mut c = config();
     c.epochs = 5;
+    c.monitor_every = 1000;
     c.batch_norm = true;
     c.dropout = 0.2;
     let d = data(&c);
@@ -199,14 +200,27 @@ fn device_memory_stays_flat_across_epochs() {
         quiet: true,
         on_epoch: Some(Box::new(|_| {
             let c = gpu.counters();
-            peaks.borrow_mut().push((c.pool_bytes, c.buffers_allocated))
+            peaks
+                .borrow_mut()
+                .push((c.pool_bytes, c.buffers_allocated, c.submits))
         })),
     };
     train(&gpu, &c, &d, options).unwrap();
     let peaks = peaks.into_inner();
     assert_eq!(peaks.len(), 5);
+    // The pool owns every buffer ever allocated: its size is the high-water mark.
     assert_eq!(
-        peaks[0], peaks[4],
-        "peak device memory per epoch: {peaks:?}"
+        (peaks[0].0, peaks[0].1),
+        (peaks[4].0, peaks[4].1),
+        "(pool bytes, buffers allocated, submits) after each epoch: {peaks:?}"
     );
+    // No step submits: an epoch of 8 steps (monitoring off after step 0) submits only for
+    // its end-of-epoch reads (the train sums, then validation).
+    for w in peaks.windows(2) {
+        let submits = w[1].2 - w[0].2;
+        assert!(
+            submits <= 3,
+            "{submits} submits in an epoch of 8 steps: {peaks:?}"
+        );
+    }
 }
