@@ -7,14 +7,6 @@ use common::*;
 use kiln::prelude::*;
 use kiln::tensor::{BinaryOp, HostData, UnaryOp};
 
-fn f64_tensor(seed: u64, shape: &[usize], low: f32, high: f32) -> Tensor<CpuBackend> {
-    let data: Vec<f64> = random_vec(seed, shape.iter().product(), low, high)
-        .into_iter()
-        .map(|v| v as f64)
-        .collect();
-    Tensor::from_vec(data, shape.to_vec(), &cpu()).unwrap()
-}
-
 fn check(
     what: &str,
     f: impl Fn(&[Var<CpuBackend>]) -> kiln::tensor::Result<Var<CpuBackend>>,

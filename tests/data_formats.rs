@@ -8,14 +8,7 @@ use flate2::write::GzEncoder;
 use kiln::data::*;
 use kiln::prelude::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::path::Path;
 
 /// CIFAR records: label i % 10, pixels from a simple pattern.
 fn cifar_bytes(records: usize, seed: usize) -> Vec<u8> {

@@ -11,14 +11,6 @@ use kiln::nn::loss::{
 use kiln::nn::{BatchNorm1d, Maxout, Prelu};
 use kiln::prelude::*;
 
-fn f64_tensor(seed: u64, shape: &[usize], low: f32, high: f32) -> Tensor<CpuBackend> {
-    let data: Vec<f64> = random_vec(seed, shape.iter().product(), low, high)
-        .into_iter()
-        .map(|v| v as f64)
-        .collect();
-    Tensor::from_vec(data, shape.to_vec(), &cpu()).unwrap()
-}
-
 /// Gradient-checks `module` followed by a weighted sum (so every output element gets a
 /// different upstream gradient) with respect to the input `x` and every parameter.
 fn check_module(what: &str, module: &dyn Module<CpuBackend>, x: Tensor<CpuBackend>) {

@@ -11,12 +11,6 @@ use kiln::prelude::*;
 use kiln::train::*;
 use std::path::PathBuf;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 /// `n` CIFAR-shaped samples: class c is a fixed random template plus noise.
 fn generated(n: usize, seed: u64) -> Dataset {
     let templates: Vec<Vec<f32>> = (0..10)

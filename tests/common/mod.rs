@@ -199,3 +199,20 @@ pub fn assert_tensors_close(
         tol,
     );
 }
+
+/// A CPU f64 tensor of uniform values in [low, high) (gradient checks run in f64).
+pub fn f64_tensor(seed: u64, shape: &[usize], low: f32, high: f32) -> Tensor<CpuBackend> {
+    let data: Vec<f64> = random_vec(seed, shape.iter().product(), low, high)
+        .into_iter()
+        .map(|v| v as f64)
+        .collect();
+    Tensor::from_vec(data, shape.to_vec(), &cpu()).unwrap()
+}
+
+/// An empty directory under the system temp dir, unique to this test process.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
