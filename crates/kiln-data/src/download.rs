@@ -77,11 +77,15 @@ fn fetch(url: &str, path: &Path) -> Result<String> {
         url: url.into(),
         message,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+        .timeout_per_read(Some(Duration::from_secs(60)));
+    // A proxy from the environment applies to remote hosts; loopback is always direct.
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if loopback.iter().any(|prefix| url.starts_with(prefix)) {
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config.build().into();
     let response = agent.get(url).call().map_err(|e| {
         failed(format!(
             "{e}. Check the network connection, or download the archive by hand and \
