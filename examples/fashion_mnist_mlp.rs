@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             dataset: "fashion-mnist".into(),
             hidden: vec![512, 512],
             activation: "relu".into(),
-            batch_norm: false,
+            batch_norm: true,
             dropout: 0.2,
             optimizer: "adam".into(),
             lr: 1e-3,
