@@ -49,14 +49,31 @@ pub(crate) fn gather_rows<B: Backend>(
 /// The fused layer: the activation's derivative needs the pre-activation z = a·b + bias, which
 /// the fused forward never stored, so backward recomputes it with the same kernel (one extra
 /// product) and then applies the matmul and bias rules.
+/// Activations whose derivative at z equals the same derivative evaluated at act(z): it
+/// depends only on which side of the kinks z lies, and act preserves that (ReLU, leaky ReLU
+/// with a positive slope, hard tanh).
+fn derivative_readable_from_output(op: UnaryOp) -> bool {
+    match op {
+        UnaryOp::Relu | UnaryOp::HardTanh => true,
+        UnaryOp::LeakyRelu { alpha } => alpha > 0.0,
+        _ => false,
+    }
+}
+
 pub(crate) fn matmul_bias_act<B: Backend>(
     activation: Option<UnaryOp>,
     inputs: &[&Tensor<B>],
+    output: &Tensor<B>,
     grad: &Tensor<B>,
     needs: &[bool],
 ) -> Result<InputGrads<B>> {
     let (a, b, bias) = (inputs[0], inputs[1], inputs[2]);
     let dz = match activation {
+        // No second matmul: the saved output tells the derivative.
+        Some(op) if derivative_readable_from_output(op) => {
+            output.unary_backward(op, &grad.contiguous()?)?
+        }
+        // Other activations recompute the pre-activation z = a·b + bias.
         Some(op) => a
             .matmul_bias_act(b, Some(bias), None)?
             .unary_backward(op, &grad.contiguous()?)?,

@@ -33,7 +33,7 @@ pub(crate) fn backward<B: Backend>(
         } => elementwise::binary_scalar(*op, *scalar, *scalar_on_left, inputs[0], output, grad),
         Op::Matmul => linalg::matmul(inputs[0], inputs[1], grad, needs),
         Op::MatmulBiasAct { activation } => {
-            linalg::matmul_bias_act(*activation, inputs, grad, needs)
+            linalg::matmul_bias_act(*activation, inputs, output, grad, needs)
         }
         Op::Narrow { dim, start } => shape::narrow(inputs[0], *dim, *start, grad),
         Op::Sum { axis } => reduce::sum(inputs[0], *axis, grad, false),
