@@ -73,6 +73,55 @@ fn map1<T: Real>(x: &[T], layout: &Layout, f: impl Fn(T) -> T + Sync) -> Vec<T> 
     out
 }
 
+/// How a broadcast operand supplies each row of the last dimension: its own row of a
+/// contiguous matrix, or the same row vector for every row (leading strides 0).
+fn row_source<'a, T>(data: &'a [T], layout: &Layout) -> Option<(&'a [T], bool)> {
+    let dims = layout.shape().dims();
+    let n = *dims.last()?;
+    if let Some(all) = contiguous_slice(data, layout) {
+        return Some((all, true));
+    }
+    let strides = layout.strides();
+    let (lead, last) = strides.split_at(strides.len() - 1);
+    (last[0] == 1 && lead.iter().all(|&s| s == 0))
+        .then(|| &data[layout.offset()..layout.offset() + n])
+        .map(|row| (row, false))
+}
+
+/// `f` over two same-shape operands where each is contiguous or a row vector broadcast down
+/// the rows (x − mean, x · γ + β): row by row, with no index arithmetic in the inner loop.
+fn map2_rows<T: Real>(
+    (a, a_rows): (&[T], bool),
+    (b, b_rows): (&[T], bool),
+    n: usize,
+    numel: usize,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::ZERO; numel];
+    let row = |r: usize, o: &mut [T]| {
+        let ar = if a_rows { &a[r * n..(r + 1) * n] } else { a };
+        let br = if b_rows { &b[r * n..(r + 1) * n] } else { b };
+        for ((o, &a), &b) in o.iter_mut().zip(ar).zip(br) {
+            *o = f(a, b);
+        }
+    };
+    // Tasks of whole rows, about CHUNK elements each.
+    let rows_per_task = (CHUNK / n).max(1);
+    let task = |(t, o): (usize, &mut [T])| {
+        for (i, o) in o.chunks_mut(n).enumerate() {
+            row(t * rows_per_task + i, o);
+        }
+    };
+    if numel >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(n * rows_per_task)
+            .enumerate()
+            .for_each(task);
+    } else {
+        out.chunks_mut(n * rows_per_task).enumerate().for_each(task);
+    }
+    out
+}
+
 fn map2<T: Real>(
     a: &[T],
     al: &Layout,
@@ -80,6 +129,12 @@ fn map2<T: Real>(
     bl: &Layout,
     f: impl Fn(T, T) -> T + Sync,
 ) -> Vec<T> {
+    let n = al.shape().dims().last().copied().unwrap_or(0);
+    if n > 0 && al.shape() == bl.shape() {
+        if let (Some(sa), Some(sb)) = (row_source(a, al), row_source(b, bl)) {
+            return map2_rows(sa, sb, n, al.numel(), f);
+        }
+    }
     let (ra, rb) = (reader(a, al), reader(b, bl));
     let mut out = vec![T::ZERO; al.numel()];
     fill_indexed(&mut out, |i| f(ra(i), rb(i)));
@@ -130,14 +185,21 @@ pub fn binary(
     b: &HostData,
     bl: &Layout,
 ) -> Result<HostData> {
+    /// The four arithmetic ops get loops of their own (no dispatch on `op` per element, so
+    /// they vectorise); the rest go through `binary_eval`.
+    fn go<T: Real>(op: BinaryOp, a: &[T], al: &Layout, b: &[T], bl: &Layout) -> Vec<T> {
+        match op {
+            BinaryOp::Add => map2(a, al, b, bl, |x, y| x + y),
+            BinaryOp::Sub => map2(a, al, b, bl, |x, y| x - y),
+            BinaryOp::Mul => map2(a, al, b, bl, |x, y| x * y),
+            BinaryOp::Div => map2(a, al, b, bl, |x, y| x / y),
+            _ => map2(a, al, b, bl, |x, y| binary_eval(op, x, y)),
+        }
+    }
     same_dtype(op.name(), a, b)?;
     Ok(match (a, b) {
-        (HostData::F32(a), HostData::F32(b)) => {
-            HostData::F32(map2(a, al, b, bl, |x, y| binary_eval(op, x, y)))
-        }
-        (HostData::F64(a), HostData::F64(b)) => {
-            HostData::F64(map2(a, al, b, bl, |x, y| binary_eval(op, x, y)))
-        }
+        (HostData::F32(a), HostData::F32(b)) => HostData::F32(go(op, a, al, b, bl)),
+        (HostData::F64(a), HostData::F64(b)) => HostData::F64(go(op, a, al, b, bl)),
         _ => return Err(crate::unsupported(op.name(), a.dtype())),
     })
 }
