@@ -311,8 +311,6 @@ fn overfit_tiny_reaches_zero_loss() {
         "20",
         "--hidden",
         "32",
-        "--epochs",
-        "150",
     ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("reached ~0"), "{}", o.stdout);

@@ -71,7 +71,8 @@ pub struct Args {
     /// Continue the run whose outputs are in this directory.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Train on N samples without regularisation and report whether the loss reaches ~0.
+    /// Train on N samples without regularisation (500 full-batch steps unless --epochs) and
+    /// report whether the loss reaches ~0.
     #[arg(long)]
     pub overfit_tiny: Option<usize>,
     /// Training samples held out for validation (default 5000).
@@ -125,7 +126,7 @@ impl Args {
             c.label_smoothing = 0.0;
             c.limit_train = Some(n);
             c.batch_size = n.max(1);
-            c.epochs = self.epochs.unwrap_or(300);
+            c.epochs = self.epochs.unwrap_or(500);
             c.schedule = "constant".into();
             c.warmup_epochs = 0;
             c.patience = 0;

@@ -165,6 +165,9 @@ struct Progress {
     step: u64,
     best_epoch: usize,
     best_val_accuracy: f64,
+    /// The validation loss at the best epoch (breaks ties in accuracy).
+    #[serde(default)]
+    best_val_loss: f64,
     stale_epochs: usize,
     initial_loss: f64,
     history: Vec<EpochRecord>,
@@ -585,8 +588,12 @@ pub fn train<B: Backend>(
             }
         }
         run.progress.epoch = epoch;
-        if run.progress.best_epoch == 0 || val.accuracy > run.progress.best_val_accuracy {
+        let improved = val.accuracy > run.progress.best_val_accuracy
+            || (val.accuracy == run.progress.best_val_accuracy
+                && val.loss < run.progress.best_val_loss);
+        if run.progress.best_epoch == 0 || improved {
             run.progress.best_val_accuracy = val.accuracy;
+            run.progress.best_val_loss = val.loss;
             run.progress.best_epoch = epoch;
             run.progress.stale_epochs = 0;
             // Free the old copy first so the new one reuses its device memory.
