@@ -170,6 +170,23 @@ fn run(program: &Program, args: &Args) -> Result<String> {
     let (train_full, test) = (program.load)(&dir, args.download)?;
     if args.device == "gpu" {
         match WgpuBackend::new() {
+            // A software adapter (llvmpipe, WARP) runs WGSL on the CPU far slower than the CPU
+            // backend: use it only when KILN_ADAPTER names it.
+            Ok(gpu)
+                if gpu.adapter_info().device_type == kiln_tensor::wgpu::DeviceType::Cpu
+                    && std::env::var_os("KILN_ADAPTER").is_none() =>
+            {
+                eprintln!(
+                    "warning: the only adapter is a software one ({}); training on the faster \
+                     CPU backend (set KILN_ADAPTER={} to use the adapter anyway)",
+                    gpu.adapter_info().name,
+                    gpu.adapter_info()
+                        .name
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                );
+            }
             Ok(gpu) => {
                 let adapter = gpu.adapter_info().name.clone();
                 return run_on(
