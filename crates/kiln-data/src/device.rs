@@ -15,6 +15,8 @@ pub struct DeviceDataset<B: Backend> {
     chunks: Vec<(Tensor<B>, usize)>,
     /// u32 [len, 1] (gathered with the same indices as the pixels).
     labels: Tensor<B>,
+    /// 0, 1, …, len − 1: the indices of an evaluation pass, uploaded once.
+    in_order: Tensor<B>,
     scale: Tensor<B>,
     shift: Tensor<B>,
     host_labels: Vec<u8>,
@@ -60,6 +62,7 @@ impl<B: Backend> DeviceDataset<B> {
         Ok(DeviceDataset {
             chunks,
             labels: Tensor::from_vec(labels, [data.len(), 1], backend)?,
+            in_order: Tensor::from_vec((0..data.len() as u32).collect(), [data.len()], backend)?,
             scale: Tensor::from_vec(scale, [features], backend)?,
             shift: Tensor::from_vec(shift, [features], backend)?,
             host_labels: data.labels.clone(),
@@ -87,13 +90,20 @@ impl<B: Backend> DeviceDataset<B> {
         &self.host_labels
     }
 
+    /// The indices 0..len in order (slice it with `narrow` for evaluation batches).
+    pub fn in_order(&self) -> &Tensor<B> {
+        &self.in_order
+    }
+
     /// The normalised images (f32 [b, features]) and labels (u32 [b]) at `indices` (u32 [b]).
     pub fn batch(&self, indices: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
+        // A narrowed view of an epoch's index tensor is made contiguous once, for both gathers.
+        let indices = indices.contiguous()?;
         let chunks: Vec<(&Tensor<B>, usize)> = self.chunks.iter().map(|(t, f)| (t, *f)).collect();
-        let x = Tensor::gather_u8_affine(&chunks, indices, &self.scale, &self.shift)?;
+        let x = Tensor::gather_u8_affine(&chunks, &indices, &self.scale, &self.shift)?;
         let y = self
             .labels
-            .gather_rows(indices)?
+            .gather_rows(&indices)?
             .reshape([indices.numel()])?;
         Ok((x, y))
     }

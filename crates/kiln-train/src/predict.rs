@@ -75,6 +75,5 @@ pub fn evaluate_checkpoint<B: Backend>(
         &device,
         data.classes(),
         config.batch_size.max(256),
-        backend,
     )
 }

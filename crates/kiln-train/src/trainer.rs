@@ -15,7 +15,9 @@ use crate::monitor;
 use crate::progress::EpochProgress;
 use crate::report::write_report;
 use kiln_autograd::{no_grad, Var};
-use kiln_data::{shuffled_indices, Dataset, DeviceDataset, Normalization, Preprocessing};
+use kiln_data::{
+    shuffled_indices, DataError, Dataset, DeviceDataset, Normalization, Preprocessing,
+};
 use kiln_nn::loss::softmax_cross_entropy;
 use kiln_nn::optim::{Optimizer, OptimizerState};
 use kiln_nn::{LayerOutput, Mlp, Module, Parameter, Sequential};
@@ -117,17 +119,14 @@ pub fn evaluate<B: Backend>(
     data: &DeviceDataset<B>,
     classes: usize,
     batch_size: usize,
-    backend: &B,
 ) -> Result<Evaluation> {
     model.set_training(false);
-    let order: Vec<u32> = (0..data.len() as u32).collect();
-    let indices = Tensor::from_vec(order, [data.len()], backend)?;
     let mut probabilities = Vec::new();
     let mut loss_sum: Option<Tensor<B>> = None;
     no_grad(|| -> Result<()> {
         for start in (0..data.len()).step_by(batch_size) {
             let len = batch_size.min(data.len() - start);
-            let (x, y) = data.batch(&indices.narrow(0, start, len)?)?;
+            let (x, y) = data.batch(&data.in_order().narrow(0, start, len)?)?;
             let logits = model.forward(&Var::constant(x))?;
             let losses = logits.value().softmax_xent(&y)?.sum_all()?;
             loss_sum = Some(match loss_sum.take() {
@@ -141,7 +140,7 @@ pub fn evaluate<B: Backend>(
     model.set_training(true);
     let mut reads: Vec<&Tensor<B>> = probabilities.iter().collect();
     let loss_sum =
-        loss_sum.ok_or_else(|| TrainError::flag("dataset", "empty", "at least one sample"))?;
+        loss_sum.ok_or_else(|| DataError::Invalid("cannot evaluate an empty dataset".into()))?;
     reads.push(&loss_sum);
     let host = Tensor::read_many(&reads)?;
     let (loss_host, prob_hosts) = host.split_last().expect("the loss was read");
@@ -547,7 +546,6 @@ pub fn train<B: Backend>(
             &val_set,
             classes,
             config.batch_size.max(256),
-            backend,
         )?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         let record = EpochRecord {
@@ -646,7 +644,6 @@ pub fn train<B: Backend>(
         &test_set,
         classes,
         config.batch_size.max(256),
-        backend,
     )?;
     if let Some(out) = &options.out {
         // The final checkpoint holds the restored best parameters under param.* (what

@@ -1,7 +1,7 @@
 //! Adam and AdamW through the fused `adam_step` kernel: one pass per parameter tensor updates
 //! the weights and both moments in place, with bias correction.
 
-use super::state::{check_kind, OptimizerState, Slots};
+use super::state::{OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
@@ -126,18 +126,11 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
     }
 
     fn state(&self) -> Result<OptimizerState<B>> {
-        Ok(OptimizerState {
-            kind: self.kind().into(),
-            step: self.steps,
-            tensors: self.moments.snapshot()?,
-        })
+        self.moments.to_state(self.kind(), self.steps)
     }
 
     fn load_state(&mut self, state: &OptimizerState<B>, parameters: &[Parameter<B>]) -> Result<()> {
-        check_kind(self.kind(), state)?;
-        self.moments
-            .restore(self.kind(), &state.tensors, parameters)?;
-        self.steps = state.step;
+        self.steps = self.moments.load(self.kind(), state, parameters)?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //!   RMSProp:  v ← α·v + (1 − α)·g²;  w ← w − lr · g / (√v + ε)
 //! with g = ∇ + λ·w when an L2 weight decay λ is set.
 
-use super::state::{check_kind, OptimizerState, Slots};
+use super::state::{OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
@@ -112,18 +112,11 @@ impl<B: Backend> Optimizer<B> for Adaptive<B> {
     }
 
     fn state(&self) -> Result<OptimizerState<B>> {
-        Ok(OptimizerState {
-            kind: self.kind.into(),
-            step: self.steps,
-            tensors: self.accumulator.snapshot()?,
-        })
+        self.accumulator.to_state(self.kind, self.steps)
     }
 
     fn load_state(&mut self, state: &OptimizerState<B>, parameters: &[Parameter<B>]) -> Result<()> {
-        check_kind(self.kind, state)?;
-        self.accumulator
-            .restore(self.kind, &state.tensors, parameters)?;
-        self.steps = state.step;
+        self.steps = self.accumulator.load(self.kind, state, parameters)?;
         Ok(())
     }
 }

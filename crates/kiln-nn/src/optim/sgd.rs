@@ -2,7 +2,7 @@
 //! decay, following PyTorch's update (one fused `sgd_step` kernel per parameter):
 //!   g ← ∇ + λ·w;  v ← μ·v + g;  w ← w − lr · (Nesterov ? g + μ·v : v)   (v = g without momentum)
 
-use super::state::{check_kind, OptimizerState, Slots};
+use super::state::{OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
@@ -96,17 +96,11 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
     }
 
     fn state(&self) -> Result<OptimizerState<B>> {
-        Ok(OptimizerState {
-            kind: "sgd".into(),
-            step: self.steps,
-            tensors: self.velocity.snapshot()?,
-        })
+        self.velocity.to_state("sgd", self.steps)
     }
 
     fn load_state(&mut self, state: &OptimizerState<B>, parameters: &[Parameter<B>]) -> Result<()> {
-        check_kind("sgd", state)?;
-        self.velocity.restore("sgd", &state.tensors, parameters)?;
-        self.steps = state.step;
+        self.steps = self.velocity.load("sgd", state, parameters)?;
         Ok(())
     }
 }

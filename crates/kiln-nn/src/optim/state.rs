@@ -45,8 +45,29 @@ impl<B: Backend> Slots<B> {
         Ok(&self.by_parameter[parameter.name()])
     }
 
+    /// A snapshot of this state for an optimiser of `kind` that has taken `step` steps.
+    pub fn to_state(&self, kind: &str, step: u64) -> Result<OptimizerState<B>> {
+        Ok(OptimizerState {
+            kind: kind.into(),
+            step,
+            tensors: self.snapshot()?,
+        })
+    }
+
+    /// Restores a snapshot taken from an optimiser of `kind`; returns its step count.
+    pub fn load(
+        &mut self,
+        kind: &str,
+        state: &OptimizerState<B>,
+        parameters: &[Parameter<B>],
+    ) -> Result<u64> {
+        check_kind(kind, state)?;
+        self.restore(kind, &state.tensors, parameters)?;
+        Ok(state.step)
+    }
+
     /// Copies of every state tensor, named `<parameter>.<slot>`.
-    pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor<B>>> {
+    fn snapshot(&self) -> Result<BTreeMap<String, Tensor<B>>> {
         let mut out = BTreeMap::new();
         for (parameter, tensors) in &self.by_parameter {
             for (slot, t) in self.names.iter().zip(tensors) {
@@ -59,7 +80,7 @@ impl<B: Backend> Slots<B> {
     /// Replaces the state with copies of `tensors`, after checking that each names a slot of
     /// one of `parameters` with the parameter's shape and dtype, and that every parameter with
     /// saved state has all its slots. Nothing changes when a check fails.
-    pub fn restore(
+    fn restore(
         &mut self,
         optimizer: &str,
         tensors: &BTreeMap<String, Tensor<B>>,
@@ -126,7 +147,7 @@ impl<B: Backend> Slots<B> {
 }
 
 /// Checks that a snapshot was taken from the same kind of optimiser.
-pub(crate) fn check_kind<B: Backend>(expected: &str, state: &OptimizerState<B>) -> Result<()> {
+fn check_kind<B: Backend>(expected: &str, state: &OptimizerState<B>) -> Result<()> {
     if state.kind == expected {
         Ok(())
     } else {
