@@ -32,6 +32,9 @@ fn main() -> ExitCode {
             preprocessing: "per-channel".into(),
             validation: 5_000,
             limit_train: None,
+            augmentation: Default::default(),
+            ema_decay: 0.0,
+            whiten_epsilon: kiln::data::DEFAULT_WHITENING_EPSILON,
         },
         load: |dir, download| {
             // The README's command downloads on first use: without the batches, fetch them.

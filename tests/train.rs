@@ -57,6 +57,9 @@ fn config() -> TrainConfig {
         preprocessing: "per-channel".into(),
         validation: 100,
         limit_train: None,
+        augmentation: Default::default(),
+        ema_decay: 0.0,
+        whiten_epsilon: kiln_data::DEFAULT_WHITENING_EPSILON,
     }
 }
 

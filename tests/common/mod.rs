@@ -58,6 +58,13 @@ pub const BATCHNORM_BACKWARD: Tolerance = Tolerance {
     abs: 1e-4,
     rel: 1e-4,
 };
+/// Bilinear resampling and colour jitter: the source coordinate (or the image's mean grey
+/// level, a tree sum on the GPU) may differ by an ulp or two, which moves values in [0, 1]
+/// by about as much.
+pub const AUGMENT: Tolerance = Tolerance {
+    abs: 1e-5,
+    rel: 1e-5,
+};
 /// Several optimiser steps compound per-step rounding of m/bc1 and sqrt(v/bc2).
 pub const OPTIMIZER: Tolerance = Tolerance {
     abs: 1e-6,

@@ -4,6 +4,7 @@
 
 mod elementwise;
 mod fused;
+mod image;
 mod matmul;
 mod memory;
 mod optim;
@@ -13,8 +14,8 @@ mod reduce;
 
 use kiln_tensor::{
     AdamStep, AdaptiveStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue,
-    HostData, KilnError, Layout, MatmulShape, ReduceDims, ReduceOp, Result, RngState, Rows,
-    SgdStep, UnaryOp, XentTargets,
+    HostData, ImageBatch, KilnError, Layout, MatmulShape, ReduceDims, ReduceOp, Result, RngState,
+    Rows, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -265,6 +266,47 @@ impl Backend for CpuBackend {
             &indices.read(),
             &scale.read(),
             &shift.read(),
+        )?))
+    }
+
+    fn warp_images(
+        &self,
+        images: &CpuStorage,
+        shape: ImageBatch,
+        matrices: &CpuStorage,
+        warp: Warp,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(image::warp_images(
+            &images.read(),
+            shape,
+            &matrices.read(),
+            warp,
+        )?))
+    }
+
+    fn jitter_images(
+        &self,
+        images: &CpuStorage,
+        shape: ImageBatch,
+        factors: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(image::jitter_images(
+            &images.read(),
+            shape,
+            &factors.read(),
+        )?))
+    }
+
+    fn cutmix_images(
+        &self,
+        images: &CpuStorage,
+        shape: ImageBatch,
+        boxes: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(image::cutmix_images(
+            &images.read(),
+            shape,
+            &boxes.read(),
         )?))
     }
 

@@ -1,12 +1,14 @@
 //! A dataset kept on the device: pixels uploaded once as u8 (in chunks of whole rows under
 //! the backend's binding limit), labels as u32, and the preprocessing as one scale and one
-//! shift per feature. A minibatch is a u32 index tensor; `batch` gathers, converts and
-//! normalises it in one kernel per chunk, with no host-to-device copy of images.
+//! shift per feature (and a whitening matrix for PCA/ZCA). A minibatch is a u32 index tensor;
+//! `batch` gathers, converts and normalises it in one kernel per chunk, with no host-to-device
+//! copy of images. Augmented training takes `raw_batch` (pixels scaled to [0, 1]), transforms
+//! it, then `normalize`s it.
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::preprocess::Normalization;
-use kiln_tensor::{Backend, Tensor};
+use kiln_tensor::{Backend, ImageShape, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -19,6 +21,14 @@ pub struct DeviceDataset<B: Backend> {
     in_order: Tensor<B>,
     scale: Tensor<B>,
     shift: Tensor<B>,
+    /// The affine map for pixels already in [0, 1]: scale · 255 and shift, as [1, features].
+    unit_scale: Tensor<B>,
+    unit_shift: Tensor<B>,
+    /// 1/255 and 0 per feature: the gather that leaves pixels in [0, 1].
+    raw_scale: Tensor<B>,
+    raw_shift: Tensor<B>,
+    whitening: Option<Tensor<B>>,
+    image: ImageShape,
     host_labels: Vec<u8>,
     features: usize,
 }
@@ -59,7 +69,31 @@ impl<B: Backend> DeviceDataset<B> {
         }
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         let (scale, shift) = normalization.scale_shift();
+        let unit_scale: Vec<f32> = scale.iter().map(|s| s * 255.0).collect();
+        let whitening = match &normalization.whitening {
+            Some(w) if w.len() == features * features => {
+                Some(Tensor::from_slice(w, [features, features], backend)?)
+            }
+            Some(w) => {
+                return Err(DataError::Invalid(format!(
+                    "the whitening matrix has {} values, {features} features need {}",
+                    w.len(),
+                    features * features
+                )))
+            }
+            None => None,
+        };
         Ok(DeviceDataset {
+            unit_scale: Tensor::from_vec(unit_scale, [1, features], backend)?,
+            unit_shift: Tensor::from_slice(&shift, [1, features], backend)?,
+            raw_scale: Tensor::from_vec(vec![1.0 / 255.0; features], [features], backend)?,
+            raw_shift: Tensor::from_vec(vec![0.0; features], [features], backend)?,
+            whitening,
+            image: ImageShape {
+                channels: data.channels,
+                height: data.height,
+                width: data.width,
+            },
             chunks,
             labels: Tensor::from_vec(labels, [data.len(), 1], backend)?,
             in_order: Tensor::from_vec((0..data.len() as u32).collect(), [data.len()], backend)?,
@@ -82,6 +116,11 @@ impl<B: Backend> DeviceDataset<B> {
         self.features
     }
 
+    /// The size of one image.
+    pub fn image(&self) -> ImageShape {
+        self.image
+    }
+
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
@@ -97,10 +136,39 @@ impl<B: Backend> DeviceDataset<B> {
 
     /// The normalised images (f32 [b, features]) and labels (u32 [b]) at `indices` (u32 [b]).
     pub fn batch(&self, indices: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
+        let (x, y) = self.gather(indices, &self.scale, &self.shift)?;
+        Ok((self.whiten(x)?, y))
+    }
+
+    /// The images with pixels scaled to [0, 1] (before normalisation, for augmentation) and
+    /// the labels at `indices`.
+    pub fn raw_batch(&self, indices: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
+        self.gather(indices, &self.raw_scale, &self.raw_shift)
+    }
+
+    /// The fitted preprocessing applied to images in [0, 1] (from `raw_batch`).
+    pub fn normalize(&self, unit: &Tensor<B>) -> Result<Tensor<B>> {
+        let x = ((unit * &self.unit_scale)? + &self.unit_shift)?;
+        self.whiten(x)
+    }
+
+    fn whiten(&self, x: Tensor<B>) -> Result<Tensor<B>> {
+        Ok(match &self.whitening {
+            Some(w) => x.matmul(w)?,
+            None => x,
+        })
+    }
+
+    fn gather(
+        &self,
+        indices: &Tensor<B>,
+        scale: &Tensor<B>,
+        shift: &Tensor<B>,
+    ) -> Result<(Tensor<B>, Tensor<B>)> {
         // A narrowed view of an epoch's index tensor is made contiguous once, for both gathers.
         let indices = indices.contiguous()?;
         let chunks: Vec<(&Tensor<B>, usize)> = self.chunks.iter().map(|(t, f)| (t, *f)).collect();
-        let x = Tensor::gather_u8_affine(&chunks, &indices, &self.scale, &self.shift)?;
+        let x = Tensor::gather_u8_affine(&chunks, &indices, scale, shift)?;
         let y = self
             .labels
             .gather_rows(&indices)?

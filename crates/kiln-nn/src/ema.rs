@@ -50,4 +50,20 @@ impl<B: Backend> Ema<B> {
             }
         }
     }
+
+    /// The averages by parameter name (empty before the first update).
+    pub fn averages(&self) -> Vec<(String, Tensor<B>)> {
+        let mut v: Vec<_> = self
+            .shadow
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Sets the average of parameter `name` (restoring a checkpoint).
+    pub fn set_average(&mut self, name: &str, value: Tensor<B>) {
+        self.shadow.insert(name.to_string(), value);
+    }
 }

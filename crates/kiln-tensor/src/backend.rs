@@ -12,8 +12,8 @@
 
 use crate::error::Result;
 use crate::ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, SgdStep,
-    UnaryOp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
+    SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout};
 use std::fmt;
@@ -172,6 +172,33 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         indices: &Self::Storage,
         scale: &Self::Storage,
         shift: &Self::Storage,
+    ) -> Result<Self::Storage>;
+
+    // ---- image augmentation (images f32 [count, channels·height·width] in [0, 1]) -------
+    /// Resamples each image through its 2 × 3 output-to-source map, `matrices` f32
+    /// [count, 6]: out(x, y) = sample(image, m · (x, y, 1)).
+    fn warp_images(
+        &self,
+        images: &Self::Storage,
+        shape: ImageBatch,
+        matrices: &Self::Storage,
+        warp: Warp,
+    ) -> Result<Self::Storage>;
+    /// Colour jitter with `factors` f32 [count, 3] = (brightness, contrast, saturation),
+    /// applied in that order and clamped to [0, 1] after each (1 to 4 channels).
+    fn jitter_images(
+        &self,
+        images: &Self::Storage,
+        shape: ImageBatch,
+        factors: &Self::Storage,
+    ) -> Result<Self::Storage>;
+    /// CutMix: the box [x0, x1) × [y0, y1) of each image replaced by the same box of its
+    /// partner in the batch, `boxes` u32 [count, 5] = (partner, x0, y0, x1, y1).
+    fn cutmix_images(
+        &self,
+        images: &Self::Storage,
+        shape: ImageBatch,
+        boxes: &Self::Storage,
     ) -> Result<Self::Storage>;
 
     // ---- randomness --------------------------------------------------------------------

@@ -21,6 +21,7 @@ mod shape;
 mod tensor;
 mod tensor_elementwise;
 mod tensor_fused;
+mod tensor_image;
 pub mod wgpu;
 
 pub use backend::{Backend, BackendStorage, Epilogue, ReduceDims, Rows};
@@ -30,9 +31,10 @@ pub use half::f16;
 pub use host::{Element, HostData};
 pub use layout::Layout;
 pub use ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, SgdStep,
-    UnaryOp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
+    SgdStep, UnaryOp, Warp, XentTargets,
 };
 pub use shape::Shape;
 pub use tensor::Tensor;
+pub use tensor_image::ImageShape;
 pub use wgpu::WgpuBackend;

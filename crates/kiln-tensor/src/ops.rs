@@ -299,3 +299,35 @@ pub enum XentTargets<'a, S> {
     /// A probability row per row of logits (same shape as the logits).
     Soft(&'a S),
 }
+
+/// A batch of images stored as rows of a [count, channels · height · width] f32 tensor,
+/// channel-major within a row (planes of height × width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageBatch {
+    pub count: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageBatch {
+    /// Values per image.
+    pub fn features(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn numel(&self) -> usize {
+        self.count * self.features()
+    }
+}
+
+/// How `warp_images` samples the source image at a mapped coordinate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Warp {
+    /// Bilinear interpolation of the four neighbours; otherwise the nearest pixel
+    /// (coordinates rounded half up, exact for integer maps such as flips and crops).
+    pub bilinear: bool,
+    /// Coordinates outside the image reflect about the edge pixels (−1 → 1, width → width −
+    /// 2); otherwise they read zero.
+    pub reflect: bool,
+}

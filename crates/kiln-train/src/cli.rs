@@ -8,7 +8,7 @@ use crate::predict::evaluate_checkpoint;
 use crate::trainer::{check_writable, train, RunData, TrainOptions};
 use clap::Parser;
 use kiln_cpu::CpuBackend;
-use kiln_data::Dataset;
+use kiln_data::{Augmentation, Dataset};
 use kiln_tensor::{Backend, WgpuBackend};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +84,116 @@ pub struct Args {
     /// Only evaluate this checkpoint on the test set.
     #[arg(long)]
     pub evaluate: Option<PathBuf>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
+    /// report its accuracy beside the raw weights' (0: off).
+    #[arg(long)]
+    pub ema: Option<f32>,
+    /// ε added to the covariance eigenvalues for --preprocessing pca or zca.
+    #[arg(long)]
+    pub whiten_epsilon: Option<f32>,
+    /// Train N models (seeds seed, seed + 1, …) and report the test accuracy of their
+    /// averaged predictions beside each member's.
+    #[arg(long)]
+    pub ensemble: Option<usize>,
+    /// K-fold cross-validation on the training set: train K models, each validated on one
+    /// fold, and report the mean ± std of the validation accuracy.
+    #[arg(long)]
+    pub folds: Option<usize>,
+    #[command(flatten)]
+    pub augment: AugmentArgs,
+}
+
+/// Augmentation flags (each overrides the program's default).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AugmentArgs {
+    /// Transforms applied to every training minibatch on the device, comma-separated:
+    /// flip, crop, jitter, cutmix, affine ("none" for none).
+    #[arg(long, value_delimiter = ',')]
+    pub augment: Option<Vec<String>>,
+    /// Write a PNG grid of N augmented training images (augmented.png in --out, or the
+    /// working directory) before training.
+    #[arg(long)]
+    pub save_augmented: Option<usize>,
+    /// Probability of a horizontal flip (default 0.5).
+    #[arg(long)]
+    pub flip_p: Option<f32>,
+    /// Pixels of padding around the image before the random crop (default 2).
+    #[arg(long)]
+    pub crop_padding: Option<usize>,
+    /// How the crop pads: zero or reflect (default zero).
+    #[arg(long)]
+    pub crop_padding_mode: Option<String>,
+    /// Brightness factor range 1 ± x (default 0.2).
+    #[arg(long)]
+    pub jitter_brightness: Option<f32>,
+    /// Contrast factor range 1 ± x (default 0.2).
+    #[arg(long)]
+    pub jitter_contrast: Option<f32>,
+    /// Saturation factor range 1 ± x (default 0.2).
+    #[arg(long)]
+    pub jitter_saturation: Option<f32>,
+    /// Probability that an image is jittered (default 1).
+    #[arg(long)]
+    pub jitter_p: Option<f32>,
+    /// CutMix's Beta(α, α) parameter (default 1).
+    #[arg(long)]
+    pub cutmix_alpha: Option<f32>,
+    /// Probability that an image gets a CutMix box (default 0.5).
+    #[arg(long)]
+    pub cutmix_p: Option<f32>,
+    /// Random affine: maximum rotation in degrees (default 10).
+    #[arg(long)]
+    pub affine_degrees: Option<f32>,
+    /// Random affine: maximum translation as a fraction of the side (default 0.1).
+    #[arg(long)]
+    pub affine_translate: Option<f32>,
+    /// Random affine: scale drawn from 1 ± x (default 0.1).
+    #[arg(long)]
+    pub affine_scale: Option<f32>,
+    /// Random affine: maximum horizontal shear in degrees (default 5).
+    #[arg(long)]
+    pub affine_shear: Option<f32>,
+    /// Probability that an image gets a random affine transform (default 1).
+    #[arg(long)]
+    pub affine_p: Option<f32>,
+}
+
+impl AugmentArgs {
+    /// `defaults` with every flag given here applied.
+    pub fn apply(&self, defaults: &Augmentation) -> Augmentation {
+        let mut a = defaults.clone();
+        if let Some(list) = &self.augment {
+            a.transforms = list
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty() && t != "none")
+                .collect();
+        }
+        let set = |slot: &mut f32, v: Option<f32>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut a.flip_p, self.flip_p);
+        set(&mut a.jitter_brightness, self.jitter_brightness);
+        set(&mut a.jitter_contrast, self.jitter_contrast);
+        set(&mut a.jitter_saturation, self.jitter_saturation);
+        set(&mut a.jitter_p, self.jitter_p);
+        set(&mut a.cutmix_alpha, self.cutmix_alpha);
+        set(&mut a.cutmix_p, self.cutmix_p);
+        set(&mut a.affine_degrees, self.affine_degrees);
+        set(&mut a.affine_translate, self.affine_translate);
+        set(&mut a.affine_scale, self.affine_scale);
+        set(&mut a.affine_shear, self.affine_shear);
+        set(&mut a.affine_p, self.affine_p);
+        if let Some(p) = self.crop_padding {
+            a.crop_padding = p;
+        }
+        if let Some(m) = &self.crop_padding_mode {
+            a.crop_padding_mode = m.clone();
+        }
+        a
+    }
 }
 
 /// What differs between datasets: its loader and its default recipe.
@@ -118,6 +228,9 @@ impl Args {
             preprocessing: self.preprocessing.clone().unwrap_or(d.preprocessing),
             validation: self.validation.unwrap_or(d.validation),
             limit_train: self.limit_train,
+            augmentation: self.augment.apply(&d.augmentation),
+            ema_decay: self.ema.unwrap_or(d.ema_decay),
+            whiten_epsilon: self.whiten_epsilon.unwrap_or(d.whiten_epsilon),
         };
         if let Some(n) = self.overfit_tiny {
             // No regularisation, the N samples in one batch, enough steps to memorise them.
@@ -131,6 +244,7 @@ impl Args {
             c.warmup_epochs = 0;
             c.patience = 0;
             c.monitor_every = c.epochs.max(1);
+            c.augmentation.transforms.clear();
         }
         c
     }

@@ -2,6 +2,7 @@
 //! work starts (each error names the flag and its allowed values), saved as config.json.
 
 use crate::error::{Result, TrainError};
+use kiln_data::{Augmentation, DEFAULT_WHITENING_EPSILON};
 use kiln_nn::optim::{adagrad, rmsprop, Adam, Optimizer, Sgd};
 use kiln_nn::schedule::{Decay, Schedule};
 use kiln_tensor::{Backend, UnaryOp};
@@ -20,7 +21,7 @@ pub const ACTIVATIONS: [&str; 7] = [
     "softplus",
     "hard-tanh",
 ];
-pub const PREPROCESSING: [&str; 2] = ["per-channel", "mean-image"];
+pub const PREPROCESSING: [&str; 4] = ["per-channel", "mean-image", "pca", "zca"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -47,6 +48,20 @@ pub struct TrainConfig {
     /// Samples held out of the training set for validation.
     pub validation: usize,
     pub limit_train: Option<usize>,
+    /// Minibatch augmentation on the device (none by default).
+    #[serde(default)]
+    pub augmentation: Augmentation,
+    /// Polyak averaging of the parameters with this decay (0: off); the averaged weights are
+    /// evaluated beside the raw ones.
+    #[serde(default)]
+    pub ema_decay: f32,
+    /// ε added to the covariance eigenvalues for PCA/ZCA whitening.
+    #[serde(default = "default_whiten_epsilon")]
+    pub whiten_epsilon: f32,
+}
+
+fn default_whiten_epsilon() -> f32 {
+    DEFAULT_WHITENING_EPSILON
 }
 
 impl TrainConfig {
@@ -110,6 +125,21 @@ impl TrainConfig {
         if self.limit_train == Some(0) {
             return Err(TrainError::flag("--limit-train", 0, "an integer ≥ 1"));
         }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(TrainError::flag(
+                "--ema",
+                self.ema_decay,
+                "a decay in [0, 1) (0 turns averaging off; 0.999 is typical)",
+            ));
+        }
+        if !(self.whiten_epsilon > 0.0 && self.whiten_epsilon.is_finite()) {
+            return Err(TrainError::flag(
+                "--whiten-epsilon",
+                self.whiten_epsilon,
+                "a number > 0",
+            ));
+        }
+        self.augmentation.validate()?;
         Ok(())
     }
 

@@ -30,6 +30,9 @@ pub struct EpochRecord {
     pub val_recall: Vec<f64>,
     pub val_roc_auc: f64,
     pub val_confusion: Vec<Vec<u64>>,
+    /// Validation accuracy of the averaged (EMA) parameters, when averaging is on.
+    #[serde(default)]
+    pub val_accuracy_ema: Option<f64>,
     pub seconds: f64,
     pub samples_per_second: f64,
     /// The last monitoring snapshot of the epoch.

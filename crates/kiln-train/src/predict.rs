@@ -58,6 +58,11 @@ pub fn load_model<B: Backend>(
         kind,
         mean: read("preprocess.mean")?,
         std: read("preprocess.std")?,
+        whitening: if c.tensors.contains_key("preprocess.whitening") {
+            Some(read("preprocess.whitening")?)
+        } else {
+            None
+        },
     };
     Ok((model, normalization, config))
 }

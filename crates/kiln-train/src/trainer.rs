@@ -16,12 +16,14 @@ use crate::progress::EpochProgress;
 use crate::report::write_report;
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{
-    shuffled_indices, DataError, Dataset, DeviceDataset, Normalization, Preprocessing,
+    shuffled_indices, DataError, Dataset, DeviceAugmentation, DeviceDataset, EpochChoices,
+    LabelMix, Normalization, Preprocessing,
 };
-use kiln_nn::loss::softmax_cross_entropy;
+use kiln_nn::loss::{one_hot, softmax_cross_entropy};
 use kiln_nn::optim::{Optimizer, OptimizerState};
+use kiln_nn::Ema;
 use kiln_nn::{LayerOutput, Mlp, Module, Parameter, Sequential};
-use kiln_tensor::{Backend, DType, RngState, Tensor};
+use kiln_tensor::{Backend, DType, ImageShape, RngState, Tensor};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ impl RunData {
         }
         let kind =
             Preprocessing::from_name(&config.preprocessing).unwrap_or(Preprocessing::PerChannel);
-        let normalization = Normalization::fit(&train, kind);
+        let normalization = Normalization::fit_with_epsilon(&train, kind, config.whiten_epsilon);
         Ok(RunData {
             train,
             validation,
@@ -78,6 +80,8 @@ pub struct Outcome {
     pub stopped_early: bool,
     pub initial_loss: f64,
     pub test: Evaluation,
+    /// The test evaluation of the averaged (EMA) parameters, when averaging is on.
+    pub test_ema: Option<Evaluation>,
     pub train_seconds: f64,
     pub epoch_seconds: Vec<f64>,
     pub samples_per_second: f64,
@@ -187,6 +191,7 @@ struct Run<'a, B: Backend> {
     widths: Vec<usize>,
     class_names: Vec<String>,
     normalization: Normalization,
+    ema: Option<Ema<B>>,
 }
 
 impl<B: Backend> Run<'_, B> {
@@ -209,7 +214,18 @@ impl<B: Backend> Run<'_, B> {
                 }
             }
         }
+        if let Some(ema) = &self.ema {
+            for (name, t) in ema.averages() {
+                c.put(format!("ema.{name}"), &t)?;
+            }
+        }
         let features = self.normalization.mean.len();
+        if let Some(w) = &self.normalization.whitening {
+            c.put(
+                "preprocess.whitening",
+                &Tensor::from_slice(w, [features, features], self.backend)?,
+            )?;
+        }
         c.put(
             "preprocess.mean",
             &Tensor::from_slice(&self.normalization.mean, [features], self.backend)?,
@@ -326,6 +342,11 @@ impl<B: Backend> Run<'_, B> {
                 },
             );
         }
+        if let Some(ema) = self.ema.as_mut() {
+            for name in c.names_with("ema.") {
+                ema.set_average(&name, c.tensor(path, &format!("ema.{name}"), self.backend)?);
+            }
+        }
         let best: Vec<String> = c.names_with("best.");
         self.best = if best.is_empty() {
             Some((self.snapshot()?, self.buffer_snapshot()?))
@@ -414,6 +435,11 @@ pub fn train<B: Backend>(
         widths,
         class_names: data.train.class_names.clone(),
         normalization: data.normalization.clone(),
+        ema: if config.ema_decay > 0.0 {
+            Some(Ema::new(config.ema_decay)?)
+        } else {
+            None
+        },
     };
     if let Some(dir) = &options.resume {
         let path = dir.join("checkpoint.safetensors");
@@ -425,6 +451,13 @@ pub fn train<B: Backend>(
         // every epoch (it is overwritten, never added, when validation improves).
         run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
     }
+    let image = ImageShape {
+        channels: data.train.channels,
+        height: data.train.height,
+        width: data.train.width,
+    };
+    let augmentation = &config.augmentation;
+    augmentation.check_image(image)?;
     let train_set = DeviceDataset::upload(&data.train, &data.normalization, backend, None)?;
     let val_set = DeviceDataset::upload(&data.validation, &data.normalization, backend, None)?;
     let steps_per_epoch = train_set.len().div_ceil(config.batch_size);
@@ -443,6 +476,24 @@ pub fn train<B: Backend>(
         let epoch_start = Instant::now();
         let order = shuffled_indices(train_set.len(), config.seed, epoch as u64);
         let indices = Tensor::from_vec(order, [train_set.len()], backend)?;
+        let augment = if augmentation.is_active() {
+            let choices = EpochChoices::draw(
+                augmentation,
+                image,
+                train_set.len(),
+                config.batch_size,
+                config.seed,
+                epoch as u64,
+            );
+            Some(DeviceAugmentation::upload(
+                augmentation,
+                &choices,
+                image,
+                backend,
+            )?)
+        } else {
+            None
+        };
         let bar = EpochProgress::new(epoch, config.epochs, train_set.len() as u64, options.quiet);
         let mut loss_sum: Option<Tensor<B>> = None;
         let mut correct_sum: Option<Tensor<B>> = None;
@@ -450,7 +501,18 @@ pub fn train<B: Backend>(
         let mut lr = schedule.lr_at(run.progress.step as usize);
         for start_row in (0..train_set.len()).step_by(config.batch_size) {
             let len = config.batch_size.min(train_set.len() - start_row);
-            let (x, y) = train_set.batch(&indices.narrow(0, start_row, len)?)?;
+            let batch_indices = indices.narrow(0, start_row, len)?;
+            let (x, y, mix) = match &augment {
+                Some(augment) => {
+                    let (unit, y) = train_set.raw_batch(&batch_indices)?;
+                    let (unit, mix) = augment.apply(&unit, start_row, len)?;
+                    (train_set.normalize(&unit)?, y, mix)
+                }
+                None => {
+                    let (x, y) = train_set.batch(&batch_indices)?;
+                    (x, y, None)
+                }
+            };
             lr = schedule.lr_at(run.progress.step as usize);
             run.optimizer.set_learning_rate(lr);
             run.model.zero_grad();
@@ -471,7 +533,13 @@ pub fn train<B: Backend>(
                 .last()
                 .map(|o| o.value.clone())
                 .expect("the model has layers");
-            let loss = softmax_cross_entropy(&logits, &y, config.label_smoothing)?;
+            let loss = match &mix {
+                Some(mix) => {
+                    let targets = mixed_targets(&y, mix, classes, config.label_smoothing)?;
+                    logits.softmax_xent(&targets)?.mean_all()?
+                }
+                None => softmax_cross_entropy(&logits, &y, config.label_smoothing)?,
+            };
             loss.backward()?;
             let (grads, before) = if monitoring {
                 let grads: Vec<_> = weights.iter().map(|(_, p)| p.grad()).collect();
@@ -480,6 +548,9 @@ pub fn train<B: Backend>(
                 (Vec::new(), Vec::new())
             };
             run.optimizer.step(&run.params)?;
+            if let Some(ema) = run.ema.as_mut() {
+                ema.update(&run.params)?;
+            }
             let batch_loss = (loss.value() * len as f32)?;
             let predicted = logits.value().argmax(1)?.cast(DType::F32)?;
             let correct = predicted.eq(&y.cast(DType::F32)?)?.sum_all()?;
@@ -547,6 +618,20 @@ pub fn train<B: Backend>(
             classes,
             config.batch_size.max(256),
         )?;
+        let val_accuracy_ema = match run.ema.as_mut() {
+            Some(ema) => {
+                ema.swap(&run.params);
+                let averaged = evaluate(
+                    &mut run.model,
+                    &val_set,
+                    classes,
+                    config.batch_size.max(256),
+                );
+                ema.swap(&run.params);
+                Some(averaged?.accuracy)
+            }
+            None => None,
+        };
         let seconds = epoch_start.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch,
@@ -560,6 +645,7 @@ pub fn train<B: Backend>(
             val_recall: val.recall.clone(),
             val_roc_auc: val.macro_roc_auc,
             val_confusion: val.confusion.clone(),
+            val_accuracy_ema,
             seconds,
             samples_per_second: train_set.len() as f64 / seconds,
             layers,
@@ -569,6 +655,12 @@ pub fn train<B: Backend>(
                 "epoch {epoch}/{}: train loss {train_loss:.4} acc {train_accuracy:.4} | val loss {:.4} acc {:.4} auc {:.4} | lr {lr:.2e} | {seconds:.1} s ({:.0} samples/s)",
                 config.epochs, val.loss, val.accuracy, val.macro_roc_auc, record.samples_per_second
             );
+            if let Some(a) = val_accuracy_ema {
+                println!(
+                    "  averaged (EMA {}) weights: val acc {a:.4}",
+                    config.ema_decay
+                );
+            }
             for l in &record.layers {
                 println!(
                     "  {:<8} update/weight {:.2e} (≈1e-3 is healthy)  |grad| {:.3e}{}",
@@ -645,6 +737,20 @@ pub fn train<B: Backend>(
         classes,
         config.batch_size.max(256),
     )?;
+    let test_ema = match run.ema.as_mut() {
+        Some(ema) => {
+            ema.swap(&run.params);
+            let averaged = evaluate(
+                &mut run.model,
+                &test_set,
+                classes,
+                config.batch_size.max(256),
+            );
+            ema.swap(&run.params);
+            Some(averaged?)
+        }
+        None => None,
+    };
     if let Some(out) = &options.out {
         // The final checkpoint holds the restored best parameters under param.* (what
         // inference loads) and, when they differ, the last epoch's under last.* and
@@ -679,10 +785,34 @@ pub fn train<B: Backend>(
         stopped_early,
         initial_loss: run.progress.initial_loss,
         test,
+        test_ema,
         train_seconds,
         samples_per_second: samples / epoch_seconds.iter().sum::<f64>().max(1e-9),
         epoch_seconds,
         history: run.progress.history,
         parameters,
+    })
+}
+
+/// CutMix's soft targets: (1 − w) · onehot(y) + w · onehot(y[partner]) per row, then label
+/// smoothing (1 − ε) · t + ε / classes.
+fn mixed_targets<B: Backend>(
+    y: &Tensor<B>,
+    mix: &LabelMix<B>,
+    classes: usize,
+    smoothing: f32,
+) -> Result<Tensor<B>> {
+    let len = y.numel();
+    let own = one_hot(y, classes, DType::F32)?;
+    let partner_labels = y
+        .reshape([len, 1])?
+        .gather_rows(&mix.partner)?
+        .reshape([len])?;
+    let other = one_hot(&partner_labels, classes, DType::F32)?;
+    let targets = (&own + &((&other - &own)? * &mix.weight)?)?;
+    Ok(if smoothing > 0.0 {
+        ((targets * (1.0 - smoothing))? + smoothing / classes as f32)?
+    } else {
+        targets
     })
 }

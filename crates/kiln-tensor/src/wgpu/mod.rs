@@ -5,6 +5,7 @@
 //! from a size-class pool; `counters()` shows both.
 
 mod adapter;
+mod augment;
 mod buffer_pool;
 mod context;
 mod elementwise;
@@ -29,8 +30,8 @@ pub use storage::WgpuStorage;
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
 use crate::error::Result;
 use crate::ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, MatmulShape, ReduceOp, RngState, SgdStep,
-    UnaryOp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
+    SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout, Tensor};
 use context::Context;
@@ -279,6 +280,34 @@ impl Backend for WgpuBackend {
         shift: &WgpuStorage,
     ) -> Result<WgpuStorage> {
         memory::gather_u8_affine(&self.ctx, chunks, features, indices, scale, shift)
+    }
+
+    fn warp_images(
+        &self,
+        images: &WgpuStorage,
+        shape: ImageBatch,
+        matrices: &WgpuStorage,
+        warp: Warp,
+    ) -> Result<WgpuStorage> {
+        augment::warp_images(&self.ctx, images, shape, matrices, warp)
+    }
+
+    fn jitter_images(
+        &self,
+        images: &WgpuStorage,
+        shape: ImageBatch,
+        factors: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
+        augment::jitter_images(&self.ctx, images, shape, factors)
+    }
+
+    fn cutmix_images(
+        &self,
+        images: &WgpuStorage,
+        shape: ImageBatch,
+        boxes: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
+        augment::cutmix_images(&self.ctx, images, shape, boxes)
     }
 
     fn random(

@@ -18,12 +18,13 @@ pub enum ShaderFile {
     Gather,
     Cast,
     CastF16,
+    Augment,
 }
 
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 13] = [
+    pub const ALL: [ShaderFile; 14] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -37,6 +38,7 @@ impl ShaderFile {
         ShaderFile::Gather,
         ShaderFile::Cast,
         ShaderFile::CastF16,
+        ShaderFile::Augment,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -54,6 +56,7 @@ impl ShaderFile {
             ShaderFile::Gather => "gather.wgsl",
             ShaderFile::Cast => "cast.wgsl",
             ShaderFile::CastF16 => "cast_f16.wgsl",
+            ShaderFile::Augment => "augment.wgsl",
         }
     }
 
@@ -72,6 +75,7 @@ impl ShaderFile {
             ShaderFile::Gather => include_str!("../../../../shaders/gather.wgsl"),
             ShaderFile::Cast => include_str!("../../../../shaders/cast.wgsl"),
             ShaderFile::CastF16 => include_str!("../../../../shaders/cast_f16.wgsl"),
+            ShaderFile::Augment => include_str!("../../../../shaders/augment.wgsl"),
         }
     }
 
@@ -138,10 +142,13 @@ pub enum Kernel {
     CastF32ToU32,
     CastF16NativeFromF32,
     CastF16NativeToF32,
+    AugmentWarp,
+    AugmentJitter,
+    AugmentCutmix,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 40] = [
+    pub const ALL: [Kernel; 43] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -182,6 +189,9 @@ impl Kernel {
         Kernel::CastF32ToU32,
         Kernel::CastF16NativeFromF32,
         Kernel::CastF16NativeToF32,
+        Kernel::AugmentWarp,
+        Kernel::AugmentJitter,
+        Kernel::AugmentCutmix,
     ];
 
     /// (file, entry point, storage buffers read, storage buffers written). Binding 0 is the
@@ -230,6 +240,9 @@ impl Kernel {
             CastF32ToU32 => (F::Cast, "cast_f32_to_u32", 1, 1),
             CastF16NativeFromF32 => (F::CastF16, "cast_f16_native_from_f32", 1, 1),
             CastF16NativeToF32 => (F::CastF16, "cast_f16_native_to_f32", 1, 1),
+            AugmentWarp => (F::Augment, "augment_warp", 2, 1),
+            AugmentJitter => (F::Augment, "augment_jitter", 2, 1),
+            AugmentCutmix => (F::Augment, "augment_cutmix", 2, 1),
         }
     }
 
