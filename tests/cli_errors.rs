@@ -181,6 +181,33 @@ fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
         &["--data", d, "--validation", "500"],
         &["500 validation samples"],
     );
+    fails_with(
+        &["--data", d, "--augment", "flip,rotate"],
+        &["rotate", "--augment", "flip, crop, jitter, cutmix, affine"],
+    );
+    fails_with(
+        &["--data", d, "--augment", "flip", "--flip-p", "1.5"],
+        &["--flip-p", "[0, 1]"],
+    );
+    fails_with(&["--data", d, "--cutmix-p=-0.2"], &["--cutmix-p", "[0, 1]"]);
+    fails_with(
+        &[
+            "--data",
+            d,
+            "--augment",
+            "crop",
+            "--crop-padding-mode",
+            "wrap",
+        ],
+        &["--crop-padding-mode", "zero, reflect"],
+    );
+    fails_with(&["--data", d, "--ensemble", "0"], &["--ensemble", "≥ 1"]);
+    fails_with(&["--data", d, "--folds", "1"], &["--folds", "from 2"]);
+    fails_with(&["--data", d, "--ema", "1.2"], &["--ema", "[0, 1)"]);
+    fails_with(
+        &["--data", d, "--save-augmented", "0"],
+        &["--save-augmented", "≥ 1"],
+    );
     // clap rejects unknown values of --device itself.
     let o = run(&["--device", "tpu"]);
     assert_ne!(o.code, 0);

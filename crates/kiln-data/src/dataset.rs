@@ -81,6 +81,25 @@ impl Dataset {
         Ok((self.subset(train), self.subset(val)))
     }
 
+    /// The `k` folds of a permutation seeded with `seed`: for each fold, (the other k − 1
+    /// folds, the fold), each in ascending original order. Fold sizes differ by at most one.
+    pub fn folds(&self, k: usize, seed: u64) -> Vec<(Dataset, Dataset)> {
+        let k = k.max(1);
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        (0..k)
+            .map(|i| {
+                let (from, to) = (i * self.len() / k, (i + 1) * self.len() / k);
+                let mut held: Vec<usize> = order[from..to].to_vec();
+                let mut rest: Vec<usize> =
+                    order[..from].iter().chain(&order[to..]).copied().collect();
+                held.sort_unstable();
+                rest.sort_unstable();
+                (self.subset(&rest), self.subset(&held))
+            })
+            .collect()
+    }
+
     /// Samples per class.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes()];

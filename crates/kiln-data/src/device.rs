@@ -86,8 +86,8 @@ impl<B: Backend> DeviceDataset<B> {
         Ok(DeviceDataset {
             unit_scale: Tensor::from_vec(unit_scale, [1, features], backend)?,
             unit_shift: Tensor::from_slice(&shift, [1, features], backend)?,
-            raw_scale: Tensor::from_vec(vec![1.0 / 255.0; features], [features], backend)?,
-            raw_shift: Tensor::from_vec(vec![0.0; features], [features], backend)?,
+            raw_scale: Tensor::from_vec(vec![1.0f32 / 255.0; features], [features], backend)?,
+            raw_shift: Tensor::from_vec(vec![0.0f32; features], [features], backend)?,
             whitening,
             image: ImageShape {
                 channels: data.channels,

@@ -9,6 +9,10 @@ use std::collections::HashMap;
 pub struct Ema<B: Backend> {
     decay: f32,
     shadow: HashMap<String, Tensor<B>>,
+    /// With warm-up the decay of update t (from 0) is min(decay, (1 + t) / (10 + t)), so the
+    /// average forgets the random initialisation within the first few hundred steps.
+    warmup: bool,
+    updates: u64,
 }
 
 impl<B: Backend> Ema<B> {
@@ -23,16 +27,40 @@ impl<B: Backend> Ema<B> {
         Ok(Ema {
             decay,
             shadow: HashMap::new(),
+            warmup: false,
+            updates: 0,
         })
+    }
+
+    /// Turns on the decay warm-up (TensorFlow's `num_updates` rule).
+    pub fn with_warmup(mut self) -> Self {
+        self.warmup = true;
+        self
+    }
+
+    /// Updates so far (saved with the averages to resume exactly).
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    pub fn set_updates(&mut self, updates: u64) {
+        self.updates = updates;
     }
 
     /// shadow ← decay · shadow + (1 − decay) · w (the first call copies w: optimisers update
     /// parameters in place, so the shadow never shares their storage).
     pub fn update(&mut self, params: &[Parameter<B>]) -> Result<()> {
+        let t = self.updates as f32;
+        let decay = if self.warmup {
+            self.decay.min((1.0 + t) / (10.0 + t))
+        } else {
+            self.decay
+        };
+        self.updates += 1;
         for p in params {
             let w = p.value();
             let next = match self.shadow.remove(p.name()) {
-                Some(s) => ((s * self.decay)? + &(w * (1.0 - self.decay))?)?,
+                Some(s) => ((s * decay)? + &(w * (1.0 - decay))?)?,
                 None => w.deep_copy()?,
             };
             self.shadow.insert(p.name().to_string(), next);

@@ -3,12 +3,15 @@
 //! choice with CPU fallback, and the run summary printed as the last line of stdout.
 
 use crate::config::TrainConfig;
+use crate::crossval::cross_validate;
+use crate::ensemble::evaluate_ensemble;
 use crate::error::{Result, TrainError};
 use crate::predict::evaluate_checkpoint;
+use crate::preview::save_augmented;
 use crate::trainer::{check_writable, train, RunData, TrainOptions};
 use clap::Parser;
 use kiln_cpu::CpuBackend;
-use kiln_data::{Augmentation, Dataset};
+use kiln_data::{Augmentation, Dataset, DeviceDataset};
 use kiln_tensor::{Backend, WgpuBackend};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -250,6 +253,39 @@ impl Args {
     }
 }
 
+/// The GPU backend when `device` is "gpu" and a hardware adapter is found (or KILN_ADAPTER
+/// names a software one); otherwise None, after a warning saying why the CPU backend runs.
+pub fn usable_gpu(device: &str) -> Option<WgpuBackend> {
+    if device != "gpu" {
+        return None;
+    }
+    match WgpuBackend::new() {
+        // A software adapter (llvmpipe, WARP) runs WGSL on the CPU far slower than the CPU
+        // backend: use it only when KILN_ADAPTER names it.
+        Ok(gpu)
+            if gpu.adapter_info().device_type == kiln_tensor::wgpu::DeviceType::Cpu
+                && std::env::var_os("KILN_ADAPTER").is_none() =>
+        {
+            eprintln!(
+                "warning: the only adapter is a software one ({}); training on the faster \
+                 CPU backend (set KILN_ADAPTER={} to use the adapter anyway)",
+                gpu.adapter_info().name,
+                gpu.adapter_info()
+                    .name
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+            );
+            None
+        }
+        Ok(gpu) => Some(gpu),
+        Err(e) => {
+            eprintln!("warning: no GPU adapter ({e}); training on the CPU backend");
+            None
+        }
+    }
+}
+
 /// Parses the command line and runs; the exit code is non-zero on any error, which is
 /// printed as one clear message (never a panic).
 pub fn main(program: Program) -> ExitCode {
@@ -274,6 +310,20 @@ fn run(program: &Program, args: &Args) -> Result<String> {
             return Err(TrainError::flag("--overfit-tiny", 0, "an integer ≥ 1"));
         }
     }
+    if args.ensemble == Some(0) {
+        return Err(TrainError::flag(
+            "--ensemble",
+            0,
+            "an integer ≥ 1 (models to train)",
+        ));
+    }
+    if args.augment.save_augmented == Some(0) {
+        return Err(TrainError::flag(
+            "--save-augmented",
+            0,
+            "an integer ≥ 1 (images to save)",
+        ));
+    }
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
@@ -282,33 +332,11 @@ fn run(program: &Program, args: &Args) -> Result<String> {
         .clone()
         .unwrap_or_else(|| program.default_data_dir.clone());
     let (train_full, test) = (program.load)(&dir, args.download)?;
-    if args.device == "gpu" {
-        match WgpuBackend::new() {
-            // A software adapter (llvmpipe, WARP) runs WGSL on the CPU far slower than the CPU
-            // backend: use it only when KILN_ADAPTER names it.
-            Ok(gpu)
-                if gpu.adapter_info().device_type == kiln_tensor::wgpu::DeviceType::Cpu
-                    && std::env::var_os("KILN_ADAPTER").is_none() =>
-            {
-                eprintln!(
-                    "warning: the only adapter is a software one ({}); training on the faster \
-                     CPU backend (set KILN_ADAPTER={} to use the adapter anyway)",
-                    gpu.adapter_info().name,
-                    gpu.adapter_info()
-                        .name
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                );
-            }
-            Ok(gpu) => {
-                let adapter = gpu.adapter_info().name.clone();
-                return run_on(
-                    program, args, &config, train_full, test, &gpu, "gpu", &adapter,
-                );
-            }
-            Err(e) => eprintln!("warning: no GPU adapter ({e}); training on the CPU backend"),
-        }
+    if let Some(gpu) = usable_gpu(&args.device) {
+        let adapter = gpu.adapter_info().name.clone();
+        return run_on(
+            program, args, &config, train_full, test, &gpu, "gpu", &adapter,
+        );
     }
     run_on(
         program,
@@ -346,6 +374,28 @@ fn run_on<B: Backend>(
         })
         .to_string());
     }
+    if let Some(k) = args.folds {
+        let cv = cross_validate(backend, config, &train_full, k, false)?;
+        println!(
+            "{k}-fold cross-validation: validation accuracy {:.4} ± {:.4} (folds {:?})",
+            cv.mean,
+            cv.std,
+            cv.fold_accuracy
+                .iter()
+                .map(|a| format!("{a:.4}"))
+                .collect::<Vec<_>>()
+        );
+        return Ok(serde_json::json!({
+            "dataset": program.dataset,
+            "device": device,
+            "adapter": adapter,
+            "folds": k,
+            "val_accuracy_mean": cv.mean,
+            "val_accuracy_std": cv.std,
+            "fold_accuracy": cv.fold_accuracy,
+        })
+        .to_string());
+    }
     let data = if let Some(n) = args.overfit_tiny {
         let tiny = train_full.take(n);
         RunData {
@@ -369,6 +419,36 @@ fn run_on<B: Backend>(
         data.test.len(),
         config.widths(data.train.features(), data.train.classes())
     );
+    if let Some(n) = args.augment.save_augmented {
+        let path = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("augmented.png");
+        save_augmented(
+            &path,
+            &data.train,
+            &config.augmentation,
+            n,
+            config.batch_size,
+            config.seed,
+            backend,
+        )?;
+        println!(
+            "wrote {} ({n} training images after augmentation: {})",
+            path.display(),
+            if config.augmentation.is_active() {
+                config.augmentation.transforms.join(", ")
+            } else {
+                "none".into()
+            }
+        );
+    }
+    if let Some(members) = args.ensemble {
+        return run_ensemble(
+            program, args, config, &data, members, backend, device, adapter,
+        );
+    }
     let outcome = train(
         backend,
         config,
@@ -397,6 +477,12 @@ fn run_on<B: Backend>(
         "test accuracy {:.4} (best validation accuracy {:.4} at epoch {})",
         outcome.test.accuracy, outcome.best_val_accuracy, outcome.best_epoch
     );
+    if let Some(ema) = &outcome.test_ema {
+        println!(
+            "test accuracy with the averaged (EMA {}) weights {:.4}",
+            config.ema_decay, ema.accuracy
+        );
+    }
     Ok(serde_json::json!({
         "dataset": program.dataset,
         "device": device,
@@ -404,10 +490,66 @@ fn run_on<B: Backend>(
         "epochs": outcome.epochs_run,
         "train_samples": data.train.len(),
         "test_accuracy": outcome.test.accuracy,
+        "test_accuracy_ema": outcome.test_ema.as_ref().map(|e| e.accuracy),
         "best_val_accuracy": outcome.best_val_accuracy,
         "train_seconds": outcome.train_seconds,
         "epoch_seconds": outcome.epoch_seconds,
         "samples_per_second": outcome.samples_per_second,
+    })
+    .to_string())
+}
+
+/// `--ensemble N`: N models with seeds seed, seed + 1, … (outputs in member-K/ under --out),
+/// then the test accuracy of their averaged predictions beside each member's.
+#[allow(clippy::too_many_arguments)]
+fn run_ensemble<B: Backend>(
+    program: &Program,
+    args: &Args,
+    config: &TrainConfig,
+    data: &RunData,
+    members: usize,
+    backend: &B,
+    device: &str,
+    adapter: &str,
+) -> Result<String> {
+    let (features, classes) = (data.train.features(), data.train.classes());
+    let mut models = Vec::with_capacity(members);
+    for k in 0..members {
+        let member = TrainConfig {
+            seed: config.seed + k as u64,
+            ..config.clone()
+        };
+        println!("ensemble member {}/{members} (seed {})", k + 1, member.seed);
+        let outcome = train(
+            backend,
+            &member,
+            data,
+            TrainOptions {
+                out: args
+                    .out
+                    .as_ref()
+                    .map(|o| o.join(format!("member-{}", k + 1))),
+                ..TrainOptions::default()
+            },
+        )?;
+        models.push(outcome.model(&member, features, classes, backend)?);
+    }
+    let test = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?;
+    let report = evaluate_ensemble(&mut models, &test, classes, config.batch_size.max(256))?;
+    for (k, m) in report.members.iter().enumerate() {
+        println!("member {}: test accuracy {:.4}", k + 1, m.accuracy);
+    }
+    println!(
+        "ensemble of {members}: test accuracy {:.4}",
+        report.ensemble.accuracy
+    );
+    Ok(serde_json::json!({
+        "dataset": program.dataset,
+        "device": device,
+        "adapter": adapter,
+        "ensemble": members,
+        "member_test_accuracy": report.members.iter().map(|m| m.accuracy).collect::<Vec<_>>(),
+        "test_accuracy": report.ensemble.accuracy,
     })
     .to_string())
 }

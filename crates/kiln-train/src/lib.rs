@@ -5,19 +5,34 @@
 mod checkpoint;
 pub mod cli;
 mod config;
+mod crossval;
+mod ensemble;
 mod error;
 mod history;
 mod metrics;
 mod monitor;
 mod predict;
+mod preview;
 mod progress;
+mod recipes;
 mod report;
+mod search;
+mod search_plot;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
 pub use config::{TrainConfig, ACTIVATIONS, OPTIMIZERS, PREPROCESSING, SCHEDULES};
+pub use crossval::{cross_validate, CrossValidation};
+pub use ensemble::{evaluate_ensemble, EnsembleEvaluation};
 pub use error::{write_atomically, Result, TrainError};
 pub use history::{EpochRecord, LayerStats};
 pub use metrics::{argmax, roc_auc, Evaluation};
 pub use predict::{evaluate_checkpoint, load_model};
-pub use trainer::{build_model, check_writable, evaluate, train, Outcome, RunData, TrainOptions};
+pub use preview::save_augmented;
+pub use recipes::{cifar10_recipe, fashion_mnist_recipe, load_cifar10_dataset, load_fashion_mnist};
+pub use search::{random_search, ranked, results_table, SearchPlan, SearchSpace, Trial, TrialRun};
+pub use search_plot::write_search_plot;
+pub use trainer::{
+    build_model, check_writable, evaluate, predict_probabilities, train, Outcome, RunData,
+    TrainOptions,
+};

@@ -89,6 +89,43 @@ pub struct Outcome {
     /// The final parameters (after restoring the best), by name.
     #[serde(skip)]
     pub parameters: Vec<(String, Vec<f32>)>,
+    /// The final buffers (batch-norm running statistics), by name.
+    #[serde(skip)]
+    pub buffers: Vec<(String, Vec<f32>)>,
+}
+
+impl Outcome {
+    /// The trained model rebuilt from this outcome (in evaluation mode), e.g. as an ensemble
+    /// member.
+    pub fn model<B: Backend>(
+        &self,
+        config: &TrainConfig,
+        features: usize,
+        classes: usize,
+        backend: &B,
+    ) -> Result<Sequential<B>> {
+        let mut model = build_model(config, features, classes, backend)?;
+        for p in model.parameters() {
+            let values = self
+                .parameters
+                .iter()
+                .find(|(n, _)| n == p.name())
+                .map(|(_, v)| v)
+                .ok_or_else(|| {
+                    DataError::Invalid(format!("the outcome has no parameter {}", p.name()))
+                })?;
+            p.set(Tensor::from_slice(
+                values,
+                p.value().dims().to_vec(),
+                backend,
+            )?);
+        }
+        for (name, values) in &self.buffers {
+            model.set_buffer(name, &Tensor::from_slice(values, [values.len()], backend)?)?;
+        }
+        model.set_training(false);
+        Ok(model)
+    }
 }
 
 /// The model a config describes, for `features` inputs and `classes` outputs.
@@ -124,6 +161,22 @@ pub fn evaluate<B: Backend>(
     classes: usize,
     batch_size: usize,
 ) -> Result<Evaluation> {
+    let (probs, loss) = predict_probabilities(model, data, batch_size)?;
+    Ok(Evaluation::from_probabilities(
+        &probs,
+        data.labels(),
+        classes,
+        loss,
+    ))
+}
+
+/// The softmax probabilities of `model` (in evaluation mode) for every sample of `data`,
+/// [len, classes] row-major on the host, and the mean cross-entropy: one read-back.
+pub fn predict_probabilities<B: Backend>(
+    model: &mut Sequential<B>,
+    data: &DeviceDataset<B>,
+    batch_size: usize,
+) -> Result<(Vec<f32>, f64)> {
     model.set_training(false);
     let mut probabilities = Vec::new();
     let mut loss_sum: Option<Tensor<B>> = None;
@@ -153,12 +206,7 @@ pub fn evaluate<B: Backend>(
         .flat_map(|h| h.to_f64_vec().into_iter().map(|v| v as f32))
         .collect();
     let loss = loss_host.to_f64_vec()[0] / data.len() as f64;
-    Ok(Evaluation::from_probabilities(
-        &probs,
-        data.labels(),
-        classes,
-        loss,
-    ))
+    Ok((probs, loss))
 }
 
 /// Resumable state beyond the tensors.
@@ -218,6 +266,7 @@ impl<B: Backend> Run<'_, B> {
             for (name, t) in ema.averages() {
                 c.put(format!("ema.{name}"), &t)?;
             }
+            c.meta("ema_updates", ema.updates());
         }
         let features = self.normalization.mean.len();
         if let Some(w) = &self.normalization.whitening {
@@ -346,6 +395,9 @@ impl<B: Backend> Run<'_, B> {
             for name in c.names_with("ema.") {
                 ema.set_average(&name, c.tensor(path, &format!("ema.{name}"), self.backend)?);
             }
+            if let Ok(updates) = c.get_meta(path, "ema_updates") {
+                ema.set_updates(updates.parse().unwrap_or(0));
+            }
         }
         let best: Vec<String> = c.names_with("best.");
         self.best = if best.is_empty() {
@@ -436,7 +488,7 @@ pub fn train<B: Backend>(
         class_names: data.train.class_names.clone(),
         normalization: data.normalization.clone(),
         ema: if config.ema_decay > 0.0 {
-            Some(Ema::new(config.ema_decay)?)
+            Some(Ema::new(config.ema_decay)?.with_warmup())
         } else {
             None
         },
@@ -778,7 +830,14 @@ pub fn train<B: Backend>(
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    let buffers = run
+        .model
+        .buffers()
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.cast(DType::F32)?.to_vec::<f32>()?)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Outcome {
+        buffers,
         epochs_run: run.progress.history.len(),
         best_epoch: run.progress.best_epoch,
         best_val_accuracy: run.progress.best_val_accuracy,

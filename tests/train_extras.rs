@@ -1,0 +1,354 @@
+//! What builds on the trainer: augmented training with CutMix's soft targets and averaged
+//! (EMA) weights on both backends, PCA/ZCA whitening stored in the checkpoint, k-fold
+//! cross-validation, ensembles (an ensemble of one is that model) and the random search
+//! (reproducible by seed, explosions recorded as diverged, zero budgets refused).
+
+mod common;
+use common::*;
+use kiln::data::{Augmentation, Dataset, DeviceDataset, Normalization, Preprocessing};
+use kiln::prelude::*;
+use kiln::train::*;
+
+/// `n` 1 × 8 × 8 images: class c (of 4) is a bright square in quadrant c, plus noise.
+fn quadrants(n: usize, seed: u64) -> Dataset {
+    let noise = random_vec(seed, n * 64, 0.0, 60.0);
+    let labels: Vec<u8> = (0..n)
+        .map(|i| ((i * 3 + seed as usize) % 4) as u8)
+        .collect();
+    let images = (0..n * 64)
+        .map(|k| {
+            let (i, p) = (k / 64, k % 64);
+            let (y, x) = (p / 8, p % 8);
+            let quadrant = (y / 4) * 2 + x / 4;
+            let base = if quadrant == labels[i] as usize {
+                180.0
+            } else {
+                20.0
+            };
+            (base + noise[k]) as u8
+        })
+        .collect();
+    Dataset {
+        name: "quadrants".into(),
+        channels: 1,
+        height: 8,
+        width: 8,
+        images,
+        labels,
+        class_names: (0..4).map(|c| format!("q{c}")).collect(),
+    }
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        dataset: "quadrants".into(),
+        hidden: vec![32],
+        batch_norm: false,
+        dropout: 0.0,
+        epochs: 4,
+        batch_size: 40,
+        seed: 5,
+        patience: 0,
+        monitor_every: 10,
+        validation: 80,
+        ..fashion_mnist_recipe()
+    }
+}
+
+fn data(c: &TrainConfig) -> RunData {
+    RunData::prepare(&quadrants(480, 1), quadrants(160, 2), c).unwrap()
+}
+
+fn quiet() -> TrainOptions<'static> {
+    TrainOptions {
+        quiet: true,
+        ..TrainOptions::default()
+    }
+}
+
+fn check_augmented_training<B: Backend>(backend: &B, name: &str) -> Outcome {
+    let mut c = config();
+    c.augmentation = Augmentation {
+        transforms: ["crop", "affine", "jitter", "cutmix"]
+            .map(String::from)
+            .to_vec(),
+        crop_padding: 1,
+        affine_degrees: 5.0,
+        affine_translate: 0.05,
+        ..Augmentation::default()
+    };
+    c.ema_decay = 0.9;
+    c.epochs = 6;
+    let outcome = train(backend, &c, &data(&c), quiet()).unwrap();
+    assert!(
+        outcome.test.accuracy > 0.9,
+        "{name}: augmented test accuracy {}",
+        outcome.test.accuracy
+    );
+    let ema = outcome.test_ema.as_ref().expect("averaging was on");
+    assert!(
+        ema.accuracy > 0.9,
+        "{name}: EMA test accuracy {}",
+        ema.accuracy
+    );
+    assert!(outcome.history.iter().all(|r| r.val_accuracy_ema.is_some()));
+    outcome
+}
+
+#[test]
+fn augmented_training_with_cutmix_and_ema_learns_on_both_backends() {
+    let cpu_outcome = check_augmented_training(&cpu(), "cpu");
+    if let Some(gpu) = gpu() {
+        let gpu_outcome = check_augmented_training(&gpu, "gpu");
+        // The same seeded augmentation on both: the first epoch's loss agrees closely.
+        let (g, c) = (
+            gpu_outcome.history[0].train_loss,
+            cpu_outcome.history[0].train_loss,
+        );
+        assert!(
+            (g - c).abs() < 1e-3 * c.abs().max(1.0),
+            "epoch 1 loss {g} vs {c}"
+        );
+    }
+}
+
+#[test]
+fn augmented_steps_do_not_submit() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let mut c = config();
+    c.augmentation.transforms = ["flip", "crop", "affine", "jitter", "cutmix"]
+        .map(String::from)
+        .to_vec();
+    c.monitor_every = 1000;
+    c.epochs = 3;
+    let submits = std::cell::RefCell::new(Vec::new());
+    let options = TrainOptions {
+        quiet: true,
+        on_epoch: Some(Box::new(|_| {
+            submits.borrow_mut().push(gpu.counters().submits)
+        })),
+        ..TrainOptions::default()
+    };
+    train(&gpu, &c, &data(&c), options).unwrap();
+    let submits = submits.into_inner();
+    for w in submits.windows(2) {
+        assert!(
+            w[1] - w[0] <= 3,
+            "submits per epoch of 10 augmented steps: {submits:?}"
+        );
+    }
+}
+
+#[test]
+fn zca_whitening_decorrelates_and_travels_in_the_checkpoint() {
+    let train_set = quadrants(400, 3);
+    let norm = Normalization::fit_with_epsilon(&train_set, Preprocessing::Zca, 1e-4);
+    let device = DeviceDataset::upload(&train_set, &norm, &cpu(), None).unwrap();
+    let all = Tensor::from_vec((0..400u32).collect(), [400], &cpu()).unwrap();
+    let (x, _) = device.batch(&all).unwrap();
+    let x = x.to_vec::<f32>().unwrap();
+    // The covariance of the whitened training data is close to the identity.
+    let d = 64;
+    let mut worst: f64 = 0.0;
+    for i in 0..d {
+        for j in 0..d {
+            let c: f64 = (0..400)
+                .map(|r| x[r * d + i] as f64 * x[r * d + j] as f64)
+                .sum::<f64>()
+                / 400.0;
+            worst = worst.max((c - if i == j { 1.0 } else { 0.0 }).abs());
+        }
+    }
+    assert!(worst < 0.05, "covariance differs from I by {worst}");
+    // PCA orders features by variance: the first has unit variance like the rest.
+    let pca = Normalization::fit_with_epsilon(&train_set, Preprocessing::Pca, 1e-4);
+    assert_ne!(pca.whitening, norm.whitening);
+    // A run with ZCA saves the matrix; the checkpoint alone reproduces the test accuracy.
+    let mut c = config();
+    c.preprocessing = "zca".into();
+    let d = data(&c);
+    let out = temp_dir("zca-run");
+    let outcome = train(
+        &cpu(),
+        &c,
+        &d,
+        TrainOptions {
+            out: Some(out.clone()),
+            quiet: true,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        outcome.test.accuracy > 0.8,
+        "zca accuracy {}",
+        outcome.test.accuracy
+    );
+    let checkpoint = Checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(
+        checkpoint.tensors["preprocess.whitening"].0,
+        vec![64, 64],
+        "the whitening matrix is saved"
+    );
+    let again = evaluate_checkpoint(&out.join("checkpoint.safetensors"), &d.test, &cpu()).unwrap();
+    assert_eq!(again.accuracy, outcome.test.accuracy);
+}
+
+#[test]
+fn folds_partition_the_training_set() {
+    let full = quadrants(103, 4);
+    let folds = full.folds(4, 9);
+    assert_eq!(folds.len(), 4);
+    let mut seen = Vec::new();
+    for (train_part, held) in &folds {
+        assert_eq!(train_part.len() + held.len(), 103);
+        assert!((25..=26).contains(&held.len()));
+        seen.extend(held.images.chunks(64).map(|c| c.to_vec()));
+    }
+    let mut all: Vec<Vec<u8>> = full.images.chunks(64).map(|c| c.to_vec()).collect();
+    all.sort();
+    seen.sort();
+    assert_eq!(seen, all, "every sample is held out exactly once");
+    let cv = cross_validate(&cpu(), &config(), &quadrants(240, 5), 3, true).unwrap();
+    assert_eq!(cv.fold_accuracy.len(), 3);
+    let mean = cv.fold_accuracy.iter().sum::<f64>() / 3.0;
+    assert!((cv.mean - mean).abs() < 1e-12 && cv.mean > 0.8, "{cv:?}");
+    assert!(cv.std >= 0.0 && cv.std < 0.2);
+    let err = cross_validate(&cpu(), &config(), &quadrants(240, 5), 1, true).unwrap_err();
+    assert!(err.to_string().contains("--folds"), "{err}");
+}
+
+#[test]
+fn an_ensemble_of_one_is_that_model_and_more_members_help() {
+    let c = config();
+    let d = data(&c);
+    let test = DeviceDataset::upload(&d.test, &d.normalization, &cpu(), None).unwrap();
+    let mut models = Vec::new();
+    for seed in [5, 6, 7] {
+        let member = TrainConfig {
+            seed,
+            epochs: 2,
+            ..c.clone()
+        };
+        let outcome = train(&cpu(), &member, &d, quiet()).unwrap();
+        let mut model = outcome.model(&member, 64, 4, &cpu()).unwrap();
+        // The rebuilt model reproduces the outcome's test evaluation.
+        let own = evaluate(&mut model, &test, 4, 64).unwrap();
+        assert_eq!(own.accuracy, outcome.test.accuracy);
+        models.push(model);
+    }
+    let one = evaluate_ensemble(&mut models[..1], &test, 4, 64).unwrap();
+    let single = evaluate(&mut models[0], &test, 4, 64).unwrap();
+    assert_eq!(one.ensemble.accuracy, single.accuracy);
+    assert_eq!(one.ensemble.confusion, single.confusion);
+    assert!((one.ensemble.loss - single.loss).abs() < 1e-5);
+    let three = evaluate_ensemble(&mut models, &test, 4, 64).unwrap();
+    assert_eq!(three.members.len(), 3);
+    let best_member = three
+        .members
+        .iter()
+        .map(|m| m.loss)
+        .fold(f64::MAX, f64::min);
+    let worst_member = three.members.iter().map(|m| m.loss).fold(0.0, f64::max);
+    // Averaging probabilities cannot be worse than the worst member's cross-entropy (convexity).
+    assert!(
+        three.ensemble.loss <= worst_member + 1e-9,
+        "{} vs {best_member}..{worst_member}",
+        three.ensemble.loss
+    );
+    assert!(evaluate_ensemble(&mut [], &test, 4, 64).is_err());
+}
+
+fn space() -> SearchSpace {
+    SearchSpace {
+        lr: (1e-4, 3e-2),
+        weight_decay: (1e-6, 1e-3),
+        dropout: (0.0, 0.3),
+        optimizers: vec!["adam".into(), "nesterov".into()],
+        widths: vec![vec![16], vec![32]],
+    }
+}
+
+fn plan(seed: u64) -> SearchPlan {
+    SearchPlan {
+        coarse_trials: 4,
+        coarse_epochs: 1,
+        fine_trials: 2,
+        fine_epochs: 2,
+        seed,
+    }
+}
+
+fn strip_time(runs: &[TrialRun]) -> Vec<Trial> {
+    runs.iter()
+        .map(|r| Trial {
+            seconds: 0.0,
+            ..r.trial.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn a_search_is_reproducible_by_seed() {
+    let c = config();
+    let d = data(&c);
+    let mut seen = Vec::new();
+    let a = random_search(&cpu(), &c, &d, &space(), &plan(3), |t| seen.push(t.id)).unwrap();
+    let b = random_search(&cpu(), &c, &d, &space(), &plan(3), |_| {}).unwrap();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(strip_time(&a), strip_time(&b));
+    for (x, y) in a.iter().zip(&b) {
+        if let (Some(x), Some(y)) = (&x.outcome, &y.outcome) {
+            assert_eq!(x.parameters, y.parameters);
+        }
+    }
+    let other = random_search(&cpu(), &c, &d, &space(), &plan(4), |_| {}).unwrap();
+    assert_ne!(strip_time(&a)[0].lr, strip_time(&other)[0].lr);
+    // The fine stage stays in the box around the best coarse trial.
+    let trials = strip_time(&a);
+    let best = ranked(&a[..4])[0].trial.clone();
+    for t in trials.iter().filter(|t| t.stage == "fine") {
+        assert!(t.lr >= best.lr / 3.0 && t.lr <= best.lr * 3.0);
+        assert_eq!((&t.optimizer, &t.hidden), (&best.optimizer, &best.hidden));
+    }
+    let table = results_table(&trials);
+    assert_eq!(table.lines().count(), 7);
+    let out = temp_dir("search-plot");
+    write_search_plot(&out.join("scatter.svg"), &trials).unwrap();
+    let svg = std::fs::read_to_string(out.join("scatter.svg")).unwrap();
+    assert!(svg.contains("learning rate") && svg.contains("weight decay"));
+}
+
+#[test]
+fn exploding_trials_are_recorded_and_bad_budgets_refused() {
+    let c = config();
+    let d = data(&c);
+    let exploding = SearchSpace {
+        lr: (50.0, 100.0),
+        optimizers: vec!["sgd".into()],
+        ..space()
+    };
+    let plan = SearchPlan {
+        fine_trials: 0,
+        ..plan(1)
+    };
+    let runs = random_search(&cpu(), &c, &d, &exploding, &plan, |_| {}).unwrap();
+    assert!(
+        runs.iter().all(|r| r.trial.status == "diverged"),
+        "{:?}",
+        strip_time(&runs)
+    );
+    assert!(ranked(&runs).is_empty());
+    let zero = SearchPlan {
+        coarse_trials: 0,
+        ..plan
+    };
+    let err = random_search(&cpu(), &c, &d, &space(), &zero, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--trials"), "{err}");
+    let bad = SearchSpace {
+        optimizers: vec!["adamax".into()],
+        ..space()
+    };
+    let err = random_search(&cpu(), &c, &d, &bad, &plan, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--optimizers"), "{err}");
+}
