@@ -342,3 +342,39 @@ fn overfit_tiny_reaches_zero_loss() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("reached ~0"), "{}", o.stdout);
 }
+
+#[test]
+fn augmented_preview_ensemble_and_folds_run() {
+    let dir = temp_dir("extras");
+    write_data(&dir, 200, 50);
+    let d = dir.to_str().unwrap();
+    let out = dir.join("out");
+    let o = run(&[
+        &["--data", d, "--out", out.to_str().unwrap()][..],
+        &SMALL,
+        &[
+            "--augment",
+            "flip,crop,affine,cutmix",
+            "--save-augmented",
+            "9",
+            "--ensemble",
+            "2",
+        ],
+    ]
+    .concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let png = std::fs::read(out.join("augmented.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(out.join("member-2/checkpoint.safetensors").exists());
+    assert!(
+        o.stdout.contains("ensemble of 2: test accuracy"),
+        "{}",
+        o.stdout
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["member_test_accuracy"].as_array().unwrap().len(), 2);
+    let o = run(&[&["--data", d, "--folds", "3"][..], &SMALL].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("3-fold cross-validation"), "{}", o.stdout);
+}

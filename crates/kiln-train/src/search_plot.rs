@@ -10,6 +10,9 @@ use std::path::Path;
 const COARSE: RGBColor = RGBColor(31, 119, 180);
 const FINE: RGBColor = RGBColor(214, 39, 40);
 
+/// A panel's name and the trial value on its x axis.
+type Axis = (&'static str, fn(&Trial) -> f64);
+
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
@@ -37,7 +40,7 @@ pub fn write_search_plot(path: &Path, trials: &[Trial]) -> Result<()> {
         let fail = |e: String| TrainError::file(path, format!("cannot draw the plot: {e}"));
         root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
         let panels = root.split_evenly((1, 2));
-        let axes: [(&str, fn(&Trial) -> f64); 2] = [
+        let axes: [Axis; 2] = [
             ("learning rate", |t| t.lr as f64),
             ("weight decay", |t| t.weight_decay as f64),
         ];

@@ -52,16 +52,21 @@ fn check_f32(op: &'static str, s: &WgpuStorage) -> Result<()> {
     Ok(())
 }
 
+/// One dispatch of `kernel`: a workgroup per image for jitter, an invocation per output
+/// element otherwise.
 fn run(
     ctx: &Arc<Context>,
     kernel: Kernel,
-    op: &'static str,
     images: &WgpuStorage,
     shape: ImageBatch,
     choices: &WgpuStorage,
     warp: Warp,
-    workgroups: usize,
 ) -> Result<WgpuStorage> {
+    let op = kernel.entry_point();
+    let workgroups = match kernel {
+        Kernel::AugmentJitter => shape.count,
+        _ => shape.numel().div_ceil(256),
+    };
     check_f32(op, images)?;
     let p = params(shape, warp)?;
     let out = WgpuStorage::output(ctx, shape.numel(), DType::F32, op)?;
@@ -90,17 +95,7 @@ pub(crate) fn warp_images(
     matrices: &WgpuStorage,
     warp: Warp,
 ) -> Result<WgpuStorage> {
-    let groups = shape.numel().div_ceil(256);
-    run(
-        ctx,
-        Kernel::AugmentWarp,
-        "warp_images",
-        images,
-        shape,
-        matrices,
-        warp,
-        groups,
-    )
+    run(ctx, Kernel::AugmentWarp, images, shape, matrices, warp)
 }
 
 pub(crate) fn jitter_images(
@@ -109,17 +104,7 @@ pub(crate) fn jitter_images(
     shape: ImageBatch,
     factors: &WgpuStorage,
 ) -> Result<WgpuStorage> {
-    let op = "jitter_images";
-    run(
-        ctx,
-        Kernel::AugmentJitter,
-        op,
-        images,
-        shape,
-        factors,
-        NO_WARP,
-        shape.count,
-    )
+    run(ctx, Kernel::AugmentJitter, images, shape, factors, NO_WARP)
 }
 
 pub(crate) fn cutmix_images(
@@ -128,15 +113,5 @@ pub(crate) fn cutmix_images(
     shape: ImageBatch,
     boxes: &WgpuStorage,
 ) -> Result<WgpuStorage> {
-    let groups = shape.numel().div_ceil(256);
-    run(
-        ctx,
-        Kernel::AugmentCutmix,
-        "cutmix_images",
-        images,
-        shape,
-        boxes,
-        NO_WARP,
-        groups,
-    )
+    run(ctx, Kernel::AugmentCutmix, images, shape, boxes, NO_WARP)
 }
