@@ -16,6 +16,7 @@ mod preview;
 mod progress;
 mod recipes;
 mod report;
+mod run_state;
 mod search;
 mod search_plot;
 mod trainer;

@@ -14,18 +14,17 @@ use crate::metrics::Evaluation;
 use crate::monitor;
 use crate::progress::EpochProgress;
 use crate::report::write_report;
+use crate::run_state::{Progress, Run};
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{
     shuffled_indices, DataError, Dataset, DeviceAugmentation, DeviceDataset, EpochChoices,
     LabelMix, Normalization, Preprocessing,
 };
 use kiln_nn::loss::{one_hot, softmax_cross_entropy};
-use kiln_nn::optim::{Optimizer, OptimizerState};
 use kiln_nn::Ema;
-use kiln_nn::{LayerOutput, Mlp, Module, Parameter, Sequential};
-use kiln_tensor::{Backend, DType, ImageShape, RngState, Tensor};
+use kiln_nn::{LayerOutput, Mlp, Module, Sequential};
+use kiln_tensor::{Backend, DType, ImageShape, Tensor};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -143,17 +142,6 @@ pub fn build_model<B: Backend>(
         .build(backend)?)
 }
 
-fn architecture_json(config: &TrainConfig, widths: &[usize]) -> String {
-    serde_json::json!({
-        "kind": "mlp",
-        "widths": widths,
-        "activation": config.activation,
-        "batch_norm": config.batch_norm,
-        "dropout": config.dropout,
-    })
-    .to_string()
-}
-
 /// Evaluates `model` (in evaluation mode) on a whole device dataset: one read-back.
 pub fn evaluate<B: Backend>(
     model: &mut Sequential<B>,
@@ -207,228 +195,6 @@ pub fn predict_probabilities<B: Backend>(
         .collect();
     let loss = loss_host.to_f64_vec()[0] / data.len() as f64;
     Ok((probs, loss))
-}
-
-/// Resumable state beyond the tensors.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
-struct Progress {
-    epoch: usize,
-    step: u64,
-    best_epoch: usize,
-    best_val_accuracy: f64,
-    /// The validation loss at the best epoch (breaks ties in accuracy).
-    #[serde(default)]
-    best_val_loss: f64,
-    stale_epochs: usize,
-    initial_loss: f64,
-    history: Vec<EpochRecord>,
-    rng: Vec<(String, u64, u64)>,
-}
-
-/// Parameters and buffers at the best epoch.
-type Snapshot<B> = (Vec<Tensor<B>>, Vec<(String, Tensor<B>)>);
-
-struct Run<'a, B: Backend> {
-    config: &'a TrainConfig,
-    backend: &'a B,
-    model: Sequential<B>,
-    params: Vec<Parameter<B>>,
-    optimizer: Box<dyn Optimizer<B>>,
-    progress: Progress,
-    best: Option<Snapshot<B>>,
-    widths: Vec<usize>,
-    class_names: Vec<String>,
-    normalization: Normalization,
-    ema: Option<Ema<B>>,
-}
-
-impl<B: Backend> Run<'_, B> {
-    fn checkpoint(&self) -> Result<Checkpoint> {
-        let mut c = Checkpoint::default();
-        for p in &self.params {
-            c.put(format!("param.{}", p.name()), &p.value())?;
-        }
-        for (name, t) in self.model.buffers() {
-            c.put(format!("buffer.{name}"), &t)?;
-        }
-        let state = self.optimizer.state()?;
-        for (name, t) in &state.tensors {
-            c.put(format!("optim.{name}"), t)?;
-        }
-        if let Some((best, _)) = &self.best {
-            if self.progress.best_epoch != self.progress.epoch {
-                for (p, t) in self.params.iter().zip(best) {
-                    c.put(format!("best.{}", p.name()), t)?;
-                }
-            }
-        }
-        if let Some(ema) = &self.ema {
-            for (name, t) in ema.averages() {
-                c.put(format!("ema.{name}"), &t)?;
-            }
-            c.meta("ema_updates", ema.updates());
-        }
-        let features = self.normalization.mean.len();
-        if let Some(w) = &self.normalization.whitening {
-            c.put(
-                "preprocess.whitening",
-                &Tensor::from_slice(w, [features, features], self.backend)?,
-            )?;
-        }
-        c.put(
-            "preprocess.mean",
-            &Tensor::from_slice(&self.normalization.mean, [features], self.backend)?,
-        )?;
-        c.put(
-            "preprocess.std",
-            &Tensor::from_slice(&self.normalization.std, [features], self.backend)?,
-        )?;
-        c.meta("architecture", architecture_json(self.config, &self.widths));
-        c.meta(
-            "config",
-            serde_json::to_string(self.config).unwrap_or_default(),
-        );
-        c.meta(
-            "class_names",
-            serde_json::to_string(&self.class_names).unwrap_or_default(),
-        );
-        c.meta("preprocessing", self.normalization.kind.name());
-        c.meta("optimizer", state.kind);
-        c.meta("optimizer_step", state.step);
-        c.meta("epoch", self.progress.epoch);
-        let mut progress = self.progress.clone();
-        progress.rng = self
-            .model
-            .rng_states()
-            .into_iter()
-            .map(|(n, s)| (n, s.seed, s.offset))
-            .collect();
-        c.meta(
-            "progress",
-            serde_json::to_string(&progress).unwrap_or_default(),
-        );
-        Ok(c)
-    }
-
-    /// Restores parameters, buffers, optimiser state and progress from `checkpoint`; every
-    /// mismatch with this model is listed.
-    fn restore(&mut self, path: &Path, c: &Checkpoint) -> Result<()> {
-        let mut problems = Vec::new();
-        let saved: Vec<String> = c.names_with("param.");
-        for p in &self.params {
-            match c.tensors.get(&format!("param.{}", p.name())) {
-                None => problems.push(format!("{}: not in the checkpoint", p.name())),
-                Some((shape, _)) if shape.as_slice() != p.value().dims() => problems.push(format!(
-                    "{}: checkpoint {:?}, model {:?}",
-                    p.name(),
-                    shape,
-                    p.value().dims()
-                )),
-                Some(_) => {}
-            }
-        }
-        for name in &saved {
-            if !self.params.iter().any(|p| p.name() == name) {
-                problems.push(format!("{name}: in the checkpoint, not in the model"));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(TrainError::Checkpoint {
-                path: path.into(),
-                message: format!(
-                    "its architecture differs from this run's ({}):\n  {}",
-                    architecture_json(self.config, &self.widths),
-                    problems.join("\n  ")
-                ),
-            });
-        }
-        for p in &self.params {
-            p.set(c.tensor(path, &format!("param.{}", p.name()), self.backend)?);
-        }
-        for name in c.names_with("buffer.") {
-            let t = c.tensor(path, &format!("buffer.{name}"), self.backend)?;
-            if !self.model.set_buffer(&name, &t)? {
-                return Err(TrainError::Checkpoint {
-                    path: path.into(),
-                    message: format!("buffer {name} has no layer in this model"),
-                });
-            }
-        }
-        let mut tensors = BTreeMap::new();
-        for name in c.names_with("optim.") {
-            tensors.insert(
-                name.clone(),
-                c.tensor(path, &format!("optim.{name}"), self.backend)?,
-            );
-        }
-        let step: u64 = c.get_meta(path, "optimizer_step")?.parse().unwrap_or(0);
-        let kind = c.get_meta(path, "optimizer")?.to_string();
-        self.optimizer
-            .load_state(
-                &OptimizerState {
-                    kind,
-                    step,
-                    tensors,
-                },
-                &self.params,
-            )
-            .map_err(|e| TrainError::Checkpoint {
-                path: path.into(),
-                message: e.to_string(),
-            })?;
-        self.progress = serde_json::from_str(c.get_meta(path, "progress")?).map_err(|e| {
-            TrainError::Checkpoint {
-                path: path.into(),
-                message: format!("unreadable progress metadata: {e}"),
-            }
-        })?;
-        for (name, seed, offset) in &self.progress.rng {
-            self.model.set_rng_state(
-                name,
-                RngState {
-                    seed: *seed,
-                    offset: *offset,
-                },
-            );
-        }
-        if let Some(ema) = self.ema.as_mut() {
-            for name in c.names_with("ema.") {
-                ema.set_average(&name, c.tensor(path, &format!("ema.{name}"), self.backend)?);
-            }
-            if let Ok(updates) = c.get_meta(path, "ema_updates") {
-                ema.set_updates(updates.parse().unwrap_or(0));
-            }
-        }
-        let best: Vec<String> = c.names_with("best.");
-        self.best = if best.is_empty() {
-            Some((self.snapshot()?, self.buffer_snapshot()?))
-        } else {
-            let tensors = self
-                .params
-                .iter()
-                .map(|p| c.tensor(path, &format!("best.{}", p.name()), self.backend))
-                .collect::<Result<Vec<_>>>()?;
-            Some((tensors, self.buffer_snapshot()?))
-        };
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<Vec<Tensor<B>>> {
-        Ok(self
-            .params
-            .iter()
-            .map(|p| p.value().deep_copy())
-            .collect::<kiln_tensor::Result<Vec<_>>>()?)
-    }
-
-    fn buffer_snapshot(&self) -> Result<Vec<(String, Tensor<B>)>> {
-        Ok(self
-            .model
-            .buffers()
-            .into_iter()
-            .map(|(n, t)| t.deep_copy().map(|t| (n, t)))
-            .collect::<kiln_tensor::Result<Vec<_>>>()?)
-    }
 }
 
 fn write_outputs(out: &Path, config: &TrainConfig, history: &[EpochRecord]) -> Result<()> {
