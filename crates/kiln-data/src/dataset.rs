@@ -2,6 +2,7 @@
 //! within a row (CIFAR-10's order), and u8 labels.
 
 use crate::error::{DataError, Result};
+use kiln_tensor::ImageShape;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -30,6 +31,15 @@ impl Dataset {
     /// Values per sample: channels · height · width.
     pub fn features(&self) -> usize {
         self.channels * self.height * self.width
+    }
+
+    /// The size of one image: channels × height × width.
+    pub fn image_shape(&self) -> ImageShape {
+        ImageShape {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+        }
     }
 
     pub fn classes(&self) -> usize {

@@ -89,11 +89,7 @@ impl<B: Backend> DeviceDataset<B> {
             raw_scale: Tensor::from_vec(vec![1.0f32 / 255.0; features], [features], backend)?,
             raw_shift: Tensor::from_vec(vec![0.0f32; features], [features], backend)?,
             whitening,
-            image: ImageShape {
-                channels: data.channels,
-                height: data.height,
-                width: data.width,
-            },
+            image: data.image_shape(),
             chunks,
             labels: Tensor::from_vec(labels, [data.len(), 1], backend)?,
             in_order: Tensor::from_vec((0..data.len() as u32).collect(), [data.len()], backend)?,

@@ -6,7 +6,7 @@ use kiln_data::{
     shuffled_indices, Augmentation, Dataset, DeviceAugmentation, DeviceDataset, EpochChoices,
     Normalization, Preprocessing,
 };
-use kiln_tensor::{Backend, ImageShape, Tensor};
+use kiln_tensor::{Backend, ImageShape};
 use std::path::Path;
 
 /// Pixels between tiles.
@@ -27,21 +27,19 @@ pub fn save_augmented<B: Backend>(
         return Err(TrainError::flag("--save-augmented", 0, "an integer ≥ 1"));
     }
     let n = n.min(train.len());
-    let image = ImageShape {
-        channels: train.channels,
-        height: train.height,
-        width: train.width,
-    };
+    let image = train.image_shape();
     augmentation.check_image(image)?;
+    // Only the N images shown go to the device, in epoch 1's order.
     let order = shuffled_indices(train.len(), seed, 1);
+    let shown: Vec<usize> = order[..n].iter().map(|&i| i as usize).collect();
+    let sample = train.subset(&shown);
     let set = DeviceDataset::upload(
-        train,
-        &Normalization::fit(&train.take(1), Preprocessing::PerChannel),
+        &sample,
+        &Normalization::fit(&sample, Preprocessing::PerChannel),
         backend,
         None,
     )?;
-    let indices = Tensor::from_vec(order[..n].to_vec(), [n], backend)?;
-    let (unit, _) = set.raw_batch(&indices)?;
+    let (unit, _) = set.raw_batch(set.in_order())?;
     let choices = EpochChoices::draw(augmentation, image, n, batch_size.min(n), seed, 1);
     let device = DeviceAugmentation::upload(augmentation, &choices, image, backend)?;
     let (augmented, _) = device.apply(&unit, 0, n)?;

@@ -23,7 +23,7 @@ use kiln_data::{
 use kiln_nn::loss::{one_hot, softmax_cross_entropy};
 use kiln_nn::Ema;
 use kiln_nn::{LayerOutput, Mlp, Module, Sequential};
-use kiln_tensor::{Backend, DType, ImageShape, Tensor};
+use kiln_tensor::{Backend, DType, Tensor};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -269,11 +269,7 @@ pub fn train<B: Backend>(
         // every epoch (it is overwritten, never added, when validation improves).
         run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
     }
-    let image = ImageShape {
-        channels: data.train.channels,
-        height: data.train.height,
-        width: data.train.width,
-    };
+    let image = data.train.image_shape();
     let augmentation = &config.augmentation;
     augmentation.check_image(image)?;
     let train_set = DeviceDataset::upload(&data.train, &data.normalization, backend, None)?;
