@@ -6,13 +6,17 @@ use common::*;
 use kiln::prelude::*;
 use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
 
-/// One device per matmul kernel the adapter can run (the tiled kernel always; the subgroup
-/// kernel where the adapter has subgroups of a fixed size), so both are checked on any machine
-/// that has them.
+/// One device per matmul kernel the adapter can run (the tiled kernel always; the subgroup and
+/// texture kernels where the adapter has subgroups of a fixed size), so each is checked on any
+/// machine that has it.
 fn matmul_devices() -> Vec<WgpuBackend> {
     let Some(_) = gpu() else { return Vec::new() };
     let mut devices = Vec::new();
-    for kernel in [MatmulKernel::Tiled, MatmulKernel::Subgroup] {
+    for kernel in [
+        MatmulKernel::Tiled,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Texture,
+    ] {
         match WgpuBackend::with_options(WgpuOptions {
             matmul: kernel,
             ..WgpuOptions::default()
@@ -184,12 +188,39 @@ fn mismatched_inner_dimensions_name_both_shapes() {
 }
 
 #[test]
-fn auto_picks_the_subgroup_kernel_on_software_adapters_only() {
+fn auto_picks_the_texture_kernel_on_software_adapters_only() {
     let Some(gpu) = gpu() else { return };
     let software = gpu.adapter_info().device_type == kiln::tensor::wgpu::DeviceType::Cpu;
-    if gpu.matmul_kernel() == MatmulKernel::Subgroup {
-        assert!(software, "the subgroup kernel is for CPU-type adapters");
+    if gpu.matmul_kernel() == MatmulKernel::Texture {
+        assert!(software, "the texture kernel is for CPU-type adapters");
     } else {
         assert_eq!(gpu.matmul_kernel(), MatmulKernel::Tiled);
     }
+}
+
+#[test]
+fn texture_kernel_packs_both_operands_then_multiplies_and_batches_fall_back() {
+    let Some(_) = gpu() else { return };
+    let Ok(gpu) = WgpuBackend::with_options(WgpuOptions {
+        matmul: MatmulKernel::Texture,
+        ..WgpuOptions::default()
+    }) else {
+        return;
+    };
+    let dispatches = |f: &dyn Fn()| {
+        let before = gpu.counters().dispatches;
+        f();
+        gpu.counters().dispatches - before
+    };
+    let (ga, _) = operand(3, 40, 24, false, &gpu);
+    let (gb, _) = operand(4, 24, 12, true, &gpu);
+    assert_eq!(dispatches(&|| drop(ga.matmul(&gb).unwrap())), 3);
+    // The same shapes again reuse the packed textures and the pipelines.
+    let built = gpu.counters().pipelines_built;
+    assert_eq!(dispatches(&|| drop(ga.matmul(&gb).unwrap())), 3);
+    assert_eq!(gpu.counters().pipelines_built, built);
+    let batch = random_vec(5, 2 * 40 * 24, -1.0, 1.0);
+    let (gbatch, _) = pair(&batch, &[2, 40, 24], &gpu);
+    let (gc, _) = operand(6, 24, 8, false, &gpu);
+    assert_eq!(dispatches(&|| drop(gbatch.matmul(&gc).unwrap())), 1);
 }

@@ -20,7 +20,7 @@ pub struct WgpuOptions {
 /// The matmul kernels; `Auto` picks per adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MatmulKernel {
-    /// `Subgroup` on CPU-type adapters (software drivers) with a fixed subgroup size,
+    /// `Texture` on CPU-type adapters (software drivers) with a fixed subgroup size,
     /// `Tiled` everywhere else.
     #[default]
     Auto,
@@ -29,6 +29,10 @@ pub enum MatmulKernel {
     /// Rows shared between lanes with subgroup shuffles (matmul_subgroup.wgsl); needs the
     /// `subgroup` feature and a fixed subgroup size.
     Subgroup,
+    /// Operands packed into textures, then rows shared between lanes with subgroup shuffles
+    /// (matmul_texture.wgsl); needs what `Subgroup` needs. Batched products and operands
+    /// beyond the adapter's texture size run the `Subgroup` kernel.
+    Texture,
 }
 
 impl Default for WgpuOptions {
@@ -131,17 +135,20 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
     let fixed_subgroup =
         info.subgroup_min_size == info.subgroup_max_size && 64 % info.subgroup_min_size == 0;
     let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP) && fixed_subgroup;
-    let subgroup_matmul = match options.matmul {
-        MatmulKernel::Auto => subgroups && info.device_type == wgpu::DeviceType::Cpu,
-        MatmulKernel::Tiled => false,
-        MatmulKernel::Subgroup if subgroups => true,
-        MatmulKernel::Subgroup => {
+    let chosen = match options.matmul {
+        MatmulKernel::Auto if subgroups && info.device_type == wgpu::DeviceType::Cpu => {
+            MatmulKernel::Texture
+        }
+        MatmulKernel::Auto => MatmulKernel::Tiled,
+        MatmulKernel::Subgroup | MatmulKernel::Texture if !subgroups => {
             return Err(KilnError::Device(format!(
-                "{} cannot run the subgroup matmul: it needs the `subgroup` feature and a fixed subgroup size dividing 64 (has {}..{})",
-                info.name, info.subgroup_min_size, info.subgroup_max_size
+                "{} cannot run the {:?} matmul: it needs the `subgroup` feature and a fixed subgroup size dividing 64 (has {}..{})",
+                info.name, options.matmul, info.subgroup_min_size, info.subgroup_max_size
             )))
         }
+        other => other,
     };
+    let subgroup_matmul = matches!(chosen, MatmulKernel::Subgroup | MatmulKernel::Texture);
     let mut required_features = wgpu::Features::empty();
     if native_f16 {
         required_features |= wgpu::Features::SHADER_F16;
@@ -157,5 +164,13 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
     }))
     .map_err(|e| KilnError::Device(format!("could not open {}: {e}", info.name)))?;
     let subgroup_size = subgroup_matmul.then_some(info.subgroup_min_size);
-    Ok(Context::new(device, queue, info, native_f16, subgroup_size))
+    let texture_matmul = chosen == MatmulKernel::Texture;
+    Ok(Context::new(
+        device,
+        queue,
+        info,
+        native_f16,
+        subgroup_size,
+        texture_matmul,
+    ))
 }

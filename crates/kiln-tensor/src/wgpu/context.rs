@@ -7,7 +7,7 @@
 //! `write_buffer` just before the submit; kernels read them through a dynamic uniform offset.
 
 use super::buffer_pool::{size_class, BufferPool};
-use super::pipeline_cache::{PipelineCache, PipelineKey, Specialisation};
+use super::pipeline_cache::{LayoutKey, PipelineCache, PipelineKey, Specialisation};
 use super::shaders::Kernel;
 use crate::error::{KilnError, Result};
 use crate::DType;
@@ -39,6 +39,7 @@ pub struct Counters {
 
 pub(crate) struct Batch {
     pool: BufferPool,
+    textures: HashMap<TextureKey, (wgpu::Texture, wgpu::TextureView)>,
     staging: HashMap<u64, Vec<wgpu::Buffer>>,
     pipelines: PipelineCache,
     encoder: Option<wgpu::CommandEncoder>,
@@ -57,10 +58,25 @@ pub struct Context {
     pub(crate) native_f16: bool,
     /// The subgroup size the subgroup matmul runs with, when it is the chosen matmul.
     pub(crate) subgroup_matmul: Option<u32>,
+    /// Whether products pack their operands into textures first (matmul_texture.wgsl).
+    pub(crate) texture_matmul: bool,
     param_arena: wgpu::Buffer,
     batch: Mutex<Batch>,
     error: Arc<Mutex<Option<String>>>,
     lost: Arc<Mutex<Option<String>>>,
+}
+
+/// Packed textures kept for reuse, at most this many (then the cache starts again).
+const MAX_CACHED_TEXTURES: usize = 32;
+
+/// Which packed operand (0: A, 1: B) of which size, in texels.
+type TextureKey = (u8, u32, u32);
+
+/// Textures a kernel binds beside its buffers: sampled ones first, storage ones last.
+#[derive(Default)]
+pub(crate) struct TextureBindings<'a> {
+    pub sampled: &'a [&'a wgpu::TextureView],
+    pub storage: &'a [&'a wgpu::TextureView],
 }
 
 /// A storage buffer and the number of bytes a kernel may see of it.
@@ -76,6 +92,7 @@ impl Context {
         info: wgpu::AdapterInfo,
         native_f16: bool,
         subgroup_matmul: Option<u32>,
+        texture_matmul: bool,
     ) -> Arc<Self> {
         let error = Arc::new(Mutex::new(None));
         let lost = Arc::new(Mutex::new(None));
@@ -105,9 +122,11 @@ impl Context {
             limits,
             native_f16,
             subgroup_matmul,
+            texture_matmul,
             param_arena,
             batch: Mutex::new(Batch {
                 pool: BufferPool::default(),
+                textures: HashMap::new(),
                 staging: HashMap::new(),
                 pipelines: PipelineCache::default(),
                 encoder: None,
@@ -184,6 +203,40 @@ impl Context {
         self.lock().pool.release(buffer);
     }
 
+    /// An rgba32float texture of `width` × `height` texels for packed operand `role`, reused
+    /// between calls. Reuse within one batch is safe: commands run in recorded order, and wgpu
+    /// places the barriers between a dispatch that writes a texture and one that samples it.
+    pub(crate) fn packed_texture(&self, role: u8, width: u32, height: u32) -> wgpu::TextureView {
+        let mut b = self.lock();
+        let key = (role, width, height);
+        if !b.textures.contains_key(&key) && b.textures.len() >= MAX_CACHED_TEXTURES {
+            b.textures.clear();
+        }
+        b.textures
+            .entry(key)
+            .or_insert_with(|| {
+                let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("kiln packed operand"),
+                    size: wgpu::Extent3d {
+                        width,
+                        height,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING
+                        | wgpu::TextureUsages::STORAGE_BINDING,
+                    view_formats: &[],
+                });
+                let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+                (texture, view)
+            })
+            .1
+            .clone()
+    }
+
     /// Surfaces a device loss or an error wgpu reported since the last check.
     pub(crate) fn check_errors(&self) -> Result<()> {
         if let Some(message) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -204,12 +257,34 @@ impl Context {
         bindings: &[Binding<'_>],
         workgroups: [u32; 3],
     ) -> Result<()> {
-        let (_, _, reads, writes) = kernel.spec();
+        self.dispatch_with_textures(
+            kernel,
+            constants,
+            params,
+            TextureBindings::default(),
+            bindings,
+            workgroups,
+        )
+    }
+
+    /// Records one dispatch of a kernel that also binds textures.
+    pub(crate) fn dispatch_with_textures(
+        &self,
+        kernel: Kernel,
+        constants: Specialisation,
+        params: &[u8],
+        textures: TextureBindings<'_>,
+        bindings: &[Binding<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let layout_key = LayoutKey::of(kernel);
         debug_assert_eq!(
             bindings.len() as u32,
-            reads + writes,
+            layout_key.reads + layout_key.writes,
             "{kernel:?} binding count"
         );
+        debug_assert_eq!(textures.sampled.len() as u32, layout_key.textures);
+        debug_assert_eq!(textures.storage.len() as u32, layout_key.storage_textures);
         debug_assert!(params.len() as u64 <= PARAM_SLOT);
         if workgroups.contains(&0) {
             return Ok(());
@@ -222,31 +297,45 @@ impl Context {
         let pipeline = b.pipelines.pipeline(&self.device, &key);
         let layout = b
             .pipelines
-            .bind_group_layout(&self.device, reads, writes)
+            .bind_group_layout(&self.device, layout_key)
             .clone();
         let offset = b.params.len() as u64;
         b.params.extend_from_slice(params);
         b.params.resize((offset + PARAM_SLOT) as usize, 0);
 
-        let mut entries = Vec::with_capacity(bindings.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.param_arena,
+        let mut resources = Vec::with_capacity(bindings.len() + 3);
+        resources.push(wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.param_arena,
+            offset: 0,
+            size: NonZeroU64::new(PARAM_SLOT),
+        }));
+        resources.extend(
+            textures
+                .sampled
+                .iter()
+                .map(|view| wgpu::BindingResource::TextureView(view)),
+        );
+        resources.extend(bindings.iter().map(|binding| {
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: binding.buffer,
                 offset: 0,
-                size: NonZeroU64::new(PARAM_SLOT),
-            }),
-        });
-        for (i, binding) in bindings.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 1 + i as u32,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: binding.buffer,
-                    offset: 0,
-                    size: NonZeroU64::new(binding.bytes),
-                }),
-            });
-        }
+                size: NonZeroU64::new(binding.bytes),
+            })
+        }));
+        resources.extend(
+            textures
+                .storage
+                .iter()
+                .map(|view| wgpu::BindingResource::TextureView(view)),
+        );
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &layout,

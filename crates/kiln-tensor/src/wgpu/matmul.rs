@@ -1,8 +1,10 @@
-//! Host side of matmul.wgsl and matmul_subgroup.wgsl: the subgroup kernel when the device
-//! chose it (CPU-type adapters), else the tiled kernel, with vec4 loads when every operand allows.
+//! Host side of matmul.wgsl and matmul_subgroup.wgsl, and the choice between the kernels: the
+//! texture kernel (matmul_texture.rs) or the subgroup kernel when the device chose them
+//! (CPU-type adapters), else the tiled kernel, with vec4 loads when every operand allows.
 
 use super::context::Context;
 use super::elementwise::to_u32;
+use super::matmul_texture;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
 use super::storage::WgpuStorage;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 /// Mirrors `MatmulParams` in matmul.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct MatmulParams {
+pub(crate) struct MatmulParams {
     m: u32,
     n: u32,
     k: u32,
@@ -78,6 +80,14 @@ pub(crate) fn matmul(
         ("HAS_BIAS", epilogue.bias.is_some() as u32),
         ("ACTIVATION", epilogue.activation.map_or(0, |op| op.code())),
     ];
+    // Without a bias, bind B in its place: the kernel never reads it.
+    let bias = epilogue.bias.unwrap_or(b);
+    if let Some(subgroup_size) = ctx.subgroup_matmul {
+        if ctx.texture_matmul && matmul_texture::fits(ctx, s, subgroup_size) {
+            matmul_texture::matmul(ctx, a, b, bias, s, &p, constants, subgroup_size, &out)?;
+            return Ok(out);
+        }
+    }
     let batch = s.batch as u32;
     let (kernel, workgroups) = match ctx.subgroup_matmul {
         Some(subgroup_size) => {
@@ -94,8 +104,6 @@ pub(crate) fn matmul(
         None => (Kernel::MatmulTiled, tiled_grid(s)),
     };
     let constants = Specialisation(constants);
-    // Without a bias, bind B in its place: the kernel never reads it.
-    let bias = epilogue.bias.unwrap_or(b);
     ctx.dispatch(
         kernel,
         constants,

@@ -11,6 +11,7 @@ mod context;
 mod elementwise;
 mod fused;
 mod matmul;
+mod matmul_texture;
 mod memory;
 mod pipeline_cache;
 mod readback;
@@ -95,7 +96,9 @@ impl WgpuBackend {
 
     /// The matmul kernel this device runs (see [`MatmulKernel`]).
     pub fn matmul_kernel(&self) -> MatmulKernel {
-        if self.ctx.subgroup_matmul.is_some() {
+        if self.ctx.texture_matmul {
+            MatmulKernel::Texture
+        } else if self.ctx.subgroup_matmul.is_some() {
             MatmulKernel::Subgroup
         } else {
             MatmulKernel::Tiled

@@ -1,5 +1,5 @@
 //! Compiles each shader file once into a module and each (kernel, specialisation) once into a
-//! pipeline. Bind-group layouts are shared by every kernel with the same (reads, writes).
+//! pipeline. Bind-group layouts are shared by every kernel binding the same resources.
 
 use super::shaders::{Kernel, ShaderFile};
 use std::collections::HashMap;
@@ -28,56 +28,94 @@ impl fmt::Display for PipelineKey {
 #[derive(Default)]
 pub struct PipelineCache {
     modules: HashMap<ShaderFile, wgpu::ShaderModule>,
-    layouts: HashMap<(u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    layouts: HashMap<LayoutKey, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
     pub pipelines_built: u64,
     pub hits: u64,
 }
 
+/// The resources a kernel binds after the parameter uniform, in binding order: sampled
+/// textures, storage buffers read, storage buffers written, storage textures written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LayoutKey {
+    pub textures: u32,
+    pub reads: u32,
+    pub writes: u32,
+    pub storage_textures: u32,
+}
+
+impl LayoutKey {
+    pub fn of(kernel: Kernel) -> Self {
+        let (_, _, reads, writes) = kernel.spec();
+        let (textures, storage_textures) = kernel.textures();
+        LayoutKey {
+            textures,
+            reads,
+            writes,
+            storage_textures,
+        }
+    }
+}
+
 impl PipelineCache {
-    /// The bind-group layout for kernels reading `reads` and writing `writes` storage buffers:
-    /// binding 0 is a uniform with a dynamic offset into the parameter arena.
+    /// The bind-group layout for kernels binding `key`'s resources: binding 0 is a uniform
+    /// with a dynamic offset into the parameter arena.
     pub fn bind_group_layout(
         &mut self,
         device: &wgpu::Device,
-        reads: u32,
-        writes: u32,
+        key: LayoutKey,
     ) -> &wgpu::BindGroupLayout {
-        &self.layout(device, reads, writes).0
+        &self.layout(device, key).0
     }
 
     fn layout(
         &mut self,
         device: &wgpu::Device,
-        reads: u32,
-        writes: u32,
+        key: LayoutKey,
     ) -> &(wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-        self.layouts.entry((reads, writes)).or_insert_with(|| {
-            let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: None,
-                },
-                count: None,
+        self.layouts.entry(key).or_insert_with(|| {
+            let mut types = vec![wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
             }];
-            for i in 0..reads + writes {
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding: 1 + i,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage {
-                            read_only: i < reads,
-                        },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
+            for _ in 0..key.textures {
+                types.push(wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
                 });
             }
-            let label = format!("kiln bindings r{reads} w{writes}");
+            for i in 0..key.reads + key.writes {
+                types.push(wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: i < key.reads,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                });
+            }
+            for _ in 0..key.storage_textures {
+                types.push(wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::WriteOnly,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                });
+            }
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = types
+                .into_iter()
+                .enumerate()
+                .map(|(binding, ty)| wgpu::BindGroupLayoutEntry {
+                    binding: binding as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty,
+                    count: None,
+                })
+                .collect();
+            let label = format!(
+                "kiln bindings t{} r{} w{} s{}",
+                key.textures, key.reads, key.writes, key.storage_textures
+            );
             let bind_group_layout =
                 device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                     label: Some(&label),
@@ -97,7 +135,7 @@ impl PipelineCache {
             self.hits += 1;
             return pipeline.clone();
         }
-        let (file, entry_point, reads, writes) = key.kernel.spec();
+        let (file, entry_point, _, _) = key.kernel.spec();
         let module = self
             .modules
             .entry(file)
@@ -115,7 +153,7 @@ impl PipelineCache {
             .map(|&(n, v)| (n, v as f64))
             .collect();
         let label = key.to_string();
-        let layout = self.layout(device, reads, writes).1.clone();
+        let layout = self.layout(device, LayoutKey::of(key.kernel)).1.clone();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&layout),

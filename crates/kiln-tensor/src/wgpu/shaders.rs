@@ -10,6 +10,7 @@ pub enum ShaderFile {
     Reduce,
     Matmul,
     MatmulSubgroup,
+    MatmulTexture,
     SoftmaxXent,
     Batchnorm,
     Optim,
@@ -24,12 +25,13 @@ pub enum ShaderFile {
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 14] = [
+    pub const ALL: [ShaderFile; 15] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
         ShaderFile::Matmul,
         ShaderFile::MatmulSubgroup,
+        ShaderFile::MatmulTexture,
         ShaderFile::SoftmaxXent,
         ShaderFile::Batchnorm,
         ShaderFile::Optim,
@@ -48,6 +50,7 @@ impl ShaderFile {
             ShaderFile::Reduce => "reduce.wgsl",
             ShaderFile::Matmul => "matmul.wgsl",
             ShaderFile::MatmulSubgroup => "matmul_subgroup.wgsl",
+            ShaderFile::MatmulTexture => "matmul_texture.wgsl",
             ShaderFile::SoftmaxXent => "softmax_xent.wgsl",
             ShaderFile::Batchnorm => "batchnorm.wgsl",
             ShaderFile::Optim => "optim.wgsl",
@@ -67,6 +70,7 @@ impl ShaderFile {
             ShaderFile::Reduce => include_str!("../../../../shaders/reduce.wgsl"),
             ShaderFile::Matmul => include_str!("../../../../shaders/matmul.wgsl"),
             ShaderFile::MatmulSubgroup => include_str!("../../../../shaders/matmul_subgroup.wgsl"),
+            ShaderFile::MatmulTexture => include_str!("../../../../shaders/matmul_texture.wgsl"),
             ShaderFile::SoftmaxXent => include_str!("../../../../shaders/softmax_xent.wgsl"),
             ShaderFile::Batchnorm => include_str!("../../../../shaders/batchnorm.wgsl"),
             ShaderFile::Optim => include_str!("../../../../shaders/optim.wgsl"),
@@ -119,6 +123,8 @@ pub enum Kernel {
     MatmulTiledVec4,
     MatmulSubgroup,
     MatmulSubgroupVec4,
+    MatmulTexturePack,
+    MatmulTexture,
     SoftmaxXentSoftmax,
     SoftmaxXentLabelsForward,
     SoftmaxXentSoftForward,
@@ -148,7 +154,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 43] = [
+    pub const ALL: [Kernel; 45] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -166,6 +172,8 @@ impl Kernel {
         Kernel::MatmulTiledVec4,
         Kernel::MatmulSubgroup,
         Kernel::MatmulSubgroupVec4,
+        Kernel::MatmulTexturePack,
+        Kernel::MatmulTexture,
         Kernel::SoftmaxXentSoftmax,
         Kernel::SoftmaxXentLabelsForward,
         Kernel::SoftmaxXentSoftForward,
@@ -195,7 +203,8 @@ impl Kernel {
     ];
 
     /// (file, entry point, storage buffers read, storage buffers written). Binding 0 is the
-    /// parameter uniform; reads follow at 1.., then writes.
+    /// parameter uniform; then the sampled textures (see `textures`), the buffers read, the
+    /// buffers written, and the storage textures written.
     pub fn spec(self) -> (ShaderFile, &'static str, u32, u32) {
         use Kernel::*;
         use ShaderFile as F;
@@ -217,6 +226,8 @@ impl Kernel {
             MatmulTiledVec4 => (F::Matmul, "matmul_tiled_vec4", 3, 1),
             MatmulSubgroup => (F::MatmulSubgroup, "matmul_subgroup", 3, 1),
             MatmulSubgroupVec4 => (F::MatmulSubgroup, "matmul_subgroup_vec4", 3, 1),
+            MatmulTexturePack => (F::MatmulTexture, "matmul_texture_pack", 1, 0),
+            MatmulTexture => (F::MatmulTexture, "matmul_texture", 1, 1),
             SoftmaxXentSoftmax => (F::SoftmaxXent, "softmax_xent_softmax", 1, 1),
             SoftmaxXentLabelsForward => (F::SoftmaxXent, "softmax_xent_labels_forward", 2, 1),
             SoftmaxXentSoftForward => (F::SoftmaxXent, "softmax_xent_soft_forward", 2, 1),
@@ -243,6 +254,15 @@ impl Kernel {
             AugmentWarp => (F::Augment, "augment_warp", 2, 1),
             AugmentJitter => (F::Augment, "augment_jitter", 2, 1),
             AugmentCutmix => (F::Augment, "augment_cutmix", 2, 1),
+        }
+    }
+
+    /// (sampled textures read, storage textures written); (0, 0) for all but the texture matmul.
+    pub fn textures(self) -> (u32, u32) {
+        match self {
+            Kernel::MatmulTexturePack => (0, 1),
+            Kernel::MatmulTexture => (2, 0),
+            _ => (0, 0),
         }
     }
 

@@ -1,0 +1,113 @@
+//! Host side of matmul_texture.wgsl: pack both operands into rgba32float textures, then
+//! multiply from the textures. Chosen for CPU-type adapters, whose texel fetches are
+//! vectorised where storage-buffer loads are not (see the shader's header).
+
+use super::context::{Context, TextureBindings};
+use super::matmul::MatmulParams;
+use super::pipeline_cache::Specialisation;
+use super::shaders::Kernel;
+use super::storage::WgpuStorage;
+use crate::error::Result;
+use crate::ops::MatmulShape;
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// Mirrors `PackParams` in matmul_texture.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PackParams {
+    k: u32,
+    x: u32,
+    height: u32,
+    width: u32,
+}
+
+/// Output tile of matmul_texture: 32 rows × 256 columns per workgroup.
+const ROWS: usize = 32;
+const COLUMNS: usize = 256;
+
+/// Texels per row and rows of the packed texture of an operand with `x` columns and `k` rows,
+/// padded to whole workgroup tiles: `tile` columns and `subgroup_size` rows.
+fn packed_size(x: usize, k: usize, tile: usize, subgroup_size: u32) -> (usize, usize) {
+    (
+        x.next_multiple_of(tile) / 4,
+        k.next_multiple_of(subgroup_size as usize),
+    )
+}
+
+/// True when the texture kernel can run this product: one matrix (not a batch), N a multiple
+/// of 4 (the kernel stores vec4s), and packed operands within the adapter's texture size.
+pub(crate) fn fits(ctx: &Context, s: &MatmulShape, subgroup_size: u32) -> bool {
+    let limit = ctx.limits.max_texture_dimension_2d as usize;
+    let (a_width, height) = packed_size(s.m, s.k, ROWS, subgroup_size);
+    let (b_width, _) = packed_size(s.n, s.k, COLUMNS, subgroup_size);
+    s.batch == 1 && s.n.is_multiple_of(4) && a_width.max(b_width).max(height) <= limit
+}
+
+/// Records the pack of one operand into texture `role` and returns the texture.
+fn pack(
+    ctx: &Arc<Context>,
+    role: u8,
+    source: &WgpuStorage,
+    x: usize,
+    k: usize,
+    k_contiguous: bool,
+    tile: usize,
+    subgroup_size: u32,
+) -> Result<wgpu::TextureView> {
+    let (width, height) = packed_size(x, k, tile, subgroup_size);
+    let view = ctx.packed_texture(role, width as u32, height as u32);
+    let params = PackParams {
+        k: k as u32,
+        x: x as u32,
+        height: height as u32,
+        width: width as u32,
+    };
+    ctx.dispatch_with_textures(
+        Kernel::MatmulTexturePack,
+        Specialisation(vec![("K_CONTIGUOUS", k_contiguous as u32)]),
+        bytemuck::bytes_of(&params),
+        TextureBindings {
+            sampled: &[],
+            storage: &[&view],
+        },
+        &[source.binding()],
+        if k_contiguous {
+            [height.div_ceil(8) as u32, width.div_ceil(8) as u32, 1]
+        } else {
+            [width.div_ceil(8) as u32, height.div_ceil(8) as u32, 1]
+        },
+    )?;
+    Ok(view)
+}
+
+/// C = act(op(A) · op(B) + bias) into `out`, for a product `fits` accepted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    ctx: &Arc<Context>,
+    a: &WgpuStorage,
+    b: &WgpuStorage,
+    bias: &WgpuStorage,
+    s: &MatmulShape,
+    params: &MatmulParams,
+    mut constants: Vec<(&'static str, u32)>,
+    subgroup_size: u32,
+    out: &WgpuStorage,
+) -> Result<()> {
+    // A(m, k) is K-contiguous when stored [M, K]; B(k, n) when stored [N, K].
+    let a_packed = pack(ctx, 0, a, s.m, s.k, !s.trans_a, ROWS, subgroup_size)?;
+    let b_packed = pack(ctx, 1, b, s.n, s.k, s.trans_b, COLUMNS, subgroup_size)?;
+    constants.retain(|(name, _)| *name != "TRANS_A" && *name != "TRANS_B");
+    constants.push(("SUBGROUP_SIZE", subgroup_size));
+    ctx.dispatch_with_textures(
+        Kernel::MatmulTexture,
+        Specialisation(constants),
+        bytemuck::bytes_of(params),
+        TextureBindings {
+            sampled: &[&a_packed, &b_packed],
+            storage: &[],
+        },
+        &[bias.binding(), out.binding()],
+        [s.n.div_ceil(COLUMNS) as u32, s.m.div_ceil(ROWS) as u32, 1],
+    )
+}
