@@ -44,35 +44,41 @@ pub(crate) fn fits(ctx: &Context, s: &MatmulShape, subgroup_size: u32) -> bool {
     s.batch == 1 && s.n.is_multiple_of(4) && a_width.max(b_width).max(height) <= limit
 }
 
-/// Records the pack of one operand into texture `role` and returns the texture.
-fn pack(
-    ctx: &Arc<Context>,
+/// How one operand is packed: which cached texture (0: A, 1: B), its X (M or N), whether the
+/// source is K-contiguous, and the columns one workgroup reads (the padding unit).
+struct Operand {
     role: u8,
-    source: &WgpuStorage,
     x: usize,
-    k: usize,
     k_contiguous: bool,
     tile: usize,
+}
+
+/// Records the pack of one operand (K rows of op) into its texture and returns the texture.
+fn pack(
+    ctx: &Arc<Context>,
+    source: &WgpuStorage,
+    operand: Operand,
+    k: usize,
     subgroup_size: u32,
 ) -> Result<wgpu::TextureView> {
-    let (width, height) = packed_size(x, k, tile, subgroup_size);
-    let view = ctx.packed_texture(role, width as u32, height as u32);
+    let (width, height) = packed_size(operand.x, k, operand.tile, subgroup_size);
+    let view = ctx.packed_texture(operand.role, width as u32, height as u32);
     let params = PackParams {
         k: k as u32,
-        x: x as u32,
+        x: operand.x as u32,
         height: height as u32,
         width: width as u32,
     };
     ctx.dispatch_with_textures(
         Kernel::MatmulTexturePack,
-        Specialisation(vec![("K_CONTIGUOUS", k_contiguous as u32)]),
+        Specialisation(vec![("K_CONTIGUOUS", operand.k_contiguous as u32)]),
         bytemuck::bytes_of(&params),
         TextureBindings {
             sampled: &[],
             storage: &[&view],
         },
         &[source.binding()],
-        if k_contiguous {
+        if operand.k_contiguous {
             [height.div_ceil(8) as u32, width.div_ceil(8) as u32, 1]
         } else {
             [width.div_ceil(8) as u32, height.div_ceil(8) as u32, 1]
@@ -95,8 +101,20 @@ pub(crate) fn matmul(
     out: &WgpuStorage,
 ) -> Result<()> {
     // A(m, k) is K-contiguous when stored [M, K]; B(k, n) when stored [N, K].
-    let a_packed = pack(ctx, 0, a, s.m, s.k, !s.trans_a, ROWS, subgroup_size)?;
-    let b_packed = pack(ctx, 1, b, s.n, s.k, s.trans_b, COLUMNS, subgroup_size)?;
+    let a_operand = Operand {
+        role: 0,
+        x: s.m,
+        k_contiguous: !s.trans_a,
+        tile: ROWS,
+    };
+    let b_operand = Operand {
+        role: 1,
+        x: s.n,
+        k_contiguous: s.trans_b,
+        tile: COLUMNS,
+    };
+    let a_packed = pack(ctx, a, a_operand, s.k, subgroup_size)?;
+    let b_packed = pack(ctx, b, b_operand, s.k, subgroup_size)?;
     constants.retain(|(name, _)| *name != "TRANS_A" && *name != "TRANS_B");
     constants.push(("SUBGROUP_SIZE", subgroup_size));
     ctx.dispatch_with_textures(
