@@ -219,6 +219,38 @@ fn texture_kernel_packs_both_operands_then_multiplies_and_batches_fall_back() {
     let built = gpu.counters().pipelines_built;
     assert_eq!(dispatches(&|| drop(ga.matmul(&gb).unwrap())), 3);
     assert_eq!(gpu.counters().pipelines_built, built);
+    // B already in the packed layout (X-contiguous, N a multiple of 256, K of the subgroup
+    // size) is copied into its texture instead of packed.
+    let (ga2, ca2) = operand(7, 40, 16, false, &gpu);
+    let (gb2, cb2) = operand(8, 16, 256, false, &gpu);
+    let copies = gpu.counters().copies;
+    let product = std::cell::RefCell::new(None);
+    assert_eq!(
+        dispatches(&|| *product.borrow_mut() = Some(ga2.matmul(&gb2).unwrap())),
+        2
+    );
+    assert_eq!(gpu.counters().copies, copies + 1);
+    assert_tensors_close(
+        "copied B",
+        product.borrow().as_ref().unwrap(),
+        &ca2.matmul(&cb2).unwrap(),
+        matmul_tolerance(16),
+    );
+    // Both sides copied: Aᵀ stored [K, M] with M = 64.
+    let (ga3, ca3) = operand(9, 64, 16, true, &gpu);
+    let copies = gpu.counters().copies;
+    let product = std::cell::RefCell::new(None);
+    assert_eq!(
+        dispatches(&|| *product.borrow_mut() = Some(ga3.matmul(&gb2).unwrap())),
+        1
+    );
+    assert_eq!(gpu.counters().copies, copies + 2);
+    assert_tensors_close(
+        "copied A and B",
+        product.borrow().as_ref().unwrap(),
+        &ca3.matmul(&cb2).unwrap(),
+        matmul_tolerance(16),
+    );
     let batch = random_vec(5, 2 * 40 * 24, -1.0, 1.0);
     let (gbatch, _) = pair(&batch, &[2, 40, 24], &gpu);
     let (gc, _) = operand(6, 24, 8, false, &gpu);

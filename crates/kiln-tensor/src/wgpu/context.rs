@@ -29,6 +29,8 @@ pub struct Counters {
     pub buffers_reused: u64,
     pub submits: u64,
     pub dispatches: u64,
+    /// Buffer-to-texture copies recorded (packed matmul operands already in packed layout).
+    pub copies: u64,
     pub readbacks: u64,
     /// Bytes of tensor buffers currently in use, and the most ever in use at once.
     pub live_bytes: u64,
@@ -47,6 +49,7 @@ pub(crate) struct Batch {
     params: Vec<u8>,
     submits: u64,
     dispatches: u64,
+    copies: u64,
     readbacks: u64,
 }
 
@@ -134,6 +137,7 @@ impl Context {
                 params: Vec::with_capacity((PARAM_SLOT * 64) as usize),
                 submits: 0,
                 dispatches: 0,
+                copies: 0,
                 readbacks: 0,
             }),
             error,
@@ -158,6 +162,7 @@ impl Context {
             buffers_reused: b.pool.buffers_reused,
             submits: b.submits,
             dispatches: b.dispatches,
+            copies: b.copies,
             readbacks: b.readbacks,
             live_bytes: b.pool.live_bytes,
             peak_live_bytes: b.pool.peak_live_bytes,
@@ -206,7 +211,12 @@ impl Context {
     /// An rgba32float texture of `width` × `height` texels for packed operand `role`, reused
     /// between calls. Reuse within one batch is safe: commands run in recorded order, and wgpu
     /// places the barriers between a dispatch that writes a texture and one that samples it.
-    pub(crate) fn packed_texture(&self, role: u8, width: u32, height: u32) -> wgpu::TextureView {
+    pub(crate) fn packed_texture(
+        &self,
+        role: u8,
+        width: u32,
+        height: u32,
+    ) -> (wgpu::Texture, wgpu::TextureView) {
         let mut b = self.lock();
         let key = (role, width, height);
         if !b.textures.contains_key(&key) && b.textures.len() >= MAX_CACHED_TEXTURES {
@@ -227,14 +237,57 @@ impl Context {
                     dimension: wgpu::TextureDimension::D2,
                     format: wgpu::TextureFormat::Rgba32Float,
                     usage: wgpu::TextureUsages::TEXTURE_BINDING
-                        | wgpu::TextureUsages::STORAGE_BINDING,
+                        | wgpu::TextureUsages::STORAGE_BINDING
+                        | wgpu::TextureUsages::COPY_DST,
                     view_formats: &[],
                 });
                 let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
                 (texture, view)
             })
-            .1
             .clone()
+    }
+
+    /// Records a copy of the first `height` rows of `bytes_per_row` bytes of `buffer` into
+    /// `texture`, `width` texels per row. Ends the open compute pass (copies are encoder
+    /// commands); the next dispatch opens a new one.
+    pub(crate) fn copy_to_texture(
+        &self,
+        buffer: &wgpu::Buffer,
+        texture: &wgpu::Texture,
+        bytes_per_row: u32,
+        width: u32,
+        height: u32,
+    ) {
+        let mut b = self.lock();
+        b.pass.take();
+        let encoder = b.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("kiln batch"),
+                })
+        });
+        encoder.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(bytes_per_row),
+                    rows_per_image: Some(height),
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        b.copies += 1;
     }
 
     /// Surfaces a device loss or an error wgpu reported since the last check.

@@ -54,6 +54,8 @@ struct Operand {
 }
 
 /// Records the pack of one operand (K rows of op) into its texture and returns the texture.
+/// A source already in the packed layout (X-contiguous, no padding, rows a multiple of 256
+/// bytes as copies require) is copied instead of run through the pack kernel.
 fn pack(
     ctx: &Arc<Context>,
     source: &WgpuStorage,
@@ -62,7 +64,22 @@ fn pack(
     subgroup_size: u32,
 ) -> Result<wgpu::TextureView> {
     let (width, height) = packed_size(operand.x, k, operand.tile, subgroup_size);
-    let view = ctx.packed_texture(operand.role, width as u32, height as u32);
+    let (texture, view) = ctx.packed_texture(operand.role, width as u32, height as u32);
+    let row_bytes = operand.x * 4;
+    if !operand.k_contiguous
+        && width * 4 == operand.x
+        && height == k
+        && row_bytes.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize)
+    {
+        ctx.copy_to_texture(
+            source.buffer(),
+            &texture,
+            row_bytes as u32,
+            width as u32,
+            height as u32,
+        );
+        return Ok(view);
+    }
     let params = PackParams {
         k: k as u32,
         x: operand.x as u32,
