@@ -260,13 +260,7 @@ impl Context {
     ) {
         let mut b = self.lock();
         b.pass.take();
-        let encoder = b.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("kiln batch"),
-                })
-        });
-        encoder.copy_buffer_to_texture(
+        self.encoder(&mut b).copy_buffer_to_texture(
             wgpu::TexelCopyBufferInfo {
                 buffer,
                 layout: wgpu::TexelCopyBufferLayout {
@@ -394,17 +388,9 @@ impl Context {
             layout: &layout,
             entries: &entries,
         });
-        if b.encoder.is_none() {
-            b.encoder = Some(
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("kiln batch"),
-                    }),
-            );
-        }
         if b.pass.is_none() {
-            let encoder = b.encoder.as_mut().expect("encoder exists");
-            let pass = encoder
+            let pass = self
+                .encoder(&mut b)
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("kiln ops"),
                     timestamp_writes: None,
@@ -418,6 +404,16 @@ impl Context {
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         b.dispatches += 1;
         Ok(())
+    }
+
+    /// The batch's pending command encoder, created when there is none.
+    fn encoder<'b>(&self, b: &'b mut Batch) -> &'b mut wgpu::CommandEncoder {
+        b.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("kiln batch"),
+                })
+        })
     }
 
     /// Ends the open compute pass and submits the batch, with its parameters uploaded first.
@@ -480,14 +476,8 @@ impl Context {
     ) -> Vec<(wgpu::Buffer, u64)> {
         let mut b = self.lock();
         b.pass.take();
-        if b.encoder.is_none() {
-            b.encoder = Some(
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("kiln readback"),
-                    }),
-            );
-        }
+        // Always an encoder, so the submit below happens even when every range is empty.
+        self.encoder(&mut b);
         let mut staging = Vec::with_capacity(ranges.len());
         for &(buffer, offset, size) in ranges {
             let class = size_class(size.max(4));
@@ -504,9 +494,7 @@ impl Context {
                     })
                 });
             if size > 0 {
-                b.encoder
-                    .as_mut()
-                    .expect("encoder exists")
+                self.encoder(&mut b)
                     .copy_buffer_to_buffer(buffer, offset, &target, 0, size);
             }
             staging.push((target, size));
