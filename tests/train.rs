@@ -60,6 +60,7 @@ fn config() -> TrainConfig {
         augmentation: Default::default(),
         ema_decay: 0.0,
         whiten_epsilon: kiln_data::DEFAULT_WHITENING_EPSILON,
+        restore_best: true,
     }
 }
 
@@ -168,6 +169,20 @@ fn early_stopping_restores_the_best_parameters() {
     cut.patience = 0;
     let at_best = train(&cpu(), &cut, &d, quiet(None, None)).unwrap();
     assert_eq!(stopped.parameters, at_best.parameters);
+    // With restore_best off the run keeps its last epoch's parameters: those of a run cut there.
+    let mut keep_last = c.clone();
+    keep_last.restore_best = false;
+    let kept = train(&cpu(), &keep_last, &d, quiet(None, None)).unwrap();
+    assert_eq!(kept.epochs_run, stopped.epochs_run);
+    assert!(
+        kept.parameters != stopped.parameters,
+        "the last epoch differs from the best"
+    );
+    let mut at_last = keep_last.clone();
+    at_last.epochs = stopped.epochs_run;
+    at_last.patience = 0;
+    let last = train(&cpu(), &at_last, &d, quiet(None, None)).unwrap();
+    assert!(kept.parameters == last.parameters, "the last epoch's parameters");
 }
 
 #[test]

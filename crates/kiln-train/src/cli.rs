@@ -60,6 +60,9 @@ pub struct Args {
     /// Epochs without a better validation accuracy before stopping (0: never).
     #[arg(long)]
     pub patience: Option<usize>,
+    /// End with the best-validation epoch's parameters (true) or the last epoch's (false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub restore_best: Option<bool>,
     /// per-channel or mean-image.
     #[arg(long)]
     pub preprocessing: Option<String>,
@@ -227,6 +230,7 @@ impl Args {
             batch_size: self.batch_size.unwrap_or(d.batch_size),
             seed: self.seed.unwrap_or(d.seed),
             patience: self.patience.unwrap_or(d.patience),
+            restore_best: self.restore_best.unwrap_or(d.restore_best),
             monitor_every: self.monitor_every.unwrap_or(d.monitor_every),
             preprocessing: self.preprocessing.clone().unwrap_or(d.preprocessing),
             validation: self.validation.unwrap_or(d.validation),

@@ -42,6 +42,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Epochs without a better validation accuracy before stopping (0 = never stop early).
     pub patience: usize,
+    /// Whether the run ends with the best-validation epoch's parameters (true) or keeps the
+    /// last epoch's (false: what a schedule that decays to zero or a small validation set wants).
+    #[serde(default = "default_restore_best")]
+    pub restore_best: bool,
     /// Steps between monitoring snapshots.
     pub monitor_every: usize,
     pub preprocessing: String,
@@ -58,6 +62,10 @@ pub struct TrainConfig {
     /// ε added to the covariance eigenvalues for PCA/ZCA whitening.
     #[serde(default = "default_whiten_epsilon")]
     pub whiten_epsilon: f32,
+}
+
+fn default_restore_best() -> bool {
+    true
 }
 
 fn default_whiten_epsilon() -> f32 {

@@ -33,6 +33,7 @@ fn base(dataset: &str) -> TrainConfig {
         augmentation: Default::default(),
         ema_decay: 0.0,
         whiten_epsilon: DEFAULT_WHITENING_EPSILON,
+        restore_best: true,
     }
 }
 

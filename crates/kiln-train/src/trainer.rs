@@ -528,8 +528,9 @@ pub fn train<B: Backend>(
     // Restore the best parameters (and their batch-norm statistics), keeping the last
     // epoch's for the final checkpoint (a resumed run continues from those).
     let last = (run.snapshot()?, run.buffer_snapshot()?);
-    let best_is_last = run.progress.best_epoch == run.progress.epoch;
-    if let Some((best, buffers)) = run.best.take() {
+    let best_is_last = run.progress.best_epoch == run.progress.epoch || !config.restore_best;
+    let restore = run.best.take().filter(|_| config.restore_best);
+    if let Some((best, buffers)) = restore {
         for (p, t) in run.params.iter().zip(best) {
             p.set(t);
         }
