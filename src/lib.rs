@@ -27,6 +27,7 @@
 //! ```
 
 pub use kiln_autograd as autograd;
+pub use kiln_bench as bench;
 pub use kiln_cpu as cpu;
 pub use kiln_data as data;
 pub use kiln_nn as nn;

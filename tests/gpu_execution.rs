@@ -207,3 +207,32 @@ fn device_loss_surfaces_as_an_error() {
     let err = result.unwrap_err().to_string();
     assert!(err.contains("lost"), "{err}");
 }
+
+#[test]
+fn device_timing_measures_the_recorded_work_and_keeps_its_result() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.can_time_on_device() {
+        eprintln!("{}: no timestamp queries, nothing to time", gpu.name());
+        return;
+    }
+    let a = Tensor::from_slice(&random_vec(1, 256 * 256, -1.0, 1.0), [256, 256], &gpu).unwrap();
+    let small = Tensor::from_slice(&random_vec(2, 64 * 64, -1.0, 1.0), [64, 64], &gpu).unwrap();
+    let (product, once) = gpu.time_on_device(|| a.matmul(&a)).unwrap();
+    let once = once.expect("the adapter has timestamps");
+    assert!(once.as_nanos() > 0, "a 256³ matmul took {once:?}");
+    // Ten products take longer on the device than one small one.
+    let (_, ten) = gpu
+        .time_on_device(|| {
+            let mut c = a.clone();
+            for _ in 0..10 {
+                c = a.matmul(&c)?;
+            }
+            Ok(c)
+        })
+        .unwrap();
+    let (_, tiny) = gpu.time_on_device(|| small.matmul(&small)).unwrap();
+    assert!(ten.unwrap() > tiny.unwrap(), "{ten:?} vs {tiny:?}");
+    // The timed work's result is the untimed one's, and later ops still record and read back.
+    let expected = a.matmul(&a).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(product.to_vec::<f32>().unwrap(), expected);
+}

@@ -182,7 +182,10 @@ fn early_stopping_restores_the_best_parameters() {
     at_last.epochs = stopped.epochs_run;
     at_last.patience = 0;
     let last = train(&cpu(), &at_last, &d, quiet(None, None)).unwrap();
-    assert!(kept.parameters == last.parameters, "the last epoch's parameters");
+    assert!(
+        kept.parameters == last.parameters,
+        "the last epoch's parameters"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! by the `KILN_ADAPTER` environment variable (a case-insensitive substring of its name).
 
 use super::context::Context;
+use super::timer::TIMESTAMP_FEATURES;
 use crate::error::{KilnError, Result};
 use std::sync::Arc;
 
@@ -155,6 +156,9 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
     }
     if subgroup_matmul {
         required_features |= wgpu::Features::SUBGROUP;
+    }
+    if adapter.features().contains(TIMESTAMP_FEATURES) {
+        required_features |= TIMESTAMP_FEATURES;
     }
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("kiln"),

@@ -9,6 +9,7 @@
 use super::buffer_pool::{size_class, BufferPool};
 use super::pipeline_cache::{LayoutKey, PipelineCache, PipelineKey, Specialisation};
 use super::shaders::Kernel;
+use super::timer::Timestamps;
 use crate::error::{KilnError, Result};
 use crate::DType;
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct Context {
     pub(crate) subgroup_matmul: Option<u32>,
     /// Whether products pack their operands into textures first (matmul_texture.wgsl).
     pub(crate) texture_matmul: bool,
+    /// Timestamp queries for device timing, when the adapter has them.
+    pub(crate) timestamps: Option<Timestamps>,
     param_arena: wgpu::Buffer,
     batch: Mutex<Batch>,
     error: Arc<Mutex<Option<String>>>,
@@ -118,7 +121,9 @@ impl Context {
             mapped_at_creation: false,
         });
         let limits = device.limits();
+        let timestamps = Timestamps::new(&device, &queue);
         Arc::new(Context {
+            timestamps,
             device,
             queue,
             info,
@@ -428,6 +433,33 @@ impl Context {
         }
         b.params.clear();
         b.pool.on_submit();
+    }
+
+    /// Writes timestamp `index` (0: start, 1: end) into the pending encoder, between passes.
+    pub(crate) fn write_timestamp(&self, index: u32) {
+        if let Some(t) = &self.timestamps {
+            let mut b = self.lock();
+            b.pass.take();
+            self.encoder(&mut b).write_timestamp(&t.query_set, index);
+        }
+    }
+
+    /// Resolves the two timestamps into the mappable buffer and submits the batch.
+    pub(crate) fn resolve_timestamps(&self) {
+        if let Some(t) = &self.timestamps {
+            let mut b = self.lock();
+            b.pass.take();
+            let encoder = self.encoder(&mut b);
+            encoder.resolve_query_set(&t.query_set, 0..2, &t.resolved, 0);
+            encoder.copy_buffer_to_buffer(
+                &t.resolved,
+                0,
+                &t.readable,
+                0,
+                super::timer::TIMESTAMP_BYTES,
+            );
+            self.submit_locked(&mut b);
+        }
     }
 
     /// Submits pending work without waiting for it.

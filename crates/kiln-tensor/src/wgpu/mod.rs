@@ -18,6 +18,7 @@ mod readback;
 mod reduce;
 mod shaders;
 mod storage;
+mod timer;
 
 /// The wgpu backend set chosen in [`WgpuOptions::backends`].
 pub use ::wgpu::{Backends, DeviceType};
@@ -128,6 +129,22 @@ impl WgpuBackend {
     /// as after a driver reset.
     pub fn destroy(&self) {
         self.ctx.device.destroy();
+    }
+
+    /// True when the adapter has timestamp queries, so [`Self::time_on_device`] measures.
+    pub fn can_time_on_device(&self) -> bool {
+        self.ctx.timestamps.is_some()
+    }
+
+    /// Runs `work` (which records ops) between two device timestamps, waits for the device,
+    /// and returns `work`'s result with the GPU time between the stamps: the kernels' time
+    /// without the host's recording, submit or readback. None when the adapter has no
+    /// timestamp queries. Work pending before the call runs before the first stamp.
+    pub fn time_on_device<T>(
+        &self,
+        work: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, Option<std::time::Duration>)> {
+        timer::time_on_device(&self.ctx, work)
     }
 
     /// Submits pending work without waiting for it.

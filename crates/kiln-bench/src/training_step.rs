@@ -1,0 +1,104 @@
+//! One full training step of an MLP classifier (forward, softmax cross-entropy, backward, Adam),
+//! with what a step costs the host: dispatches and submits per step, blocking readbacks, and
+//! the CPU time spent recording it.
+
+use kiln_autograd::Var;
+use kiln_nn::optim::{Adam, Optimizer};
+use kiln_nn::{Module, Parameter, Sequential};
+use kiln_tensor::{Backend, Result, RngState, Tensor};
+
+/// An MLP (batch norm and dropout 0.2 after each hidden layer, as the CIFAR-10 recipe) and
+/// the batch size it trains at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingStep {
+    pub widths: Vec<usize>,
+    pub batch: usize,
+}
+
+/// A model, its optimiser and one fixed batch, on one backend.
+pub struct StepState<B: Backend> {
+    model: Sequential<B>,
+    parameters: Vec<Parameter<B>>,
+    optimizer: Adam<B>,
+    x: Tensor<B>,
+    labels: Tensor<B>,
+}
+
+/// What recording one step cost the host, measured without waiting for the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct StepOverhead {
+    pub dispatches: u64,
+    /// Submits while recording the step and at the sync that ends it.
+    pub submits: u64,
+    /// Blocking readbacks while recording (the step reads nothing back).
+    pub readbacks: u64,
+    pub record_seconds: f64,
+}
+
+impl TrainingStep {
+    /// The CIFAR-10 MLP, 3072-1024-512-10.
+    pub fn cifar10(batch: usize) -> Self {
+        TrainingStep {
+            widths: vec![3072, 1024, 512, 10],
+            batch,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        "train_step".into()
+    }
+
+    pub fn shape(&self) -> String {
+        let widths: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();
+        format!("{} @ batch {}", widths.join("-"), self.batch)
+    }
+
+    /// Forward 2·B·Σ in·out, backward twice that (the input gradient of the first layer
+    /// included, as the step computes it).
+    pub fn flops(&self) -> f64 {
+        let products: usize = self.widths.windows(2).map(|w| w[0] * w[1]).sum();
+        6.0 * self.batch as f64 * products as f64
+    }
+
+    pub fn prepare<B: Backend>(&self, backend: &B) -> Result<StepState<B>> {
+        let model = kiln_nn::Mlp::new(&self.widths)
+            .batch_norm(true)
+            .dropout(0.2)
+            .seed(1)
+            .build(backend)?;
+        let parameters = model.parameters();
+        let (features, classes) = (self.widths[0], *self.widths.last().expect("widths"));
+        Ok(StepState {
+            model,
+            parameters,
+            optimizer: Adam::new(1e-3)?,
+            x: Tensor::rand_normal(
+                [self.batch, features],
+                0.0,
+                1.0,
+                RngState { seed: 2, offset: 0 },
+                backend,
+            )?,
+            labels: Tensor::from_vec(
+                (0..self.batch)
+                    .map(|i| (i * 7 % classes) as u32)
+                    .collect::<Vec<_>>(),
+                [self.batch],
+                backend,
+            )?,
+        })
+    }
+
+    /// Records one step and returns its loss (not read back).
+    pub fn step<B: Backend>(&self, s: &mut StepState<B>) -> Result<Tensor<B>> {
+        s.model.zero_grad();
+        let loss = s
+            .model
+            .forward(&Var::constant(s.x.clone()))?
+            .softmax_xent(&s.labels)?
+            .mean_all()?;
+        loss.backward()?;
+        s.optimizer.step(&s.parameters)?;
+        Ok(loss.value().clone())
+    }
+}

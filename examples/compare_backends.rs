@@ -1,0 +1,131 @@
+//! Is my GPU doing its job? Runs the same workloads on every backend Kiln finds (each wgpu
+//! adapter, plus the CPU backend), checks each GPU result against the CPU backend before
+//! timing it, and prints one table: the median time (device-timed where the adapter has
+//! timestamp queries), GFLOP/s or GB/s, and the share of that device's measured ceilings
+//! (bandwidth from a large copy, FLOP/s from its best matmul).
+//!
+//!     cargo run --release --example compare_backends                 # the full suite
+//!     cargo run --release --example compare_backends -- --quick      # small sizes, seconds
+//!     cargo run --release --example compare_backends -- --only matmul --json rows.json
+
+use clap::Parser;
+use kiln::bench::{run_suite, table, BenchDevice, Options, Row, Suite};
+use kiln::prelude::*;
+use kiln::train::write_atomically;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Compare Kiln's backends on the same workloads")]
+struct Args {
+    /// Small sizes of every workload (seconds instead of minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Only workloads whose name contains this (e.g. matmul, adam, train_step); the copy that
+    /// measures the bandwidth ceiling always runs.
+    #[arg(long)]
+    only: Option<String>,
+    /// Timed runs per workload (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    repeats: u64,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Only adapters whose name contains this (the CPU backend always runs: it is the reference).
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Also write the rows to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn progress(row: &Row) {
+    eprintln!(
+        "  {:<20} {:<28} {:<24} {}{}",
+        row.workload,
+        row.shape,
+        row.backend,
+        row.rate(),
+        row.error
+            .as_ref()
+            .map_or(String::new(), |e| format!("  FAILED: {e}"))
+    );
+}
+
+fn run(args: Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    if let Some(path) = &args.json {
+        // Fail before minutes of measuring, not after.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!(
+                "--json {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            )
+            .into());
+        }
+    }
+    let options = Options {
+        suite: if args.quick {
+            Suite::Quick
+        } else {
+            Suite::Full
+        },
+        warmup: args.warmup,
+        repeats: args.repeats as usize,
+        filter: args.only.clone(),
+    };
+    let cpu = CpuBackend::new();
+    eprintln!("measuring {}", cpu.label());
+    let mut rows = run_suite(&cpu, None, &options, &mut progress);
+    let adapters = WgpuBackend::adapters();
+    if adapters.is_empty() {
+        eprintln!("no GPU adapter found: only the CPU backend was measured");
+    }
+    for summary in adapters {
+        if let Some(wanted) = &args.adapter {
+            if !summary.name.to_lowercase().contains(&wanted.to_lowercase()) {
+                continue;
+            }
+        }
+        let gpu = match WgpuBackend::with_adapter(&summary.name) {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                eprintln!("skipping {}: {e}", summary.name);
+                continue;
+            }
+        };
+        eprintln!(
+            "measuring {} ({}, {}, matmul kernel {:?}, {})",
+            summary.name,
+            summary.backend,
+            summary.device_type,
+            gpu.matmul_kernel(),
+            if gpu.can_time_on_device() {
+                "timestamp queries"
+            } else {
+                "wall clock"
+            }
+        );
+        rows.extend(run_suite(&gpu, Some(&cpu), &options, &mut progress));
+    }
+    println!("{}", table(&rows));
+    if let Some(path) = &args.json {
+        write_atomically(path, serde_json::to_string_pretty(&rows)?.as_bytes())?;
+        println!("wrote {} rows to {}", rows.len(), path.display());
+    }
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        return Err(format!("{failed} workload(s) failed; see the table").into());
+    }
+    Ok(())
+}
