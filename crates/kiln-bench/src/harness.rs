@@ -139,8 +139,8 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// max |a − b| / (1 + |b|).
-fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
+/// max |a − b| / (1 + |b|); infinite for a NaN or a length mismatch.
+pub(crate) fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
     if actual.len() != expected.len() {
         return f64::INFINITY;
     }

@@ -11,6 +11,7 @@
 //! - [`report`]: the printed table and the JSON rows.
 
 pub mod device;
+pub mod doctor;
 pub mod harness;
 pub mod overhead;
 pub mod report;

@@ -1,0 +1,464 @@
+//! The self-check behind `examples/doctor.rs`: every kernel family on a backend against the
+//! CPU backend, on random inputs at awkward sizes (not multiples of any tile or workgroup),
+//! plus a short training run on both. Drivers return wrong answers more often than one would
+//! hope; this says so before a week of training does.
+
+use crate::harness::worst_difference;
+use crate::training_step::TrainingStep;
+use kiln_cpu::CpuBackend;
+use kiln_tensor::{
+    AdamStep, AdaptiveStep, Backend, BinaryOp, DType, ImageShape, KilnError, Result, RngState,
+    SgdStep, Tensor, UnaryOp, Warp,
+};
+
+/// One kernel (or a few kernels of one family) checked against the CPU backend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Check {
+    Unary(UnaryOp),
+    UnaryBackward(UnaryOp),
+    /// [33, 17] ∘ [17], broadcast.
+    Binary(BinaryOp),
+    /// Scalar forms: x ∘ 2.5 and 2.5 ∘ x.
+    BinaryScalar,
+    Select,
+    Prelu,
+    /// Sum, mean, max, min and argmax along each axis of [127, 33], and the global sum.
+    Reductions,
+    /// C = op(A) · op(B) at 33 × 127 × 17 with transpose flags (Aᵀ, Bᵀ).
+    Matmul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
+    /// act(A · B + bias) with ReLU, and K = 1.
+    MatmulEpilogue,
+    /// Softmax and log-softmax of rows with entries up to ±80.
+    Softmax,
+    SoftmaxXent,
+    BatchNorm,
+    Adam,
+    Sgd,
+    Adaptive,
+    /// Counter-based uniform and normal fills and a dropout mask.
+    Random,
+    GatherRows,
+    /// f32 → f16 → f32 and u8 → f32.
+    Casts,
+    /// A transposed view made contiguous.
+    StridedCopy,
+    /// The augmentation kernels: bilinear affine warp with reflection, colour jitter, CutMix.
+    Augment,
+}
+
+/// A check's outcome.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CheckResult {
+    pub kernel: String,
+    /// The largest relative difference |gpu − cpu| / (1 + |cpu|) over every output.
+    pub worst: f64,
+    pub tolerance: f64,
+    pub passed: bool,
+    /// Set when the kernel returned an error instead of a result.
+    pub error: Option<String>,
+}
+
+fn rng(seed: u64) -> RngState {
+    RngState { seed, offset: 0 }
+}
+
+fn uniform<B: Backend>(dims: &[usize], low: f32, high: f32, seed: u64, b: &B) -> Result<Tensor<B>> {
+    Tensor::rand_uniform(dims.to_vec(), low, high, rng(seed), b)
+}
+
+impl Check {
+    /// Every check.
+    pub fn all() -> Vec<Check> {
+        let mut checks = Vec::new();
+        for op in UnaryOp::ALL {
+            checks.push(Check::Unary(op));
+            checks.push(Check::UnaryBackward(op));
+        }
+        checks.extend(BinaryOp::ALL.map(Check::Binary));
+        checks.extend([
+            Check::BinaryScalar,
+            Check::Select,
+            Check::Prelu,
+            Check::Reductions,
+        ]);
+        for (transpose_a, transpose_b) in
+            [(false, false), (true, false), (false, true), (true, true)]
+        {
+            checks.push(Check::Matmul {
+                transpose_a,
+                transpose_b,
+            });
+        }
+        checks.extend([
+            Check::MatmulEpilogue,
+            Check::Softmax,
+            Check::SoftmaxXent,
+            Check::BatchNorm,
+            Check::Adam,
+            Check::Sgd,
+            Check::Adaptive,
+            Check::Random,
+            Check::GatherRows,
+            Check::Casts,
+            Check::StridedCopy,
+            Check::Augment,
+        ]);
+        checks
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Check::Unary(op) => format!("unary {op:?}"),
+            Check::UnaryBackward(op) => format!("unary backward {op:?}"),
+            Check::Binary(op) => format!("binary {op:?} (broadcast)"),
+            Check::BinaryScalar => "binary with scalars".into(),
+            Check::Select => "where/select".into(),
+            Check::Prelu => "prelu forward and backward".into(),
+            Check::Reductions => "reductions (sum, mean, max, min, argmax, global sum)".into(),
+            Check::Matmul {
+                transpose_a,
+                transpose_b,
+            } => format!(
+                "matmul {}·{}",
+                if *transpose_a { "Aᵀ" } else { "A" },
+                if *transpose_b { "Bᵀ" } else { "B" }
+            ),
+            Check::MatmulEpilogue => "matmul + bias + relu, K = 1".into(),
+            Check::Softmax => "softmax and log-softmax (±80)".into(),
+            Check::SoftmaxXent => "softmax cross-entropy forward and backward".into(),
+            Check::BatchNorm => "batch-norm statistics and backward reductions".into(),
+            Check::Adam => "adam step".into(),
+            Check::Sgd => "sgd momentum step".into(),
+            Check::Adaptive => "rmsprop step".into(),
+            Check::Random => "random fills and dropout".into(),
+            Check::GatherRows => "gather rows".into(),
+            Check::Casts => "casts f32↔f16, u8→f32".into(),
+            Check::StridedCopy => "strided copy (transpose)".into(),
+            Check::Augment => "augmentation: affine warp, colour jitter, cutmix".into(),
+        }
+    }
+
+    pub fn tolerance(&self) -> f64 {
+        match self {
+            Check::Matmul { .. } | Check::MatmulEpilogue => 1e-4,
+            Check::Unary(_) | Check::UnaryBackward(_) | Check::Binary(BinaryOp::Pow) => 1e-4,
+            Check::Softmax | Check::SoftmaxXent | Check::BatchNorm | Check::Reductions => 1e-4,
+            Check::Adam | Check::Adaptive | Check::Random | Check::Prelu | Check::Augment => 1e-5,
+            _ => 1e-6,
+        }
+    }
+
+    /// The check's outputs on one backend (the same inputs everywhere).
+    pub fn outputs<B: Backend>(&self, b: &B) -> Result<Vec<Tensor<B>>> {
+        let n = 1000;
+        Ok(match *self {
+            Check::Unary(op) => {
+                let x = self.unary_input(n, b)?;
+                vec![x.unary(op)?]
+            }
+            Check::UnaryBackward(op) => {
+                let x = self.unary_input(n, b)?;
+                let grad = uniform(&[n], -1.0, 1.0, 2, b)?;
+                vec![x.unary_backward(op, &grad)?]
+            }
+            Check::Binary(op) => {
+                let x = uniform(&[33, 17], -3.0, 3.0, 3, b)?;
+                let y = match op {
+                    // Positive bases and denominators away from zero.
+                    BinaryOp::Pow => uniform(&[17], -2.0, 2.0, 4, b)?,
+                    BinaryOp::Div => uniform(&[17], 0.5, 2.0, 4, b)?,
+                    _ => uniform(&[17], -3.0, 3.0, 4, b)?,
+                };
+                let x = if op == BinaryOp::Pow {
+                    (x.abs()? + 0.1)?
+                } else {
+                    x
+                };
+                vec![x.binary(op, &y)?]
+            }
+            Check::BinaryScalar => {
+                let x = uniform(&[257], -3.0, 3.0, 5, b)?;
+                vec![
+                    x.binary_scalar(BinaryOp::Mul, 2.5)?,
+                    Tensor::scalar_binary(2.5, BinaryOp::Sub, &x)?,
+                ]
+            }
+            Check::Select => {
+                let x = uniform(&[127, 3], -1.0, 1.0, 6, b)?;
+                let y = uniform(&[127, 3], -1.0, 1.0, 7, b)?;
+                let mask = x.lt(&y)?;
+                vec![mask.clone(), mask.select(&x, &y)?]
+            }
+            Check::Prelu => {
+                let x = uniform(&[17, 33], -2.0, 2.0, 8, b)?;
+                let alpha = uniform(&[33], 0.0, 0.5, 9, b)?;
+                let grad = uniform(&[17, 33], -1.0, 1.0, 10, b)?;
+                let (dx, dalpha) = x.prelu_backward(&alpha, &grad)?;
+                vec![x.prelu(&alpha)?, dx, dalpha]
+            }
+            Check::Reductions => {
+                let x = uniform(&[127, 33], -2.0, 2.0, 11, b)?;
+                let mut out = vec![x.sum_all()?];
+                for axis in [0, 1] {
+                    out.extend([
+                        x.sum(axis)?,
+                        x.mean(axis)?,
+                        x.max(axis)?,
+                        x.min(axis)?,
+                        x.argmax(axis)?.cast(DType::F32)?,
+                    ]);
+                }
+                out
+            }
+            Check::Matmul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let (m, k, n) = (33, 127, 17);
+                let a = if transpose_a {
+                    uniform(&[k, m], -1.0, 1.0, 12, b)?.t()?
+                } else {
+                    uniform(&[m, k], -1.0, 1.0, 12, b)?
+                };
+                let bb = if transpose_b {
+                    uniform(&[n, k], -1.0, 1.0, 13, b)?.t()?
+                } else {
+                    uniform(&[k, n], -1.0, 1.0, 13, b)?
+                };
+                vec![a.matmul(&bb)?]
+            }
+            Check::MatmulEpilogue => {
+                let a = uniform(&[257, 33], -1.0, 1.0, 14, b)?;
+                let w = uniform(&[33, 20], -1.0, 1.0, 15, b)?;
+                let bias = uniform(&[20], -1.0, 1.0, 16, b)?;
+                let a1 = uniform(&[17, 1], -1.0, 1.0, 17, b)?;
+                let b1 = uniform(&[1, 3], -1.0, 1.0, 18, b)?;
+                vec![
+                    a.matmul_bias_act(&w, Some(&bias), Some(UnaryOp::Relu))?,
+                    a1.matmul(&b1)?,
+                ]
+            }
+            Check::Softmax => {
+                let x = (uniform(&[17, 1000], -1.0, 1.0, 19, b)? * 80.0)?;
+                vec![x.softmax()?, x.log_softmax()?]
+            }
+            Check::SoftmaxXent => {
+                let logits = uniform(&[33, 10], -4.0, 4.0, 20, b)?;
+                let labels =
+                    Tensor::from_vec((0..33u32).map(|i| i * 7 % 10).collect::<Vec<_>>(), [33], b)?;
+                let grad_rows = Tensor::full([33], 1.0 / 33.0, DType::F32, b)?;
+                vec![
+                    logits.softmax_xent(&labels)?,
+                    logits.softmax_xent_backward(&labels, &grad_rows)?,
+                ]
+            }
+            Check::BatchNorm => {
+                let x = uniform(&[127, 33], -2.0, 3.0, 21, b)?;
+                let dy = uniform(&[127, 33], -1.0, 1.0, 22, b)?;
+                let (mean, var) = x.batchnorm_stats()?;
+                let (sum_dy, sum_dy_xhat) = x.batchnorm_backward_reduce(&dy, &mean, &var, 1e-5)?;
+                vec![mean, var, sum_dy, sum_dy_xhat]
+            }
+            Check::Adam => {
+                let (p, g, m, v) = self.optimizer_state(n, b)?;
+                let step = AdamStep {
+                    lr: 1e-2,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                    decoupled: true,
+                    step: 3,
+                };
+                p.adam_step(&g, &m, &v, &step)?;
+                vec![p, m, v]
+            }
+            Check::Sgd => {
+                let (p, g, velocity, _) = self.optimizer_state(n, b)?;
+                let step = SgdStep {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    nesterov: true,
+                    weight_decay: 1e-3,
+                };
+                p.sgd_step(&g, Some(&velocity), &step)?;
+                vec![p, velocity]
+            }
+            Check::Adaptive => {
+                let (p, g, s, _) = self.optimizer_state(n, b)?;
+                let step = AdaptiveStep {
+                    lr: 1e-2,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                    decay: 0.99,
+                    gain: 0.01,
+                };
+                p.adaptive_step(&g, &s, &step)?;
+                vec![p, s]
+            }
+            Check::Random => {
+                let x = uniform(&[n], -1.0, 1.0, 23, b)?;
+                let (dropped, mask) = x.dropout(0.3, rng(24))?;
+                vec![
+                    x,
+                    Tensor::rand_normal([n], 0.0, 1.0, rng(25), b)?,
+                    dropped,
+                    mask,
+                ]
+            }
+            Check::GatherRows => {
+                let x = uniform(&[127, 17], -1.0, 1.0, 26, b)?;
+                let idx = Tensor::from_vec(
+                    (0..33u32).map(|i| (i * 31) % 127).collect::<Vec<_>>(),
+                    [33],
+                    b,
+                )?;
+                vec![x.gather_rows(&idx)?]
+            }
+            Check::Casts => {
+                let x = uniform(&[257], -100.0, 100.0, 27, b)?;
+                let bytes = Tensor::from_vec((0..=255u8).collect::<Vec<_>>(), [256], b)?;
+                vec![
+                    x.cast(DType::F16)?.cast(DType::F32)?,
+                    bytes.cast(DType::F32)?,
+                ]
+            }
+            Check::StridedCopy => {
+                let x = uniform(&[33, 127], -1.0, 1.0, 28, b)?;
+                vec![x.t()?.contiguous()?]
+            }
+            Check::Augment => {
+                let image = ImageShape {
+                    channels: 3,
+                    height: 13,
+                    width: 11,
+                };
+                let x = uniform(&[5, image.features()], 0.0, 1.0, 33, b)?;
+                // Rotations by a few degrees with a shift, per image.
+                let matrices: Vec<f32> = (0..5)
+                    .flat_map(|i| {
+                        let (s, c) = (0.1 * i as f32).sin_cos();
+                        [c, -s, 1.5 - i as f32, s, c, 0.5 * i as f32]
+                    })
+                    .collect();
+                let matrices = Tensor::from_vec(matrices, [5, 6], b)?;
+                let factors = uniform(&[5, 3], 0.6, 1.4, 34, b)?;
+                let boxes: Vec<u32> = (0..5u32).flat_map(|i| [(i + 2) % 5, 1, 2, 7, 9]).collect();
+                let boxes = Tensor::from_vec(boxes, [5, 5], b)?;
+                let warp = Warp {
+                    bilinear: true,
+                    reflect: true,
+                };
+                vec![
+                    x.warp_images(image, &matrices, warp)?,
+                    x.jitter_images(image, &factors)?,
+                    x.cutmix_images(image, &boxes)?,
+                ]
+            }
+        })
+    }
+
+    /// Inputs inside each unary op's domain (positive for log and sqrt).
+    fn unary_input<B: Backend>(&self, n: usize, b: &B) -> Result<Tensor<B>> {
+        let x = uniform(&[n], -4.0, 4.0, 1, b)?;
+        match self {
+            Check::Unary(UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip)
+            | Check::UnaryBackward(UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip) => x.abs()? + 0.1,
+            _ => Ok(x),
+        }
+    }
+
+    /// (param, grad, state, state), the state non-zero so every term of the update counts.
+    #[allow(clippy::type_complexity)]
+    fn optimizer_state<B: Backend>(
+        &self,
+        n: usize,
+        b: &B,
+    ) -> Result<(Tensor<B>, Tensor<B>, Tensor<B>, Tensor<B>)> {
+        Ok((
+            uniform(&[n], -1.0, 1.0, 29, b)?,
+            uniform(&[n], -1.0, 1.0, 30, b)?,
+            uniform(&[n], 0.0, 0.1, 31, b)?,
+            uniform(&[n], 0.0, 0.01, 32, b)?,
+        ))
+    }
+
+    /// Runs the check on `device` and on the CPU backend and compares every output.
+    pub fn run<B: Backend>(&self, device: &B, cpu: &CpuBackend) -> CheckResult {
+        let tolerance = self.tolerance();
+        let compared = (|| -> Result<f64> {
+            let expected = self.outputs(cpu)?;
+            let actual = self.outputs(device)?;
+            let mut worst = 0.0f64;
+            for (a, e) in actual.iter().zip(&expected) {
+                if a.dims() != e.dims() {
+                    return Err(KilnError::invalid(
+                        "doctor",
+                        format!("shape {:?} where the CPU gives {:?}", a.dims(), e.dims()),
+                    ));
+                }
+                worst = worst.max(worst_difference(&a.to_vec::<f64>()?, &e.to_vec::<f64>()?));
+            }
+            Ok(worst)
+        })();
+        match compared {
+            Ok(worst) => CheckResult {
+                kernel: self.name(),
+                worst,
+                tolerance,
+                passed: worst <= tolerance,
+                error: None,
+            },
+            Err(e) => CheckResult {
+                kernel: self.name(),
+                worst: f64::INFINITY,
+                tolerance,
+                passed: false,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// A short training run (a small MLP with batch norm and dropout, Adam, one fixed batch) on
+/// `device` and on the CPU backend: the per-step losses must agree and fall.
+pub fn training_run<B: Backend>(device: &B, cpu: &CpuBackend, steps: usize) -> CheckResult {
+    let tolerance = 1e-3;
+    let step = TrainingStep {
+        widths: vec![64, 48, 33, 10],
+        batch: 32,
+    };
+    let losses = |b: &dyn Fn() -> Result<Vec<f64>>| b();
+    let on_device = losses(&|| {
+        let mut s = step.prepare(device)?;
+        (0..steps).map(|_| step.step(&mut s)?.item()).collect()
+    });
+    let on_cpu = losses(&|| {
+        let mut s = step.prepare(cpu)?;
+        (0..steps).map(|_| step.step(&mut s)?.item()).collect()
+    });
+    let kernel = format!("training run ({steps} steps, 64-48-33-10, batch norm, dropout, Adam)");
+    match (on_device, on_cpu) {
+        (Ok(d), Ok(c)) => {
+            let worst = worst_difference(&d, &c);
+            let fell = d.last() < d.first();
+            CheckResult {
+                kernel,
+                worst,
+                tolerance,
+                passed: worst <= tolerance && fell,
+                error: (!fell).then(|| format!("the loss did not fall: {:?}", d)),
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => CheckResult {
+            kernel,
+            worst: f64::INFINITY,
+            tolerance,
+            passed: false,
+            error: Some(e.to_string()),
+        },
+    }
+}
