@@ -374,6 +374,23 @@ fn augmented_preview_ensemble_and_folds_run() {
     let summary: serde_json::Value =
         serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["member_test_accuracy"].as_array().unwrap().len(), 2);
+    // The saved members evaluated again as an ensemble of checkpoints give the same figures.
+    let members: Vec<String> = (1..=2)
+        .map(|k| {
+            out.join(format!("member-{k}/checkpoint.safetensors"))
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let o = run(&["--data", d, "--evaluate", &members.join(",")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let again: serde_json::Value = serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        again["member_test_accuracy"],
+        summary["member_test_accuracy"]
+    );
+    assert_eq!(again["test_accuracy"], summary["test_accuracy"]);
     let o = run(&[&["--data", d, "--folds", "3"][..], &SMALL].concat());
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("3-fold cross-validation"), "{}", o.stdout);

@@ -4,7 +4,7 @@
 
 use crate::config::TrainConfig;
 use crate::crossval::cross_validate;
-use crate::ensemble::evaluate_ensemble;
+use crate::ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble};
 use crate::error::{Result, TrainError};
 use crate::predict::evaluate_checkpoint;
 use crate::preview::save_augmented;
@@ -87,9 +87,10 @@ pub struct Args {
     /// Use only the first N training samples.
     #[arg(long)]
     pub limit_train: Option<usize>,
-    /// Only evaluate this checkpoint on the test set.
-    #[arg(long)]
-    pub evaluate: Option<PathBuf>,
+    /// Only evaluate this checkpoint on the test set; several, comma-separated, are evaluated
+    /// as an ensemble (their averaged predictions, each member beside it).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub evaluate: Vec<PathBuf>,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
     /// report its accuracy beside the raw weights' (0: off).
     #[arg(long)]
@@ -365,7 +366,27 @@ fn run_on<B: Backend>(
     device: &str,
     adapter: &str,
 ) -> Result<String> {
-    if let Some(checkpoint) = &args.evaluate {
+    if args.evaluate.len() > 1 {
+        let report = evaluate_checkpoint_ensemble(&args.evaluate, &test, backend)?;
+        for (path, m) in args.evaluate.iter().zip(&report.members) {
+            println!("{}: test accuracy {:.4}", path.display(), m.accuracy);
+        }
+        println!(
+            "ensemble of {}: test accuracy {:.4}",
+            args.evaluate.len(),
+            report.ensemble.accuracy
+        );
+        return Ok(serde_json::json!({
+            "dataset": program.dataset,
+            "device": device,
+            "adapter": adapter,
+            "checkpoints": args.evaluate,
+            "member_test_accuracy": report.members.iter().map(|m| m.accuracy).collect::<Vec<_>>(),
+            "test_accuracy": report.ensemble.accuracy,
+        })
+        .to_string());
+    }
+    if let Some(checkpoint) = args.evaluate.first() {
         let evaluation = evaluate_checkpoint(checkpoint, &test, backend)?;
         return Ok(serde_json::json!({
             "dataset": program.dataset,

@@ -24,7 +24,7 @@ mod trainer;
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
 pub use config::{TrainConfig, ACTIVATIONS, OPTIMIZERS, PREPROCESSING, SCHEDULES};
 pub use crossval::{cross_validate, CrossValidation};
-pub use ensemble::{evaluate_ensemble, EnsembleEvaluation};
+pub use ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble, EnsembleEvaluation};
 pub use error::{write_atomically, Result, TrainError};
 pub use history::{EpochRecord, LayerStats};
 pub use metrics::{argmax, roc_auc, Evaluation};
