@@ -313,3 +313,40 @@ fn gather_u8_affine_reads_minibatches_across_chunks() {
     .to_string();
     assert!(err.contains("index 10 at position 1"), "{err}");
 }
+
+#[test]
+fn copy_into_overwrites_the_destination_on_both_backends() {
+    let values = random_vec(41, 1027, -1.0, 1.0);
+    let cpu = cpu();
+    let src = Tensor::from_slice(&values, [13, 79], &cpu).unwrap();
+    let dst = Tensor::zeros([13, 79], DType::F32, &cpu).unwrap();
+    cpu.copy_into(&src, &dst).unwrap();
+    assert_eq!(dst.to_vec::<f32>().unwrap(), values);
+    let err = cpu
+        .copy_into(&src, &dst.t().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[13, 79]") && err.contains("[79, 13]"),
+        "{err}"
+    );
+    let err = cpu
+        .copy_into(&src.narrow(0, 0, 2).unwrap(), &dst.narrow(0, 1, 2).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("whole contiguous tensor"), "{err}");
+    let Some(gpu) = fresh_gpu() else { return };
+    let src = Tensor::from_slice(&values, [13, 79], &gpu).unwrap();
+    let dst = Tensor::zeros([13, 79], DType::F32, &gpu).unwrap();
+    gpu.sync().unwrap();
+    let before = gpu.counters();
+    gpu.copy_into(&src, &dst).unwrap();
+    let after = gpu.counters();
+    assert_eq!(after.copies - before.copies, 1, "one buffer copy");
+    assert_eq!(after.dispatches, before.dispatches, "no kernel");
+    assert_eq!(after.submits, before.submits, "recorded, not submitted");
+    assert_eq!(dst.to_vec::<f32>().unwrap(), values);
+    assert!(gpu
+        .copy_into(&src, &dst.reshape([79, 13]).unwrap())
+        .is_err());
+}

@@ -3,7 +3,7 @@
 //! by the wall clock around the work and a sync.
 
 use kiln_cpu::CpuBackend;
-use kiln_tensor::{Backend, Result, WgpuBackend};
+use kiln_tensor::{Backend, Result, Tensor, WgpuBackend};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,10 @@ pub trait BenchDevice: Backend {
     fn time(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<(Duration, Clock)>;
     /// (dispatches, submits, readbacks) so far, on backends that count them.
     fn activity(&self) -> Option<(u64, u64, u64)>;
+    /// The backend's plain copy of `src` over `dst` (the bandwidth ceiling's probe).
+    fn copy_into(&self, src: &Tensor<Self>, dst: &Tensor<Self>) -> Result<()>
+    where
+        Self: Sized;
 }
 
 /// Wall time of `work` followed by a sync.
@@ -55,6 +59,10 @@ impl BenchDevice for CpuBackend {
 
     fn activity(&self) -> Option<(u64, u64, u64)> {
         None
+    }
+
+    fn copy_into(&self, src: &Tensor<Self>, dst: &Tensor<Self>) -> Result<()> {
+        CpuBackend::copy_into(self, src, dst)
     }
 }
 
@@ -78,5 +86,9 @@ impl BenchDevice for WgpuBackend {
     fn activity(&self) -> Option<(u64, u64, u64)> {
         let c = self.counters();
         Some((c.dispatches, c.submits, c.readbacks))
+    }
+
+    fn copy_into(&self, src: &Tensor<Self>, dst: &Tensor<Self>) -> Result<()> {
+        WgpuBackend::copy_into(self, src, dst)
     }
 }

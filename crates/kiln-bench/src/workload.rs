@@ -2,6 +2,7 @@
 //! fixed seeds, the same values on every backend, and the work each does (FLOPs, or bytes
 //! moved at the least).
 
+use crate::device::BenchDevice;
 use kiln_tensor::{AdamStep, Backend, DType, Result, RngState, SgdStep, Tensor};
 
 /// What a workload's throughput is measured in.
@@ -16,7 +17,8 @@ pub enum Work {
 /// One measured operation and its sizes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
-    /// A large contiguous copy: the bandwidth ceiling.
+    /// A large buffer-to-buffer copy (`copy_into` between existing tensors): the bandwidth
+    /// ceiling.
     Copy { n: usize },
     /// C[m, n] = op(A) · op(B) with op a transpose when the flag is set.
     Matmul {
@@ -121,6 +123,7 @@ impl Workload {
         let uniform = |dims: Vec<usize>, seed| Tensor::rand_uniform(dims, -1.0, 1.0, rng(seed), b);
         Ok(match self.op {
             Op::Copy { n } | Op::Add { n } => vec![uniform(vec![n], 1)?, uniform(vec![n], 2)?],
+
             Op::Matmul {
                 m,
                 k,
@@ -163,9 +166,12 @@ impl Workload {
     }
 
     /// Records one run and returns its output (in-place steps return the parameter).
-    pub fn run<B: Backend>(&self, t: &[Tensor<B>]) -> Result<Tensor<B>> {
+    pub fn run<B: BenchDevice>(&self, t: &[Tensor<B>]) -> Result<Tensor<B>> {
         match self.op {
-            Op::Copy { .. } => t[0].deep_copy(),
+            Op::Copy { .. } => {
+                t[0].backend().copy_into(&t[0], &t[1])?;
+                Ok(t[1].clone())
+            }
             Op::Matmul {
                 transpose_a,
                 transpose_b,

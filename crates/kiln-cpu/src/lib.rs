@@ -62,6 +62,22 @@ impl CpuBackend {
     pub fn new() -> Self {
         CpuBackend
     }
+
+    /// Copies `src` into `dst` in place (`dst.copy_(src)` in PyTorch): whole contiguous
+    /// tensors of one dtype and shape, in parallel chunks for large tensors. It is the plain
+    /// memory copy `compare_backends` takes as the CPU's bandwidth ceiling.
+    pub fn copy_into(
+        &self,
+        src: &kiln_tensor::Tensor<CpuBackend>,
+        dst: &kiln_tensor::Tensor<CpuBackend>,
+    ) -> Result<()> {
+        src.check_copy_into(dst)?;
+        if std::ptr::eq(src.storage(), dst.storage()) {
+            return Ok(());
+        }
+        memory::copy_into(&src.storage().read(), &mut dst.storage().write());
+        Ok(())
+    }
 }
 
 pub(crate) fn unsupported(op: &'static str, dtype: DType) -> KilnError {

@@ -33,6 +33,36 @@ pub fn copy_strided(data: &HostData, layout: &Layout) -> Result<HostData> {
     })
 }
 
+/// Elements per parallel chunk of `copy_into` (smaller copies run on one thread).
+const COPY_CHUNK: usize = 1 << 16;
+
+fn copy_slice<T: Copy + Send + Sync>(src: &[T], dst: &mut [T]) {
+    use rayon::prelude::*;
+    if src.len() <= COPY_CHUNK {
+        dst.copy_from_slice(src);
+    } else {
+        dst.par_chunks_mut(COPY_CHUNK)
+            .zip(src.par_chunks(COPY_CHUNK))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    }
+}
+
+/// Copies `src` over `dst` (same dtype and length, checked by the caller).
+pub fn copy_into(src: &HostData, dst: &mut HostData) {
+    match (src, dst) {
+        (HostData::F32(s), HostData::F32(d)) => copy_slice(s, d),
+        (HostData::F16(s), HostData::F16(d)) => copy_slice(s, d),
+        (HostData::U8(s), HostData::U8(d)) => copy_slice(s, d),
+        (HostData::U32(s), HostData::U32(d)) => copy_slice(s, d),
+        (HostData::F64(s), HostData::F64(d)) => copy_slice(s, d),
+        (s, d) => unreachable!(
+            "copy_into checks dtypes first ({} vs {})",
+            s.dtype(),
+            d.dtype()
+        ),
+    }
+}
+
 /// Value casts. f32 → u32 saturates and truncates toward zero, as on the GPU.
 pub fn cast(data: &HostData, to: DType) -> Result<HostData> {
     Ok(match (data, to) {

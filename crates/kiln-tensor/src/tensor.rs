@@ -219,6 +219,32 @@ impl<B: Backend> Tensor<B> {
         Ok(self.wrap(storage, self.shape().clone()))
     }
 
+    /// Checks that `self` can be copied into `dst` in place (the backends' `copy_into`): one
+    /// dtype, one shape, both whole contiguous tensors.
+    pub fn check_copy_into(&self, dst: &Tensor<B>) -> Result<()> {
+        if self.shape() != dst.shape() || self.dtype() != dst.dtype() {
+            return Err(KilnError::ShapeMismatch {
+                op: "copy_into",
+                lhs: self.shape().clone(),
+                rhs: dst.shape().clone(),
+                reason: format!(
+                    "source ({}) and destination ({}) must have one shape and dtype",
+                    self.dtype(),
+                    dst.dtype()
+                ),
+            });
+        }
+        for (name, t) in [("source", self), ("destination", dst)] {
+            if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
+                return Err(KilnError::invalid(
+                    "copy_into",
+                    format!("the {name} must be a whole contiguous tensor, not a view"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A copy in a storage of its own (`clone` shares the storage). Use it to snapshot a
     /// tensor that is updated in place, such as optimiser state.
     pub fn deep_copy(&self) -> Result<Self> {

@@ -30,7 +30,8 @@ pub struct Counters {
     pub buffers_reused: u64,
     pub submits: u64,
     pub dispatches: u64,
-    /// Buffer-to-texture copies recorded (packed matmul operands already in packed layout).
+    /// Copies recorded: buffer to texture (packed matmul operands already in packed layout)
+    /// and buffer to buffer (`WgpuBackend::copy_into`).
     pub copies: u64,
     pub readbacks: u64,
     /// Bytes of tensor buffers currently in use, and the most ever in use at once.
@@ -433,6 +434,15 @@ impl Context {
         }
         b.params.clear();
         b.pool.on_submit();
+    }
+
+    /// Records a copy of the first `bytes` of `src` into `dst`, between passes.
+    pub(crate) fn copy_buffer(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+        let mut b = self.lock();
+        b.pass.take();
+        self.encoder(&mut b)
+            .copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        b.copies += 1;
     }
 
     /// Writes timestamp `index` (0: start, 1: end) into the pending encoder, between passes.

@@ -30,7 +30,7 @@ pub use shaders::{Kernel, ShaderFile};
 pub use storage::WgpuStorage;
 
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
-use crate::error::Result;
+use crate::error::{KilnError, Result};
 use crate::ops::{
     AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
     SgdStep, UnaryOp, Warp, XentTargets,
@@ -129,6 +129,25 @@ impl WgpuBackend {
     /// as after a driver reset.
     pub fn destroy(&self) {
         self.ctx.device.destroy();
+    }
+
+    /// Copies `src` into `dst` in place (`dst.copy_(src)` in PyTorch): whole contiguous
+    /// tensors of one dtype and shape, as one buffer-to-buffer copy recorded into the batch.
+    /// It is the device's plain copy, which `compare_backends` takes as its bandwidth ceiling.
+    pub fn copy_into(&self, src: &Tensor<WgpuBackend>, dst: &Tensor<WgpuBackend>) -> Result<()> {
+        src.check_copy_into(dst)?;
+        let bytes = (src.numel() * src.dtype().size_in_bytes()) as u64;
+        if bytes % 4 != 0 {
+            return Err(KilnError::invalid(
+                "copy_into",
+                format!("{bytes} bytes: buffer copies move whole 4-byte words"),
+            ));
+        }
+        if bytes > 0 {
+            self.ctx
+                .copy_buffer(src.storage().buffer(), dst.storage().buffer(), bytes);
+        }
+        Ok(())
     }
 
     /// True when the adapter has timestamp queries, so [`Self::time_on_device`] measures.
