@@ -137,7 +137,7 @@ impl WgpuBackend {
     pub fn copy_into(&self, src: &Tensor<WgpuBackend>, dst: &Tensor<WgpuBackend>) -> Result<()> {
         src.check_copy_into(dst)?;
         let bytes = (src.numel() * src.dtype().size_in_bytes()) as u64;
-        if bytes % 4 != 0 {
+        if !bytes.is_multiple_of(4) {
             return Err(KilnError::invalid(
                 "copy_into",
                 format!("{bytes} bytes: buffer copies move whole 4-byte words"),
