@@ -8,7 +8,7 @@
 //!     cargo bench --bench workloads -- adam          # one workload
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kiln::bench::harness::{items, Item, Suite};
+use kiln::bench::harness::{items, validate, Item, Suite};
 use kiln::bench::{BenchDevice, Work};
 use kiln::prelude::*;
 use std::time::Duration;
@@ -19,19 +19,6 @@ fn suite() -> Suite {
     } else {
         Suite::Full
     }
-}
-
-/// Fails the bench when the backend's output differs from the CPU backend's.
-fn validate(what: &str, actual: &[f64], expected: &[f64], tolerance: f64) {
-    let worst = actual
-        .iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0.0, f64::max);
-    assert!(
-        actual.len() == expected.len() && worst <= tolerance,
-        "{what}: differs from the CPU backend by {worst:e}"
-    );
 }
 
 fn bench_on<D: BenchDevice>(
@@ -52,7 +39,7 @@ fn bench_on<D: BenchDevice>(
                     let actual = w.run(&inputs).unwrap().to_vec::<f64>().unwrap();
                     let expected = w.run(&w.inputs(cpu).unwrap()).unwrap();
                     let expected = expected.to_vec::<f64>().unwrap();
-                    validate(&w.name, &actual, &expected, w.tolerance());
+                    validate(&w.name, &actual, &expected, w.tolerance()).unwrap();
                 }
                 group.throughput(match w.work() {
                     Work::Flops(f) => Throughput::Elements(f as u64),

@@ -140,7 +140,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 /// max |a − b| / (1 + |b|); infinite for a NaN or a length mismatch.
-pub(crate) fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
+pub fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
     if actual.len() != expected.len() {
         return f64::INFINITY;
     }
@@ -158,7 +158,8 @@ pub(crate) fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn validate(what: &str, actual: &[f64], expected: &[f64], tolerance: f64) -> Result<f64> {
+/// The worst difference when it is within `tolerance`, else an error naming `what`.
+pub fn validate(what: &str, actual: &[f64], expected: &[f64], tolerance: f64) -> Result<f64> {
     let worst = worst_difference(actual, expected);
     if worst <= tolerance {
         Ok(worst)
