@@ -256,3 +256,92 @@ fn texture_kernel_packs_both_operands_then_multiplies_and_batches_fall_back() {
     let (gc, _) = operand(6, 24, 8, false, &gpu);
     assert_eq!(dispatches(&|| drop(gbatch.matmul(&gc).unwrap())), 1);
 }
+
+#[test]
+fn f16_matmul_is_the_f32_product_of_the_f16_values_rounded_once() {
+    // Reference: the f16 operands widened exactly to f32, multiplied on the CPU, rounded to f16.
+    let half = |v: &[f32]| -> Vec<f32> {
+        v.iter()
+            .map(|&x| kiln::tensor::f16::from_f32(x).to_f32())
+            .collect()
+    };
+    let cpu = cpu();
+    for &(m, k, n) in &[(1usize, 1usize, 1usize), (17, 33, 3), (127, 257, 20)] {
+        let a = half(&random_vec(70, m * k, -1.0, 1.0));
+        let b = half(&random_vec(71, k * n, -1.0, 1.0));
+        let bias = half(&random_vec(72, n, -1.0, 1.0));
+        let f32_product =
+            |t: &Tensor<CpuBackend>, u: &Tensor<CpuBackend>, c: &Tensor<CpuBackend>| {
+                t.matmul_bias_act(u, Some(c), Some(UnaryOp::Relu)).unwrap()
+            };
+        let expected = half(
+            &f32_product(
+                &Tensor::from_slice(&a, [m, k], &cpu).unwrap(),
+                &Tensor::from_slice(&b, [k, n], &cpu).unwrap(),
+                &Tensor::from_slice(&bias, [n], &cpu).unwrap(),
+            )
+            .to_vec::<f32>()
+            .unwrap(),
+        );
+        let on = |backend_a: Tensor<CpuBackend>| backend_a.cast(DType::F16).unwrap();
+        let (a16, b16, bias16) = (
+            on(Tensor::from_slice(&a, [m, k], &cpu).unwrap()),
+            on(Tensor::from_slice(&b, [k, n], &cpu).unwrap()),
+            on(Tensor::from_slice(&bias, [n], &cpu).unwrap()),
+        );
+        let product = a16
+            .matmul_bias_act(&b16, Some(&bias16), Some(UnaryOp::Relu))
+            .unwrap();
+        assert_eq!(product.dtype(), DType::F16);
+        let got = product.cast(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        assert_eq!(got, expected, "cpu {m}×{k}×{n}");
+        // Transposed f16 views read the same values.
+        let at16 = on(Tensor::from_slice(&a, [m, k], &cpu)
+            .unwrap()
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap());
+        let via_t = at16.t().unwrap().matmul(&b16).unwrap();
+        assert_eq!(via_t.shape(), &Shape::new([m, n]));
+        for gpu in matmul_devices() {
+            let up = |v: &[f32], dims: &[usize]| {
+                Tensor::from_slice(v, dims.to_vec(), &gpu)
+                    .unwrap()
+                    .cast(DType::F16)
+                    .unwrap()
+            };
+            let product = up(&a, &[m, k])
+                .matmul_bias_act(
+                    &up(&b, &[k, n]),
+                    Some(&up(&bias, &[n])),
+                    Some(UnaryOp::Relu),
+                )
+                .unwrap();
+            assert_eq!(product.dtype(), DType::F16);
+            let got = product.cast(DType::F32).unwrap().to_vec::<f32>().unwrap();
+            // The GPU's f32 sum may differ from the CPU's in its last bits, and so round to
+            // the neighbouring f16: one f16 step (2⁻¹⁰ relative) at most.
+            assert_close(
+                &format!("{:?} f16 {m}×{k}×{n}", gpu.matmul_kernel()),
+                &got.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+                &expected.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+                Tolerance {
+                    abs: 2e-3,
+                    rel: 1e-3,
+                },
+            );
+        }
+    }
+    let err = Tensor::from_slice(&[1.0f32], [1, 1], &cpu)
+        .unwrap()
+        .matmul(
+            &Tensor::from_slice(&[1.0f32], [1, 1], &cpu)
+                .unwrap()
+                .cast(DType::F16)
+                .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("f32") && err.contains("f16"), "{err}");
+}

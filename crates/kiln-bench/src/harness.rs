@@ -95,6 +95,17 @@ pub fn items(suite: Suite) -> Vec<Item> {
     for &n in squares {
         items.push(matmul("matmul", n, n, n, false, false));
     }
+    // f16 storage against f32 at the same sizes.
+    for &n in if full {
+        &[1024usize, 2048][..]
+    } else {
+        &[64usize][..]
+    } {
+        items.push(Item::Micro(Workload::new(
+            "matmul_f16",
+            Op::MatmulF16 { n },
+        )));
+    }
     // The CIFAR-10 MLP's first layer at batch 256: forward, weight gradient Xᵀ·dY and input
     // gradient dY·Wᵀ.
     let (batch, input, hidden) = (pick(256, 16), pick(3072, 96), pick(1024, 33));

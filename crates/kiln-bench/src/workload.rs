@@ -28,6 +28,8 @@ pub enum Op {
         transpose_a: bool,
         transpose_b: bool,
     },
+    /// The same square product with f16 operands and result (f32 accumulation).
+    MatmulF16 { n: usize },
     /// c = a + b on n floats.
     Add { n: usize },
     /// Sum of each row of a [rows, cols] matrix.
@@ -71,6 +73,7 @@ impl Workload {
             Op::Copy { n } | Op::Add { n } | Op::Adam { n } | Op::SgdMomentum { n } => {
                 format!("{n}")
             }
+            Op::MatmulF16 { n } => format!("{n}×{n}·{n}×{n} f16"),
             Op::Matmul {
                 m,
                 k,
@@ -94,6 +97,7 @@ impl Workload {
         match self.op {
             Op::Copy { n } => Work::Bytes(8.0 * f(n)),
             Op::Matmul { m, k, n, .. } => Work::Flops(2.0 * f(m) * f(k) * f(n)),
+            Op::MatmulF16 { n } => Work::Flops(2.0 * f(n) * f(n) * f(n)),
             Op::Add { n } => Work::Bytes(12.0 * f(n)),
             Op::SumRows { rows, cols } => Work::Bytes(4.0 * f(rows * cols + rows)),
             Op::SoftmaxXent { rows, cols } => Work::Bytes(4.0 * f(rows * cols + 2 * rows)),
@@ -112,6 +116,8 @@ impl Workload {
     pub fn tolerance(&self) -> f64 {
         match self.op {
             Op::Matmul { k, .. } => 1e-5 * (k as f64).sqrt().max(10.0),
+            // Sums rounded to f16 may land one f16 step (2⁻¹⁰) apart.
+            Op::MatmulF16 { .. } => 2e-3,
             Op::SumRows { cols, .. } => 1e-6 * (cols as f64).sqrt().max(10.0),
             Op::BatchNormForward { .. } | Op::BatchNormBackward { .. } => 1e-3,
             _ => 1e-4,
@@ -135,6 +141,10 @@ impl Workload {
                 let bb = if transpose_b { vec![n, k] } else { vec![k, n] };
                 vec![uniform(a, 3)?, uniform(bb, 4)?]
             }
+            Op::MatmulF16 { n } => vec![
+                uniform(vec![n, n], 3)?.cast(DType::F16)?,
+                uniform(vec![n, n], 4)?.cast(DType::F16)?,
+            ],
             Op::SumRows { rows, cols } => vec![uniform(vec![rows, cols], 5)?],
             Op::SoftmaxXent { rows, cols } => vec![
                 Tensor::rand_normal([rows, cols], 0.0, 2.0, rng(6), b)?,
@@ -181,6 +191,7 @@ impl Workload {
                 let b = if transpose_b { t[1].t()? } else { t[1].clone() };
                 a.matmul(&b)
             }
+            Op::MatmulF16 { .. } => t[0].matmul(&t[1]),
             Op::Add { .. } => &t[0] + &t[1],
             Op::SumRows { .. } => t[0].sum(1),
             Op::SoftmaxXent { .. } => t[0].softmax_xent(&t[1]),

@@ -29,7 +29,6 @@ impl<B: Backend> Tensor<B> {
         bias: Option<&Tensor<B>>,
         activation: Option<UnaryOp>,
     ) -> Result<Self> {
-        self.require_float("matmul")?;
         if self.dtype() != rhs.dtype() {
             return Err(KilnError::DTypeMismatch {
                 op: "matmul",
@@ -37,6 +36,16 @@ impl<B: Backend> Tensor<B> {
                 rhs: rhs.dtype(),
             });
         }
+        if self.dtype() == DType::F16 {
+            // f16 storage, f32 arithmetic: the operands are widened, multiplied by the tuned
+            // f32 kernels with f32 accumulation, and the product is rounded to f16 once.
+            let bias = bias.map(|b| b.cast(DType::F32)).transpose()?;
+            return self
+                .cast(DType::F32)?
+                .matmul_bias_act(&rhs.cast(DType::F32)?, bias.as_ref(), activation)?
+                .cast(DType::F16);
+        }
+        self.require_float("matmul")?;
         let mismatch = |reason: &str| KilnError::ShapeMismatch {
             op: "matmul",
             lhs: self.shape().clone(),
