@@ -423,6 +423,12 @@ impl Check {
     }
 }
 
+/// The loss of each of `steps` training steps on `backend`.
+fn losses<B: Backend>(step: &TrainingStep, backend: &B, steps: usize) -> Result<Vec<f64>> {
+    let mut state = step.prepare(backend)?;
+    (0..steps).map(|_| step.step(&mut state)?.item()).collect()
+}
+
 /// A short training run (a small MLP with batch norm and dropout, Adam, one fixed batch) on
 /// `device` and on the CPU backend: the per-step losses must agree and fall.
 pub fn training_run<B: Backend>(device: &B, cpu: &CpuBackend, steps: usize) -> CheckResult {
@@ -431,15 +437,8 @@ pub fn training_run<B: Backend>(device: &B, cpu: &CpuBackend, steps: usize) -> C
         widths: vec![64, 48, 33, 10],
         batch: 32,
     };
-    let losses = |b: &dyn Fn() -> Result<Vec<f64>>| b();
-    let on_device = losses(&|| {
-        let mut s = step.prepare(device)?;
-        (0..steps).map(|_| step.step(&mut s)?.item()).collect()
-    });
-    let on_cpu = losses(&|| {
-        let mut s = step.prepare(cpu)?;
-        (0..steps).map(|_| step.step(&mut s)?.item()).collect()
-    });
+    let on_device = losses(&step, device, steps);
+    let on_cpu = losses(&step, cpu, steps);
     let kernel = format!("training run ({steps} steps, 64-48-33-10, batch norm, dropout, Adam)");
     match (on_device, on_cpu) {
         (Ok(d), Ok(c)) => {

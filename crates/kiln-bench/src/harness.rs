@@ -3,7 +3,7 @@
 //! ceilings come from the same run: bandwidth from the large copy, FLOP/s from the best matmul,
 //! and every row gets its percentage of the ceiling that bounds it.
 
-use crate::device::BenchDevice;
+use crate::device::{BenchDevice, Clock};
 use crate::overhead::Overhead;
 use crate::report::Row;
 use crate::training_step::{StepOverhead, TrainingStep};
@@ -150,6 +150,26 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+/// `options.warmup` untimed runs of `work`, then the median seconds of `options.repeats`
+/// timed ones and the clock that timed them.
+fn timed_median<D: BenchDevice>(
+    device: &D,
+    options: &Options,
+    work: &mut dyn FnMut() -> Result<()>,
+) -> Result<(f64, Clock)> {
+    for _ in 0..options.warmup {
+        device.time(work)?;
+    }
+    let mut times = Vec::with_capacity(options.repeats.max(1));
+    let mut clock = Clock::Wall;
+    for _ in 0..options.repeats.max(1) {
+        let (t, c) = device.time(work)?;
+        times.push(t);
+        clock = c;
+    }
+    Ok((median(times).as_secs_f64(), clock))
+}
+
 /// max |a − b| / (1 + |b|); infinite for a NaN or a length mismatch.
 pub fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
     if actual.len() != expected.len() {
@@ -226,18 +246,9 @@ fn measure_micro<D: BenchDevice>(
             let expected = w.run(&w.inputs(cpu)?)?.to_vec::<f64>()?;
             row.worst_difference = Some(validate(&w.name, &output, &expected, w.tolerance())?);
         }
-        let mut once = || w.run(&inputs).map(drop);
-        for _ in 0..options.warmup {
-            device.time(&mut once)?;
-        }
-        let mut times = Vec::with_capacity(options.repeats);
-        for _ in 0..options.repeats.max(1) {
-            let (t, clock) = device.time(&mut once)?;
-            row.clock = Some(clock);
-            times.push(t);
-        }
-        let seconds = median(times).as_secs_f64();
+        let (seconds, clock) = timed_median(device, options, &mut || w.run(&inputs).map(drop))?;
         row.median_seconds = Some(seconds);
+        row.clock = Some(clock);
         match w.work() {
             Work::Flops(f) => row.gflops = Some(f / seconds / 1e9),
             Work::Bytes(b) => row.gbps = Some(b / seconds / 1e9),
@@ -280,10 +291,7 @@ fn measure_step<D: BenchDevice>(
                 1e-3,
             )?);
         }
-        for _ in 0..options.warmup {
-            device.time(&mut || s.step(&mut state).map(drop))?;
-        }
-        // The host's share: record one step without waiting, counting what it did.
+        // The host's share (pipelines and buffers exist after the two steps above): record one step without waiting, counting what it did.
         device.sync()?;
         let before = device.activity();
         let start = Instant::now();
@@ -306,14 +314,9 @@ fn measure_step<D: BenchDevice>(
                 ..Default::default()
             });
         }
-        let mut times = Vec::with_capacity(options.repeats);
-        for _ in 0..options.repeats.max(1) {
-            let (t, clock) = device.time(&mut || s.step(&mut state).map(drop))?;
-            row.clock = Some(clock);
-            times.push(t);
-        }
-        let seconds = median(times).as_secs_f64();
+        let (seconds, clock) = timed_median(device, options, &mut || s.step(&mut state).map(drop))?;
         row.median_seconds = Some(seconds);
+        row.clock = Some(clock);
         row.gflops = Some(s.flops() / seconds / 1e9);
         Ok(())
     })();
@@ -335,7 +338,7 @@ fn measure_overhead<D: BenchDevice>(device: &D, options: &Options, o: &Overhead)
             .collect::<Result<Vec<_>>>()?;
         let seconds = median(times).as_secs_f64();
         row.median_seconds = Some(seconds);
-        row.clock = Some(crate::Clock::Wall);
+        row.clock = Some(Clock::Wall);
         row.microseconds_per_kernel = Some(seconds * 1e6 / o.kernels() as f64);
         Ok(())
     })();

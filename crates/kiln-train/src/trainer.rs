@@ -432,20 +432,9 @@ pub fn train<B: Backend>(
             classes,
             config.batch_size.max(256),
         )?;
-        let val_accuracy_ema = match run.ema.as_mut() {
-            Some(ema) => {
-                ema.swap(&run.params);
-                let averaged = evaluate(
-                    &mut run.model,
-                    &val_set,
-                    classes,
-                    config.batch_size.max(256),
-                );
-                ema.swap(&run.params);
-                Some(averaged?.accuracy)
-            }
-            None => None,
-        };
+        let val_accuracy_ema =
+            evaluate_averaged(&mut run, &val_set, classes, config.batch_size.max(256))?
+                .map(|e| e.accuracy);
         let seconds = epoch_start.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch,
@@ -552,20 +541,7 @@ pub fn train<B: Backend>(
         classes,
         config.batch_size.max(256),
     )?;
-    let test_ema = match run.ema.as_mut() {
-        Some(ema) => {
-            ema.swap(&run.params);
-            let averaged = evaluate(
-                &mut run.model,
-                &test_set,
-                classes,
-                config.batch_size.max(256),
-            );
-            ema.swap(&run.params);
-            Some(averaged?)
-        }
-        None => None,
-    };
+    let test_ema = evaluate_averaged(&mut run, &test_set, classes, config.batch_size.max(256))?;
     if let Some(out) = &options.out {
         // The final checkpoint holds the restored best parameters under param.* (what
         // inference loads) and, when they differ, the last epoch's under last.* and
@@ -614,6 +590,23 @@ pub fn train<B: Backend>(
         history: run.progress.history,
         parameters,
     })
+}
+
+/// The evaluation of the averaged (EMA) parameters, when averaging is on: they are swapped in
+/// for the evaluation and swapped back after it.
+fn evaluate_averaged<B: Backend>(
+    run: &mut Run<'_, B>,
+    data: &DeviceDataset<B>,
+    classes: usize,
+    batch_size: usize,
+) -> Result<Option<Evaluation>> {
+    let Some(ema) = run.ema.as_mut() else {
+        return Ok(None);
+    };
+    ema.swap(&run.params);
+    let averaged = evaluate(&mut run.model, data, classes, batch_size);
+    ema.swap(&run.params);
+    averaged.map(Some)
 }
 
 /// CutMix's soft targets: (1 − w) · onehot(y) + w · onehot(y[partner]) per row, then label
