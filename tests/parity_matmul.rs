@@ -345,3 +345,90 @@ fn f16_matmul_is_the_f32_product_of_the_f16_values_rounded_once() {
         .to_string();
     assert!(err.contains("f32") && err.contains("f16"), "{err}");
 }
+
+/// Every f16 path (the native tiled kernel, the texture kernel packing from f16, and the
+/// widening fallback without `shader-f16`) against the CPU, with f16 and f32 results.
+#[test]
+fn f16_matmul_paths_match_the_cpu_with_f16_and_f32_results() {
+    let Some(_) = gpu() else { return };
+    let mut devices = matmul_devices();
+    devices.push(
+        WgpuBackend::with_options(WgpuOptions {
+            use_shader_f16: false,
+            ..WgpuOptions::default()
+        })
+        .unwrap(),
+    );
+    let half = |t: Tensor<CpuBackend>| t.cast(DType::F16).unwrap();
+    for gpu in &devices {
+        let label = format!(
+            "{:?} kernel, native f16 {}",
+            gpu.matmul_kernel(),
+            gpu.has_native_f16()
+        );
+        for &(m, k, n, trans_a, trans_b) in &[
+            (1usize, 1usize, 1usize, false, false),
+            (17, 33, 4, false, false),
+            (33, 127, 20, true, false),
+            (127, 17, 36, false, true),
+            (65, 257, 68, true, true),
+        ] {
+            let (ga, ca) = operand(80, m, k, trans_a, gpu);
+            let (gb, cb) = operand(81, k, n, trans_b, gpu);
+            let (gbias, cbias) = pair(&random_vec(82, n, -1.0, 1.0), &[n], gpu);
+            for output in [DType::F32, DType::F16] {
+                let gpu_half = |t: &Tensor<WgpuBackend>| t.cast(DType::F16).unwrap();
+                let expected = half(ca.clone())
+                    .matmul_bias_act_to(
+                        &half(cb.clone()),
+                        Some(&cbias.cast(output).unwrap()),
+                        Some(UnaryOp::Tanh),
+                        output,
+                    )
+                    .unwrap();
+                let got = gpu_half(&ga)
+                    .matmul_bias_act_to(
+                        &gpu_half(&gb),
+                        Some(&gbias.cast(output).unwrap()),
+                        Some(UnaryOp::Tanh),
+                        output,
+                    )
+                    .unwrap();
+                let tolerance = match output {
+                    DType::F16 => Tolerance {
+                        abs: 2e-3,
+                        rel: 1e-3,
+                    },
+                    _ => matmul_tolerance(k),
+                };
+                assert_tensors_close(
+                    &format!("{label}: {m}×{k}×{n} ({trans_a}, {trans_b}) → {output}"),
+                    &got,
+                    &expected,
+                    tolerance,
+                );
+            }
+        }
+    }
+    // The native tiled kernel reads f16 directly: one dispatch, no widening casts.
+    if let Some(tiled) = devices
+        .iter()
+        .find(|d| d.matmul_kernel() == MatmulKernel::Tiled && d.has_native_f16())
+    {
+        let (ga, _) = operand(83, 40, 24, false, tiled);
+        let a16 = ga.cast(DType::F16).unwrap();
+        tiled.sync().unwrap();
+        let before = tiled.counters().dispatches;
+        let _ = a16
+            .matmul_bias_act_to(&a16.t().unwrap(), None, None, DType::F32)
+            .unwrap();
+        assert_eq!(tiled.counters().dispatches - before, 1);
+    }
+    let cpu = cpu();
+    let a = Tensor::from_slice(&[1.0f32, 2.0], [1, 2], &cpu).unwrap();
+    let err = a
+        .matmul_bias_act_to(&a.t().unwrap(), None, None, DType::F16)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only f16 operands"), "{err}");
+}

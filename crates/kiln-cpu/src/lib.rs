@@ -250,6 +250,7 @@ impl Backend for CpuBackend {
             shape,
             bias.as_deref(),
             epilogue.activation,
+            epilogue.output,
         )?))
     }
 

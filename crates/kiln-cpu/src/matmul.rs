@@ -3,7 +3,7 @@
 
 use crate::elementwise::fill_indexed;
 use crate::real::{unary_eval, Real};
-use kiln_tensor::{DType, HostData, KilnError, MatmulShape, Result, UnaryOp};
+use kiln_tensor::{f16, DType, HostData, KilnError, MatmulShape, Result, UnaryOp};
 
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_FLOPS: usize = 64 * 64 * 64;
@@ -91,13 +91,29 @@ fn check_len(name: &str, have: usize, need: usize) -> Result<()> {
     Ok(())
 }
 
+/// C = act(op(A) · op(B) + bias). f16 operands are widened, multiplied in f32 and C is
+/// rounded once to `output` (f16 unless f32 is asked for); the bias has C's dtype.
 pub fn matmul(
     a: &HostData,
     b: &HostData,
     s: &MatmulShape,
     bias: Option<&HostData>,
     activation: Option<UnaryOp>,
+    output: Option<DType>,
 ) -> Result<HostData> {
+    if let (HostData::F16(a), HostData::F16(b)) = (a, b) {
+        let widen = |v: &[f16]| HostData::F32(v.iter().map(|x| x.to_f32()).collect());
+        let bias = bias.map(|bias| match bias {
+            HostData::F16(v) => widen(v),
+            other => other.clone(),
+        });
+        let product = matmul(&widen(a), &widen(b), s, bias.as_ref(), activation, None)?;
+        return Ok(match (product, output) {
+            (HostData::F32(c), Some(DType::F32)) => HostData::F32(c),
+            (HostData::F32(c), _) => HostData::F16(c.iter().map(|&x| f16::from_f32(x)).collect()),
+            (other, _) => other,
+        });
+    }
     let last = s.batch.saturating_sub(1);
     check_len("A", a.len(), last * s.batch_stride_a + s.m * s.k)?;
     check_len("B", b.len(), last * s.batch_stride_b + s.k * s.n)?;

@@ -36,9 +36,12 @@ pub struct Rows {
 }
 
 /// An optional epilogue fused into matmul: C = act(A·B + bias), bias broadcast over rows.
+/// `output` is C's dtype when it differs from the operands' (f16 operands, f32 C); the bias
+/// has C's dtype.
 pub struct Epilogue<'a, S> {
     pub bias: Option<&'a S>,
     pub activation: Option<UnaryOp>,
+    pub output: Option<DType>,
 }
 
 impl<S> Epilogue<'_, S> {
@@ -46,6 +49,7 @@ impl<S> Epilogue<'_, S> {
         Epilogue {
             bias: None,
             activation: None,
+            output: None,
         }
     }
 }

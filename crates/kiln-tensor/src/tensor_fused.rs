@@ -29,6 +29,19 @@ impl<B: Backend> Tensor<B> {
         bias: Option<&Tensor<B>>,
         activation: Option<UnaryOp>,
     ) -> Result<Self> {
+        self.matmul_bias_act_to(rhs, bias, activation, self.dtype())
+    }
+
+    /// act(self · rhs + bias) with the result in dtype `output`: the operands' own dtype, or
+    /// f32 for f16 operands (mixed precision: f16 storage, f32 accumulation, one rounding).
+    /// The bias has the result's dtype.
+    pub fn matmul_bias_act_to(
+        &self,
+        rhs: &Tensor<B>,
+        bias: Option<&Tensor<B>>,
+        activation: Option<UnaryOp>,
+        output: DType,
+    ) -> Result<Self> {
         if self.dtype() != rhs.dtype() {
             return Err(KilnError::DTypeMismatch {
                 op: "matmul",
@@ -36,16 +49,28 @@ impl<B: Backend> Tensor<B> {
                 rhs: rhs.dtype(),
             });
         }
-        if self.dtype() == DType::F16 {
-            // f16 storage, f32 arithmetic: the operands are widened, multiplied by the tuned
-            // f32 kernels with f32 accumulation, and the product is rounded to f16 once.
-            let bias = bias.map(|b| b.cast(DType::F32)).transpose()?;
-            return self
-                .cast(DType::F32)?
-                .matmul_bias_act(&rhs.cast(DType::F32)?, bias.as_ref(), activation)?
-                .cast(DType::F16);
+        if output != self.dtype() && (self.dtype(), output) != (DType::F16, DType::F32) {
+            return Err(KilnError::invalid(
+                "matmul",
+                format!(
+                    "{} operands give a {} result, not {output} (only f16 operands may give f32)",
+                    self.dtype(),
+                    self.dtype()
+                ),
+            ));
         }
-        self.require_float("matmul")?;
+        if let Some(bias) = bias {
+            if bias.dtype() != output {
+                return Err(KilnError::DTypeMismatch {
+                    op: "matmul bias",
+                    lhs: bias.dtype(),
+                    rhs: output,
+                });
+            }
+        }
+        if self.dtype() != DType::F16 {
+            self.require_float("matmul")?;
+        }
         let mismatch = |reason: &str| KilnError::ShapeMismatch {
             op: "matmul",
             lhs: self.shape().clone(),
@@ -120,6 +145,7 @@ impl<B: Backend> Tensor<B> {
         let epilogue = Epilogue {
             bias: bias.as_ref().map(|t| &*t.storage),
             activation,
+            output: (output != self.dtype()).then_some(output),
         };
         let storage = self
             .backend

@@ -4,6 +4,7 @@
 
 use super::context::Context;
 use super::elementwise::to_u32;
+use super::matmul_f16;
 use super::matmul_texture;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
@@ -50,36 +51,24 @@ pub(crate) fn matmul(
     s: &MatmulShape,
     epilogue: Epilogue<'_, WgpuStorage>,
 ) -> Result<WgpuStorage> {
-    if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
-        return Err(KilnError::UnsupportedDType {
-            op: "matmul",
-            dtype: a.dtype(),
-            backend: "wgpu".into(),
-            supported: "f32".into(),
-        });
+    let output = epilogue.output.unwrap_or(a.dtype());
+    match (a.dtype(), b.dtype(), output) {
+        (DType::F32, DType::F32, DType::F32) => {}
+        (DType::F16, DType::F16, DType::F16 | DType::F32) => {
+            return matmul_f16::matmul(ctx, a, b, s, epilogue, output)
+        }
+        _ => {
+            return Err(KilnError::UnsupportedDType {
+                op: "matmul",
+                dtype: a.dtype(),
+                backend: "wgpu".into(),
+                supported: "f32 · f32 → f32, f16 · f16 → f16 or f32".into(),
+            })
+        }
     }
-    if s.batch > 65535 {
-        return Err(KilnError::invalid(
-            "matmul",
-            format!("batch of {} exceeds the 65535 a dispatch allows", s.batch),
-        ));
-    }
-    let p = MatmulParams {
-        m: to_u32(s.m, "m")?,
-        n: to_u32(s.n, "n")?,
-        k: to_u32(s.k, "k")?,
-        alpha: epilogue.activation.map_or(0.0, |op| op.param()),
-        batch_stride_a: to_u32(s.batch_stride_a, "batch stride")?,
-        batch_stride_b: to_u32(s.batch_stride_b, "batch stride")?,
-        pad: [0; 2],
-    };
+    let p = params(s, &epilogue)?;
     let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
-    let mut constants = vec![
-        ("TRANS_A", s.trans_a as u32),
-        ("TRANS_B", s.trans_b as u32),
-        ("HAS_BIAS", epilogue.bias.is_some() as u32),
-        ("ACTIVATION", epilogue.activation.map_or(0, |op| op.code())),
-    ];
+    let mut constants = constants(s, &epilogue);
     // Without a bias, bind B in its place: the kernel never reads it.
     let bias = epilogue.bias.unwrap_or(b);
     if let Some(subgroup_size) = ctx.subgroup_matmul {
@@ -114,7 +103,39 @@ pub(crate) fn matmul(
     Ok(out)
 }
 
-fn tiled_grid(s: &MatmulShape) -> [u32; 3] {
+/// The uniform parameters shared by every matmul kernel.
+pub(crate) fn params<S>(s: &MatmulShape, epilogue: &Epilogue<'_, S>) -> Result<MatmulParams> {
+    if s.batch > 65535 {
+        return Err(KilnError::invalid(
+            "matmul",
+            format!("batch of {} exceeds the 65535 a dispatch allows", s.batch),
+        ));
+    }
+    Ok(MatmulParams {
+        m: to_u32(s.m, "m")?,
+        n: to_u32(s.n, "n")?,
+        k: to_u32(s.k, "k")?,
+        alpha: epilogue.activation.map_or(0.0, |op| op.param()),
+        batch_stride_a: to_u32(s.batch_stride_a, "batch stride")?,
+        batch_stride_b: to_u32(s.batch_stride_b, "batch stride")?,
+        pad: [0; 2],
+    })
+}
+
+/// The transpose flags and epilogue as pipeline constants.
+pub(crate) fn constants<S>(
+    s: &MatmulShape,
+    epilogue: &Epilogue<'_, S>,
+) -> Vec<(&'static str, u32)> {
+    vec![
+        ("TRANS_A", s.trans_a as u32),
+        ("TRANS_B", s.trans_b as u32),
+        ("HAS_BIAS", epilogue.bias.is_some() as u32),
+        ("ACTIVATION", epilogue.activation.map_or(0, |op| op.code())),
+    ]
+}
+
+pub(crate) fn tiled_grid(s: &MatmulShape) -> [u32; 3] {
     [
         s.n.div_ceil(TILE) as u32,
         s.m.div_ceil(TILE) as u32,

@@ -7,8 +7,10 @@ use super::matmul::MatmulParams;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
 use super::storage::WgpuStorage;
+use crate::backend::BackendStorage;
 use crate::error::Result;
 use crate::ops::MatmulShape;
+use crate::DType;
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
@@ -54,6 +56,7 @@ struct Operand {
 }
 
 /// Records the pack of one operand (K rows of op) into its texture and returns the texture.
+/// An f16 source (adapters with `shader-f16`) is widened by matmul_f16.wgsl's pack kernel.
 /// A source already in the packed layout (X-contiguous, no padding, rows a multiple of 256
 /// bytes as copies require) is copied instead of run through the pack kernel.
 fn pack(
@@ -66,7 +69,9 @@ fn pack(
     let (width, height) = packed_size(operand.x, k, operand.tile, subgroup_size);
     let (texture, view) = ctx.packed_texture(operand.role, width as u32, height as u32);
     let row_bytes = operand.x * 4;
-    if !operand.k_contiguous
+    let f16 = source.dtype() == DType::F16;
+    if !f16
+        && !operand.k_contiguous
         && width * 4 == operand.x
         && height == k
         && row_bytes.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize)
@@ -87,7 +92,11 @@ fn pack(
         width: width as u32,
     };
     ctx.dispatch_with_textures(
-        Kernel::MatmulTexturePack,
+        if f16 {
+            Kernel::MatmulF16TexturePack
+        } else {
+            Kernel::MatmulTexturePack
+        },
         Specialisation(vec![("K_CONTIGUOUS", operand.k_contiguous as u32)]),
         bytemuck::bytes_of(&params),
         TextureBindings {

@@ -11,6 +11,7 @@ mod context;
 mod elementwise;
 mod fused;
 mod matmul;
+mod matmul_f16;
 mod matmul_texture;
 mod memory;
 mod pipeline_cache;

@@ -11,6 +11,7 @@ pub enum ShaderFile {
     Matmul,
     MatmulSubgroup,
     MatmulTexture,
+    MatmulF16,
     SoftmaxXent,
     Batchnorm,
     Optim,
@@ -25,13 +26,14 @@ pub enum ShaderFile {
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 15] = [
+    pub const ALL: [ShaderFile; 16] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
         ShaderFile::Matmul,
         ShaderFile::MatmulSubgroup,
         ShaderFile::MatmulTexture,
+        ShaderFile::MatmulF16,
         ShaderFile::SoftmaxXent,
         ShaderFile::Batchnorm,
         ShaderFile::Optim,
@@ -51,6 +53,7 @@ impl ShaderFile {
             ShaderFile::Matmul => "matmul.wgsl",
             ShaderFile::MatmulSubgroup => "matmul_subgroup.wgsl",
             ShaderFile::MatmulTexture => "matmul_texture.wgsl",
+            ShaderFile::MatmulF16 => "matmul_f16.wgsl",
             ShaderFile::SoftmaxXent => "softmax_xent.wgsl",
             ShaderFile::Batchnorm => "batchnorm.wgsl",
             ShaderFile::Optim => "optim.wgsl",
@@ -71,6 +74,7 @@ impl ShaderFile {
             ShaderFile::Matmul => include_str!("../../../../shaders/matmul.wgsl"),
             ShaderFile::MatmulSubgroup => include_str!("../../../../shaders/matmul_subgroup.wgsl"),
             ShaderFile::MatmulTexture => include_str!("../../../../shaders/matmul_texture.wgsl"),
+            ShaderFile::MatmulF16 => include_str!("../../../../shaders/matmul_f16.wgsl"),
             ShaderFile::SoftmaxXent => include_str!("../../../../shaders/softmax_xent.wgsl"),
             ShaderFile::Batchnorm => include_str!("../../../../shaders/batchnorm.wgsl"),
             ShaderFile::Optim => include_str!("../../../../shaders/optim.wgsl"),
@@ -125,6 +129,9 @@ pub enum Kernel {
     MatmulSubgroupVec4,
     MatmulTexturePack,
     MatmulTexture,
+    MatmulF16Tiled,
+    MatmulF16TiledToF16,
+    MatmulF16TexturePack,
     SoftmaxXentSoftmax,
     SoftmaxXentLabelsForward,
     SoftmaxXentSoftForward,
@@ -154,7 +161,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 45] = [
+    pub const ALL: [Kernel; 48] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -174,6 +181,9 @@ impl Kernel {
         Kernel::MatmulSubgroupVec4,
         Kernel::MatmulTexturePack,
         Kernel::MatmulTexture,
+        Kernel::MatmulF16Tiled,
+        Kernel::MatmulF16TiledToF16,
+        Kernel::MatmulF16TexturePack,
         Kernel::SoftmaxXentSoftmax,
         Kernel::SoftmaxXentLabelsForward,
         Kernel::SoftmaxXentSoftForward,
@@ -228,6 +238,9 @@ impl Kernel {
             MatmulSubgroupVec4 => (F::MatmulSubgroup, "matmul_subgroup_vec4", 3, 1),
             MatmulTexturePack => (F::MatmulTexture, "matmul_texture_pack", 1, 0),
             MatmulTexture => (F::MatmulTexture, "matmul_texture", 1, 1),
+            MatmulF16Tiled => (F::MatmulF16, "matmul_f16_tiled", 3, 1),
+            MatmulF16TiledToF16 => (F::MatmulF16, "matmul_f16_tiled_to_f16", 3, 1),
+            MatmulF16TexturePack => (F::MatmulF16, "matmul_f16_texture_pack", 1, 0),
             SoftmaxXentSoftmax => (F::SoftmaxXent, "softmax_xent_softmax", 1, 1),
             SoftmaxXentLabelsForward => (F::SoftmaxXent, "softmax_xent_labels_forward", 2, 1),
             SoftmaxXentSoftForward => (F::SoftmaxXent, "softmax_xent_soft_forward", 2, 1),
@@ -260,7 +273,7 @@ impl Kernel {
     /// (sampled textures read, storage textures written); (0, 0) for all but the texture matmul.
     pub fn textures(self) -> (u32, u32) {
         match self {
-            Kernel::MatmulTexturePack => (0, 1),
+            Kernel::MatmulTexturePack | Kernel::MatmulF16TexturePack => (0, 1),
             Kernel::MatmulTexture => (2, 0),
             _ => (0, 0),
         }
