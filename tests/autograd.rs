@@ -569,3 +569,94 @@ fn mlp<B: kiln::tensor::Backend>(v: &[Var<B>], labels: &Tensor<B>) -> kiln::tens
     }
     h.softmax_xent(labels)?.mean_all()
 }
+
+/// A 2-layer tanh MLP whose products run in mixed precision: f32 parameters cast to f16, f16
+/// products with f32 results (the bias's dtype), the loss in f32.
+fn mixed_mlp<B: kiln::tensor::Backend>(
+    v: &[Var<B>],
+    labels: &Tensor<B>,
+) -> kiln::tensor::Result<Var<B>> {
+    let half = |x: &Var<B>| x.cast(DType::F16);
+    let h = half(&v[0])?.matmul_bias_act(&half(&v[1])?, &v[2], Some(UnaryOp::Tanh))?;
+    half(&h)?
+        .matmul_bias_act(&half(&v[3])?, &v[4], None)?
+        .softmax_xent(labels)?
+        .mean_all()
+}
+
+#[test]
+fn mixed_precision_gradients_flow_through_casts_to_f32_parameters() {
+    let shapes: [&[usize]; 5] = [&[33, 20], &[20, 17], &[17], &[17, 5], &[5]];
+    let host: Vec<Vec<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| random_vec(90 + i as u64, s.iter().product(), -0.5, 0.5))
+        .collect();
+    let labels: Vec<u32> = (0..33).map(|i| (i * 3 % 5) as u32).collect();
+    // An f64 reference on the CPU, then mixed precision on the CPU and on the GPU.
+    let cpu_vars = |f64: bool| -> Vec<Var<CpuBackend>> {
+        host.iter()
+            .zip(shapes)
+            .map(|(d, s)| {
+                let t = Tensor::from_slice(d, s.to_vec(), &cpu()).unwrap();
+                Var::parameter(if f64 { t.cast(DType::F64).unwrap() } else { t })
+            })
+            .collect()
+    };
+    let reference = cpu_vars(true);
+    mlp2_tanh(
+        &reference,
+        &Tensor::from_slice(&labels, [33], &cpu()).unwrap(),
+    )
+    .unwrap()
+    .backward()
+    .unwrap();
+    let mixed = cpu_vars(false);
+    let loss = mixed_mlp(&mixed, &Tensor::from_slice(&labels, [33], &cpu()).unwrap()).unwrap();
+    assert_eq!(loss.value().dtype(), DType::F32);
+    loss.backward().unwrap();
+    // f16 operands: about three decimal digits.
+    let f16_tolerance = Tolerance {
+        abs: 2e-3,
+        rel: 2e-2,
+    };
+    for (i, (m, r)) in mixed.iter().zip(&reference).enumerate() {
+        let g = m.grad().unwrap();
+        assert_eq!(g.dtype(), DType::F32, "parameter {i} keeps an f32 gradient");
+        assert_close(
+            &format!("mixed vs f64 gradient of input {i}"),
+            &values(g.to_host().unwrap()),
+            &values(r.grad().unwrap().to_host().unwrap()),
+            f16_tolerance,
+        );
+    }
+    let Some(gpu) = gpu() else { return };
+    let gpu_vars: Vec<Var<WgpuBackend>> = host
+        .iter()
+        .zip(shapes)
+        .map(|(d, s)| Var::parameter(Tensor::from_slice(d, s.to_vec(), &gpu).unwrap()))
+        .collect();
+    mixed_mlp(&gpu_vars, &Tensor::from_slice(&labels, [33], &gpu).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (i, (g, c)) in gpu_vars.iter().zip(&mixed).enumerate() {
+        assert_close(
+            &format!("mixed gradient of input {i}, GPU vs CPU"),
+            &values(g.grad().unwrap().to_host().unwrap()),
+            &values(c.grad().unwrap().to_host().unwrap()),
+            f16_tolerance,
+        );
+    }
+}
+
+/// `mixed_mlp` in one dtype throughout.
+fn mlp2_tanh<B: kiln::tensor::Backend>(
+    v: &[Var<B>],
+    labels: &Tensor<B>,
+) -> kiln::tensor::Result<Var<B>> {
+    let h = v[0].matmul_bias_act(&v[1], &v[2], Some(UnaryOp::Tanh))?;
+    h.matmul_bias_act(&v[3], &v[4], None)?
+        .softmax_xent(labels)?
+        .mean_all()
+}

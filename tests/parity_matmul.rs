@@ -407,6 +407,17 @@ fn f16_matmul_paths_match_the_cpu_with_f16_and_f32_results() {
                     &expected,
                     tolerance,
                 );
+                // Without a bias or activation.
+                assert_tensors_close(
+                    &format!("{label}: {m}×{k}×{n} ({trans_a}, {trans_b}) → {output}, no bias"),
+                    &gpu_half(&ga)
+                        .matmul_bias_act_to(&gpu_half(&gb), None, None, output)
+                        .unwrap(),
+                    &half(ca.clone())
+                        .matmul_bias_act_to(&half(cb.clone()), None, None, output)
+                        .unwrap(),
+                    tolerance,
+                );
             }
         }
     }

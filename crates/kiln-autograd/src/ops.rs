@@ -14,7 +14,8 @@ pub enum Op<B: Backend> {
     },
     /// 2-D matrix product.
     Matmul,
-    /// act(a · b + bias) in one fused kernel, inputs (a, b, bias).
+    /// act(a · b + bias) in one fused kernel, inputs (a, b, bias); the result has the bias's
+    /// dtype (f32 for f16 operands in mixed precision).
     MatmulBiasAct {
         activation: Option<UnaryOp>,
     },
@@ -32,6 +33,8 @@ pub enum Op<B: Backend> {
     },
     SumAll,
     Reshape,
+    /// A dtype conversion (f32 ↔ f16); the gradient is converted back.
+    Cast,
     Transpose {
         a: usize,
         b: usize,
@@ -85,6 +88,7 @@ impl<B: Backend> Op<B> {
             Op::Mean { .. } => "mean",
             Op::SumAll => "sum_all",
             Op::Reshape => "reshape",
+            Op::Cast => "cast",
             Op::Transpose { .. } => "transpose",
             Op::BroadcastTo => "broadcast_to",
             Op::Max { .. } => "max",

@@ -78,7 +78,8 @@ impl<B: Backend> Var<B> {
         self.unary(UnaryOp::Sigmoid)
     }
 
-    /// act(self · weight + bias) in one fused kernel (a linear layer); 2-D.
+    /// act(self · weight + bias) in one fused kernel (a linear layer); 2-D. The result has the
+    /// bias's dtype: f16 operands with an f32 bias give an f32 result (mixed precision).
     #[track_caller]
     pub fn matmul_bias_act(
         &self,
@@ -86,14 +87,27 @@ impl<B: Backend> Var<B> {
         bias: &Var<B>,
         activation: Option<UnaryOp>,
     ) -> Result<Self> {
-        let value = self
-            .value()
-            .matmul_bias_act(weight.value(), Some(bias.value()), activation)?;
+        let value = self.value().matmul_bias_act_to(
+            weight.value(),
+            Some(bias.value()),
+            activation,
+            bias.value().dtype(),
+        )?;
         Var::record(
             value,
             Op::MatmulBiasAct { activation },
             vec![self.clone(), weight.clone(), bias.clone()],
         )
+    }
+
+    /// The same values in another dtype (f32 ↔ f16); the gradient is converted back, so f16
+    /// copies of f32 parameters train the parameters (mixed precision).
+    #[track_caller]
+    pub fn cast(&self, dtype: kiln_tensor::DType) -> Result<Self> {
+        if dtype == self.value().dtype() {
+            return Ok(self.clone());
+        }
+        Var::record(self.value().cast(dtype)?, Op::Cast, vec![self.clone()])
     }
 
     /// `len` entries of dimension `dim` from `start` (a view forward, a scatter backward).

@@ -75,11 +75,13 @@ pub(crate) fn matmul_bias_act<B: Backend>(
         }
         // Other activations recompute the pre-activation z = a·b + bias.
         Some(op) => a
-            .matmul_bias_act(b, Some(bias), None)?
+            .matmul_bias_act_to(b, Some(bias), None, output.dtype())?
             .unary_backward(op, &grad.contiguous()?)?,
         None => grad.contiguous()?,
     };
-    let mut grads = matmul(a, b, &dz, needs)?;
+    // Mixed precision: dz is f32 like the result; the operand gradients are products of f16
+    // tensors (dz rounded once, which loss scaling keeps clear of underflow).
+    let mut grads = matmul(a, b, &dz.cast(a.dtype())?, needs)?;
     grads.push(if needs[2] { Some(dz.sum(0)?) } else { None });
     Ok(grads)
 }

@@ -40,6 +40,7 @@ pub(crate) fn backward<B: Backend>(
         Op::Mean { axis } => reduce::sum(inputs[0], *axis, grad, true),
         Op::SumAll => reduce::sum_all(inputs[0], grad),
         Op::Reshape => shape::reshape(inputs[0], grad),
+        Op::Cast => Ok(vec![Some(grad.cast(inputs[0].dtype())?)]),
         Op::Transpose { a, b } => shape::transpose(*a, *b, grad),
         Op::BroadcastTo => shape::broadcast_to(inputs[0], grad),
         Op::Max { axis } | Op::Min { axis } => reduce::extreme(inputs[0], *axis, output, grad),

@@ -42,7 +42,8 @@ pub(crate) fn matmul(
         // The texture kernel writes f32: an f16 bias is widened first and C rounded after.
         let widened_bias = widen_f16_bias(ctx, epilogue.bias)?;
         let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
-        let bias = widened_bias.as_ref().or(epilogue.bias).unwrap_or(&out);
+        // Without a bias, bind B in its place: the kernel never reads it.
+        let bias = widened_bias.as_ref().or(epilogue.bias).unwrap_or(b);
         matmul_texture::matmul(ctx, a, b, bias, s, &p, constants, subgroup_size, &out)?;
         return if output == DType::F16 {
             cast(ctx, &out, DType::F16)
