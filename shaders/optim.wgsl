@@ -11,6 +11,12 @@
 // Mapping: one invocation per element (2-D grid of 256-wide workgroups).
 // Traffic: 16 bytes read + 12 written per parameter; ~12 FLOPs.
 
+// Gating (dynamic loss scaling): with GATED, `gate` holds the loss scaler's flags (gate[0]: a
+// gradient was not finite this step; gate[1]: steps skipped so far). A flagged step returns
+// before touching anything, and Adam's bias corrections count only the steps taken:
+// t = step − gate[1], recomputed on the device once a step has been skipped. Without GATED the
+// host binds the gradient in gate's place and the kernels never read it.
+//
 // optim_sgd_step / optim_sgd_momentum_step — SGD, PyTorch's update (velocity starts at zero, so
 // the first step sets v = g exactly as PyTorch's clone does):
 //   g = grad + weight_decay · param
@@ -23,6 +29,8 @@
 //   s = decay · s + gain · g²      (AdaGrad: decay = gain = 1; RMSProp: decay = α, gain = 1 − α)
 //   param ← param − lr · g / (sqrt(s) + eps)
 // Traffic: 12 bytes read + 8 written per parameter.
+
+override GATED: bool = false;
 
 struct SgdParams {
     numel: u32,
@@ -56,7 +64,7 @@ struct AdamParams {
     weight_decay: f32,
     bias_correction1: f32,
     bias_correction2: f32,
-    _pad0: u32,
+    step: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -65,16 +73,29 @@ struct AdamParams {
 @group(0) @binding(0) var<uniform> sgd: SgdParams;
 @group(0) @binding(0) var<uniform> adaptive: AdaptiveParams;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(2) var<storage, read> gate: array<u32>;
+@group(0) @binding(3) var<storage, read_write> param: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
 // The single state tensor of SGD with momentum (velocity) and AdaGrad/RMSProp (Σ or mean of g²).
-@group(0) @binding(3) var<storage, read_write> state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<f32>;
+
+// True when the loss scaler flagged this step (a gradient was not finite): skip it.
+fn step_skipped() -> bool {
+    return GATED && gate[0] != 0u;
+}
 
 @compute @workgroup_size(256)
 fn optim_adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    if (i >= p.numel) { return; }
+    if (i >= p.numel || step_skipped()) { return; }
+    var bc1 = p.bias_correction1;
+    var bc2 = p.bias_correction2;
+    if (GATED && gate[1] != 0u) {
+        let t = f32(p.step - gate[1]);
+        bc1 = 1.0 - pow(p.beta1, t);
+        bc2 = 1.0 - pow(p.beta2, t);
+    }
     var w = param[i];
     var g = grad[i];
     if (p.decoupled == 0u) {
@@ -86,13 +107,13 @@ fn optim_adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    param[i] = w - p.lr * (mi / p.bias_correction1) / (sqrt(vi / p.bias_correction2) + p.eps);
+    param[i] = w - p.lr * (mi / bc1) / (sqrt(vi / bc2) + p.eps);
 }
 
 @compute @workgroup_size(256)
 fn optim_sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    if (i >= sgd.numel) { return; }
+    if (i >= sgd.numel || step_skipped()) { return; }
     let w = param[i];
     let g = grad[i] + sgd.weight_decay * w;
     param[i] = w - sgd.lr * g;
@@ -101,7 +122,7 @@ fn optim_sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(256)
 fn optim_sgd_momentum_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    if (i >= sgd.numel) { return; }
+    if (i >= sgd.numel || step_skipped()) { return; }
     let w = param[i];
     let g = grad[i] + sgd.weight_decay * w;
     let velocity = sgd.momentum * state[i] + g;
@@ -116,7 +137,7 @@ fn optim_sgd_momentum_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
 @compute @workgroup_size(256)
 fn optim_adaptive_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    if (i >= adaptive.numel) { return; }
+    if (i >= adaptive.numel || step_skipped()) { return; }
     let w = param[i];
     let g = grad[i] + adaptive.weight_decay * w;
     let s = adaptive.decay * state[i] + adaptive.gain * g * g;

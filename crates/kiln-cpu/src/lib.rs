@@ -5,6 +5,7 @@
 mod elementwise;
 mod fused;
 mod image;
+mod loss_scale;
 mod matmul;
 mod memory;
 mod optim;
@@ -14,8 +15,8 @@ mod reduce;
 
 use kiln_tensor::{
     AdamStep, AdaptiveStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue,
-    HostData, ImageBatch, KilnError, Layout, MatmulShape, ReduceDims, ReduceOp, Result, RngState,
-    Rows, SgdStep, UnaryOp, Warp, XentTargets,
+    HostData, ImageBatch, KilnError, Layout, LossScaleRule, MatmulShape, ReduceDims, ReduceOp,
+    Result, RngState, Rows, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -409,15 +410,25 @@ impl Backend for CpuBackend {
         m: &CpuStorage,
         v: &CpuStorage,
         step: &AdamStep,
+        skip_if: Option<&CpuStorage>,
     ) -> Result<()> {
         distinct_from_gradient("adam_step", grad, &[param, m, v])?;
+        let (skip, skipped) = loss_scale::gate(skip_if.map(|f| f.read()).as_deref())?;
+        if skip {
+            return Ok(());
+        }
+        // Bias corrections count only the steps taken.
+        let step = AdamStep {
+            step: step.step - skipped,
+            ..*step
+        };
         let grad = grad.read();
         optim::adam_step(
             &mut param.write(),
             &grad,
             &mut m.write(),
             &mut v.write(),
-            step,
+            &step,
         )
     }
 
@@ -427,9 +438,13 @@ impl Backend for CpuBackend {
         grad: &CpuStorage,
         velocity: Option<&CpuStorage>,
         step: &SgdStep,
+        skip_if: Option<&CpuStorage>,
     ) -> Result<()> {
         let state: Vec<_> = [Some(param), velocity].into_iter().flatten().collect();
         distinct_from_gradient("sgd_step", grad, &state)?;
+        if loss_scale::gate(skip_if.map(|f| f.read()).as_deref())?.0 {
+            return Ok(());
+        }
         let grad = grad.read();
         let mut velocity = velocity.map(|v| v.write());
         optim::sgd_step(&mut param.write(), &grad, velocity.as_deref_mut(), step)
@@ -441,10 +456,34 @@ impl Backend for CpuBackend {
         grad: &CpuStorage,
         accumulator: &CpuStorage,
         step: &AdaptiveStep,
+        skip_if: Option<&CpuStorage>,
     ) -> Result<()> {
         distinct_from_gradient("adaptive_step", grad, &[param, accumulator])?;
+        if loss_scale::gate(skip_if.map(|f| f.read()).as_deref())?.0 {
+            return Ok(());
+        }
         let grad = grad.read();
         optim::adaptive_step(&mut param.write(), &grad, &mut accumulator.write(), step)
+    }
+
+    fn unscale_gradient(
+        &self,
+        grad: &CpuStorage,
+        scale: &CpuStorage,
+        flags: &CpuStorage,
+    ) -> Result<()> {
+        distinct_from_gradient("unscale_gradient", scale, &[grad, flags])?;
+        loss_scale::unscale_gradient(&mut grad.write(), &scale.read(), &mut flags.write())
+    }
+
+    fn update_loss_scale(
+        &self,
+        scale: &CpuStorage,
+        flags: &CpuStorage,
+        rule: &LossScaleRule,
+    ) -> Result<()> {
+        distinct_from_gradient("update_loss_scale", scale, &[flags])?;
+        loss_scale::update_loss_scale(&mut scale.write(), &mut flags.write(), rule)
     }
 }
 

@@ -110,4 +110,8 @@ impl<B: Backend> Module<B> for Maxout<B> {
     fn parameters(&self) -> Vec<Parameter<B>> {
         self.linear.parameters()
     }
+
+    fn set_precision(&mut self, precision: crate::Precision) {
+        self.linear.set_precision(precision);
+    }
 }

@@ -3,6 +3,7 @@
 use crate::error::invalid;
 use crate::init::Init;
 use crate::module::{Module, Parameter};
+use crate::precision::Precision;
 use kiln_autograd::Var;
 use kiln_tensor::{Backend, DType, Result, Tensor, UnaryOp};
 
@@ -11,6 +12,7 @@ pub struct Linear<B: Backend> {
     weight: Parameter<B>,
     bias: Parameter<B>,
     activation: Option<UnaryOp>,
+    precision: Precision,
 }
 
 impl<B: Backend> Linear<B> {
@@ -51,6 +53,7 @@ impl<B: Backend> Linear<B> {
             weight,
             bias,
             activation,
+            precision: Precision::F32,
         })
     }
 
@@ -69,7 +72,21 @@ impl<B: Backend> Linear<B> {
 
 impl<B: Backend> Module<B> for Linear<B> {
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
-        x.matmul_bias_act(&self.weight.var(), &self.bias.var(), self.activation)
+        match self.precision {
+            Precision::F32 => {
+                x.matmul_bias_act(&self.weight.var(), &self.bias.var(), self.activation)
+            }
+            // f16 copies of the input and the f32 weight; the f32 bias makes the result f32.
+            Precision::Mixed => x.cast(DType::F16)?.matmul_bias_act(
+                &self.weight.var().cast(DType::F16)?,
+                &self.bias.var(),
+                self.activation,
+            ),
+        }
+    }
+
+    fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     fn name(&self) -> String {

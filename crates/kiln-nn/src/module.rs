@@ -73,6 +73,9 @@ pub trait Module<B: Backend> {
     /// Training mode (batch statistics, dropout on) or evaluation mode.
     fn set_training(&mut self, _training: bool) {}
 
+    /// The arithmetic of matrix products (linear layers); other layers ignore it.
+    fn set_precision(&mut self, _precision: crate::Precision) {}
+
     /// A short name for reports and monitoring ("layer0", "relu", "layer0.bn").
     fn name(&self) -> String {
         "module".into()

@@ -76,6 +76,12 @@ impl<B: Backend> Module<B> for Sequential<B> {
         }
     }
 
+    fn set_precision(&mut self, precision: crate::Precision) {
+        for layer in &mut self.layers {
+            layer.set_precision(precision);
+        }
+    }
+
     fn name(&self) -> String {
         "sequential".into()
     }

@@ -12,8 +12,8 @@
 
 use crate::error::Result;
 use crate::ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
-    SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
+    ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout};
 use std::fmt;
@@ -259,7 +259,9 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         shape: Rows,
         eps: f32,
     ) -> Result<(Self::Storage, Self::Storage)>;
-    /// One fused Adam/AdamW step, updating param, m and v in place.
+    /// One fused Adam/AdamW step, updating param, m and v in place. With `skip_if` (a loss
+    /// scaler's u32 flags, see `unscale_gradient`) the step does nothing when flags[0] ≠ 0, and
+    /// the bias corrections count only steps taken (step − flags[1]).
     fn adam_step(
         &self,
         param: &Self::Storage,
@@ -267,22 +269,45 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         m: &Self::Storage,
         v: &Self::Storage,
         step: &AdamStep,
+        skip_if: Option<&Self::Storage>,
     ) -> Result<()>;
     /// One fused SGD step, updating param (and the velocity, given exactly when
-    /// `step.momentum != 0`) in place.
+    /// `step.momentum != 0`) in place; `skip_if` as for `adam_step`.
     fn sgd_step(
         &self,
         param: &Self::Storage,
         grad: &Self::Storage,
         velocity: Option<&Self::Storage>,
         step: &SgdStep,
+        skip_if: Option<&Self::Storage>,
     ) -> Result<()>;
-    /// One fused AdaGrad/RMSProp step, updating param and the accumulator in place.
+    /// One fused AdaGrad/RMSProp step, updating param and the accumulator in place; `skip_if`
+    /// as for `adam_step`.
     fn adaptive_step(
         &self,
         param: &Self::Storage,
         grad: &Self::Storage,
         accumulator: &Self::Storage,
         step: &AdaptiveStep,
+        skip_if: Option<&Self::Storage>,
+    ) -> Result<()>;
+
+    // ---- dynamic loss scaling ------------------------------------------------------------
+    /// grad ← grad / scale[0] in place (f32), setting flags[0] = 1 when any element was inf or
+    /// NaN. `flags` is the scaler's u32 state: [found non-finite, steps skipped, finite steps
+    /// since the scale changed].
+    fn unscale_gradient(
+        &self,
+        grad: &Self::Storage,
+        scale: &Self::Storage,
+        flags: &Self::Storage,
+    ) -> Result<()>;
+    /// After a step: moves `scale` by `rule` according to flags[0], counts the step in flags[1]
+    /// or flags[2], and clears flags[0].
+    fn update_loss_scale(
+        &self,
+        scale: &Self::Storage,
+        flags: &Self::Storage,
+        rule: &LossScaleRule,
     ) -> Result<()>;
 }

@@ -31,8 +31,8 @@ pub use half::f16;
 pub use host::{Element, HostData};
 pub use layout::Layout;
 pub use ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
-    SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
+    ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 pub use shape::Shape;
 pub use tensor::Tensor;

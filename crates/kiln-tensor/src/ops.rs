@@ -260,6 +260,27 @@ pub struct SgdStep {
 
 /// Hyper-parameters of one fused AdaGrad/RMSProp step over the accumulator s:
 /// g = ∇ + weight_decay·w; s ← decay·s + gain·g²; w ← w − lr·g / (√s + eps).
+/// How dynamic loss scaling moves the scale after each step (PyTorch's GradScaler rule): a step
+/// with a non-finite gradient is skipped and the scale multiplied by `backoff`; `interval`
+/// finite steps in a row multiply it by `growth` (capped at 2²⁴).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScaleRule {
+    pub growth: f32,
+    pub backoff: f32,
+    pub interval: u32,
+}
+
+impl Default for LossScaleRule {
+    /// PyTorch's defaults: ×2 after 2000 finite steps, ×0.5 on overflow.
+    fn default() -> Self {
+        LossScaleRule {
+            growth: 2.0,
+            backoff: 0.5,
+            interval: 2000,
+        }
+    }
+}
+
 /// AdaGrad is decay = gain = 1; RMSProp is decay = α, gain = 1 − α.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdaptiveStep {

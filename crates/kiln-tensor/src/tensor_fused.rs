@@ -2,7 +2,9 @@
 
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
 use crate::error::{KilnError, Result};
-use crate::ops::{AdamStep, AdaptiveStep, MatmulShape, RngState, SgdStep, UnaryOp, XentTargets};
+use crate::ops::{
+    AdamStep, AdaptiveStep, LossScaleRule, MatmulShape, RngState, SgdStep, UnaryOp, XentTargets,
+};
 use crate::{DType, Shape, Tensor};
 
 /// A contiguous-or-transposed matrix operand: the tensor to bind and whether it is read transposed.
@@ -479,12 +481,33 @@ impl<B: Backend> Tensor<B> {
         v: &Tensor<B>,
         step: &AdamStep,
     ) -> Result<()> {
+        self.adam_step_gated(grad, m, v, step, None)
+    }
+
+    /// `adam_step`, skipped on the device when a loss scaler's `flags` (see
+    /// [`Tensor::unscale_gradient`]) say this step's gradients were not finite; the bias
+    /// corrections then count only the steps taken.
+    pub fn adam_step_gated(
+        &self,
+        grad: &Tensor<B>,
+        m: &Tensor<B>,
+        v: &Tensor<B>,
+        step: &AdamStep,
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()> {
         let g = self.check_optimizer_step("adam_step", grad, &[("m", m), ("v", v)])?;
         if step.step == 0 {
             return Err(KilnError::invalid("adam_step", "step counts from 1"));
         }
-        self.backend
-            .adam_step(&self.storage, &g.storage, &m.storage, &v.storage, step)
+        let skip_if = flags_storage("adam_step", skip_if)?;
+        self.backend.adam_step(
+            &self.storage,
+            &g.storage,
+            &m.storage,
+            &v.storage,
+            step,
+            skip_if,
+        )
     }
 
     /// One fused SGD step; `self` and the velocity (required exactly when the step has
@@ -495,6 +518,17 @@ impl<B: Backend> Tensor<B> {
         velocity: Option<&Tensor<B>>,
         step: &SgdStep,
     ) -> Result<()> {
+        self.sgd_step_gated(grad, velocity, step, None)
+    }
+
+    /// `sgd_step`, skipped on the device when a loss scaler's `flags` say so.
+    pub fn sgd_step_gated(
+        &self,
+        grad: &Tensor<B>,
+        velocity: Option<&Tensor<B>>,
+        step: &SgdStep,
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()> {
         if velocity.is_some() != (step.momentum != 0.0) {
             return Err(KilnError::invalid(
                 "sgd_step",
@@ -504,11 +538,13 @@ impl<B: Backend> Tensor<B> {
         let state: Vec<(&str, &Tensor<B>)> =
             velocity.map(|v| ("velocity", v)).into_iter().collect();
         let g = self.check_optimizer_step("sgd_step", grad, &state)?;
+        let skip_if = flags_storage("sgd_step", skip_if)?;
         self.backend.sgd_step(
             &self.storage,
             &g.storage,
             velocity.map(|v| &*v.storage),
             step,
+            skip_if,
         )
     }
 
@@ -519,10 +555,103 @@ impl<B: Backend> Tensor<B> {
         accumulator: &Tensor<B>,
         step: &AdaptiveStep,
     ) -> Result<()> {
+        self.adaptive_step_gated(grad, accumulator, step, None)
+    }
+
+    /// `adaptive_step`, skipped on the device when a loss scaler's `flags` say so.
+    pub fn adaptive_step_gated(
+        &self,
+        grad: &Tensor<B>,
+        accumulator: &Tensor<B>,
+        step: &AdaptiveStep,
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()> {
         let g =
             self.check_optimizer_step("adaptive_step", grad, &[("accumulator", accumulator)])?;
+        let skip_if = flags_storage("adaptive_step", skip_if)?;
+        self.backend.adaptive_step(
+            &self.storage,
+            &g.storage,
+            &accumulator.storage,
+            step,
+            skip_if,
+        )
+    }
+
+    /// Dynamic loss scaling, first half: `self` (an f32 gradient of a loss multiplied by
+    /// `scale`, one f32) is divided by the scale in place, and `flags[0]` (three u32: found
+    /// non-finite, steps skipped, finite steps since the scale changed) is set when any element
+    /// was inf or NaN. Nothing is read back: the gated optimiser steps read the flags.
+    pub fn unscale_gradient(&self, scale: &Tensor<B>, flags: &Tensor<B>) -> Result<()> {
+        let op = "unscale_gradient";
+        if self.dtype() != DType::F32 {
+            return Err(KilnError::invalid(
+                op,
+                format!("gradients are f32, got {}", self.dtype()),
+            ));
+        }
+        if !self.layout.is_contiguous()
+            || self.layout.offset() != 0
+            || self.storage.len() != self.numel()
+        {
+            return Err(KilnError::invalid(
+                op,
+                "the gradient must be a whole contiguous tensor: it is updated in place",
+            ));
+        }
+        check_scale(op, scale)?;
+        let flags = flags_storage(op, Some(flags))?.expect("given");
         self.backend
-            .adaptive_step(&self.storage, &g.storage, &accumulator.storage, step)
+            .unscale_gradient(&self.storage, &scale.storage, flags)
+    }
+
+    /// Dynamic loss scaling, second half (after the gated optimiser steps): moves `scale` by
+    /// `rule` as the flags say and clears the non-finite flag for the next step.
+    pub fn update_loss_scale(
+        scale: &Tensor<B>,
+        flags: &Tensor<B>,
+        rule: &LossScaleRule,
+    ) -> Result<()> {
+        let op = "update_loss_scale";
+        check_scale(op, scale)?;
+        let flags = flags_storage(op, Some(flags))?.expect("given");
+        scale.backend.update_loss_scale(&scale.storage, flags, rule)
+    }
+}
+
+/// A loss scale: one f32 in a storage of its own.
+fn check_scale<B: Backend>(op: &'static str, scale: &Tensor<B>) -> Result<()> {
+    if scale.dtype() != DType::F32 || scale.numel() != 1 || scale.storage.len() != 1 {
+        return Err(KilnError::invalid(
+            op,
+            format!(
+                "the loss scale is one f32 in a storage of its own, got {} {}",
+                scale.shape(),
+                scale.dtype()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A loss scaler's flags: three u32 in a storage of their own.
+fn flags_storage<'a, B: Backend>(
+    op: &'static str,
+    flags: Option<&'a Tensor<B>>,
+) -> Result<Option<&'a B::Storage>> {
+    match flags {
+        None => Ok(None),
+        Some(f) if f.dtype() == DType::U32 && f.numel() == 3 && f.storage.len() == 3 => {
+            Ok(Some(&*f.storage))
+        }
+        Some(f) => Err(KilnError::invalid(
+            op,
+            format!(
+                "a loss scaler's flags are three u32 in a storage of their own, got {} {}",
+                f.shape(),
+                f.dtype()
+            ),
+        )),
     }
 }
 

@@ -5,7 +5,7 @@ use super::state::{OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
-use kiln_tensor::{AdamStep, Backend, KilnError, Result};
+use kiln_tensor::{AdamStep, Backend, KilnError, Result, Tensor};
 
 pub struct Adam<B: Backend> {
     lr: f32,
@@ -90,7 +90,11 @@ impl<B: Backend> Adam<B> {
 }
 
 impl<B: Backend> Optimizer<B> for Adam<B> {
-    fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
+    fn step_gated(
+        &mut self,
+        parameters: &[Parameter<B>],
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()> {
         self.steps += 1;
         let Ok(step_number) = u32::try_from(self.steps) else {
             return Err(KilnError::invalid("Adam::step", "more than 2³² − 1 steps"));
@@ -108,7 +112,7 @@ impl<B: Backend> Optimizer<B> for Adam<B> {
             let Some(grad) = p.grad() else { continue };
             let w = p.value();
             let moments = self.moments.get(p, &w)?;
-            w.adam_step(&grad, &moments[0], &moments[1], &step)?;
+            w.adam_step_gated(&grad, &moments[0], &moments[1], &step, skip_if)?;
         }
         Ok(())
     }

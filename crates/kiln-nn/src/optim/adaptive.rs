@@ -8,7 +8,7 @@ use super::state::{OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
-use kiln_tensor::{AdaptiveStep, Backend, Result};
+use kiln_tensor::{AdaptiveStep, Backend, Result, Tensor};
 
 pub struct Adaptive<B: Backend> {
     kind: &'static str,
@@ -81,7 +81,11 @@ impl<B: Backend> Adaptive<B> {
 }
 
 impl<B: Backend> Optimizer<B> for Adaptive<B> {
-    fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
+    fn step_gated(
+        &mut self,
+        parameters: &[Parameter<B>],
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()> {
         self.steps += 1;
         let step = AdaptiveStep {
             lr: self.lr,
@@ -94,7 +98,7 @@ impl<B: Backend> Optimizer<B> for Adaptive<B> {
             let Some(grad) = p.grad() else { continue };
             let w = p.value();
             let accumulator = &self.accumulator.get(p, &w)?[0];
-            w.adaptive_step(&grad, accumulator, &step)?;
+            w.adaptive_step_gated(&grad, accumulator, &step, skip_if)?;
         }
         Ok(())
     }

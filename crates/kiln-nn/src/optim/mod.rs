@@ -16,11 +16,21 @@ pub use sgd::Sgd;
 pub use state::OptimizerState;
 
 use crate::module::Parameter;
-use kiln_tensor::{Backend, Result};
+use kiln_tensor::{Backend, Result, Tensor};
 
 pub trait Optimizer<B: Backend> {
     /// Applies one update to every parameter that has a gradient.
-    fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()>;
+    fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
+        self.step_gated(parameters, None)
+    }
+    /// `step`, which the device skips when `skip_if` (a [`crate::LossScaler`]'s flags) says the
+    /// gradients were not finite. The step count advances either way; Adam's bias corrections
+    /// count only the steps taken.
+    fn step_gated(
+        &mut self,
+        parameters: &[Parameter<B>],
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()>;
     fn learning_rate(&self) -> f32;
     fn set_learning_rate(&mut self, lr: f32);
     /// How many times `step` has run (restored with the state).

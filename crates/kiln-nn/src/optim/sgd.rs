@@ -6,7 +6,7 @@ use super::state::{OptimizerState, Slots};
 use super::Optimizer;
 use crate::error::check_range;
 use crate::module::Parameter;
-use kiln_tensor::{Backend, Result, SgdStep};
+use kiln_tensor::{Backend, Result, SgdStep, Tensor};
 
 pub struct Sgd<B: Backend> {
     lr: f32,
@@ -62,7 +62,11 @@ impl<B: Backend> Sgd<B> {
 }
 
 impl<B: Backend> Optimizer<B> for Sgd<B> {
-    fn step(&mut self, parameters: &[Parameter<B>]) -> Result<()> {
+    fn step_gated(
+        &mut self,
+        parameters: &[Parameter<B>],
+        skip_if: Option<&Tensor<B>>,
+    ) -> Result<()> {
         self.steps += 1;
         let step = SgdStep {
             lr: self.lr,
@@ -74,10 +78,10 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
             let Some(grad) = p.grad() else { continue };
             let w = p.value();
             if self.momentum == 0.0 {
-                w.sgd_step(&grad, None, &step)?;
+                w.sgd_step_gated(&grad, None, &step, skip_if)?;
             } else {
                 let velocity = &self.velocity.get(p, &w)?[0];
-                w.sgd_step(&grad, Some(velocity), &step)?;
+                w.sgd_step_gated(&grad, Some(velocity), &step, skip_if)?;
             }
         }
         Ok(())

@@ -190,7 +190,8 @@ struct AdamParams {
     weight_decay: f32,
     bias_correction1: f32,
     bias_correction2: f32,
-    pad: [u32; 3],
+    step: u32,
+    pad: [u32; 2],
 }
 
 pub(crate) fn adam_step(
@@ -200,6 +201,7 @@ pub(crate) fn adam_step(
     m: &WgpuStorage,
     v: &WgpuStorage,
     step: &AdamStep,
+    skip_if: Option<&WgpuStorage>,
 ) -> Result<()> {
     require_f32(param, "adam_step")?;
     let (bias_correction1, bias_correction2) = step.bias_corrections();
@@ -213,15 +215,28 @@ pub(crate) fn adam_step(
         weight_decay: step.weight_decay,
         bias_correction1,
         bias_correction2,
-        pad: [0; 3],
+        step: step.step,
+        pad: [0; 2],
     };
     ctx.dispatch(
         Kernel::OptimAdamStep,
-        Specialisation::default(),
+        gate_constant(skip_if),
         bytemuck::bytes_of(&p),
-        &[grad.binding(), param.binding(), m.binding(), v.binding()],
+        &[
+            grad.binding(),
+            skip_if.unwrap_or(grad).binding(),
+            param.binding(),
+            m.binding(),
+            v.binding(),
+        ],
         grid(param.len().div_ceil(256)),
     )
+}
+
+/// The optimiser kernels' GATED constant: set when a loss scaler's flags may skip the step
+/// (without one, the gradient is bound in the flags' place and never read).
+fn gate_constant(skip_if: Option<&WgpuStorage>) -> Specialisation {
+    Specialisation(vec![("GATED", skip_if.is_some() as u32)])
 }
 
 /// Mirrors `SgdParams` in optim.wgsl.
@@ -242,6 +257,7 @@ pub(crate) fn sgd_step(
     grad: &WgpuStorage,
     velocity: Option<&WgpuStorage>,
     step: &SgdStep,
+    skip_if: Option<&WgpuStorage>,
 ) -> Result<()> {
     require_f32(param, "sgd_step")?;
     let p = SgdParams {
@@ -253,19 +269,20 @@ pub(crate) fn sgd_step(
         pad: [0; 3],
     };
     let workgroups = grid(param.len().div_ceil(256));
+    let gate = skip_if.unwrap_or(grad).binding();
     match velocity {
         None => ctx.dispatch(
             Kernel::OptimSgdStep,
-            Specialisation::default(),
+            gate_constant(skip_if),
             bytemuck::bytes_of(&p),
-            &[grad.binding(), param.binding()],
+            &[grad.binding(), gate, param.binding()],
             workgroups,
         ),
         Some(velocity) => ctx.dispatch(
             Kernel::OptimSgdMomentumStep,
-            Specialisation::default(),
+            gate_constant(skip_if),
             bytemuck::bytes_of(&p),
-            &[grad.binding(), param.binding(), velocity.binding()],
+            &[grad.binding(), gate, param.binding(), velocity.binding()],
             workgroups,
         ),
     }
@@ -290,6 +307,7 @@ pub(crate) fn adaptive_step(
     grad: &WgpuStorage,
     accumulator: &WgpuStorage,
     step: &AdaptiveStep,
+    skip_if: Option<&WgpuStorage>,
 ) -> Result<()> {
     require_f32(param, "adaptive_step")?;
     let p = AdaptiveParams {
@@ -303,9 +321,14 @@ pub(crate) fn adaptive_step(
     };
     ctx.dispatch(
         Kernel::OptimAdaptiveStep,
-        Specialisation::default(),
+        gate_constant(skip_if),
         bytemuck::bytes_of(&p),
-        &[grad.binding(), param.binding(), accumulator.binding()],
+        &[
+            grad.binding(),
+            skip_if.unwrap_or(grad).binding(),
+            param.binding(),
+            accumulator.binding(),
+        ],
         grid(param.len().div_ceil(256)),
     )
 }

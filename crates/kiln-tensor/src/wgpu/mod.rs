@@ -10,6 +10,7 @@ mod buffer_pool;
 mod context;
 mod elementwise;
 mod fused;
+mod loss_scale;
 mod matmul;
 mod matmul_f16;
 mod matmul_texture;
@@ -33,8 +34,8 @@ pub use storage::WgpuStorage;
 use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
 use crate::error::{KilnError, Result};
 use crate::ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, MatmulShape, ReduceOp, RngState,
-    SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
+    ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout, Tensor};
 use context::Context;
@@ -414,8 +415,9 @@ impl Backend for WgpuBackend {
         m: &WgpuStorage,
         v: &WgpuStorage,
         step: &AdamStep,
+        skip_if: Option<&WgpuStorage>,
     ) -> Result<()> {
-        fused::adam_step(&self.ctx, param, grad, m, v, step)
+        fused::adam_step(&self.ctx, param, grad, m, v, step, skip_if)
     }
 
     fn sgd_step(
@@ -424,8 +426,9 @@ impl Backend for WgpuBackend {
         grad: &WgpuStorage,
         velocity: Option<&WgpuStorage>,
         step: &SgdStep,
+        skip_if: Option<&WgpuStorage>,
     ) -> Result<()> {
-        fused::sgd_step(&self.ctx, param, grad, velocity, step)
+        fused::sgd_step(&self.ctx, param, grad, velocity, step, skip_if)
     }
 
     fn adaptive_step(
@@ -434,7 +437,26 @@ impl Backend for WgpuBackend {
         grad: &WgpuStorage,
         accumulator: &WgpuStorage,
         step: &AdaptiveStep,
+        skip_if: Option<&WgpuStorage>,
     ) -> Result<()> {
-        fused::adaptive_step(&self.ctx, param, grad, accumulator, step)
+        fused::adaptive_step(&self.ctx, param, grad, accumulator, step, skip_if)
+    }
+
+    fn unscale_gradient(
+        &self,
+        grad: &WgpuStorage,
+        scale: &WgpuStorage,
+        flags: &WgpuStorage,
+    ) -> Result<()> {
+        loss_scale::unscale_gradient(&self.ctx, grad, scale, flags)
+    }
+
+    fn update_loss_scale(
+        &self,
+        scale: &WgpuStorage,
+        flags: &WgpuStorage,
+        rule: &LossScaleRule,
+    ) -> Result<()> {
+        loss_scale::update_loss_scale(&self.ctx, scale, flags, rule)
     }
 }

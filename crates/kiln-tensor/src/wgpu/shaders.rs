@@ -15,6 +15,7 @@ pub enum ShaderFile {
     SoftmaxXent,
     Batchnorm,
     Optim,
+    LossScale,
     Data,
     Random,
     Gather,
@@ -26,7 +27,7 @@ pub enum ShaderFile {
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 16] = [
+    pub const ALL: [ShaderFile; 17] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -37,6 +38,7 @@ impl ShaderFile {
         ShaderFile::SoftmaxXent,
         ShaderFile::Batchnorm,
         ShaderFile::Optim,
+        ShaderFile::LossScale,
         ShaderFile::Data,
         ShaderFile::Random,
         ShaderFile::Gather,
@@ -57,6 +59,7 @@ impl ShaderFile {
             ShaderFile::SoftmaxXent => "softmax_xent.wgsl",
             ShaderFile::Batchnorm => "batchnorm.wgsl",
             ShaderFile::Optim => "optim.wgsl",
+            ShaderFile::LossScale => "loss_scale.wgsl",
             ShaderFile::Data => "data.wgsl",
             ShaderFile::Random => "random.wgsl",
             ShaderFile::Gather => "gather.wgsl",
@@ -78,6 +81,7 @@ impl ShaderFile {
             ShaderFile::SoftmaxXent => include_str!("../../../../shaders/softmax_xent.wgsl"),
             ShaderFile::Batchnorm => include_str!("../../../../shaders/batchnorm.wgsl"),
             ShaderFile::Optim => include_str!("../../../../shaders/optim.wgsl"),
+            ShaderFile::LossScale => include_str!("../../../../shaders/loss_scale.wgsl"),
             ShaderFile::Data => include_str!("../../../../shaders/data.wgsl"),
             ShaderFile::Random => include_str!("../../../../shaders/random.wgsl"),
             ShaderFile::Gather => include_str!("../../../../shaders/gather.wgsl"),
@@ -143,6 +147,8 @@ pub enum Kernel {
     OptimSgdStep,
     OptimSgdMomentumStep,
     OptimAdaptiveStep,
+    LossScaleUnscale,
+    LossScaleUpdate,
     RandomUniform,
     RandomNormal,
     RandomDropout,
@@ -161,7 +167,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 48] = [
+    pub const ALL: [Kernel; 50] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -195,6 +201,8 @@ impl Kernel {
         Kernel::OptimSgdStep,
         Kernel::OptimSgdMomentumStep,
         Kernel::OptimAdaptiveStep,
+        Kernel::LossScaleUnscale,
+        Kernel::LossScaleUpdate,
         Kernel::RandomUniform,
         Kernel::RandomNormal,
         Kernel::RandomDropout,
@@ -248,10 +256,12 @@ impl Kernel {
             SoftmaxXentSoftBackward => (F::SoftmaxXent, "softmax_xent_soft_backward", 3, 1),
             BatchnormStats => (F::Batchnorm, "batchnorm_stats", 1, 2),
             BatchnormBackwardReduce => (F::Batchnorm, "batchnorm_backward_reduce", 4, 2),
-            OptimAdamStep => (F::Optim, "optim_adam_step", 1, 3),
-            OptimSgdStep => (F::Optim, "optim_sgd_step", 1, 1),
-            OptimSgdMomentumStep => (F::Optim, "optim_sgd_momentum_step", 1, 2),
-            OptimAdaptiveStep => (F::Optim, "optim_adaptive_step", 1, 2),
+            OptimAdamStep => (F::Optim, "optim_adam_step", 2, 3),
+            OptimSgdStep => (F::Optim, "optim_sgd_step", 2, 1),
+            OptimSgdMomentumStep => (F::Optim, "optim_sgd_momentum_step", 2, 2),
+            OptimAdaptiveStep => (F::Optim, "optim_adaptive_step", 2, 2),
+            LossScaleUnscale => (F::LossScale, "loss_scale_unscale", 1, 2),
+            LossScaleUpdate => (F::LossScale, "loss_scale_update", 0, 2),
             RandomUniform => (F::Random, "random_uniform", 0, 1),
             RandomNormal => (F::Random, "random_normal", 0, 1),
             RandomDropout => (F::Random, "random_dropout", 1, 2),

@@ -1,0 +1,266 @@
+//! Mixed precision: dynamic loss scaling on the device (the unscale and non-finite check, the
+//! gated optimiser steps, the scale's rule) on both backends, and an MLP trained with f16
+//! products and f32 master weights against the same MLP in f32.
+
+mod common;
+use common::*;
+use kiln::prelude::*;
+
+fn tensor<B: Backend>(v: &[f32], backend: &B) -> Tensor<B> {
+    Tensor::from_slice(v, [v.len()], backend).unwrap()
+}
+
+fn host<B: Backend>(t: &Tensor<B>) -> Vec<f32> {
+    t.to_vec::<f32>().unwrap()
+}
+
+/// An overflowing step is skipped (parameter and moments untouched) and halves the scale; the
+/// next clean step is exactly Adam's first step on the unscaled gradient.
+fn overflow_is_skipped_then_the_next_step_is_a_first_step<B: Backend>(backend: &B) {
+    let rule = LossScaleRule {
+        growth: 2.0,
+        backoff: 0.5,
+        interval: 1000,
+    };
+    let scaler = LossScaler::with_rule(1024.0, rule, backend).unwrap();
+    let param = Parameter::new("w", tensor(&[1.0, -2.0, 3.0, 0.5, 0.25], backend));
+    let params = [param.clone()];
+    let mut adam = Adam::new(0.1).unwrap();
+
+    param.set_grad(tensor(&[1.0, f32::INFINITY, 2.0, 0.0, -1.0], backend));
+    scaler.unscale(&params).unwrap();
+    scaler.step(&mut adam, &params).unwrap();
+    assert_eq!(host(&param.value()), vec![1.0, -2.0, 3.0, 0.5, 0.25]);
+    assert_eq!(scaler.read().unwrap(), (512.0, 1));
+
+    // A NaN anywhere is an overflow too.
+    param.set_grad(tensor(&[f32::NAN, 0.0, 0.0, 0.0, 0.0], backend));
+    scaler.unscale(&params).unwrap();
+    scaler.step(&mut adam, &params).unwrap();
+    assert_eq!(host(&param.value()), vec![1.0, -2.0, 3.0, 0.5, 0.25]);
+    assert_eq!(scaler.read().unwrap(), (256.0, 2));
+
+    // Clean: the gradient is divided by 256, and Adam's bias corrections count one step taken,
+    // so each element moves by lr · g / (|g| + ε) (Adam's first step).
+    let scaled = [256.0, -512.0, 25.6, 0.0, 1e-3];
+    param.set_grad(tensor(&scaled, backend));
+    scaler.unscale(&params).unwrap();
+    assert_close(
+        "unscaled gradient",
+        &values(param.grad().unwrap().to_host().unwrap()),
+        &[1.0, -2.0, 0.1, 0.0, 1e-3 / 256.0],
+        Tolerance {
+            abs: 1e-9,
+            rel: 1e-6,
+        },
+    );
+    scaler.step(&mut adam, &params).unwrap();
+    assert_close(
+        "first Adam step after two skips",
+        &values(param.value().to_host().unwrap()),
+        &[
+            0.9,
+            -1.9,
+            2.9,
+            0.5,
+            0.25 - 0.1 * (1e-3 / 256.0) / (1e-3 / 256.0 + 1e-8),
+        ],
+        Tolerance {
+            abs: 1e-4,
+            rel: 1e-4,
+        },
+    );
+    assert_eq!(scaler.read().unwrap(), (256.0, 2));
+}
+
+#[test]
+fn overflow_skips_the_step_and_backs_off_on_both_backends() {
+    overflow_is_skipped_then_the_next_step_is_a_first_step(&cpu());
+    if let Some(gpu) = gpu() {
+        overflow_is_skipped_then_the_next_step_is_a_first_step(&gpu);
+    }
+}
+
+/// `interval` clean steps in a row double the scale, up to 2²⁴; SGD and AdaGrad are gated too.
+fn growth_and_every_gated_optimiser<B: Backend>(backend: &B) {
+    let rule = LossScaleRule {
+        growth: 2.0,
+        backoff: 0.5,
+        interval: 2,
+    };
+    let scaler = LossScaler::with_rule(4.0, rule, backend).unwrap();
+    let param = Parameter::new("w", tensor(&[1.0, 2.0], backend));
+    let params = [param.clone()];
+    let mut optimizers: Vec<Box<dyn Optimizer<B>>> = vec![
+        Box::new(Sgd::new(0.5).unwrap()),
+        Box::new(Sgd::new(0.5).unwrap().momentum(0.9).unwrap()),
+        Box::new(adagrad(0.5).unwrap()),
+    ];
+    let mut expected_scale = 4.0;
+    for (i, opt) in optimizers.iter_mut().enumerate() {
+        let before = host(&param.value());
+        param.set_grad(tensor(&[f32::NEG_INFINITY, 1.0], backend));
+        scaler.unscale(&params).unwrap();
+        scaler.step(opt.as_mut(), &params).unwrap();
+        expected_scale *= 0.5;
+        assert_eq!(host(&param.value()), before, "optimiser {i} skipped");
+        for _ in 0..2 {
+            param.set_grad(tensor(&[expected_scale, expected_scale], backend));
+            scaler.unscale(&params).unwrap();
+            scaler.step(opt.as_mut(), &params).unwrap();
+        }
+        expected_scale *= 2.0;
+        assert_ne!(host(&param.value()), before, "optimiser {i} stepped");
+        assert_eq!(scaler.read().unwrap().0, expected_scale);
+    }
+    let capped = LossScaler::with_rule(1.6e7, rule, backend).unwrap();
+    for _ in 0..4 {
+        param.set_grad(tensor(&[0.0, 0.0], backend));
+        capped.unscale(&params).unwrap();
+        capped.step(&mut Sgd::new(0.1).unwrap(), &params).unwrap();
+    }
+    assert_eq!(capped.read().unwrap().0, 16_777_216.0);
+}
+
+#[test]
+fn clean_steps_grow_the_scale_and_every_optimiser_is_gated() {
+    growth_and_every_gated_optimiser(&cpu());
+    if let Some(gpu) = gpu() {
+        growth_and_every_gated_optimiser(&gpu);
+    }
+}
+
+#[test]
+fn bad_scaler_settings_and_tensors_are_errors() {
+    let c = cpu();
+    let bad = LossScaleRule {
+        growth: 2.0,
+        backoff: 1.5,
+        interval: 10,
+    };
+    let err = LossScaler::with_rule(1.0, bad, &c)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("backoff 1.5") && err.contains("(0, 1)"),
+        "{err}"
+    );
+    let g = tensor(&[1.0, 2.0], &c);
+    let err = g
+        .unscale_gradient(
+            &tensor(&[1.0, 2.0], &c),
+            &Tensor::zeros([3], DType::U32, &c).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("one f32"), "{err}");
+    let err = g
+        .unscale_gradient(&tensor(&[1.0], &c), &tensor(&[0.0, 0.0, 0.0], &c))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("three u32"), "{err}");
+}
+
+/// Trains a 2-hidden-layer MLP for `steps` steps in `precision` (with a loss scaler when
+/// mixed); returns the losses.
+fn train<B: Backend>(backend: &B, precision: Precision, steps: usize) -> Vec<f64> {
+    let rng = RngState { seed: 5, offset: 0 };
+    let x = Tensor::rand_normal([64, 40], 0.0, 1.0, rng, &cpu()).unwrap();
+    let x = Tensor::from_host(&x.to_host().unwrap(), [64, 40], backend).unwrap();
+    let labels: Vec<u32> = (0..64u32).map(|i| i % 4).collect();
+    let labels = Tensor::from_slice(&labels, [64], backend).unwrap();
+    let mut model = Mlp::new(&[40, 48, 32, 4]).seed(2).build(backend).unwrap();
+    model.set_precision(precision);
+    let params = model.parameters();
+    let mut adam = Adam::new(3e-3).unwrap();
+    let scaler = LossScaler::new(backend).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        model.zero_grad();
+        let loss = model
+            .forward(&Var::constant(x.clone()))
+            .unwrap()
+            .softmax_xent(&labels)
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        match precision {
+            Precision::F32 => {
+                loss.backward().unwrap();
+                adam.step(&params).unwrap();
+            }
+            Precision::Mixed => {
+                scaler.scale_loss(&loss).unwrap().backward().unwrap();
+                scaler.unscale(&params).unwrap();
+                scaler.step(&mut adam, &params).unwrap();
+            }
+        }
+        losses.push(loss.value().item().unwrap());
+    }
+    losses
+}
+
+#[test]
+fn a_mixed_precision_mlp_trains_like_the_f32_one() {
+    let f32_losses = train(&cpu(), Precision::F32, 30);
+    let mixed_cpu = train(&cpu(), Precision::Mixed, 30);
+    assert!(mixed_cpu[29] < 0.5 * mixed_cpu[0], "{mixed_cpu:?}");
+    // f16 products change the trajectory only slightly.
+    assert_close(
+        "mixed vs f32 losses (CPU)",
+        &mixed_cpu,
+        &f32_losses,
+        Tolerance {
+            abs: 2e-2,
+            rel: 2e-2,
+        },
+    );
+    let Some(gpu) = gpu() else { return };
+    let mixed_gpu = train(&gpu, Precision::Mixed, 30);
+    assert_close(
+        "mixed losses, GPU vs CPU",
+        &mixed_gpu,
+        &mixed_cpu,
+        Tolerance {
+            abs: 1e-2,
+            rel: 1e-2,
+        },
+    );
+}
+
+/// A mixed-precision step records without submitting or reading anything back.
+#[test]
+fn a_mixed_precision_step_reads_nothing_back() {
+    let Some(gpu) = gpu() else { return };
+    let x = Tensor::rand_normal([32, 20], 0.0, 1.0, RngState { seed: 1, offset: 0 }, &gpu).unwrap();
+    let labels: Vec<u32> = (0..32u32).map(|i| i % 3).collect();
+    let labels = Tensor::from_slice(&labels, [32], &gpu).unwrap();
+    let mut model = Mlp::new(&[20, 16, 3]).seed(1).build(&gpu).unwrap();
+    model.set_precision(Precision::Mixed);
+    let params = model.parameters();
+    let mut adam = Adam::new(1e-3).unwrap();
+    let scaler = LossScaler::new(&gpu).unwrap();
+    let mut before = gpu.counters();
+    for step in 0..4 {
+        if step == 1 {
+            // After a first step that builds the pipelines.
+            gpu.sync().unwrap();
+            before = gpu.counters();
+        }
+        model.zero_grad();
+        let loss = model
+            .forward(&Var::constant(x.clone()))
+            .unwrap()
+            .softmax_xent(&labels)
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        scaler.scale_loss(&loss).unwrap().backward().unwrap();
+        scaler.unscale(&params).unwrap();
+        scaler.step(&mut adam, &params).unwrap();
+    }
+    let after = gpu.counters();
+    assert_eq!(after.readbacks, before.readbacks);
+    assert_eq!(after.submits, before.submits);
+}
