@@ -171,6 +171,10 @@ fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
     let d = dir.to_str().unwrap();
     fails_with(&["--data", d, "--dropout", "1.5"], &["--dropout", "[0, 1)"]);
     fails_with(
+        &["--data", d, "--precision", "bf16"],
+        &["--precision", "f32, mixed"],
+    );
+    fails_with(
         &["--data", d, "--optimizer", "adamax"],
         &["--optimizer", "adamw"],
     );

@@ -61,6 +61,7 @@ fn config() -> TrainConfig {
         ema_decay: 0.0,
         whiten_epsilon: kiln_data::DEFAULT_WHITENING_EPSILON,
         restore_best: true,
+        precision: "f32".into(),
     }
 }
 
@@ -246,5 +247,50 @@ fn device_memory_stays_flat_across_epochs() {
             submits <= 3,
             "{submits} submits in an epoch of 8 steps: {peaks:?}"
         );
+    }
+}
+
+/// Test accuracy of a run, and of its checkpoint evaluated afresh.
+fn accuracy_and_checkpoint<B: Backend>(
+    backend: &B,
+    c: &TrainConfig,
+    d: &RunData,
+    out: PathBuf,
+) -> (f64, f64) {
+    let o = train(backend, c, d, quiet(Some(out.clone()), None)).unwrap();
+    let again = evaluate_checkpoint(&out.join("checkpoint.safetensors"), &d.test, backend).unwrap();
+    (o.test.accuracy, again.accuracy)
+}
+
+/// `--precision mixed` trains the same model to about the same accuracy as f32, on both
+/// backends, and the checkpoint (f32 master weights) reproduces its test accuracy.
+#[test]
+fn mixed_precision_training_matches_f32_accuracy_on_both_backends() {
+    let f32_config = config();
+    let mixed = TrainConfig {
+        precision: "mixed".into(),
+        ..config()
+    };
+    let d = data(&f32_config);
+    let reference = train(&cpu(), &f32_config, &d, quiet(None, None))
+        .unwrap()
+        .test
+        .accuracy;
+    let mut results = vec![(
+        "cpu",
+        accuracy_and_checkpoint(&cpu(), &mixed, &d, temp_dir("mixed-cpu")),
+    )];
+    if let Some(gpu) = gpu() {
+        results.push((
+            "gpu",
+            accuracy_and_checkpoint(&gpu, &mixed, &d, temp_dir("mixed-gpu")),
+        ));
+    }
+    for (name, (accuracy, from_checkpoint)) in results {
+        assert!(
+            (accuracy - reference).abs() <= 0.02,
+            "{name}: mixed {accuracy} vs f32 {reference}"
+        );
+        assert_eq!(accuracy, from_checkpoint, "{name}");
     }
 }

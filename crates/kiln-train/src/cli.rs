@@ -60,6 +60,9 @@ pub struct Args {
     /// Epochs without a better validation accuracy before stopping (0: never).
     #[arg(long)]
     pub patience: Option<usize>,
+    /// f32, or mixed: f16 matrix products with f32 master weights and dynamic loss scaling.
+    #[arg(long)]
+    pub precision: Option<String>,
     /// End with the best-validation epoch's parameters (true) or the last epoch's (false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub restore_best: Option<bool>,
@@ -239,6 +242,7 @@ impl Args {
             augmentation: self.augment.apply(&d.augmentation),
             ema_decay: self.ema.unwrap_or(d.ema_decay),
             whiten_epsilon: self.whiten_epsilon.unwrap_or(d.whiten_epsilon),
+            precision: self.precision.clone().unwrap_or(d.precision),
         };
         if let Some(n) = self.overfit_tiny {
             // No regularisation, the N samples in one batch, enough steps to memorise them.

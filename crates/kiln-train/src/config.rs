@@ -5,6 +5,7 @@ use crate::error::{Result, TrainError};
 use kiln_data::{Augmentation, DEFAULT_WHITENING_EPSILON};
 use kiln_nn::optim::{adagrad, rmsprop, Adam, Optimizer, Sgd};
 use kiln_nn::schedule::{Decay, Schedule};
+use kiln_nn::Precision;
 use kiln_tensor::{Backend, UnaryOp};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,7 @@ pub const ACTIVATIONS: [&str; 7] = [
     "hard-tanh",
 ];
 pub const PREPROCESSING: [&str; 4] = ["per-channel", "mean-image", "pca", "zca"];
+pub const PRECISIONS: [&str; 2] = ["f32", "mixed"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -62,10 +64,17 @@ pub struct TrainConfig {
     /// ε added to the covariance eigenvalues for PCA/ZCA whitening.
     #[serde(default = "default_whiten_epsilon")]
     pub whiten_epsilon: f32,
+    /// "f32", or "mixed": f16 products with f32 master weights and dynamic loss scaling.
+    #[serde(default = "default_precision")]
+    pub precision: String,
 }
 
 fn default_restore_best() -> bool {
     true
+}
+
+fn default_precision() -> String {
+    "f32".into()
 }
 
 fn default_whiten_epsilon() -> f32 {
@@ -90,6 +99,7 @@ impl TrainConfig {
         one_of("--schedule", &self.schedule, &SCHEDULES)?;
         one_of("--activation", &self.activation, &ACTIVATIONS)?;
         one_of("--preprocessing", &self.preprocessing, &PREPROCESSING)?;
+        one_of("--precision", &self.precision, &PRECISIONS)?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(TrainError::flag("--lr", self.lr, "a number > 0"));
         }
@@ -149,6 +159,11 @@ impl TrainConfig {
         }
         self.augmentation.validate()?;
         Ok(())
+    }
+
+    /// The arithmetic of the model's products (`precision` is validated first).
+    pub fn precision_mode(&self) -> Precision {
+        self.precision.parse().unwrap_or_default()
     }
 
     pub fn activation_op(&self) -> UnaryOp {

@@ -34,6 +34,7 @@ fn base(dataset: &str) -> TrainConfig {
         ema_decay: 0.0,
         whiten_epsilon: DEFAULT_WHITENING_EPSILON,
         restore_best: true,
+        precision: "f32".into(),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::{Result, TrainError};
 use crate::history::EpochRecord;
 use kiln_data::Normalization;
 use kiln_nn::optim::{Optimizer, OptimizerState};
-use kiln_nn::{Ema, Module, Parameter, Sequential};
+use kiln_nn::{Ema, LossScaler, Module, Parameter, Sequential};
 use kiln_tensor::{Backend, RngState, Tensor};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,6 +56,8 @@ pub(crate) struct Run<'a, B: Backend> {
     pub(crate) class_names: Vec<String>,
     pub(crate) normalization: Normalization,
     pub(crate) ema: Option<Ema<B>>,
+    /// Dynamic loss scaling, in mixed precision.
+    pub(crate) loss_scaler: Option<LossScaler<B>>,
 }
 
 impl<B: Backend> Run<'_, B> {

@@ -22,7 +22,7 @@ use kiln_data::{
 };
 use kiln_nn::loss::{one_hot, softmax_cross_entropy};
 use kiln_nn::Ema;
-use kiln_nn::{LayerOutput, Mlp, Module, Sequential};
+use kiln_nn::{LayerOutput, LossScaler, Mlp, Module, Precision, Sequential};
 use kiln_tensor::{Backend, DType, Tensor};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -134,12 +134,14 @@ pub fn build_model<B: Backend>(
     classes: usize,
     backend: &B,
 ) -> Result<Sequential<B>> {
-    Ok(Mlp::new(&config.widths(features, classes))
+    let mut model = Mlp::new(&config.widths(features, classes))
         .activation(config.activation_op())
         .batch_norm(config.batch_norm)
         .dropout(config.dropout)
         .seed(config.seed)
-        .build(backend)?)
+        .build(backend)?;
+    model.set_precision(config.precision_mode());
+    Ok(model)
 }
 
 /// Evaluates `model` (in evaluation mode) on a whole device dataset: one read-back.
@@ -258,6 +260,10 @@ pub fn train<B: Backend>(
         } else {
             None
         },
+        loss_scaler: match config.precision_mode() {
+            Precision::Mixed => Some(LossScaler::new(backend)?),
+            Precision::F32 => None,
+        },
     };
     if let Some(dir) = &options.resume {
         let path = dir.join("checkpoint.safetensors");
@@ -354,14 +360,23 @@ pub fn train<B: Backend>(
                 }
                 None => softmax_cross_entropy(&logits, &y, config.label_smoothing)?,
             };
-            loss.backward()?;
+            match &run.loss_scaler {
+                Some(scaler) => {
+                    scaler.scale_loss(&loss)?.backward()?;
+                    scaler.unscale(&run.params)?;
+                }
+                None => loss.backward()?,
+            }
             let (grads, before) = if monitoring {
                 let grads: Vec<_> = weights.iter().map(|(_, p)| p.grad()).collect();
                 (grads, monitor::before_step(&weights)?)
             } else {
                 (Vec::new(), Vec::new())
             };
-            run.optimizer.step(&run.params)?;
+            match &run.loss_scaler {
+                Some(scaler) => scaler.step(run.optimizer.as_mut(), &run.params)?,
+                None => run.optimizer.step(&run.params)?,
+            }
             if let Some(ema) = run.ema.as_mut() {
                 ema.update(&run.params)?;
             }
@@ -463,6 +478,10 @@ pub fn train<B: Backend>(
                     "  averaged (EMA {}) weights: val acc {a:.4}",
                     config.ema_decay
                 );
+            }
+            if let Some(scaler) = &run.loss_scaler {
+                let (scale, skipped) = scaler.read()?;
+                println!("  mixed precision: loss scale {scale}, {skipped} steps skipped on overflow so far");
             }
             for l in &record.layers {
                 println!(
