@@ -210,9 +210,13 @@ impl<B: Backend> Tensor<B> {
     }
 
     // ---- views -------------------------------------------------------------------------
-    /// The same elements in a contiguous storage starting at 0 (no copy if already so).
+    /// The same elements in a storage of their own, contiguous from 0 (no copy if already so).
+    /// A prefix view (`narrow` from 0) is copied too: backends size their work by the storage.
     pub fn contiguous(&self) -> Result<Self> {
-        if self.layout.is_contiguous() && self.layout.offset() == 0 {
+        if self.layout.is_contiguous()
+            && self.layout.offset() == 0
+            && self.storage.len() == self.numel()
+        {
             return Ok(self.clone());
         }
         let storage = self.backend.copy_strided(&self.storage, &self.layout)?;
