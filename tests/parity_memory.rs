@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use kiln::prelude::*;
 use kiln::tensor::wgpu::WgpuOptions;
-use kiln::tensor::{f16, HostData};
+use kiln::tensor::{f16, BackendStorage, HostData};
 
 #[test]
 fn uniform_streams_are_identical_on_both_backends() {
@@ -349,4 +349,47 @@ fn copy_into_overwrites_the_destination_on_both_backends() {
     assert!(gpu
         .copy_into(&src, &dst.reshape([79, 13]).unwrap())
         .is_err());
+}
+
+/// A prefix view (`narrow` from 0) shares its parent's storage; ops that size their work by the
+/// storage must see only the view's elements (the first minibatch of an epoch once gathered the
+/// whole dataset this way).
+fn prefix_views_act_on_their_own_elements<B: Backend>(backend: &B) {
+    let data: Vec<f32> = (0..10).map(|i| i as f32).collect();
+    let t = Tensor::from_slice(&data, [10], backend).unwrap();
+    let prefix = t.narrow(0, 0, 4).unwrap();
+    let own = prefix.contiguous().unwrap();
+    assert_eq!(own.storage().len(), 4);
+    let half = prefix.cast(DType::F16).unwrap();
+    assert_eq!(half.storage().len(), 4);
+    assert_eq!(
+        half.cast(DType::F32).unwrap().to_vec::<f32>().unwrap(),
+        vec![0.0, 1.0, 2.0, 3.0]
+    );
+    let pixels: Vec<u8> = (0..30).collect();
+    let chunk = Tensor::from_slice(&pixels, [10, 3], backend).unwrap();
+    let order = Tensor::from_vec((0..10u32).rev().collect::<Vec<_>>(), [10], backend).unwrap();
+    let ones = Tensor::from_vec(vec![1.0f32; 3], [3], backend).unwrap();
+    let zeros = Tensor::from_vec(vec![0.0f32; 3], [3], backend).unwrap();
+    let batch = Tensor::gather_u8_affine(
+        &[(&chunk, 0)],
+        &order.narrow(0, 0, 2).unwrap(),
+        &ones,
+        &zeros,
+    )
+    .unwrap();
+    assert_eq!(batch.dims(), &[2, 3]);
+    assert_eq!(batch.storage().len(), 6);
+    assert_eq!(
+        batch.to_vec::<f32>().unwrap(),
+        vec![27.0, 28.0, 29.0, 24.0, 25.0, 26.0]
+    );
+}
+
+#[test]
+fn prefix_views_act_on_their_own_elements_on_both_backends() {
+    prefix_views_act_on_their_own_elements(&cpu());
+    if let Some(gpu) = gpu() {
+        prefix_views_act_on_their_own_elements(&gpu);
+    }
 }
