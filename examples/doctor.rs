@@ -111,7 +111,9 @@ fn run(args: Args) -> std::result::Result<bool, Box<dyn std::error::Error>> {
         let mut failed = 0;
         let mut results: Vec<CheckResult> =
             Check::all().iter().map(|c| c.run(&gpu, &cpu)).collect();
-        results.push(training_run(&gpu, &cpu, args.steps as usize));
+        for precision in [Precision::F32, Precision::Mixed] {
+            results.push(training_run(&gpu, &cpu, args.steps as usize, precision));
+        }
         for result in &results {
             print(result);
             failed += usize::from(!result.passed);

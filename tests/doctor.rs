@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use kiln::bench::doctor::{training_run, Check};
+use kiln::nn::Precision;
 
 #[test]
 fn every_doctor_check_passes_on_the_adapter() {
@@ -20,15 +21,17 @@ fn every_doctor_check_passes_on_the_adapter() {
         let result = check.run(&gpu, &cpu);
         assert!(result.passed, "{result:?}");
     }
-    let run = training_run(&gpu, &cpu, 10);
-    assert!(run.passed, "{run:?}");
+    for precision in [Precision::F32, Precision::Mixed] {
+        let run = training_run(&gpu, &cpu, 10, precision);
+        assert!(run.passed, "{run:?}");
+    }
 }
 
 #[test]
 fn a_training_run_that_cannot_learn_fails() {
     // One step: the loss has no chance to fall, which the check reports.
     let cpu = cpu();
-    let result = training_run(&cpu, &cpu, 1);
+    let result = training_run(&cpu, &cpu, 1, Precision::F32);
     assert!(!result.passed);
     assert!(result.error.unwrap().contains("did not fall"));
 }

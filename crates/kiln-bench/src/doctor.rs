@@ -6,6 +6,7 @@
 use crate::harness::worst_difference;
 use crate::training_step::TrainingStep;
 use kiln_cpu::CpuBackend;
+use kiln_nn::Precision;
 use kiln_tensor::{
     AdamStep, AdaptiveStep, Backend, BinaryOp, DType, ImageShape, KilnError, Result, RngState,
     SgdStep, Tensor, UnaryOp, Warp,
@@ -430,16 +431,29 @@ fn losses<B: Backend>(step: &TrainingStep, backend: &B, steps: usize) -> Result<
 }
 
 /// A short training run (a small MLP with batch norm and dropout, Adam, one fixed batch) on
-/// `device` and on the CPU backend: the per-step losses must agree and fall.
-pub fn training_run<B: Backend>(device: &B, cpu: &CpuBackend, steps: usize) -> CheckResult {
-    let tolerance = 1e-3;
+/// `device` and on the CPU backend, in `precision`: the per-step losses must agree and fall.
+/// Mixed precision allows 10× the f32 tolerance (an f32 sum that differs in its last bit can
+/// round to the neighbouring f16).
+pub fn training_run<B: Backend>(
+    device: &B,
+    cpu: &CpuBackend,
+    steps: usize,
+    precision: Precision,
+) -> CheckResult {
+    let tolerance = match precision {
+        Precision::F32 => 1e-3,
+        Precision::Mixed => 1e-2,
+    };
     let step = TrainingStep {
         widths: vec![64, 48, 33, 10],
         batch: 32,
+        precision,
     };
     let on_device = losses(&step, device, steps);
     let on_cpu = losses(&step, cpu, steps);
-    let kernel = format!("training run ({steps} steps, 64-48-33-10, batch norm, dropout, Adam)");
+    let kernel = format!(
+        "training run ({steps} steps, 64-48-33-10, batch norm, dropout, Adam, {precision})"
+    );
     match (on_device, on_cpu) {
         (Ok(d), Ok(c)) => {
             let worst = worst_difference(&d, &c);

@@ -9,6 +9,7 @@ use crate::report::Row;
 use crate::training_step::{StepOverhead, TrainingStep};
 use crate::workload::{Op, Work, Workload};
 use kiln_cpu::CpuBackend;
+use kiln_nn::Precision;
 use kiln_tensor::{KilnError, Result, Tensor};
 use std::time::{Duration, Instant};
 
@@ -132,13 +133,18 @@ pub fn items(suite: Suite) -> Vec<Item> {
     items.push(micro("adam", Op::Adam { n }));
     items.push(micro("sgd_momentum", Op::SgdMomentum { n }));
     if full {
-        items.push(Item::Step(TrainingStep::cifar10(128)));
-        items.push(Item::Step(TrainingStep::cifar10(512)));
+        for precision in [Precision::F32, Precision::Mixed] {
+            items.push(Item::Step(TrainingStep::cifar10(128, precision)));
+            items.push(Item::Step(TrainingStep::cifar10(512, precision)));
+        }
     } else {
-        items.push(Item::Step(TrainingStep {
-            widths: vec![48, 32, 16, 10],
-            batch: 8,
-        }));
+        for precision in [Precision::F32, Precision::Mixed] {
+            items.push(Item::Step(TrainingStep {
+                widths: vec![48, 32, 16, 10],
+                batch: 8,
+                precision,
+            }));
+        }
     }
     items.push(Item::Overhead(Overhead::RoundTrip));
     items.push(Item::Overhead(Overhead::TinyKernels { kernels: 1000 }));

@@ -4,15 +4,17 @@
 
 use kiln_autograd::Var;
 use kiln_nn::optim::{Adam, Optimizer};
-use kiln_nn::{Module, Parameter, Sequential};
+use kiln_nn::{LossScaler, Module, Parameter, Precision, Sequential};
 use kiln_tensor::{Backend, Result, RngState, Tensor};
 
-/// An MLP (batch norm and dropout 0.2 after each hidden layer, as the CIFAR-10 recipe) and
-/// the batch size it trains at.
+/// An MLP (batch norm and dropout 0.2 after each hidden layer, as the CIFAR-10 recipe), the
+/// batch size it trains at, and the arithmetic of its products (mixed: f16 products, f32
+/// master weights, dynamic loss scaling).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingStep {
     pub widths: Vec<usize>,
     pub batch: usize,
+    pub precision: Precision,
 }
 
 /// A model, its optimiser and one fixed batch, on one backend.
@@ -20,6 +22,7 @@ pub struct StepState<B: Backend> {
     model: Sequential<B>,
     parameters: Vec<Parameter<B>>,
     optimizer: Adam<B>,
+    scaler: Option<LossScaler<B>>,
     x: Tensor<B>,
     labels: Tensor<B>,
 }
@@ -37,15 +40,19 @@ pub struct StepOverhead {
 
 impl TrainingStep {
     /// The CIFAR-10 MLP, 3072-1024-512-10.
-    pub fn cifar10(batch: usize) -> Self {
+    pub fn cifar10(batch: usize, precision: Precision) -> Self {
         TrainingStep {
             widths: vec![3072, 1024, 512, 10],
             batch,
+            precision,
         }
     }
 
     pub fn name(&self) -> String {
-        "train_step".into()
+        match self.precision {
+            Precision::F32 => "train_step".into(),
+            Precision::Mixed => "train_step_mixed".into(),
+        }
     }
 
     pub fn shape(&self) -> String {
@@ -61,17 +68,22 @@ impl TrainingStep {
     }
 
     pub fn prepare<B: Backend>(&self, backend: &B) -> Result<StepState<B>> {
-        let model = kiln_nn::Mlp::new(&self.widths)
+        let mut model = kiln_nn::Mlp::new(&self.widths)
             .batch_norm(true)
             .dropout(0.2)
             .seed(1)
             .build(backend)?;
+        model.set_precision(self.precision);
         let parameters = model.parameters();
         let (features, classes) = (self.widths[0], *self.widths.last().expect("widths"));
         Ok(StepState {
             model,
             parameters,
             optimizer: Adam::new(1e-3)?,
+            scaler: match self.precision {
+                Precision::Mixed => Some(LossScaler::new(backend)?),
+                Precision::F32 => None,
+            },
             x: Tensor::rand_normal(
                 [self.batch, features],
                 0.0,
@@ -97,8 +109,17 @@ impl TrainingStep {
             .forward(&Var::constant(s.x.clone()))?
             .softmax_xent(&s.labels)?
             .mean_all()?;
-        loss.backward()?;
-        s.optimizer.step(&s.parameters)?;
+        match &s.scaler {
+            Some(scaler) => {
+                scaler.scale_loss(&loss)?.backward()?;
+                scaler.unscale(&s.parameters)?;
+                scaler.step(&mut s.optimizer, &s.parameters)?;
+            }
+            None => {
+                loss.backward()?;
+                s.optimizer.step(&s.parameters)?;
+            }
+        }
         Ok(loss.value().clone())
     }
 }
