@@ -2,6 +2,7 @@
 //! reading transposed operands through strides instead of copying them.
 
 use crate::elementwise::fill_indexed;
+use crate::memory::{narrow_to_f16, widen_f16};
 use crate::real::{unary_eval, Real};
 use kiln_tensor::{f16, DType, HostData, KilnError, MatmulShape, Result, UnaryOp};
 
@@ -102,7 +103,7 @@ pub fn matmul(
     output: Option<DType>,
 ) -> Result<HostData> {
     if let (HostData::F16(a), HostData::F16(b)) = (a, b) {
-        let widen = |v: &[f16]| HostData::F32(v.iter().map(|x| x.to_f32()).collect());
+        let widen = |v: &[f16]| HostData::F32(widen_f16(v));
         let bias = bias.map(|bias| match bias {
             HostData::F16(v) => widen(v),
             other => other.clone(),
@@ -110,7 +111,7 @@ pub fn matmul(
         let product = matmul(&widen(a), &widen(b), s, bias.as_ref(), activation, None)?;
         return Ok(match (product, output) {
             (HostData::F32(c), Some(DType::F32)) => HostData::F32(c),
-            (HostData::F32(c), _) => HostData::F16(c.iter().map(|&x| f16::from_f32(x)).collect()),
+            (HostData::F32(c), _) => HostData::F16(narrow_to_f16(&c)),
             (other, _) => other,
         });
     }

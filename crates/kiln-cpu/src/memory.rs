@@ -1,7 +1,9 @@
 //! Fill, strided copy, casts and row gathers on the CPU.
 
 use crate::elementwise::{fill_indexed, reader};
+use half::slice::HalfFloatSliceExt;
 use kiln_tensor::{f16, DType, HostData, KilnError, Layout, Result, Rows};
+use rayon::prelude::*;
 
 pub fn fill(numel: usize, dtype: DType, value: f64) -> HostData {
     match dtype {
@@ -63,14 +65,34 @@ pub fn copy_into(src: &HostData, dst: &mut HostData) {
     }
 }
 
+/// f16 → f32 with the slice conversions of `half` (F16C where the CPU has it), in parallel
+/// chunks for large tensors.
+pub fn widen_f16(v: &[f16]) -> Vec<f32> {
+    let mut out = vec![0.0f32; v.len()];
+    out.par_chunks_mut(CONVERT_CHUNK)
+        .zip(v.par_chunks(CONVERT_CHUNK))
+        .for_each(|(o, s)| s.convert_to_f32_slice(o));
+    out
+}
+
+/// f32 → f16, rounding to nearest even, as `widen_f16`.
+pub fn narrow_to_f16(v: &[f32]) -> Vec<f16> {
+    let mut out = vec![f16::ZERO; v.len()];
+    out.par_chunks_mut(CONVERT_CHUNK)
+        .zip(v.par_chunks(CONVERT_CHUNK))
+        .for_each(|(o, s)| o.convert_from_f32_slice(s));
+    out
+}
+
+/// Elements per task of the f16 conversions.
+const CONVERT_CHUNK: usize = 1 << 16;
+
 /// Value casts. f32 → u32 saturates and truncates toward zero, as on the GPU.
 pub fn cast(data: &HostData, to: DType) -> Result<HostData> {
     Ok(match (data, to) {
         (d, to) if d.dtype() == to => d.clone(),
-        (HostData::F32(v), DType::F16) => {
-            HostData::F16(v.iter().map(|&x| f16::from_f32(x)).collect())
-        }
-        (HostData::F16(v), DType::F32) => HostData::F32(v.iter().map(|&x| x.to_f32()).collect()),
+        (HostData::F32(v), DType::F16) => HostData::F16(narrow_to_f16(v)),
+        (HostData::F16(v), DType::F32) => HostData::F32(widen_f16(v)),
         (HostData::U8(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
         (HostData::U32(v), DType::F32) => HostData::F32(v.iter().map(|&x| x as f32).collect()),
         (HostData::F32(v), DType::U32) => HostData::U32(v.iter().map(|&x| x as u32).collect()),
