@@ -425,6 +425,10 @@ pub fn train<B: Backend>(
             run.progress.step += 1;
         }
         bar.finish();
+        // Released before the readback's submit, so the next epoch's index tensor reuses
+        // this one's buffer instead of allocating another.
+        drop(indices);
+        drop(augment);
         let sums = Tensor::read_many(&[
             loss_sum.as_ref().expect("one batch at least"),
             correct_sum.as_ref().expect("one batch at least"),
