@@ -294,3 +294,37 @@ fn mixed_precision_training_matches_f32_accuracy_on_both_backends() {
         assert_eq!(accuracy, from_checkpoint, "{name}");
     }
 }
+
+/// A mixed-precision run saves its loss scale and step counts, and a resumed run continues
+/// from them to the parameters of an uninterrupted one.
+#[test]
+fn a_resumed_mixed_precision_run_keeps_its_loss_scale() {
+    let c = TrainConfig {
+        precision: "mixed".into(),
+        ..config()
+    };
+    let d = data(&c);
+    let whole = train(&cpu(), &c, &d, quiet(None, None)).unwrap();
+    let dir = temp_dir("resume-mixed");
+    let first = TrainConfig {
+        epochs: 2,
+        ..c.clone()
+    };
+    train(&cpu(), &first, &d, quiet(Some(dir.clone()), None)).unwrap();
+    let saved = Checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+    let steps = 2 * d.train.len().div_ceil(c.batch_size) as u32;
+    let kiln::tensor::HostData::F32(scale) = &saved.tensors["loss_scale.scale"].1 else {
+        panic!("the scale is f32")
+    };
+    let kiln::tensor::HostData::U32(flags) = &saved.tensors["loss_scale.flags"].1 else {
+        panic!("the flags are u32")
+    };
+    // [no pending overflow, steps skipped, clean steps since the last change]; no growth yet
+    // (2000 clean steps), so each skip halved the initial 2¹⁶. Adam's bias corrections count
+    // the skipped steps, so the resumed run below matches only if they were restored.
+    assert_eq!(flags[0], 0);
+    assert!(flags[1] + flags[2] <= steps && flags[2] > 0, "{flags:?}");
+    assert_eq!(scale[0] * 2f32.powi(flags[1] as i32), 65536.0);
+    let resumed = train(&cpu(), &c, &d, quiet(Some(dir.clone()), Some(dir))).unwrap();
+    assert_eq!(whole.parameters, resumed.parameters);
+}

@@ -16,7 +16,9 @@
 use crate::module::Parameter;
 use crate::optim::Optimizer;
 use kiln_autograd::Var;
-use kiln_tensor::{Backend, BackendStorage, HostData, KilnError, LossScaleRule, Result, Tensor};
+use kiln_tensor::{
+    Backend, BackendStorage, DType, HostData, KilnError, LossScaleRule, Result, Tensor,
+};
 
 pub struct LossScaler<B: Backend> {
     /// One f32: the factor the loss is multiplied by.
@@ -105,6 +107,32 @@ impl<B: Backend> LossScaler<B> {
     /// The flags the gated optimiser steps read (three u32).
     pub fn flags(&self) -> &Tensor<B> {
         &self.flags
+    }
+
+    /// The scale (one f32) and the flags, to save in a checkpoint.
+    pub fn state(&self) -> (&Tensor<B>, &Tensor<B>) {
+        (&self.scale, &self.flags)
+    }
+
+    /// Continues from a saved `state()`: copies of `scale` (one f32) and `flags` (three u32).
+    pub fn load_state(&mut self, scale: &Tensor<B>, flags: &Tensor<B>) -> Result<()> {
+        let scale_ok = scale.dtype() == DType::F32 && scale.numel() == 1;
+        let flags_ok = flags.dtype() == DType::U32 && flags.numel() == 3;
+        if !scale_ok || !flags_ok {
+            return Err(KilnError::invalid(
+                "LossScaler::load_state",
+                format!(
+                    "expects one f32 scale and three u32 flags, got {} {} and {} {}",
+                    scale.shape(),
+                    scale.dtype(),
+                    flags.shape(),
+                    flags.dtype()
+                ),
+            ));
+        }
+        self.scale = scale.deep_copy()?.reshape([1])?;
+        self.flags = flags.deep_copy()?.reshape([3])?;
+        Ok(())
     }
 
     /// The current scale and the steps skipped so far (a readback: call at log intervals).

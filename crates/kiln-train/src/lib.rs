@@ -22,7 +22,7 @@ mod search_plot;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
-pub use config::{TrainConfig, ACTIVATIONS, OPTIMIZERS, PREPROCESSING, SCHEDULES};
+pub use config::{TrainConfig, ACTIVATIONS, OPTIMIZERS, PRECISIONS, PREPROCESSING, SCHEDULES};
 pub use crossval::{cross_validate, CrossValidation};
 pub use ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble, EnsembleEvaluation};
 pub use error::{write_atomically, Result, TrainError};

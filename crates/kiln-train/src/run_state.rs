@@ -80,6 +80,11 @@ impl<B: Backend> Run<'_, B> {
                 }
             }
         }
+        if let Some(scaler) = &self.loss_scaler {
+            let (scale, flags) = scaler.state();
+            c.put("loss_scale.scale", scale)?;
+            c.put("loss_scale.flags", flags)?;
+        }
         if let Some(ema) = &self.ema {
             for (name, t) in ema.averages() {
                 c.put(format!("ema.{name}"), &t)?;
@@ -178,6 +183,20 @@ impl<B: Backend> Run<'_, B> {
                 name.clone(),
                 c.tensor(path, &format!("optim.{name}"), self.backend)?,
             );
+        }
+        // A mixed-precision run continues with its loss scale (a checkpoint of an f32 run has
+        // none: the scaler starts afresh).
+        if let Some(scaler) = self.loss_scaler.as_mut() {
+            if c.tensors.contains_key("loss_scale.scale") {
+                let scale = c.tensor(path, "loss_scale.scale", self.backend)?;
+                let flags = c.tensor(path, "loss_scale.flags", self.backend)?;
+                scaler
+                    .load_state(&scale, &flags)
+                    .map_err(|e| TrainError::Checkpoint {
+                        path: path.into(),
+                        message: e.to_string(),
+                    })?;
+            }
         }
         let step: u64 = c.get_meta(path, "optimizer_step")?.parse().unwrap_or(0);
         let kind = c.get_meta(path, "optimizer")?.to_string();
