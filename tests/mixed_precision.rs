@@ -162,43 +162,69 @@ fn bad_scaler_settings_and_tensors_are_errors() {
     assert!(err.contains("three u32"), "{err}");
 }
 
-/// Trains a 2-hidden-layer MLP for `steps` steps in `precision` (with a loss scaler when
-/// mixed); returns the losses.
-fn train<B: Backend>(backend: &B, precision: Precision, steps: usize) -> Vec<f64> {
-    let rng = RngState { seed: 5, offset: 0 };
-    let x = Tensor::rand_normal([64, 40], 0.0, 1.0, rng, &cpu()).unwrap();
-    let x = Tensor::from_host(&x.to_host().unwrap(), [64, 40], backend).unwrap();
-    let labels: Vec<u32> = (0..64u32).map(|i| i % 4).collect();
-    let labels = Tensor::from_slice(&labels, [64], backend).unwrap();
-    let mut model = Mlp::new(&[40, 48, 32, 4]).seed(2).build(backend).unwrap();
-    model.set_precision(precision);
-    let params = model.parameters();
-    let mut adam = Adam::new(3e-3).unwrap();
-    let scaler = LossScaler::new(backend).unwrap();
-    let mut losses = Vec::new();
-    for _ in 0..steps {
-        model.zero_grad();
-        let loss = model
-            .forward(&Var::constant(x.clone()))
+/// An MLP classifier on one fixed batch, trained in `precision` (with a loss scaler when mixed).
+struct Classifier<B: Backend> {
+    model: Sequential<B>,
+    params: Vec<Parameter<B>>,
+    adam: Adam<B>,
+    scaler: LossScaler<B>,
+    precision: Precision,
+    x: Tensor<B>,
+    labels: Tensor<B>,
+}
+
+impl<B: Backend> Classifier<B> {
+    fn new(backend: &B, widths: &[usize], batch: usize, precision: Precision, lr: f32) -> Self {
+        let rng = RngState { seed: 5, offset: 0 };
+        let x = Tensor::rand_normal([batch, widths[0]], 0.0, 1.0, rng, &cpu()).unwrap();
+        let classes = *widths.last().unwrap() as u32;
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes).collect();
+        let mut model = Mlp::new(widths).seed(2).build(backend).unwrap();
+        model.set_precision(precision);
+        Classifier {
+            params: model.parameters(),
+            model,
+            adam: Adam::new(lr).unwrap(),
+            scaler: LossScaler::new(backend).unwrap(),
+            precision,
+            x: Tensor::from_host(&x.to_host().unwrap(), [batch, widths[0]], backend).unwrap(),
+            labels: Tensor::from_slice(&labels, [batch], backend).unwrap(),
+        }
+    }
+
+    /// Records one training step; returns its loss (not read back).
+    fn step(&mut self) -> Tensor<B> {
+        self.model.zero_grad();
+        let loss = self
+            .model
+            .forward(&Var::constant(self.x.clone()))
             .unwrap()
-            .softmax_xent(&labels)
+            .softmax_xent(&self.labels)
             .unwrap()
             .mean_all()
             .unwrap();
-        match precision {
+        match self.precision {
             Precision::F32 => {
                 loss.backward().unwrap();
-                adam.step(&params).unwrap();
+                self.adam.step(&self.params).unwrap();
             }
             Precision::Mixed => {
+                let scaler = &self.scaler;
                 scaler.scale_loss(&loss).unwrap().backward().unwrap();
-                scaler.unscale(&params).unwrap();
-                scaler.step(&mut adam, &params).unwrap();
+                scaler.unscale(&self.params).unwrap();
+                scaler.step(&mut self.adam, &self.params).unwrap();
             }
         }
-        losses.push(loss.value().item().unwrap());
+        loss.value().clone()
     }
-    losses
+}
+
+/// The losses of `steps` training steps of a 40-48-32-4 MLP in `precision`.
+fn train<B: Backend>(backend: &B, precision: Precision, steps: usize) -> Vec<f64> {
+    let mut classifier = Classifier::new(backend, &[40, 48, 32, 4], 64, precision, 3e-3);
+    (0..steps)
+        .map(|_| classifier.step().item().unwrap())
+        .collect()
 }
 
 #[test]
@@ -235,32 +261,13 @@ fn a_mixed_precision_step_reads_nothing_back() {
     let Some(_) = gpu() else { return };
     // A device of its own: the shared one counts the other tests' submits too.
     let gpu = WgpuBackend::new().unwrap();
-    let x = Tensor::rand_normal([32, 20], 0.0, 1.0, RngState { seed: 1, offset: 0 }, &gpu).unwrap();
-    let labels: Vec<u32> = (0..32u32).map(|i| i % 3).collect();
-    let labels = Tensor::from_slice(&labels, [32], &gpu).unwrap();
-    let mut model = Mlp::new(&[20, 16, 3]).seed(1).build(&gpu).unwrap();
-    model.set_precision(Precision::Mixed);
-    let params = model.parameters();
-    let mut adam = Adam::new(1e-3).unwrap();
-    let scaler = LossScaler::new(&gpu).unwrap();
-    let mut before = gpu.counters();
-    for step in 0..4 {
-        if step == 1 {
-            // After a first step that builds the pipelines.
-            gpu.sync().unwrap();
-            before = gpu.counters();
-        }
-        model.zero_grad();
-        let loss = model
-            .forward(&Var::constant(x.clone()))
-            .unwrap()
-            .softmax_xent(&labels)
-            .unwrap()
-            .mean_all()
-            .unwrap();
-        scaler.scale_loss(&loss).unwrap().backward().unwrap();
-        scaler.unscale(&params).unwrap();
-        scaler.step(&mut adam, &params).unwrap();
+    let mut classifier = Classifier::new(&gpu, &[20, 16, 3], 32, Precision::Mixed, 1e-3);
+    // After a first step that builds the pipelines.
+    classifier.step();
+    gpu.sync().unwrap();
+    let before = gpu.counters();
+    for _ in 0..3 {
+        classifier.step();
     }
     let after = gpu.counters();
     assert_eq!(after.readbacks, before.readbacks);
