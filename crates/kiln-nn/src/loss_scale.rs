@@ -16,9 +16,7 @@
 use crate::module::Parameter;
 use crate::optim::Optimizer;
 use kiln_autograd::Var;
-use kiln_tensor::{
-    Backend, BackendStorage, DType, HostData, KilnError, LossScaleRule, Result, Tensor,
-};
+use kiln_tensor::{Backend, DType, HostData, KilnError, LossScaleRule, Result, Tensor};
 
 pub struct LossScaler<B: Backend> {
     /// One f32: the factor the loss is multiplied by.
@@ -77,13 +75,10 @@ impl<B: Backend> LossScaler<B> {
             {
                 continue;
             }
-            let whole = grad.layout().is_contiguous()
-                && grad.layout().offset() == 0
-                && grad.storage().len() == grad.numel();
-            let grad = if whole {
+            let grad = if grad.is_whole() {
                 grad
             } else {
-                let copy = grad.deep_copy()?;
+                let copy = grad.contiguous()?;
                 p.set_grad(copy.clone());
                 copy
             };

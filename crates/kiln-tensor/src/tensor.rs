@@ -210,13 +210,18 @@ impl<B: Backend> Tensor<B> {
     }
 
     // ---- views -------------------------------------------------------------------------
+    /// True when the tensor is its whole storage, contiguous from 0: what in-place ops update
+    /// and what backends expect (they size their work by the storage).
+    pub fn is_whole(&self) -> bool {
+        self.layout.is_contiguous()
+            && self.layout.offset() == 0
+            && self.storage.len() == self.numel()
+    }
+
     /// The same elements in a storage of their own, contiguous from 0 (no copy if already so).
     /// A prefix view (`narrow` from 0) is copied too: backends size their work by the storage.
     pub fn contiguous(&self) -> Result<Self> {
-        if self.layout.is_contiguous()
-            && self.layout.offset() == 0
-            && self.storage.len() == self.numel()
-        {
+        if self.is_whole() {
             return Ok(self.clone());
         }
         let storage = self.backend.copy_strided(&self.storage, &self.layout)?;
@@ -239,7 +244,7 @@ impl<B: Backend> Tensor<B> {
             });
         }
         for (name, t) in [("source", self), ("destination", dst)] {
-            if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
+            if !t.is_whole() {
                 return Err(KilnError::invalid(
                     "copy_into",
                     format!("the {name} must be a whole contiguous tensor, not a view"),

@@ -462,7 +462,7 @@ impl<B: Backend> Tensor<B> {
             }
         }
         for (name, t) in [("param", self)].into_iter().chain(state.iter().copied()) {
-            if !t.layout.is_contiguous() || t.layout.offset() != 0 || t.storage.len() != t.numel() {
+            if !t.is_whole() {
                 return Err(KilnError::invalid(
                     op,
                     format!("{name} must be a whole contiguous tensor: it is updated in place"),
@@ -590,10 +590,7 @@ impl<B: Backend> Tensor<B> {
                 format!("gradients are f32, got {}", self.dtype()),
             ));
         }
-        if !self.layout.is_contiguous()
-            || self.layout.offset() != 0
-            || self.storage.len() != self.numel()
-        {
+        if !self.is_whole() {
             return Err(KilnError::invalid(
                 op,
                 "the gradient must be a whole contiguous tensor: it is updated in place",
