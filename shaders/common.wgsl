@@ -139,6 +139,7 @@ struct MatmulParams {
     alpha: f32,
     batch_stride_a: u32,
     batch_stride_b: u32,
-    _pad0: u32,
+    // Texels (vec4s) per row of C, for kernels that store vec4s: ceil(n / 4).
+    c_texels: u32,
     _pad1: u32,
 }

@@ -8,7 +8,7 @@
 // operand), then multiplied from there with the subgroup scheme of matmul_subgroup.wgsl.
 //
 // Packed layout: a texture of Kp rows (K rounded up to SUBGROUP_SIZE) and ceil(X / 4) texels
-// per row rounded up to the texels one workgroup reads (8 for A, 64 for B), texel (x, k) =
+// per row rounded up to the texels one workgroup reads (8 for A, GROUP for B), texel (x, k) =
 // (op(k, 4x), …, op(k, 4x + 3)), zero past K and X, so the multiply reads without bounds checks.
 // For A, X = M and op(k, m) = A(m, k); for B, X = N and op(k, n) = B(k, n).
 //
@@ -19,19 +19,22 @@
 // texels along x, or along k with K_CONTIGUOUS — so each load instruction reads adjacent
 // floats (the other order made the transposing pack several times slower on lavapipe).
 //
-// matmul_texture: a workgroup of 64 invocations (64 / SUBGROUP_SIZE subgroups) covers 32 rows ×
-// 256 columns of C; each invocation owns texel column n4 of B (4 columns of C) and 32 rows (32
-// vec4 accumulators). K is walked in blocks of SUBGROUP_SIZE: lane l fetches the 8 A texels
-// (32 rows) of k0 + l, then for each k of the block every lane takes that k's rows from lane
-// k − k0 with subgroupShuffle and multiplies them with its B texel (k, n4). Every fetch lands
-// inside the padded textures (an index clamp there cost 25 % on lavapipe); results past M and N
-// are computed from the zero padding and never stored.
-// Work: 2·M·N·K FLOPs; each A texel is fetched N/256 times and each B texel M/32 times.
+// matmul_texture: a workgroup of GROUP invocations (a multiple of SUBGROUP_SIZE; 64 by default,
+// fewer for narrow products) covers 32 rows × 4·GROUP columns of C; each invocation owns
+// texel column n4 of B (4 columns of C) and 32 rows (32 vec4 accumulators). K is walked in
+// blocks of SUBGROUP_SIZE: lane l fetches the 8 A texels (32 rows) of k0 + l, then for each k of
+// the block every lane takes that k's rows from lane k − k0 with subgroupShuffle and multiplies
+// them with its B texel (k, n4). Every fetch lands inside the padded textures (an index clamp
+// there cost 25 % on lavapipe); results past M and N are computed from the zero padding and
+// never stored. C rows are `c_texels` vec4s apart: N rounded up to 4, so when N is not a
+// multiple of 4 the host passes a padded C and narrows it after.
+// Work: 2·M·N·K FLOPs; each A texel is fetched N/(4·GROUP) times and each B texel M/32 times.
 
 override K_CONTIGUOUS: bool = false;
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;
 override SUBGROUP_SIZE: u32 = 8u;
+override GROUP: u32 = 64u;
 
 const ROWS: u32 = 32u;
 
@@ -86,11 +89,11 @@ fn epilogue(v: vec4<f32>, n: u32) -> vec4<f32> {
     return vec4<f32>(unary_eval(ACTIVATION, x.x, p.alpha), unary_eval(ACTIVATION, x.y, p.alpha), unary_eval(ACTIVATION, x.z, p.alpha), unary_eval(ACTIVATION, x.w, p.alpha));
 }
 
-// C(m, n..n+3) = epilogue(v), one vec4 store (N is a multiple of 4), skipped past M or N.
+// C(m, n..n+3) = epilogue(v), one vec4 store into C's padded rows, skipped past M or N.
 fn store_row(m: u32, n4: u32, v: vec4<f32>) {
     let n = n4 * 4u;
     if (m < p.m && n < p.n) {
-        c4[m * (p.n / 4u) + n4] = epilogue(v, n);
+        c4[m * p.c_texels + n4] = epilogue(v, n);
     }
 }
 
@@ -101,12 +104,12 @@ fn store_row(m: u32, n4: u32, v: vec4<f32>) {
 // - the 32 row stores are written out one by one with constant indices: a store loop indexing
 //   `acc` by the loop counter made the accumulators live in memory whenever the loop body grew
 //   (a bias or an activation), 5× slower;
-// - stores are vec4s (scalar stores were 5× slower too), so the host sends products whose N is
-//   not a multiple of 4 to the subgroup kernel;
+// - stores are vec4s (scalar stores were 5× slower too), so a product whose N is not a
+//   multiple of 4 is stored into a padded C;
 // - no early `return` or `break`: a divergent exit slows the whole loop nest.
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP)
 fn matmul_texture(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-    let n4 = wid.x * 64u + lid.x;
+    let n4 = wid.x * GROUP + lid.x;
     let m0 = wid.y * ROWS;
     let k_padded = (p.k + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE * SUBGROUP_SIZE;
     var acc: array<vec4<f32>, 32>;

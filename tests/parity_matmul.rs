@@ -199,7 +199,7 @@ fn auto_picks_the_texture_kernel_on_software_adapters_only() {
 }
 
 #[test]
-fn texture_kernel_packs_both_operands_then_multiplies_and_batches_fall_back() {
+fn texture_kernel_packs_both_operands_then_multiplies_narrows_and_batches_fall_back() {
     let Some(_) = gpu() else { return };
     let Ok(gpu) = WgpuBackend::with_options(WgpuOptions {
         matmul: MatmulKernel::Texture,
@@ -251,6 +251,23 @@ fn texture_kernel_packs_both_operands_then_multiplies_and_batches_fall_back() {
         &ca3.matmul(&cb2).unwrap(),
         matmul_tolerance(16),
     );
+    // N not a multiple of 4 (a classifier's 10 outputs): the kernel stores vec4s into a C
+    // padded to 12 columns, which one strided copy narrows; the workgroup is one subgroup wide.
+    for (ta, tb) in [(false, false), (true, false), (false, true)] {
+        let (ga4, ca4) = operand(10, 70, 37, ta, &gpu);
+        let (gb4, cb4) = operand(11, 37, 10, tb, &gpu);
+        let product = std::cell::RefCell::new(None);
+        assert_eq!(
+            dispatches(&|| *product.borrow_mut() = Some(ga4.matmul(&gb4).unwrap())),
+            4
+        );
+        assert_tensors_close(
+            &format!("narrow N ta={ta} tb={tb}"),
+            product.borrow().as_ref().unwrap(),
+            &ca4.matmul(&cb4).unwrap(),
+            matmul_tolerance(37),
+        );
+    }
     let batch = random_vec(5, 2 * 40 * 24, -1.0, 1.0);
     let (gbatch, _) = pair(&batch, &[2, 40, 24], &gpu);
     let (gc, _) = operand(6, 24, 8, false, &gpu);

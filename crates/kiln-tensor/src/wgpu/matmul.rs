@@ -26,7 +26,9 @@ pub(crate) struct MatmulParams {
     alpha: f32,
     batch_stride_a: u32,
     batch_stride_b: u32,
-    pad: [u32; 2],
+    /// Texels (vec4s) per row of C for kernels that store vec4s: ceil(n / 4).
+    pub c_texels: u32,
+    pad: u32,
 }
 
 /// Output tile of matmul_tiled (square).
@@ -67,16 +69,15 @@ pub(crate) fn matmul(
         }
     }
     let p = params(s, &epilogue)?;
-    let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
     let mut constants = constants(s, &epilogue);
     // Without a bias, bind B in its place: the kernel never reads it.
     let bias = epilogue.bias.unwrap_or(b);
     if let Some(subgroup_size) = ctx.subgroup_matmul {
         if ctx.texture_matmul && matmul_texture::fits(ctx, s, subgroup_size) {
-            matmul_texture::matmul(ctx, a, b, bias, s, &p, constants, subgroup_size, &out)?;
-            return Ok(out);
+            return matmul_texture::matmul(ctx, a, b, bias, s, &p, constants, subgroup_size);
         }
     }
+    let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
     let batch = s.batch as u32;
     let (kernel, workgroups) = match ctx.subgroup_matmul {
         Some(subgroup_size) => {
@@ -118,7 +119,8 @@ pub(crate) fn params<S>(s: &MatmulShape, epilogue: &Epilogue<'_, S>) -> Result<M
         alpha: epilogue.activation.map_or(0.0, |op| op.param()),
         batch_stride_a: to_u32(s.batch_stride_a, "batch stride")?,
         batch_stride_b: to_u32(s.batch_stride_b, "batch stride")?,
-        pad: [0; 2],
+        c_texels: to_u32(s.n.div_ceil(4), "n")?,
+        pad: 0,
     })
 }
 

@@ -41,10 +41,9 @@ pub(crate) fn matmul(
     if let Some(subgroup_size) = texture {
         // The texture kernel writes f32: an f16 bias is widened first and C rounded after.
         let widened_bias = widen_f16_bias(ctx, epilogue.bias)?;
-        let out = WgpuStorage::output(ctx, s.batch * s.m * s.n, DType::F32, "matmul")?;
         // Without a bias, bind B in its place: the kernel never reads it.
         let bias = widened_bias.as_ref().or(epilogue.bias).unwrap_or(b);
-        matmul_texture::matmul(ctx, a, b, bias, s, &p, constants, subgroup_size, &out)?;
+        let out = matmul_texture::matmul(ctx, a, b, bias, s, &p, constants, subgroup_size)?;
         return if output == DType::F16 {
             cast(ctx, &out, DType::F16)
         } else {

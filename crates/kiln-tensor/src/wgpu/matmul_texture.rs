@@ -3,6 +3,7 @@
 //! vectorised where storage-buffer loads are not (see the shader's header).
 
 use super::context::{Context, TextureBindings};
+use super::elementwise::copy_strided;
 use super::matmul::MatmulParams;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
@@ -10,7 +11,7 @@ use super::storage::WgpuStorage;
 use crate::backend::BackendStorage;
 use crate::error::Result;
 use crate::ops::MatmulShape;
-use crate::DType;
+use crate::{DType, Layout};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
@@ -24,9 +25,20 @@ struct PackParams {
     width: u32,
 }
 
-/// Output tile of matmul_texture: 32 rows × 256 columns per workgroup.
+/// Output rows per workgroup of matmul_texture.
 const ROWS: usize = 32;
-const COLUMNS: usize = 256;
+/// Invocations per workgroup (each owns 4 columns of C) unless the product is narrow.
+const GROUP: usize = 64;
+
+/// Invocations per workgroup of matmul_texture for this product: 64 (256 columns of C), or for
+/// narrower products the fewest whole subgroups covering N, so no subgroup multiplies only
+/// padding.
+fn group(s: &MatmulShape, subgroup_size: u32) -> usize {
+    let subgroup = subgroup_size as usize;
+    s.n.div_ceil(4)
+        .next_multiple_of(subgroup)
+        .min(GROUP.max(subgroup))
+}
 
 /// Texels per row and rows of the packed texture of an operand with `x` columns and `k` rows,
 /// padded to whole workgroup tiles: `tile` columns and `subgroup_size` rows.
@@ -37,13 +49,14 @@ fn packed_size(x: usize, k: usize, tile: usize, subgroup_size: u32) -> (usize, u
     )
 }
 
-/// True when the texture kernel can run this product: one matrix (not a batch), N a multiple
-/// of 4 (the kernel stores vec4s), and packed operands within the adapter's texture size.
+/// True when the texture kernel can run this product: one matrix (not a batch) and packed
+/// operands within the adapter's texture size.
 pub(crate) fn fits(ctx: &Context, s: &MatmulShape, subgroup_size: u32) -> bool {
     let limit = ctx.limits.max_texture_dimension_2d as usize;
+    let columns = 4 * group(s, subgroup_size);
     let (a_width, height) = packed_size(s.m, s.k, ROWS, subgroup_size);
-    let (b_width, _) = packed_size(s.n, s.k, COLUMNS, subgroup_size);
-    s.batch == 1 && s.n.is_multiple_of(4) && a_width.max(b_width).max(height) <= limit
+    let (b_width, _) = packed_size(s.n, s.k, columns, subgroup_size);
+    s.batch == 1 && a_width.max(b_width).max(height) <= limit
 }
 
 /// How one operand is packed: which cached texture (0: A, 1: B), its X (M or N), whether the
@@ -113,7 +126,9 @@ fn pack(
     Ok(view)
 }
 
-/// C = act(op(A) · op(B) + bias) into `out`, for a product `fits` accepted.
+/// C = act(op(A) · op(B) + bias) as a new f32 [M, N] storage, for a product `fits` accepted.
+/// The kernel stores whole vec4s, so when N is not a multiple of 4 it writes a C padded to
+/// ceil(N / 4)·4 columns, which is then narrowed by a strided copy.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     ctx: &Arc<Context>,
@@ -124,8 +139,8 @@ pub(crate) fn matmul(
     params: &MatmulParams,
     mut constants: Vec<(&'static str, u32)>,
     subgroup_size: u32,
-    out: &WgpuStorage,
-) -> Result<()> {
+) -> Result<WgpuStorage> {
+    let group = group(s, subgroup_size);
     // A(m, k) is K-contiguous when stored [M, K]; B(k, n) when stored [N, K].
     let a_operand = Operand {
         role: 0,
@@ -137,12 +152,15 @@ pub(crate) fn matmul(
         role: 1,
         x: s.n,
         k_contiguous: s.trans_b,
-        tile: COLUMNS,
+        tile: 4 * group,
     };
     let a_packed = pack(ctx, a, a_operand, s.k, subgroup_size)?;
     let b_packed = pack(ctx, b, b_operand, s.k, subgroup_size)?;
     constants.retain(|(name, _)| *name != "TRANS_A" && *name != "TRANS_B");
     constants.push(("SUBGROUP_SIZE", subgroup_size));
+    constants.push(("GROUP", group as u32));
+    let padded_n = s.n.next_multiple_of(4);
+    let out = WgpuStorage::output(ctx, s.m * padded_n, DType::F32, "matmul")?;
     ctx.dispatch_with_textures(
         Kernel::MatmulTexture,
         Specialisation(constants),
@@ -152,6 +170,11 @@ pub(crate) fn matmul(
             storage: &[],
         },
         &[bias.binding(), out.binding()],
-        [s.n.div_ceil(COLUMNS) as u32, s.m.div_ceil(ROWS) as u32, 1],
-    )
+        [s.n.div_ceil(4 * group) as u32, s.m.div_ceil(ROWS) as u32, 1],
+    )?;
+    if padded_n == s.n {
+        return Ok(out);
+    }
+    let narrowed = Layout::contiguous([s.m, padded_n]).narrow(1, 0, s.n)?;
+    copy_strided(ctx, &out, &narrowed)
 }
