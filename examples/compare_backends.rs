@@ -11,6 +11,7 @@
 use clap::Parser;
 use kiln::bench::{run_suite, table, BenchDevice, Options, Row, Suite};
 use kiln::prelude::*;
+use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
 use kiln::train::write_atomically;
 use std::path::PathBuf;
 
@@ -36,6 +37,27 @@ struct Args {
     /// Also write the rows to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The matmul kernel of every GPU backend: auto, tuned, tiled, tiled32, tiled128,
+    /// subgroup or texture (auto: texture on software adapters, tuned elsewhere).
+    #[arg(long, default_value = "auto", value_parser = matmul_kernel)]
+    matmul: MatmulKernel,
+}
+
+fn matmul_kernel(name: &str) -> std::result::Result<MatmulKernel, String> {
+    Ok(match name {
+        "auto" => MatmulKernel::Auto,
+        "tuned" => MatmulKernel::Tuned,
+        "tiled" => MatmulKernel::Tiled,
+        "tiled32" => MatmulKernel::Tiled32,
+        "tiled128" => MatmulKernel::Tiled128,
+        "subgroup" => MatmulKernel::Subgroup,
+        "texture" => MatmulKernel::Texture,
+        other => {
+            return Err(format!(
+                "{other:?} is not a matmul kernel; allowed: auto, tuned, tiled, tiled32, tiled128, subgroup, texture"
+            ))
+        }
+    })
 }
 
 fn main() {
@@ -97,7 +119,11 @@ fn run(args: Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
         }
-        let gpu = match WgpuBackend::with_adapter(&summary.name) {
+        let gpu = match WgpuBackend::with_options(WgpuOptions {
+            adapter: Some(summary.name.clone()),
+            matmul: args.matmul,
+            ..WgpuOptions::default()
+        }) {
             Ok(gpu) => gpu,
             Err(e) => {
                 eprintln!("skipping {}: {e}", summary.name);
@@ -117,6 +143,17 @@ fn run(args: Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
             }
         );
         rows.extend(run_suite(&gpu, Some(&cpu), &options, &mut progress));
+        if let Some(tuning) = gpu.matmul_tuning() {
+            eprintln!("matmul kernels chosen by the tuner on {}:", summary.name);
+            for tuned in &tuning.classes {
+                eprintln!(
+                    "  {:<44} {:<9?} {:.3} ms",
+                    tuned.class.to_string(),
+                    tuned.kernel,
+                    tuned.seconds * 1e3
+                );
+            }
+        }
     }
     println!("{}", table(&rows));
     if let Some(path) = &args.json {

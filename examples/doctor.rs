@@ -7,7 +7,7 @@
 //!     cargo run --release --example doctor -- --adapter llvmpipe
 
 use clap::Parser;
-use kiln::bench::doctor::{training_run, Check, CheckResult};
+use kiln::bench::doctor::{other_matmul_kernels, training_run, Check, CheckResult};
 use kiln::prelude::*;
 
 #[derive(Parser)]
@@ -111,6 +111,11 @@ fn run(args: Args) -> std::result::Result<bool, Box<dyn std::error::Error>> {
         let mut failed = 0;
         let mut results: Vec<CheckResult> =
             Check::all().iter().map(|c| c.run(&gpu, &cpu)).collect();
+        let (kernel_results, unavailable) = other_matmul_kernels(&gpu, &cpu);
+        for note in unavailable {
+            println!("  ----  {note}");
+        }
+        results.extend(kernel_results);
         for precision in [Precision::F32, Precision::Mixed] {
             results.push(training_run(&gpu, &cpu, args.steps as usize, precision));
         }

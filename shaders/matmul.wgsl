@@ -4,23 +4,35 @@
 // B is [K, N], or [N, K] when TRANS_B. C is [M, N] row-major. Matrices of a batch sit
 // `batch_stride_a/b` elements apart (0 broadcasts one matrix); C's are M·N apart. bias is [N]
 // (HAS_BIAS); ACTIVATION is a UnaryOp code applied last (0 = identity).
-// Mapping: a workgroup of 16×16 invocations computes a 64×64 tile of C; each invocation owns
-// a 4×4 block of outputs held in registers (4 vec4 accumulators). The K dimension is walked in
-// steps of 16: each step stages a 64×16 slice of A and a 16×64 slice of B in workgroup memory
-// (4 loads per invocation per operand), stored k-major so the inner loop reads one vec4 of A
-// and one vec4 of B and does 16 FMAs. Edges (M, N, K not multiples of the tile) load zeros
-// and skip out-of-range stores.
+// Mapping: a workgroup of SIDE×SIDE invocations computes a TILE×TILE tile of C, TILE =
+// 4·BLOCKS·SIDE; each invocation owns BLOCKS×BLOCKS blocks of 4×4 outputs held in registers
+// (4·BLOCKS² vec4 accumulators), the blocks SIDE·4 rows and columns apart so neighbouring
+// invocations read neighbouring workgroup-memory slots. The host picks one of three shapes
+// (matmul.rs `TileShape`): 16×16 invocations of one block (64×64 tile, the default),
+// 16×16 of 2×2 blocks (128×128, for large products) and 8×8 of one block (32×32, for small
+// outputs). K is walked in steps of TILE_K = 1024 / TILE: each step stages a TILE×TILE_K slice
+// of A and a TILE_K×TILE slice of B in workgroup memory (256 vec4 slots each, k-major, so
+// every shape fills the same arrays), 256 / SIDE² vec4 loads per invocation per operand; the
+// inner loop reads BLOCKS vec4s of A and of B and does 16·BLOCKS² FMAs. Edges (M, N, K not
+// multiples of the tile) load zeros and skip out-of-range stores.
 // matmul_tiled_vec4 is the same kernel with vec4 global loads; the host picks it when each
 // operand's contiguous dimension is a multiple of 4.
-// Work: 2·M·N·K FLOPs; each A element is loaded N/64 times and each B element M/64 times.
+// Work: 2·M·N·K FLOPs; each A element is loaded N/TILE times and each B element M/TILE times.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;
+// Invocations per workgroup side, and 4×4 output blocks per invocation per side.
+override SIDE: u32 = 16u;
+override BLOCKS: u32 = 1u;
 
-const TILE: u32 = 64u;
-const TILE_K: u32 = 16u;
+override TILE: u32 = 4u * BLOCKS * SIDE;
+override TILE_K: u32 = 1024u / TILE;
+// vec4 slots per k-row of a staged tile, and per run of 4 consecutive k.
+override ROW_SLOTS: u32 = TILE / 4u;
+override K_SLOTS: u32 = TILE_K / 4u;
+override INVOCATIONS: u32 = SIDE * SIDE;
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -30,7 +42,7 @@ const TILE_K: u32 = 16u;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-// tile_a[k * 16 + m / 4][m % 4] = A(m, k) within the tile; tile_b likewise with n.
+// tile_a[k * ROW_SLOTS + m / 4][m % 4] = A(m, k) within the tile; tile_b likewise with n.
 var<workgroup> tile_a: array<vec4<f32>, 256>;
 var<workgroup> tile_b: array<vec4<f32>, 256>;
 
@@ -61,86 +73,101 @@ fn load_b_scalar(base: u32, row: u32, col: u32, along_k: bool) -> vec4<f32> {
     return v;
 }
 
-// Stores one thread's staged values. Not transposed A: thread t holds A(m, k..k+3) with
-// m = t / 4, k = (t % 4) · 4; transposed: A(m..m+3, k) with k = t / 16, m = (t % 16) · 4.
-fn stage_a(t: u32, v: vec4<f32>) {
+// Slot q (0..256) of a staged A tile holds four values along A's contiguous dimension:
+// A(m, k..k+3) with m = q / K_SLOTS, k = (q % K_SLOTS) · 4, or, transposed, A(m..m+3, k) with
+// k = q / ROW_SLOTS, m = (q % ROW_SLOTS) · 4. These are their global coordinates (m, k).
+fn a_coords(q: u32, m0: u32, k0: u32) -> vec2<u32> {
+    if (TRANS_A) { return vec2<u32>(m0 + (q % ROW_SLOTS) * 4u, k0 + q / ROW_SLOTS); }
+    return vec2<u32>(m0 + q / K_SLOTS, k0 + (q % K_SLOTS) * 4u);
+}
+
+// Likewise for B: B(k, n..n+3) with k = q / ROW_SLOTS, n = (q % ROW_SLOTS) · 4, or,
+// transposed, B(k..k+3, n) with n = q / K_SLOTS, k = (q % K_SLOTS) · 4. Returns (k, n).
+fn b_coords(q: u32, k0: u32, n0: u32) -> vec2<u32> {
+    if (TRANS_B) { return vec2<u32>(k0 + (q % K_SLOTS) * 4u, n0 + q / K_SLOTS); }
+    return vec2<u32>(k0 + q / ROW_SLOTS, n0 + (q % ROW_SLOTS) * 4u);
+}
+
+// Stores slot q's four values k-major: transposed A already is; otherwise they scatter.
+fn stage_a(q: u32, v: vec4<f32>) {
     if (TRANS_A) {
-        tile_a[(t / 16u) * 16u + (t % 16u)] = v;
+        tile_a[q] = v;
     } else {
-        let m = t / 4u;
-        let k = (t % 4u) * 4u;
+        let m = q / K_SLOTS;
+        let k = (q % K_SLOTS) * 4u;
         for (var i = 0u; i < 4u; i = i + 1u) {
-            tile_a[(k + i) * 16u + m / 4u][m % 4u] = v[i];
+            tile_a[(k + i) * ROW_SLOTS + m / 4u][m % 4u] = v[i];
         }
     }
 }
 
-// Not transposed B: thread t holds B(k, n..n+3) with k = t / 16, n = (t % 16) · 4;
-// transposed: B(k..k+3, n) with n = t / 4, k = (t % 4) · 4.
-fn stage_b(t: u32, v: vec4<f32>) {
+fn stage_b(q: u32, v: vec4<f32>) {
     if (TRANS_B) {
-        let n = t / 4u;
-        let k = (t % 4u) * 4u;
+        let n = q / K_SLOTS;
+        let k = (q % K_SLOTS) * 4u;
         for (var i = 0u; i < 4u; i = i + 1u) {
-            tile_b[(k + i) * 16u + n / 4u][n % 4u] = v[i];
+            tile_b[(k + i) * ROW_SLOTS + n / 4u][n % 4u] = v[i];
         }
     } else {
-        tile_b[(t / 16u) * 16u + (t % 16u)] = v;
+        tile_b[q] = v;
     }
 }
 
-// Global coordinates (row, col) of the 4-vector thread t loads for A at tile origin (m0, k0).
-fn a_coords(t: u32, m0: u32, k0: u32) -> vec2<u32> {
-    if (TRANS_A) { return vec2<u32>(m0 + (t % 16u) * 4u, k0 + t / 16u); }
-    return vec2<u32>(m0 + t / 4u, k0 + (t % 4u) * 4u);
-}
-
-// Global coordinates (k, n) of the 4-vector thread t loads for B at tile origin (k0, n0).
-fn b_coords(t: u32, k0: u32, n0: u32) -> vec2<u32> {
-    if (TRANS_B) { return vec2<u32>(k0 + (t % 4u) * 4u, n0 + t / 4u); }
-    return vec2<u32>(k0 + t / 16u, n0 + (t % 16u) * 4u);
-}
-
-fn multiply_staged(tx: u32, ty: u32, acc: ptr<function, array<vec4<f32>, 4>>) {
+// Accumulator (i·4 + r)·BLOCKS + j holds row r of block row i, block column j.
+fn multiply_staged(tx: u32, ty: u32, acc: ptr<function, array<vec4<f32>, 16>>) {
     for (var kk = 0u; kk < TILE_K; kk = kk + 1u) {
-        let av = tile_a[kk * 16u + ty];
-        let bv = tile_b[kk * 16u + tx];
-        (*acc)[0] = fma(vec4<f32>(av.x), bv, (*acc)[0]);
-        (*acc)[1] = fma(vec4<f32>(av.y), bv, (*acc)[1]);
-        (*acc)[2] = fma(vec4<f32>(av.z), bv, (*acc)[2]);
-        (*acc)[3] = fma(vec4<f32>(av.w), bv, (*acc)[3]);
-    }
-}
-
-fn store_outputs(batch: u32, m0: u32, n0: u32, tx: u32, ty: u32, acc: ptr<function, array<vec4<f32>, 4>>) {
-    let base = batch * p.m * p.n;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let m = m0 + ty * 4u + i;
-        if (m >= p.m) { break; }
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let n = n0 + tx * 4u + j;
-            if (n < p.n) {
-                var v = (*acc)[i][j];
-                if (HAS_BIAS) { v = v + bias[n]; }
-                c[base + m * p.n + n] = unary_eval(ACTIVATION, v, p.alpha);
+        var bv: array<vec4<f32>, 2>;
+        for (var j = 0u; j < BLOCKS; j = j + 1u) {
+            bv[j] = tile_b[kk * ROW_SLOTS + tx + j * SIDE];
+        }
+        for (var i = 0u; i < BLOCKS; i = i + 1u) {
+            let av = tile_a[kk * ROW_SLOTS + ty + i * SIDE];
+            for (var j = 0u; j < BLOCKS; j = j + 1u) {
+                let o = i * 4u * BLOCKS + j;
+                (*acc)[o] = fma(vec4<f32>(av.x), bv[j], (*acc)[o]);
+                (*acc)[o + BLOCKS] = fma(vec4<f32>(av.y), bv[j], (*acc)[o + BLOCKS]);
+                (*acc)[o + 2u * BLOCKS] = fma(vec4<f32>(av.z), bv[j], (*acc)[o + 2u * BLOCKS]);
+                (*acc)[o + 3u * BLOCKS] = fma(vec4<f32>(av.w), bv[j], (*acc)[o + 3u * BLOCKS]);
             }
         }
     }
 }
 
-@compute @workgroup_size(16, 16)
+fn store_outputs(batch: u32, m0: u32, n0: u32, tx: u32, ty: u32, acc: ptr<function, array<vec4<f32>, 16>>) {
+    let base = batch * p.m * p.n;
+    for (var i = 0u; i < BLOCKS; i = i + 1u) {
+        for (var r = 0u; r < 4u; r = r + 1u) {
+            let m = m0 + (ty + i * SIDE) * 4u + r;
+            if (m >= p.m) { return; }
+            for (var j = 0u; j < BLOCKS; j = j + 1u) {
+                for (var col = 0u; col < 4u; col = col + 1u) {
+                    let n = n0 + (tx + j * SIDE) * 4u + col;
+                    if (n < p.n) {
+                        var v = (*acc)[(i * 4u + r) * BLOCKS + j][col];
+                        if (HAS_BIAS) { v = v + bias[n]; }
+                        c[base + m * p.n + n] = unary_eval(ACTIVATION, v, p.alpha);
+                    }
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(SIDE, SIDE)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = lid.y * 16u + lid.x;
+    let t = lid.y * SIDE + lid.x;
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;
     let base_a = wid.z * p.batch_stride_a;
     let base_b = wid.z * p.batch_stride_b;
-    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k; k0 = k0 + TILE_K) {
-        let ac = a_coords(t, m0, k0);
-        stage_a(t, load_a_scalar(base_a, ac.x, ac.y, !TRANS_A));
-        let bc = b_coords(t, k0, n0);
-        stage_b(t, load_b_scalar(base_b, bc.x, bc.y, TRANS_B));
+        for (var q = t; q < 256u; q = q + INVOCATIONS) {
+            let ac = a_coords(q, m0, k0);
+            stage_a(q, load_a_scalar(base_a, ac.x, ac.y, !TRANS_A));
+            let bc = b_coords(q, k0, n0);
+            stage_b(q, load_b_scalar(base_b, bc.x, bc.y, TRANS_B));
+        }
         workgroupBarrier();
         multiply_staged(lid.x, lid.y, &acc);
         workgroupBarrier();
@@ -148,29 +175,31 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     store_outputs(wid.z, m0, n0, lid.x, lid.y, &acc);
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(SIDE, SIDE)
 fn matmul_tiled_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = lid.y * 16u + lid.x;
+    let t = lid.y * SIDE + lid.x;
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;
     let base_a = wid.z * p.batch_stride_a;
     let base_b = wid.z * p.batch_stride_b;
-    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k; k0 = k0 + TILE_K) {
         // The contiguous dimension of each operand is a multiple of 4, so a vec4 is either
         // wholly inside the matrix or wholly outside.
-        let ac = a_coords(t, m0, k0);
-        var av = vec4<f32>(0.0);
-        if (ac.x < p.m && ac.y < p.k) {
-            if (TRANS_A) { av = a4[(base_a + ac.y * p.m + ac.x) / 4u]; } else { av = a4[(base_a + ac.x * p.k + ac.y) / 4u]; }
+        for (var q = t; q < 256u; q = q + INVOCATIONS) {
+            let ac = a_coords(q, m0, k0);
+            var av = vec4<f32>(0.0);
+            if (ac.x < p.m && ac.y < p.k) {
+                if (TRANS_A) { av = a4[(base_a + ac.y * p.m + ac.x) / 4u]; } else { av = a4[(base_a + ac.x * p.k + ac.y) / 4u]; }
+            }
+            stage_a(q, av);
+            let bc = b_coords(q, k0, n0);
+            var bv = vec4<f32>(0.0);
+            if (bc.x < p.k && bc.y < p.n) {
+                if (TRANS_B) { bv = b4[(base_b + bc.y * p.k + bc.x) / 4u]; } else { bv = b4[(base_b + bc.x * p.n + bc.y) / 4u]; }
+            }
+            stage_b(q, bv);
         }
-        stage_a(t, av);
-        let bc = b_coords(t, k0, n0);
-        var bv = vec4<f32>(0.0);
-        if (bc.x < p.k && bc.y < p.n) {
-            if (TRANS_B) { bv = b4[(base_b + bc.y * p.k + bc.x) / 4u]; } else { bv = b4[(base_b + bc.x * p.n + bc.y) / 4u]; }
-        }
-        stage_b(t, bv);
         workgroupBarrier();
         multiply_staged(lid.x, lid.y, &acc);
         workgroupBarrier();

@@ -4,8 +4,9 @@
 
 mod common;
 use common::*;
-use kiln::bench::doctor::{training_run, Check};
+use kiln::bench::doctor::{other_matmul_kernels, training_run, Check};
 use kiln::nn::Precision;
+use kiln::tensor::wgpu::MatmulKernel;
 
 #[test]
 fn every_doctor_check_passes_on_the_adapter() {
@@ -24,6 +25,35 @@ fn every_doctor_check_passes_on_the_adapter() {
     for precision in [Precision::F32, Precision::Mixed] {
         let run = training_run(&gpu, &cpu, 10, precision);
         assert!(run.passed, "{run:?}");
+    }
+}
+
+#[test]
+fn the_doctor_checks_every_matmul_kernel_the_adapter_can_run() {
+    let Some(gpu) = gpu() else { return };
+    let (results, unavailable) = other_matmul_kernels(&gpu, &cpu());
+    // Five matmul checks for each of the five forcible kernels besides the default (a tuned
+    // device has none of them as its own), less those the adapter cannot run (each named with
+    // its reason).
+    let kernels = if gpu.matmul_kernel() == MatmulKernel::Tuned {
+        5
+    } else {
+        4
+    };
+    assert_eq!(
+        results.len() + 5 * unavailable.len(),
+        5 * kernels,
+        "{unavailable:?}"
+    );
+    for result in &results {
+        assert!(result.passed, "{result:?}");
+    }
+    for kernel in ["Tiled32", "Tiled128"] {
+        let tag = format!("[{kernel} kernel]");
+        assert_eq!(
+            results.iter().filter(|r| r.kernel.contains(&tag)).count(),
+            5
+        );
     }
 }
 

@@ -6,14 +6,16 @@ use common::*;
 use kiln::prelude::*;
 use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
 
-/// One device per matmul kernel the adapter can run (the tiled kernel always; the subgroup and
-/// texture kernels where the adapter has subgroups of a fixed size), so each is checked on any
-/// machine that has it.
+/// One device per matmul kernel the adapter can run (the three tiled shapes always; the
+/// subgroup and texture kernels where the adapter has subgroups of a fixed size), so each is
+/// checked on any machine that has it.
 fn matmul_devices() -> Vec<WgpuBackend> {
     let Some(_) = gpu() else { return Vec::new() };
     let mut devices = Vec::new();
     for kernel in [
         MatmulKernel::Tiled,
+        MatmulKernel::Tiled32,
+        MatmulKernel::Tiled128,
         MatmulKernel::Subgroup,
         MatmulKernel::Texture,
     ] {
@@ -60,6 +62,7 @@ fn matmul_matches_at_awkward_sizes_with_all_transposes() {
             (65, 63, 16),
             (1000, 33, 17),
             (17, 1000, 33),
+            (300, 260, 70),
         ];
         for (i, &(m, n, k)) in sizes.iter().enumerate() {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -188,13 +191,15 @@ fn mismatched_inner_dimensions_name_both_shapes() {
 }
 
 #[test]
-fn auto_picks_the_texture_kernel_on_software_adapters_only() {
+fn auto_picks_the_texture_kernel_on_software_adapters_and_tunes_elsewhere() {
     let Some(gpu) = gpu() else { return };
     let software = gpu.adapter_info().device_type == kiln::tensor::wgpu::DeviceType::Cpu;
     if gpu.matmul_kernel() == MatmulKernel::Texture {
         assert!(software, "the texture kernel is for CPU-type adapters");
+        assert!(gpu.matmul_tuning().is_none());
     } else {
-        assert_eq!(gpu.matmul_kernel(), MatmulKernel::Tiled);
+        assert_eq!(gpu.matmul_kernel(), MatmulKernel::Tuned);
+        assert!(gpu.matmul_tuning().is_some());
     }
 }
 

@@ -7,6 +7,7 @@ use crate::harness::worst_difference;
 use crate::training_step::TrainingStep;
 use kiln_cpu::CpuBackend;
 use kiln_nn::Precision;
+use kiln_tensor::wgpu::{MatmulKernel, WgpuBackend, WgpuOptions};
 use kiln_tensor::{
     AdamStep, AdaptiveStep, Backend, BinaryOp, DType, ImageShape, KilnError, Result, RngState,
     SgdStep, Tensor, UnaryOp, Warp,
@@ -48,6 +49,50 @@ pub enum Check {
     StridedCopy,
     /// The augmentation kernels: bilinear affine warp with reflection, colour jitter, CutMix.
     Augment,
+}
+
+/// The matmul checks again with each kernel the device did not pick by default: a tuned device
+/// may switch to any of them for some shape, and a forced one must work too. Returns their
+/// results and a line for each kernel the adapter cannot run (the subgroup ones without
+/// fixed-size subgroups), which is not a failure.
+pub fn other_matmul_kernels(
+    device: &WgpuBackend,
+    cpu: &CpuBackend,
+) -> (Vec<CheckResult>, Vec<String>) {
+    let matmul_checks: Vec<Check> = Check::all()
+        .into_iter()
+        .filter(|c| matches!(c, Check::Matmul { .. } | Check::MatmulEpilogue))
+        .collect();
+    let mut results = Vec::new();
+    let mut unavailable = Vec::new();
+    for kernel in [
+        MatmulKernel::Tiled,
+        MatmulKernel::Tiled32,
+        MatmulKernel::Tiled128,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Texture,
+    ] {
+        if kernel == device.matmul_kernel() {
+            continue;
+        }
+        let forced = match WgpuBackend::with_options(WgpuOptions {
+            adapter: Some(device.adapter_info().name.clone()),
+            matmul: kernel,
+            ..WgpuOptions::default()
+        }) {
+            Ok(forced) => forced,
+            Err(e) => {
+                unavailable.push(format!("{kernel:?} matmul kernel not available here: {e}"));
+                continue;
+            }
+        };
+        for check in &matmul_checks {
+            let mut result = check.run(&forced, cpu);
+            result.kernel = format!("{} [{kernel:?} kernel]", result.kernel);
+            results.push(result);
+        }
+    }
+    (results, unavailable)
 }
 
 /// A check's outcome.

@@ -2,8 +2,11 @@
 //! by the `KILN_ADAPTER` environment variable (a case-insensitive substring of its name).
 
 use super::context::Context;
+use super::matmul::MatmulChoice;
+use super::matmul_tuning::{default_tuning_dir, Tuner};
 use super::timer::TIMESTAMP_FEATURES;
 use crate::error::{KilnError, Result};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// How to open the wgpu backend.
@@ -16,17 +19,32 @@ pub struct WgpuOptions {
     pub backends: wgpu::Backends,
     /// Which matmul kernel to use.
     pub matmul: MatmulKernel,
+    /// Where `MatmulKernel::Tuned` keeps its measurements between runs; `None` is the default
+    /// location: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `$HOME/.cache/kiln`.
+    pub tuning_dir: Option<PathBuf>,
 }
 
 /// The matmul kernels; `Auto` picks per adapter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum MatmulKernel {
     /// `Texture` on CPU-type adapters (software drivers) with a fixed subgroup size,
-    /// `Tiled` everywhere else.
+    /// `Tuned` everywhere else.
     #[default]
     Auto,
-    /// Register tiles staged through workgroup memory (matmul.wgsl).
+    /// Measures the candidates (the three tiled shapes, and `Subgroup` where the adapter has
+    /// a fixed subgroup size) on the first product of each shape class, keeps the fastest, and
+    /// remembers it on disk per adapter and driver (matmul_tuning.rs). Tuning a new class is a
+    /// sync point; later products of the class are not.
+    Tuned,
+    /// Register tiles staged through workgroup memory (matmul.wgsl): 64×64 outputs per
+    /// workgroup of 16×16 invocations.
     Tiled,
+    /// The tiled kernel with 32×32 outputs per workgroup of 8×8 invocations: four times the
+    /// workgroups of `Tiled`, for outputs too small to fill a GPU's cores.
+    Tiled32,
+    /// The tiled kernel with 128×128 outputs per workgroup of 16×16 invocations, each owning
+    /// an 8×8 block: half the operand traffic of `Tiled`, for large products.
+    Tiled128,
     /// Rows shared between lanes with subgroup shuffles (matmul_subgroup.wgsl); needs the
     /// `subgroup` feature and a fixed subgroup size.
     Subgroup,
@@ -43,6 +61,7 @@ impl Default for WgpuOptions {
             use_shader_f16: true,
             backends: wgpu::Backends::PRIMARY,
             matmul: MatmulKernel::Auto,
+            tuning_dir: None,
         }
     }
 }
@@ -140,7 +159,7 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
         MatmulKernel::Auto if subgroups && info.device_type == wgpu::DeviceType::Cpu => {
             MatmulKernel::Texture
         }
-        MatmulKernel::Auto => MatmulKernel::Tiled,
+        MatmulKernel::Auto => MatmulKernel::Tuned,
         MatmulKernel::Subgroup | MatmulKernel::Texture if !subgroups => {
             return Err(KilnError::Device(format!(
                 "{} cannot run the {:?} matmul: it needs the `subgroup` feature and a fixed subgroup size dividing 64 (has {}..{})",
@@ -149,7 +168,13 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
         }
         other => other,
     };
-    let subgroup_matmul = matches!(chosen, MatmulKernel::Subgroup | MatmulKernel::Texture);
+    // The subgroup kernel runs when chosen, as the texture kernel's fallback, or as a candidate
+    // of the tuner.
+    let subgroup_matmul = subgroups
+        && matches!(
+            chosen,
+            MatmulKernel::Subgroup | MatmulKernel::Texture | MatmulKernel::Tuned
+        );
     let mut required_features = wgpu::Features::empty();
     if native_f16 {
         required_features |= wgpu::Features::SHADER_F16;
@@ -168,13 +193,19 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
     }))
     .map_err(|e| KilnError::Device(format!("could not open {}: {e}", info.name)))?;
     let subgroup_size = subgroup_matmul.then_some(info.subgroup_min_size);
-    let texture_matmul = chosen == MatmulKernel::Texture;
+    let tuner = (chosen == MatmulKernel::Tuned).then(|| {
+        let dir = options.tuning_dir.clone().or_else(default_tuning_dir);
+        Tuner::open(dir, &info, subgroup_size.is_some())
+    });
     Ok(Context::new(
         device,
         queue,
         info,
         native_f16,
-        subgroup_size,
-        texture_matmul,
+        MatmulChoice {
+            kernel: chosen,
+            subgroup_size,
+            tuner,
+        },
     ))
 }

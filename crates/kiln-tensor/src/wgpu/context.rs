@@ -7,6 +7,7 @@
 //! `write_buffer` just before the submit; kernels read them through a dynamic uniform offset.
 
 use super::buffer_pool::{size_class, BufferPool};
+use super::matmul::MatmulChoice;
 use super::pipeline_cache::{LayoutKey, PipelineCache, PipelineKey, Specialisation};
 use super::shaders::Kernel;
 use super::timer::Timestamps;
@@ -39,6 +40,9 @@ pub struct Counters {
     pub peak_live_bytes: u64,
     /// Bytes of every tensor buffer the pool owns, in use or free.
     pub pool_bytes: u64,
+    /// Shape classes the matmul tuner measured in this process (each one a sync point, with
+    /// its submits counted in `submits`); classes found in the tuning file are not measured.
+    pub matmul_classes_tuned: u64,
 }
 
 pub(crate) struct Batch {
@@ -61,10 +65,8 @@ pub struct Context {
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) native_f16: bool,
-    /// The subgroup size the subgroup matmul runs with, when it is the chosen matmul.
-    pub(crate) subgroup_matmul: Option<u32>,
-    /// Whether products pack their operands into textures first (matmul_texture.wgsl).
-    pub(crate) texture_matmul: bool,
+    /// Which matmul kernel runs, and what it needs.
+    pub(crate) matmul: MatmulChoice,
     /// Timestamp queries for device timing, when the adapter has them.
     pub(crate) timestamps: Option<Timestamps>,
     param_arena: wgpu::Buffer,
@@ -98,8 +100,7 @@ impl Context {
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
         native_f16: bool,
-        subgroup_matmul: Option<u32>,
-        texture_matmul: bool,
+        matmul: MatmulChoice,
     ) -> Arc<Self> {
         let error = Arc::new(Mutex::new(None));
         let lost = Arc::new(Mutex::new(None));
@@ -130,8 +131,7 @@ impl Context {
             info,
             limits,
             native_f16,
-            subgroup_matmul,
-            texture_matmul,
+            matmul,
             param_arena,
             batch: Mutex::new(Batch {
                 pool: BufferPool::default(),
@@ -173,6 +173,7 @@ impl Context {
             live_bytes: b.pool.live_bytes,
             peak_live_bytes: b.pool.peak_live_bytes,
             pool_bytes: b.pool.total_bytes,
+            matmul_classes_tuned: self.matmul.tuner.as_ref().map_or(0, |t| t.measured()),
         }
     }
 

@@ -13,8 +13,12 @@ use super::storage::WgpuStorage;
 use crate::backend::{BackendStorage, Epilogue};
 use crate::error::Result;
 use crate::ops::MatmulShape;
+use crate::wgpu::MatmulKernel;
 use crate::DType;
 use std::sync::Arc;
+
+/// Outputs per workgroup side of matmul_f16_tiled (one tile shape: f16 products are not tuned).
+const F16_TILE: usize = 64;
 
 /// C = act(op(A) · op(B) + bias) for f16 A and B; C and the bias have dtype `output`.
 pub(crate) fn matmul(
@@ -25,9 +29,10 @@ pub(crate) fn matmul(
     epilogue: Epilogue<'_, WgpuStorage>,
     output: DType,
 ) -> Result<WgpuStorage> {
-    let texture = match ctx.subgroup_matmul {
+    let texture = match ctx.matmul.subgroup_size {
         Some(subgroup_size)
-            if ctx.texture_matmul && matmul_texture::fits(ctx, s, subgroup_size) =>
+            if ctx.matmul.kernel == MatmulKernel::Texture
+                && matmul_texture::fits(ctx, s, subgroup_size) =>
         {
             Some(subgroup_size)
         }
@@ -62,7 +67,7 @@ pub(crate) fn matmul(
         Specialisation(constants),
         bytemuck::bytes_of(&p),
         &[a.binding(), b.binding(), bias.binding(), out.binding()],
-        tiled_grid(s),
+        tiled_grid(s, F16_TILE),
     )?;
     Ok(out)
 }

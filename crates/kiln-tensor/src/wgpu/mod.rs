@@ -14,6 +14,7 @@ mod loss_scale;
 mod matmul;
 mod matmul_f16;
 mod matmul_texture;
+mod matmul_tuning;
 mod memory;
 mod pipeline_cache;
 mod readback;
@@ -27,6 +28,7 @@ pub use ::wgpu::{Backends, DeviceType};
 pub use adapter::{AdapterSummary, MatmulKernel, WgpuOptions};
 pub use buffer_pool::size_class;
 pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
+pub use matmul_tuning::{ShapeClass, TunedClass, TuningReport};
 pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};
 pub use storage::WgpuStorage;
@@ -97,15 +99,14 @@ impl WgpuBackend {
         &self.ctx.limits
     }
 
-    /// The matmul kernel this device runs (see [`MatmulKernel`]).
+    /// The matmul kernel this device runs (see [`MatmulKernel`]; never `Auto`).
     pub fn matmul_kernel(&self) -> MatmulKernel {
-        if self.ctx.texture_matmul {
-            MatmulKernel::Texture
-        } else if self.ctx.subgroup_matmul.is_some() {
-            MatmulKernel::Subgroup
-        } else {
-            MatmulKernel::Tiled
-        }
+        self.ctx.matmul.kernel
+    }
+
+    /// The tuner's file, candidates and choices so far, when the device tunes its matmuls.
+    pub fn matmul_tuning(&self) -> Option<TuningReport> {
+        self.ctx.matmul.tuner.as_ref().map(|t| t.report())
     }
 
     /// True when f16 casts run with native `shader-f16` (else the packed fallback).
