@@ -113,6 +113,13 @@ pub fn items(suite: Suite) -> Vec<Item> {
     items.push(matmul("mlp_forward", batch, input, hidden, false, false));
     items.push(matmul("mlp_weight_grad", input, batch, hidden, true, false));
     items.push(matmul("mlp_input_grad", batch, hidden, input, false, true));
+    if full {
+        // The Fashion-MNIST MLP's 10-class output layer at batch 128: outputs too narrow to
+        // fill a device's cores, where the tile choice matters most.
+        items.push(matmul("narrow_forward", 128, 512, 10, false, false));
+        items.push(matmul("narrow_weight_grad", 512, 128, 10, true, false));
+        items.push(matmul("narrow_input_grad", 128, 10, 512, false, true));
+    }
     let n = pick(16 << 20, 1 << 14);
     items.push(micro("add", Op::Add { n }));
     let (rows, cols) = (pick(4096, 33), pick(4096, 257));
