@@ -7,9 +7,13 @@
 //!     cargo run --release --example compare_backends                 # the full suite
 //!     cargo run --release --example compare_backends -- --quick      # small sizes, seconds
 //!     cargo run --release --example compare_backends -- --only matmul --json rows.json
+//!     cargo run --release --example compare_backends -- --only train_step --profile 20
 
 use clap::Parser;
-use kiln::bench::{run_suite, table, BenchDevice, Options, Row, Suite};
+use kiln::bench::harness::{items, Item};
+use kiln::bench::{
+    kernel_table, profile_kernels, run_suite, table, BenchDevice, Options, Row, Suite,
+};
 use kiln::prelude::*;
 use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
 use kiln::train::write_atomically;
@@ -41,6 +45,10 @@ struct Args {
     /// subgroup or texture (auto: texture on software adapters, tuned elsewhere).
     #[arg(long, default_value = "auto", value_parser = matmul_kernel)]
     matmul: MatmulKernel,
+    /// Also time every kernel of this many training steps on each GPU with timestamp queries
+    /// and print where a step's device time goes.
+    #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u64).range(1..))]
+    profile: Option<u64>,
 }
 
 fn matmul_kernel(name: &str) -> std::result::Result<MatmulKernel, String> {
@@ -78,6 +86,28 @@ fn progress(row: &Row) {
             .as_ref()
             .map_or(String::new(), |e| format!("  FAILED: {e}"))
     );
+}
+
+/// Prints the per-kernel device time of each training step in the suite on `gpu`.
+fn profile_steps(gpu: &WgpuBackend, options: &Options, steps: usize) {
+    for item in items(options.suite) {
+        let Item::Step(step) = item else { continue };
+        if let Some(wanted) = &options.filter {
+            if !step.name().contains(wanted.as_str()) {
+                continue;
+            }
+        }
+        println!(
+            "\n{} {} on {}: device time per kernel over {steps} steps",
+            step.name(),
+            step.shape(),
+            gpu.label()
+        );
+        match profile_kernels(gpu, &step, steps) {
+            Ok(times) => println!("{}", kernel_table(&times, steps)),
+            Err(e) => println!("  not profiled: {e}"),
+        }
+    }
 }
 
 fn run(args: Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -143,6 +173,9 @@ fn run(args: Args) -> std::result::Result<(), Box<dyn std::error::Error>> {
             }
         );
         rows.extend(run_suite(&gpu, Some(&cpu), &options, &mut progress));
+        if let Some(steps) = args.profile {
+            profile_steps(&gpu, &options, steps as usize);
+        }
         if let Some(tuning) = gpu.matmul_tuning() {
             eprintln!("matmul kernels chosen by the tuner on {}:", summary.name);
             for tuned in &tuning.classes {

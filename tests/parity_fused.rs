@@ -30,7 +30,19 @@ fn soft_targets(seed: u64, rows: usize, cols: usize) -> Vec<f32> {
         .collect()
 }
 
-const ROW_SHAPES: [(usize, usize); 6] = [(1, 1), (3, 10), (17, 33), (127, 3), (33, 257), (4, 1000)];
+/// Up to 64 columns the kernels take one invocation per row (the `_narrow` forms, 64 rows per
+/// workgroup), beyond it a workgroup per row: both sides of the switch, and several workgroups
+/// of narrow rows.
+const ROW_SHAPES: [(usize, usize); 8] = [
+    (1, 1),
+    (3, 10),
+    (17, 33),
+    (127, 3),
+    (130, 64),
+    (5, 65),
+    (33, 257),
+    (4, 1000),
+];
 
 #[test]
 fn softmax_and_log_softmax_match() {
@@ -104,6 +116,37 @@ fn cross_entropy_with_labels_forward_and_backward() {
             &cx.softmax_xent_backward(&cl, &cg).unwrap(),
             TRANSCENDENTAL_FUSED,
         );
+    }
+}
+
+#[test]
+fn a_label_out_of_range_gives_that_row_nan_on_the_gpu() {
+    // Documented behaviour: the kernels cannot fail, so the row's loss and gradient are NaN
+    // (the loop's loss check names it); the other rows are unaffected. Both kernel forms.
+    let Some(gpu) = gpu() else { return };
+    for cols in [10, 100] {
+        let x = random_vec(5, 3 * cols, -2.0, 2.0);
+        let g = Tensor::from_slice(&x, [3, cols], &gpu).unwrap();
+        let l = Tensor::from_slice(&[1u32, cols as u32, 0], [3], &gpu).unwrap();
+        let loss = g.softmax_xent(&l).unwrap().to_vec::<f32>().unwrap();
+        assert!(
+            loss[1].is_nan() && loss[0].is_finite() && loss[2].is_finite(),
+            "{loss:?}"
+        );
+        let ones = Tensor::from_slice(&[1.0f32; 3], [3], &gpu).unwrap();
+        let grad = g
+            .softmax_xent_backward(&l, &ones)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert!(
+            grad[cols..2 * cols].iter().all(|v| v.is_nan()),
+            "cols {cols}"
+        );
+        assert!(grad[..cols]
+            .iter()
+            .chain(&grad[2 * cols..])
+            .all(|v| v.is_finite()));
     }
 }
 
@@ -188,8 +231,14 @@ fn batchnorm_statistics_match_including_constant_columns() {
 #[test]
 fn fused_adam_and_adamw_steps_match_over_several_steps() {
     let Some(gpu) = gpu() else { return };
-    for decoupled in [false, true] {
-        let n = 1000;
+    // 1000 and 4096 run the vec4 kernel, 1, 257 and 70 001 the scalar one.
+    for (decoupled, n) in [
+        (false, 1),
+        (false, 1000),
+        (true, 257),
+        (true, 4096),
+        (false, 70_001),
+    ] {
         let w = random_vec(21, n, -1.0, 1.0);
         let (gw, cw) = pair(&w, &[n], &gpu);
         let zeros = vec![0.0f32; n];

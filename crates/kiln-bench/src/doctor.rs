@@ -493,6 +493,7 @@ pub fn training_run<B: Backend>(
         widths: vec![64, 48, 33, 10],
         batch: 32,
         precision,
+        regularised: true,
     };
     let on_device = losses(&step, device, steps);
     let on_cpu = losses(&step, cpu, steps);

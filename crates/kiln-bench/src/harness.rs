@@ -143,6 +143,9 @@ pub fn items(suite: Suite) -> Vec<Item> {
         for precision in [Precision::F32, Precision::Mixed] {
             items.push(Item::Step(TrainingStep::cifar10(128, precision)));
             items.push(Item::Step(TrainingStep::cifar10(512, precision)));
+            items.push(Item::Step(TrainingStep::fashion_mnist_plain(
+                128, precision,
+            )));
         }
     } else {
         for precision in [Precision::F32, Precision::Mixed] {
@@ -150,6 +153,7 @@ pub fn items(suite: Suite) -> Vec<Item> {
                 widths: vec![48, 32, 16, 10],
                 batch: 8,
                 precision,
+                regularised: true,
             }));
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! - [`workload`]: what is measured (matmuls, elementwise, reductions, losses, batch norm,
 //!   optimiser steps) and how much work each is;
-//! - [`training_step`]: one full training step of an MLP, with its per-step overhead;
+//! - [`training_step`]: one full training step of an MLP, with its per-step overhead and,
+//!   on GPUs with timestamp queries, its device time per kernel;
 //! - [`overhead`]: an empty round trip and many tiny kernels in one submit;
 //! - [`device`]: how each backend is timed (device timestamps on GPUs that have them);
 //! - [`harness`]: validation, warm-up, repeats, the ceilings, the rows;
@@ -20,5 +21,6 @@ pub mod workload;
 
 pub use device::{BenchDevice, Clock};
 pub use harness::{run_suite, Options, Suite};
-pub use report::{table, Row};
+pub use report::{kernel_table, table, Row};
+pub use training_step::{profile_kernels, TrainingStep};
 pub use workload::{Op, Work, Workload};

@@ -7,6 +7,7 @@
 //! `write_buffer` just before the submit; kernels read them through a dynamic uniform offset.
 
 use super::buffer_pool::{size_class, BufferPool};
+use super::kernel_profile::{KernelProfiler, KernelTime};
 use super::matmul::MatmulChoice;
 use super::pipeline_cache::{LayoutKey, PipelineCache, PipelineKey, Specialisation};
 use super::shaders::Kernel;
@@ -53,6 +54,8 @@ pub(crate) struct Batch {
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
     params: Vec<u8>,
+    /// Per-dispatch timestamps, while kernel profiling is on.
+    profiler: Option<KernelProfiler>,
     submits: u64,
     dispatches: u64,
     copies: u64,
@@ -141,6 +144,7 @@ impl Context {
                 encoder: None,
                 pass: None,
                 params: Vec::with_capacity((PARAM_SLOT * 64) as usize),
+                profiler: None,
                 submits: 0,
                 dispatches: 0,
                 copies: 0,
@@ -344,7 +348,9 @@ impl Context {
             return Ok(());
         }
         let mut b = self.lock();
-        if b.dispatches_in_batch() >= MAX_DISPATCHES_PER_BATCH {
+        if b.dispatches_in_batch() >= MAX_DISPATCHES_PER_BATCH
+            || b.profiler.as_ref().is_some_and(KernelProfiler::is_full)
+        {
             self.submit_locked(&mut b);
         }
         let key = PipelineKey { kernel, constants };
@@ -395,12 +401,27 @@ impl Context {
             layout: &layout,
             entries: &entries,
         });
+        // A profiled dispatch runs alone in a pass whose beginning and end are stamped.
+        let profiled = b
+            .profiler
+            .as_mut()
+            .map(|p| (p.query_set.clone(), p.next_dispatch(key)));
+        if profiled.is_some() {
+            b.pass.take();
+        }
         if b.pass.is_none() {
+            let timestamp_writes = profiled.as_ref().map(|(query_set, (start, end))| {
+                wgpu::ComputePassTimestampWrites {
+                    query_set,
+                    beginning_of_pass_write_index: Some(*start),
+                    end_of_pass_write_index: Some(*end),
+                }
+            });
             let pass = self
                 .encoder(&mut b)
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("kiln ops"),
-                    timestamp_writes: None,
+                    timestamp_writes,
                 })
                 .forget_lifetime();
             b.pass = Some(pass);
@@ -409,6 +430,9 @@ impl Context {
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        if profiled.is_some() {
+            b.pass.take();
+        }
         b.dispatches += 1;
         Ok(())
     }
@@ -426,15 +450,66 @@ impl Context {
     /// Ends the open compute pass and submits the batch, with its parameters uploaded first.
     fn submit_locked(&self, b: &mut Batch) {
         b.pass.take();
-        if let Some(encoder) = b.encoder.take() {
+        if let Some(mut encoder) = b.encoder.take() {
             if !b.params.is_empty() {
                 self.queue.write_buffer(&self.param_arena, 0, &b.params);
             }
+            let profiled = b.profiler.as_ref().is_some_and(|p| p.resolve(&mut encoder));
             self.queue.submit([encoder.finish()]);
             b.submits += 1;
+            if profiled {
+                if let Some(profiler) = b.profiler.as_mut() {
+                    profiler.collect(&self.device);
+                }
+            }
         }
         b.params.clear();
         b.pool.on_submit();
+    }
+
+    /// Starts (true) or stops timing every dispatch; work pending before the switch is
+    /// submitted first, so a profile holds only dispatches recorded while it was on.
+    pub(crate) fn set_kernel_profiling(&self, on: bool) -> Result<()> {
+        if on
+            && !self
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(KilnError::InvalidArgument {
+                op: "kernel profiling",
+                message: format!(
+                    "{} has no timestamp queries, so kernels cannot be timed on it",
+                    self.adapter_description()
+                ),
+            });
+        }
+        let mut b = self.lock();
+        self.submit_locked(&mut b);
+        match (on, b.profiler.is_some()) {
+            (true, false) => b.profiler = Some(KernelProfiler::new(&self.device, &self.queue)),
+            (false, true) => b.profiler = None,
+            _ => {}
+        }
+        drop(b);
+        self.check_errors()
+    }
+
+    /// Submits pending work and returns the device time per pipeline since profiling
+    /// started or since the last call, slowest first. Empty when profiling is off.
+    pub(crate) fn kernel_profile(&self) -> Result<Vec<KernelTime>> {
+        let mut b = self.lock();
+        self.submit_locked(&mut b);
+        let Some(profiler) = b.profiler.as_mut() else {
+            return Ok(Vec::new());
+        };
+        if let Some(problem) = profiler.problem.take() {
+            return Err(KilnError::Device(problem));
+        }
+        let times = profiler.take();
+        drop(b);
+        self.check_errors()?;
+        Ok(times)
     }
 
     /// Records a copy of the first `bytes` of `src` into `dst`, between passes.

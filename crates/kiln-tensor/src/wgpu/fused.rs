@@ -34,6 +34,19 @@ fn row_params(shape: Rows, eps: f32) -> Result<RowParams> {
     })
 }
 
+/// Rows of at most this many columns run the softmax kernels' `_narrow` forms: one invocation
+/// per row, in workgroups of 64 rows.
+const NARROW_COLS: usize = 64;
+
+/// The wide kernel and its grid (a workgroup per row), or the narrow one and its grid.
+fn row_kernel(shape: Rows, wide: Kernel, narrow: Kernel) -> (Kernel, [u32; 3]) {
+    if shape.cols <= NARROW_COLS {
+        (narrow, grid(shape.rows.div_ceil(64)))
+    } else {
+        (wide, grid(shape.rows))
+    }
+}
+
 fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
     if s.dtype() == DType::F32 {
         Ok(())
@@ -57,12 +70,17 @@ pub(crate) fn softmax(
     let p = row_params(shape, 0.0)?;
     let out = WgpuStorage::output(ctx, shape.rows * shape.cols, DType::F32, "softmax")?;
     let constants = Specialisation(vec![("LOG", log as u32)]);
-    ctx.dispatch(
+    let (kernel, workgroups) = row_kernel(
+        shape,
         Kernel::SoftmaxXentSoftmax,
+        Kernel::SoftmaxXentSoftmaxNarrow,
+    );
+    ctx.dispatch(
+        kernel,
         constants,
         bytemuck::bytes_of(&p),
         &[x.binding(), out.binding()],
-        grid(shape.rows),
+        workgroups,
     )?;
     Ok(out)
 }
@@ -76,16 +94,29 @@ pub(crate) fn softmax_xent(
     require_f32(logits, "softmax_xent")?;
     let p = row_params(shape, 0.0)?;
     let out = WgpuStorage::output(ctx, shape.rows, DType::F32, "softmax_xent")?;
-    let (kernel, t) = match targets {
-        XentTargets::Labels(t) => (Kernel::SoftmaxXentLabelsForward, t),
-        XentTargets::Soft(t) => (Kernel::SoftmaxXentSoftForward, t),
+    let ((wide, narrow), t) = match targets {
+        XentTargets::Labels(t) => (
+            (
+                Kernel::SoftmaxXentLabelsForward,
+                Kernel::SoftmaxXentLabelsForwardNarrow,
+            ),
+            t,
+        ),
+        XentTargets::Soft(t) => (
+            (
+                Kernel::SoftmaxXentSoftForward,
+                Kernel::SoftmaxXentSoftForwardNarrow,
+            ),
+            t,
+        ),
     };
+    let (kernel, workgroups) = row_kernel(shape, wide, narrow);
     ctx.dispatch(
         kernel,
         Specialisation::default(),
         bytemuck::bytes_of(&p),
         &[logits.binding(), t.binding(), out.binding()],
-        grid(shape.rows),
+        workgroups,
     )?;
     Ok(out)
 }
@@ -105,10 +136,23 @@ pub(crate) fn softmax_xent_backward(
         DType::F32,
         "softmax_xent_backward",
     )?;
-    let (kernel, t) = match targets {
-        XentTargets::Labels(t) => (Kernel::SoftmaxXentLabelsBackward, t),
-        XentTargets::Soft(t) => (Kernel::SoftmaxXentSoftBackward, t),
+    let ((wide, narrow), t) = match targets {
+        XentTargets::Labels(t) => (
+            (
+                Kernel::SoftmaxXentLabelsBackward,
+                Kernel::SoftmaxXentLabelsBackwardNarrow,
+            ),
+            t,
+        ),
+        XentTargets::Soft(t) => (
+            (
+                Kernel::SoftmaxXentSoftBackward,
+                Kernel::SoftmaxXentSoftBackwardNarrow,
+            ),
+            t,
+        ),
     };
+    let (kernel, workgroups) = row_kernel(shape, wide, narrow);
     ctx.dispatch(
         kernel,
         Specialisation::default(),
@@ -119,7 +163,7 @@ pub(crate) fn softmax_xent_backward(
             grad_rows.binding(),
             out.binding(),
         ],
-        grid(shape.rows),
+        workgroups,
     )?;
     Ok(out)
 }
@@ -218,8 +262,14 @@ pub(crate) fn adam_step(
         step: step.step,
         pad: [0; 2],
     };
+    // Whole vec4s when the length allows (the buffers are whole tensors, from offset 0).
+    let (kernel, invocations) = if param.len().is_multiple_of(4) {
+        (Kernel::OptimAdamStepVec4, param.len() / 4)
+    } else {
+        (Kernel::OptimAdamStep, param.len())
+    };
     ctx.dispatch(
-        Kernel::OptimAdamStep,
+        kernel,
         gate_constant(skip_if),
         bytemuck::bytes_of(&p),
         &[
@@ -229,7 +279,7 @@ pub(crate) fn adam_step(
             m.binding(),
             v.binding(),
         ],
-        grid(param.len().div_ceil(256)),
+        grid(invocations.div_ceil(256)),
     )
 }
 

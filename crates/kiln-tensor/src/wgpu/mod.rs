@@ -10,6 +10,7 @@ mod buffer_pool;
 mod context;
 mod elementwise;
 mod fused;
+mod kernel_profile;
 mod loss_scale;
 mod matmul;
 mod matmul_f16;
@@ -28,6 +29,7 @@ pub use ::wgpu::{Backends, DeviceType};
 pub use adapter::{AdapterSummary, MatmulKernel, WgpuOptions};
 pub use buffer_pool::size_class;
 pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
+pub use kernel_profile::KernelTime;
 pub use matmul_tuning::{ShapeClass, TunedClass, TuningReport};
 pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};
@@ -167,6 +169,19 @@ impl WgpuBackend {
         work: impl FnOnce() -> Result<T>,
     ) -> Result<(T, Option<std::time::Duration>)> {
         timer::time_on_device(&self.ctx, work)
+    }
+
+    /// Starts or stops timing every kernel dispatch on the device (needs timestamp queries).
+    /// A diagnostic: while it is on, each submit waits for the device. Read the times with
+    /// [`Self::kernel_profile`].
+    pub fn set_kernel_profiling(&self, on: bool) -> Result<()> {
+        self.ctx.set_kernel_profiling(on)
+    }
+
+    /// Device time per pipeline (entry point and constants) since profiling started or since
+    /// the last call, slowest first; submits pending work first. Empty when profiling is off.
+    pub fn kernel_profile(&self) -> Result<Vec<KernelTime>> {
+        self.ctx.kernel_profile()
     }
 
     /// Submits pending work without waiting for it.

@@ -141,9 +141,15 @@ pub enum Kernel {
     SoftmaxXentSoftForward,
     SoftmaxXentLabelsBackward,
     SoftmaxXentSoftBackward,
+    SoftmaxXentSoftmaxNarrow,
+    SoftmaxXentLabelsForwardNarrow,
+    SoftmaxXentSoftForwardNarrow,
+    SoftmaxXentLabelsBackwardNarrow,
+    SoftmaxXentSoftBackwardNarrow,
     BatchnormStats,
     BatchnormBackwardReduce,
     OptimAdamStep,
+    OptimAdamStepVec4,
     OptimSgdStep,
     OptimSgdMomentumStep,
     OptimAdaptiveStep,
@@ -167,7 +173,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 50] = [
+    pub const ALL: [Kernel; 56] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -195,9 +201,15 @@ impl Kernel {
         Kernel::SoftmaxXentSoftForward,
         Kernel::SoftmaxXentLabelsBackward,
         Kernel::SoftmaxXentSoftBackward,
+        Kernel::SoftmaxXentSoftmaxNarrow,
+        Kernel::SoftmaxXentLabelsForwardNarrow,
+        Kernel::SoftmaxXentSoftForwardNarrow,
+        Kernel::SoftmaxXentLabelsBackwardNarrow,
+        Kernel::SoftmaxXentSoftBackwardNarrow,
         Kernel::BatchnormStats,
         Kernel::BatchnormBackwardReduce,
         Kernel::OptimAdamStep,
+        Kernel::OptimAdamStepVec4,
         Kernel::OptimSgdStep,
         Kernel::OptimSgdMomentumStep,
         Kernel::OptimAdaptiveStep,
@@ -254,9 +266,23 @@ impl Kernel {
             SoftmaxXentSoftForward => (F::SoftmaxXent, "softmax_xent_soft_forward", 2, 1),
             SoftmaxXentLabelsBackward => (F::SoftmaxXent, "softmax_xent_labels_backward", 3, 1),
             SoftmaxXentSoftBackward => (F::SoftmaxXent, "softmax_xent_soft_backward", 3, 1),
+            SoftmaxXentSoftmaxNarrow => (F::SoftmaxXent, "softmax_xent_softmax_narrow", 1, 1),
+            SoftmaxXentLabelsForwardNarrow => {
+                (F::SoftmaxXent, "softmax_xent_labels_forward_narrow", 2, 1)
+            }
+            SoftmaxXentSoftForwardNarrow => {
+                (F::SoftmaxXent, "softmax_xent_soft_forward_narrow", 2, 1)
+            }
+            SoftmaxXentLabelsBackwardNarrow => {
+                (F::SoftmaxXent, "softmax_xent_labels_backward_narrow", 3, 1)
+            }
+            SoftmaxXentSoftBackwardNarrow => {
+                (F::SoftmaxXent, "softmax_xent_soft_backward_narrow", 3, 1)
+            }
             BatchnormStats => (F::Batchnorm, "batchnorm_stats", 1, 2),
             BatchnormBackwardReduce => (F::Batchnorm, "batchnorm_backward_reduce", 4, 2),
             OptimAdamStep => (F::Optim, "optim_adam_step", 2, 3),
+            OptimAdamStepVec4 => (F::Optim, "optim_adam_step_vec4", 2, 3),
             OptimSgdStep => (F::Optim, "optim_sgd_step", 2, 1),
             OptimSgdMomentumStep => (F::Optim, "optim_sgd_momentum_step", 2, 2),
             OptimAdaptiveStep => (F::Optim, "optim_adaptive_step", 2, 2),

@@ -1,0 +1,153 @@
+//! Per-kernel device time: where a training step's GPU time goes.
+//!
+//! While profiling is on, every dispatch gets a compute pass of its own whose beginning and
+//! end write timestamps into a query set (pass timestamp writes need only `TIMESTAMP_QUERY`).
+//! When the batch is submitted the query set is resolved, read back and the differences added
+//! to a total per pipeline (kernel entry point and its `override` constants). Profiling is a
+//! diagnostic: each submit waits for the device and passes split where they would not, so the
+//! step runs a little slower than it does unprofiled. The totals are read and cleared with
+//! `WgpuBackend::kernel_profile`.
+
+use super::pipeline_cache::PipelineKey;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Dispatches timed per submit: two timestamps each fill wgpu's largest query set.
+pub(crate) const PROFILED_PER_SUBMIT: usize = (wgpu::QUERY_SET_MAX_QUERIES / 2) as usize;
+
+/// The device time of one pipeline over the profiled dispatches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// Entry point and specialisation constants, e.g. `matmul_tiled_vec4 SIDE=8 BLOCKS=2`.
+    pub kernel: String,
+    pub dispatches: u64,
+    pub seconds: f64,
+}
+
+pub(crate) struct KernelProfiler {
+    pub query_set: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    readable: wgpu::Buffer,
+    period_ns: f64,
+    /// The pipeline of each dispatch timed in the open batch, in query order.
+    pending: Vec<PipelineKey>,
+    totals: HashMap<PipelineKey, (u64, f64)>,
+    /// The first failure to read the timestamps back, reported with the profile.
+    pub problem: Option<String>,
+}
+
+impl KernelProfiler {
+    pub(crate) fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Self {
+        let bytes = 8 * 2 * PROFILED_PER_SUBMIT as u64;
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        KernelProfiler {
+            query_set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("kiln kernel profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * PROFILED_PER_SUBMIT as u32,
+            }),
+            resolved: buffer(
+                "kiln kernel profile resolve",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            readable: buffer(
+                "kiln kernel profile readback",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+            period_ns: queue.get_timestamp_period() as f64,
+            pending: Vec::new(),
+            totals: HashMap::new(),
+            problem: None,
+        }
+    }
+
+    /// True when the open batch has no room for another timed dispatch.
+    pub(crate) fn is_full(&self) -> bool {
+        self.pending.len() >= PROFILED_PER_SUBMIT
+    }
+
+    /// The (beginning, end) query indices of the next dispatch, which runs `key`.
+    pub(crate) fn next_dispatch(&mut self, key: PipelineKey) -> (u32, u32) {
+        let index = 2 * self.pending.len() as u32;
+        self.pending.push(key);
+        (index, index + 1)
+    }
+
+    /// Records the copy of this batch's timestamps to the host; `collect` reads them after
+    /// the submit. False when the batch timed nothing.
+    pub(crate) fn resolve(&self, encoder: &mut wgpu::CommandEncoder) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let queries = 2 * self.pending.len() as u32;
+        encoder.resolve_query_set(&self.query_set, 0..queries, &self.resolved, 0);
+        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.readable, 0, 8 * queries as u64);
+        true
+    }
+
+    /// Waits for the submitted batch, reads its timestamps and adds them to the totals.
+    pub(crate) fn collect(&mut self, device: &wgpu::Device) {
+        let pending = std::mem::take(&mut self.pending);
+        let bytes = 8 * 2 * pending.len() as u64;
+        let slice = self.readable.slice(0..bytes);
+        let failed = Arc::new(AtomicBool::new(true));
+        {
+            let failed = failed.clone();
+            slice.map_async(wgpu::MapMode::Read, move |result| {
+                failed.store(result.is_err(), Ordering::SeqCst)
+            });
+        }
+        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
+            self.problem
+                .get_or_insert(format!("waiting for the device: {e}"));
+            return;
+        }
+        if failed.load(Ordering::SeqCst) {
+            self.problem
+                .get_or_insert("mapping the kernel timestamps failed".into());
+            return;
+        }
+        let ticks: Vec<u64> = match slice.get_mapped_range() {
+            Ok(view) => bytemuck::pod_collect_to_vec(&view[..bytes as usize]),
+            Err(e) => {
+                self.problem
+                    .get_or_insert(format!("reading the kernel timestamps: {e}"));
+                return;
+            }
+        };
+        self.readable.unmap();
+        for (key, pair) in pending.into_iter().zip(ticks.chunks_exact(2)) {
+            let seconds = pair[1].saturating_sub(pair[0]) as f64 * self.period_ns * 1e-9;
+            let total = self.totals.entry(key).or_insert((0, 0.0));
+            total.0 += 1;
+            total.1 += seconds;
+        }
+    }
+
+    /// The totals so far, slowest first, and clears them.
+    pub(crate) fn take(&mut self) -> Vec<KernelTime> {
+        let mut times: Vec<KernelTime> = self
+            .totals
+            .drain()
+            .map(|(key, (dispatches, seconds))| KernelTime {
+                kernel: key.to_string(),
+                dispatches,
+                seconds,
+            })
+            .collect();
+        times.sort_by(|a, b| {
+            b.seconds
+                .total_cmp(&a.seconds)
+                .then(a.kernel.cmp(&b.kernel))
+        });
+        times
+    }
+}
