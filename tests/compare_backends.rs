@@ -4,7 +4,9 @@
 
 mod common;
 use common::*;
-use kiln::bench::{harness::items, run_suite, table, Options, Row, Suite};
+use kiln::bench::harness::{items, Item};
+use kiln::bench::{kernel_table, profile_kernels, run_suite, table, Options, Row, Suite};
+use kiln::tensor::Backend;
 
 fn quick() -> Options {
     Options {
@@ -91,4 +93,50 @@ fn a_filter_keeps_the_matching_workloads_and_the_bandwidth_probe() {
     let rows = run_suite(&cpu(), None, &options, &mut |_| {});
     let names: Vec<_> = rows.iter().map(|r| r.workload.as_str()).collect();
     assert_eq!(names, ["copy", "adam"]);
+}
+
+#[test]
+fn profiling_a_training_step_accounts_for_every_dispatch_of_the_step() {
+    let Some(gpu) = fresh_gpu() else { return };
+    if !gpu.can_time_on_device() {
+        return;
+    }
+    let step = items(Suite::Quick)
+        .into_iter()
+        .find_map(|item| match item {
+            Item::Step(s) => Some(s),
+            _ => None,
+        })
+        .expect("a training step in the quick suite");
+    let mut state = step.prepare(&gpu).unwrap();
+    step.step(&mut state).unwrap();
+    gpu.sync().unwrap();
+    let before = gpu.counters().dispatches;
+    step.step(&mut state).unwrap();
+    let per_step = gpu.counters().dispatches - before;
+    let times = profile_kernels(&gpu, &step, 3).unwrap();
+    assert_eq!(
+        times.iter().map(|t| t.dispatches).sum::<u64>(),
+        3 * per_step
+    );
+    for kernel in ["matmul", "softmax_xent", "optim_adam_step", "batchnorm"] {
+        assert!(
+            times.iter().any(|t| t.kernel.starts_with(kernel)),
+            "{kernel} in {times:?}"
+        );
+    }
+    let text = kernel_table(&times, 3);
+    assert!(
+        text.starts_with("  calls   ms/step  share  kernel"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("all kernels"), "{text}");
+    assert!(
+        text.contains(&format!("{per_step:>7} ")),
+        "{per_step} calls a step: {text}"
+    );
+    assert!(
+        gpu.kernel_profile().unwrap().is_empty(),
+        "profiling is off afterwards"
+    );
 }

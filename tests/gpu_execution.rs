@@ -236,3 +236,76 @@ fn device_timing_measures_the_recorded_work_and_keeps_its_result() {
     let expected = a.matmul(&a).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(product.to_vec::<f32>().unwrap(), expected);
 }
+
+#[test]
+fn kernel_profiling_times_each_dispatch_recorded_while_it_is_on() {
+    let Some(gpu) = fresh_gpu() else { return };
+    if !gpu.can_time_on_device() {
+        return;
+    }
+    let x = Tensor::from_slice(&random_vec(3, 64 * 32, -1.0, 1.0), [64, 32], &gpu).unwrap();
+    let w = Tensor::from_slice(&random_vec(4, 32 * 10, -1.0, 1.0), [32, 10], &gpu).unwrap();
+    let labels = Tensor::from_slice(&[2u32; 64], [64], &gpu).unwrap();
+    // Off: nothing is timed, and the profile is empty.
+    let before = x.exp().unwrap();
+    assert!(gpu.kernel_profile().unwrap().is_empty());
+    // Work pending when profiling starts is submitted unprofiled.
+    let pending = (&before + 1.0).unwrap();
+    gpu.set_kernel_profiling(true).unwrap();
+    let dispatches_before = gpu.counters().dispatches;
+    let h = x.matmul(&w).unwrap();
+    let loss = h.softmax_xent(&labels).unwrap();
+    let mut last = loss.clone();
+    for _ in 0..3 {
+        last = (&last * 2.0).unwrap();
+    }
+    let profile = gpu.kernel_profile().unwrap();
+    let dispatched = gpu.counters().dispatches - dispatches_before;
+    let names: Vec<&str> = profile.iter().map(|t| t.kernel.as_str()).collect();
+    assert_eq!(
+        profile.iter().map(|t| t.dispatches).sum::<u64>(),
+        dispatched,
+        "every dispatch recorded while on is timed once: {names:?}"
+    );
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("softmax_xent_labels_forward")));
+    let scaled = profile
+        .iter()
+        .find(|t| t.kernel.starts_with("elementwise_binary_scalar"))
+        .expect("the scalar products");
+    assert_eq!(
+        scaled.dispatches, 3,
+        "three products by a scalar share one pipeline"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("elementwise_unary")),
+        "exp ran before"
+    );
+    assert!(profile
+        .iter()
+        .all(|t| t.seconds >= 0.0 && t.seconds.is_finite()));
+    assert!(profile.iter().map(|t| t.seconds).sum::<f64>() > 0.0);
+    assert!(
+        profile.windows(2).all(|p| p[0].seconds >= p[1].seconds),
+        "slowest first"
+    );
+    // Read and cleared; results are unchanged by profiling.
+    assert!(gpu.kernel_profile().unwrap().is_empty());
+    let cpu_h = Tensor::from_slice(&x.to_vec::<f32>().unwrap(), [64, 32], &cpu())
+        .unwrap()
+        .matmul(&Tensor::from_slice(&w.to_vec::<f32>().unwrap(), [32, 10], &cpu()).unwrap())
+        .unwrap();
+    assert_tensors_close("profiled matmul", &h, &cpu_h, MATMUL);
+    // More dispatches than one query set holds are timed over several submits.
+    let mut y = x.clone();
+    for _ in 0..2100 {
+        y = (&y * 1.0).unwrap();
+    }
+    let many = gpu.kernel_profile().unwrap();
+    assert_eq!(many.iter().map(|t| t.dispatches).sum::<u64>(), 2100);
+    gpu.set_kernel_profiling(false).unwrap();
+    drop((pending, last, y));
+    let _ = (&x + 1.0).unwrap();
+    assert!(gpu.kernel_profile().unwrap().is_empty(), "off again");
+}
