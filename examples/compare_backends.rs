@@ -104,7 +104,7 @@ fn profile_steps(gpu: &WgpuBackend, options: &Options, steps: usize) {
             gpu.label()
         );
         match profile_kernels(gpu, &step, steps) {
-            Ok(times) => println!("{}", kernel_table(&times, steps)),
+            Ok(times) => println!("{}", kernel_table(&times, steps, "step")),
             Err(e) => println!("  not profiled: {e}"),
         }
     }

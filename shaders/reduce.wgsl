@@ -5,6 +5,9 @@
 // - reduce_rows (inner == 1): one workgroup of 256 per row; each invocation folds a strided
 //   slice of the row, then a shared-memory tree combines the 256 partial results. Rows of any
 //   length work (the loop strides by 256).
+// - reduce_rows_narrow (inner == 1, len ≤ 64, e.g. argmax over class scores): one invocation
+//   per row, 64 rows per workgroup, folding its row serially: no workgroup memory or barriers,
+//   which cost far more than a short row's arithmetic.
 // - reduce_columns (inner > 1): one workgroup per (outer, block of 64 columns); 4 lanes of 64
 //   invocations each fold every 4th row, so consecutive invocations read consecutive columns
 //   (coalesced); lane 0 combines the 4 lanes.
@@ -85,6 +88,21 @@ fn reduce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (lid.x == 0u) {
         output[row] = finish(values[0], indices[0]);
     }
+}
+
+@compute @workgroup_size(64)
+fn reduce_rows_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = workgroup_linear(wid, num) * 64u + lid.x;
+    if (row >= p.outer) { return; }
+    let base = row * p.len;
+    var value = identity_value();
+    var index = 0xffffffffu;
+    for (var j = 0u; j < p.len; j = j + 1u) {
+        let r = combine(value, index, input[base + j], j);
+        value = bitcast<f32>(r.x);
+        index = r.y;
+    }
+    output[row] = finish(value, index);
 }
 
 @compute @workgroup_size(256)

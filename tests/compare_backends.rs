@@ -125,7 +125,7 @@ fn profiling_a_training_step_accounts_for_every_dispatch_of_the_step() {
             "{kernel} in {times:?}"
         );
     }
-    let text = kernel_table(&times, 3);
+    let text = kernel_table(&times, 3, "step");
     assert!(
         text.starts_with("  calls   ms/step  share  kernel"),
         "{text}"

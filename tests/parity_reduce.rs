@@ -7,7 +7,17 @@ use kiln::prelude::*;
 #[test]
 fn reductions_along_every_axis() {
     let Some(gpu) = gpu() else { return };
-    let shapes: [&[usize]; 5] = [&[1000], &[17, 257], &[257, 17], &[3, 127, 33], &[1, 1, 1]];
+    // Rows of ≤ 64 run one invocation per row (the last axis of [257, 17], [130, 64] and
+    // [3, 127, 33]), longer rows a workgroup per row.
+    let shapes: [&[usize]; 7] = [
+        &[1000],
+        &[17, 257],
+        &[257, 17],
+        &[130, 64],
+        &[5, 65],
+        &[3, 127, 33],
+        &[1, 1, 1],
+    ];
     for (s, shape) in shapes.iter().enumerate() {
         let n = shape.iter().product();
         let data = random_vec(SEEDS[s % 3], n, -3.0, 3.0);
@@ -57,7 +67,8 @@ fn argmax_takes_the_first_of_equal_maxima() {
 #[test]
 fn global_sum_over_long_vectors() {
     let Some(gpu) = gpu() else { return };
-    for &n in &[1usize, 3, 257, 1000, 65_537, 1_000_003] {
+    // Up to 4096 elements one pass (a row reduction), beyond it partial sums first.
+    for &n in &[1usize, 3, 257, 1000, 4096, 4097, 65_537, 1_000_003] {
         let data = random_vec(n as u64, n, -1.0, 1.0);
         let (g, c) = pair(&data, &[n], &gpu);
         let gs = g.sum_all().unwrap().item().unwrap();

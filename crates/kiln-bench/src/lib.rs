@@ -21,6 +21,7 @@ pub mod workload;
 
 pub use device::{BenchDevice, Clock};
 pub use harness::{run_suite, Options, Suite};
-pub use report::{kernel_table, table, Row};
+pub use kiln_tensor::wgpu::kernel_table;
+pub use report::{table, Row};
 pub use training_step::{profile_kernels, TrainingStep};
 pub use workload::{Op, Work, Workload};

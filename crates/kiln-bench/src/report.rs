@@ -2,7 +2,6 @@
 
 use crate::device::Clock;
 use crate::training_step::StepOverhead;
-use kiln_tensor::wgpu::KernelTime;
 use serde::Serialize;
 
 /// One measured workload on one backend.
@@ -84,37 +83,6 @@ impl Row {
 }
 
 /// The rows as an aligned text table.
-/// Per-kernel device time of `steps` profiled steps, per step: calls, milliseconds, share of
-/// the step's kernel time, slowest first.
-pub fn kernel_table(times: &[KernelTime], steps: usize) -> String {
-    let steps = steps.max(1) as f64;
-    let total: f64 = times.iter().map(|t| t.seconds).sum();
-    let mut out = format!("{:>7} {:>9} {:>6}  kernel\n", "calls", "ms/step", "share");
-    for t in times {
-        out += &format!(
-            "{:>7} {:>9.3} {:>5.1}%  {}\n",
-            format!("{:.0}", t.dispatches as f64 / steps),
-            t.seconds / steps * 1e3,
-            if total > 0.0 {
-                100.0 * t.seconds / total
-            } else {
-                0.0
-            },
-            t.kernel
-        );
-    }
-    out += &format!(
-        "{:>7} {:>9.3} {:>5.1}%  all kernels\n",
-        format!(
-            "{:.0}",
-            times.iter().map(|t| t.dispatches).sum::<u64>() as f64 / steps
-        ),
-        total / steps * 1e3,
-        100.0
-    );
-    out
-}
-
 pub fn table(rows: &[Row]) -> String {
     let header = [
         "workload",

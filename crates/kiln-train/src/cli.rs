@@ -12,6 +12,7 @@ use crate::trainer::{check_writable, train, RunData, TrainOptions};
 use clap::Parser;
 use kiln_cpu::CpuBackend;
 use kiln_data::{Augmentation, Dataset, DeviceDataset};
+use kiln_tensor::wgpu::kernel_table;
 use kiln_tensor::{Backend, WgpuBackend};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ pub struct Args {
     /// name) or cpu. Falls back to cpu with a warning when no adapter is found.
     #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
     pub device: String,
+    /// Time every GPU kernel on the device (timestamp queries) and print where the run's
+    /// device time went, per kernel, when it ends. Slows training a little: each submit waits.
+    #[arg(long)]
+    pub profile_kernels: bool,
     /// Data directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -343,9 +348,21 @@ fn run(program: &Program, args: &Args) -> Result<String> {
     let (train_full, test) = (program.load)(&dir, args.download)?;
     if let Some(gpu) = usable_gpu(&args.device) {
         let adapter = gpu.adapter_info().name.clone();
-        return run_on(
+        if args.profile_kernels {
+            gpu.set_kernel_profiling(true)?;
+        }
+        let summary = run_on(
             program, args, &config, train_full, test, &gpu, "gpu", &adapter,
-        );
+        )?;
+        if args.profile_kernels {
+            let times = gpu.kernel_profile()?;
+            println!("device time per kernel over the whole run on {adapter}:");
+            println!("{}", kernel_table(&times, 1, "run"));
+        }
+        return Ok(summary);
+    }
+    if args.profile_kernels {
+        eprintln!("warning: --profile-kernels times GPU kernels; this run is on the CPU backend");
     }
     run_on(
         program,

@@ -151,3 +151,33 @@ impl KernelProfiler {
         times
     }
 }
+
+/// The profile as a table, slowest first: calls, milliseconds and share of the kernels' time
+/// per `unit` (a step, an epoch, a run) when the profile covers `count` of them.
+pub fn kernel_table(times: &[KernelTime], count: usize, unit: &str) -> String {
+    let count = count.max(1) as f64;
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    let per = format!("ms/{unit}");
+    let mut out = format!("{:>7} {per:>9} {:>6}  kernel\n", "calls", "share");
+    let mut line = |calls: u64, seconds: f64, name: &str| {
+        let share = if total > 0.0 {
+            100.0 * seconds / total
+        } else {
+            0.0
+        };
+        out += &format!(
+            "{:>7} {:>9.3} {share:>5.1}%  {name}\n",
+            format!("{:.0}", calls as f64 / count),
+            seconds / count * 1e3,
+        );
+    };
+    for t in times {
+        line(t.dispatches, t.seconds, &t.kernel);
+    }
+    line(
+        times.iter().map(|t| t.dispatches).sum(),
+        total,
+        "all kernels",
+    );
+    out
+}

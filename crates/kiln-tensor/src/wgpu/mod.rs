@@ -29,7 +29,7 @@ pub use ::wgpu::{Backends, DeviceType};
 pub use adapter::{AdapterSummary, MatmulKernel, WgpuOptions};
 pub use buffer_pool::size_class;
 pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
-pub use kernel_profile::KernelTime;
+pub use kernel_profile::{kernel_table, KernelTime};
 pub use matmul_tuning::{ShapeClass, TunedClass, TuningReport};
 pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};

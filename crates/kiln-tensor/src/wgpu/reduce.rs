@@ -27,6 +27,12 @@ struct ReduceParams {
 /// second pass is one short row.
 const SUM_PARTIALS: usize = 1024;
 
+/// Sums of at most this many elements skip the partial pass: one row reduction does it all.
+const SINGLE_PASS_SUM: usize = 4096;
+
+/// Rows of at most this many elements (inner size 1) reduce with one invocation per row.
+const NARROW_ROW: usize = 64;
+
 pub(crate) fn reduce(
     ctx: &Arc<Context>,
     op: ReduceOp,
@@ -54,7 +60,15 @@ pub(crate) fn reduce(
     };
     let out = WgpuStorage::output(ctx, dims.outer * dims.inner, out_dtype, op.name())?;
     let constants = Specialisation(vec![("OP", op.code())]);
-    if dims.inner == 1 {
+    if dims.inner == 1 && dims.len <= NARROW_ROW {
+        ctx.dispatch(
+            Kernel::ReduceRowsNarrow,
+            constants,
+            bytemuck::bytes_of(&p),
+            &[x.binding(), out.binding()],
+            grid(dims.outer.div_ceil(64)),
+        )?;
+    } else if dims.inner == 1 {
         ctx.dispatch(
             Kernel::ReduceRows,
             constants,
@@ -77,6 +91,14 @@ pub(crate) fn reduce(
 
 pub(crate) fn sum_all(ctx: &Arc<Context>, x: &WgpuStorage) -> Result<WgpuStorage> {
     let n = x.len();
+    let whole = |len| ReduceDims {
+        outer: 1,
+        len,
+        inner: 1,
+    };
+    if n <= SINGLE_PASS_SUM {
+        return reduce(ctx, ReduceOp::Sum, x, whole(n));
+    }
     let partials = n.div_ceil(256).clamp(1, SUM_PARTIALS);
     let p = ReduceParams {
         outer: 1,
@@ -92,14 +114,5 @@ pub(crate) fn sum_all(ctx: &Arc<Context>, x: &WgpuStorage) -> Result<WgpuStorage
         &[x.binding(), partial.binding()],
         [partials as u32, 1, 1],
     )?;
-    reduce(
-        ctx,
-        ReduceOp::Sum,
-        &partial,
-        ReduceDims {
-            outer: 1,
-            len: partials,
-            inner: 1,
-        },
-    )
+    reduce(ctx, ReduceOp::Sum, &partial, whole(partials))
 }

@@ -125,6 +125,7 @@ pub enum Kernel {
     ActivationPreluBackward,
     ActivationPreluAlphaGrad,
     ReduceRows,
+    ReduceRowsNarrow,
     ReduceColumns,
     ReduceSumPartial,
     MatmulTiled,
@@ -173,7 +174,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 56] = [
+    pub const ALL: [Kernel; 57] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -185,6 +186,7 @@ impl Kernel {
         Kernel::ActivationPreluBackward,
         Kernel::ActivationPreluAlphaGrad,
         Kernel::ReduceRows,
+        Kernel::ReduceRowsNarrow,
         Kernel::ReduceColumns,
         Kernel::ReduceSumPartial,
         Kernel::MatmulTiled,
@@ -250,6 +252,7 @@ impl Kernel {
             ActivationPreluBackward => (F::Activation, "activation_prelu_backward", 3, 1),
             ActivationPreluAlphaGrad => (F::Activation, "activation_prelu_alpha_grad", 2, 1),
             ReduceRows => (F::Reduce, "reduce_rows", 1, 1),
+            ReduceRowsNarrow => (F::Reduce, "reduce_rows_narrow", 1, 1),
             ReduceColumns => (F::Reduce, "reduce_columns", 1, 1),
             ReduceSumPartial => (F::Reduce, "reduce_sum_partial", 1, 1),
             MatmulTiled => (F::Matmul, "matmul_tiled", 3, 1),
