@@ -241,7 +241,14 @@ fn narrow_dtype_views_read_back_at_odd_offsets() {
 #[test]
 fn gather_u8_affine_reads_minibatches_across_chunks() {
     let Some(gpu) = gpu() else { return };
-    let (rows, features) = (1001usize, 37usize);
+    // 36 features run the vec4 kernel (four features per invocation), 37 the scalar one.
+    for features in [36usize, 37] {
+        check_gather_u8_affine(&gpu, features);
+    }
+}
+
+fn check_gather_u8_affine(gpu: &WgpuBackend, features: usize) {
+    let rows = 1001usize;
     let bytes: Vec<u8> = (0..rows * features)
         .map(|i| (i * 7 + i / 13) as u8)
         .collect();
@@ -285,7 +292,7 @@ fn gather_u8_affine_reads_minibatches_across_chunks() {
         .to_vec::<f32>()
         .unwrap()
     }
-    let g = run(&gpu, &bytes, &bounds, features, &indices, &scale, &shift);
+    let g = run(gpu, &bytes, &bounds, features, &indices, &scale, &shift);
     let c = run(&cpu(), &bytes, &bounds, features, &indices, &scale, &shift);
     let expected: Vec<f64> = indices
         .iter()
@@ -297,8 +304,9 @@ fn gather_u8_affine_reads_minibatches_across_chunks() {
         })
         .collect();
     let as_f64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    assert_close("gather_u8_affine GPU", &as_f64(&g), &expected, ELEMENTWISE);
-    assert_close("gather_u8_affine CPU", &as_f64(&c), &expected, ELEMENTWISE);
+    let what = format!("gather_u8_affine, {features} features");
+    assert_close(&format!("{what} GPU"), &as_f64(&g), &expected, ELEMENTWISE);
+    assert_close(&format!("{what} CPU"), &as_f64(&c), &expected, ELEMENTWISE);
 
     // An index outside every chunk is an error on the CPU.
     let c = cpu();

@@ -189,6 +189,12 @@ pub(crate) fn gather_u8_affine(
     if total == 0 {
         return Ok(out);
     }
+    // Four features per invocation when rows are whole u32 words of pixels.
+    let (kernel, invocations) = if features.is_multiple_of(4) {
+        (Kernel::DataGatherU8AffineVec4, count * features / 4)
+    } else {
+        (Kernel::DataGatherU8Affine, count * features)
+    };
     for (chunk, first_row) in chunks {
         let p = DataParams {
             count: to_u32(count, "index count")?,
@@ -197,7 +203,7 @@ pub(crate) fn gather_u8_affine(
             rows: to_u32(chunk.len() / features.max(1), "chunk rows")?,
         };
         ctx.dispatch(
-            Kernel::DataGatherU8Affine,
+            kernel,
             Specialisation::default(),
             bytemuck::bytes_of(&p),
             &[
@@ -207,7 +213,7 @@ pub(crate) fn gather_u8_affine(
                 shift.binding(),
                 out.binding(),
             ],
-            grid((count * features).div_ceil(256)),
+            grid(invocations.div_ceil(256)),
         )?;
     }
     Ok(out)

@@ -161,6 +161,7 @@ pub enum Kernel {
     RandomDropout,
     GatherRows,
     DataGatherU8Affine,
+    DataGatherU8AffineVec4,
     CastF32ToF16,
     CastF16ToF32,
     CastU8ToF32,
@@ -174,7 +175,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 57] = [
+    pub const ALL: [Kernel; 58] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -222,6 +223,7 @@ impl Kernel {
         Kernel::RandomDropout,
         Kernel::GatherRows,
         Kernel::DataGatherU8Affine,
+        Kernel::DataGatherU8AffineVec4,
         Kernel::CastF32ToF16,
         Kernel::CastF16ToF32,
         Kernel::CastU8ToF32,
@@ -296,6 +298,7 @@ impl Kernel {
             RandomDropout => (F::Random, "random_dropout", 1, 2),
             GatherRows => (F::Gather, "gather_rows", 2, 1),
             DataGatherU8Affine => (F::Data, "data_gather_u8_affine", 4, 1),
+            DataGatherU8AffineVec4 => (F::Data, "data_gather_u8_affine_vec4", 4, 1),
             CastF32ToF16 => (F::Cast, "cast_f32_to_f16", 1, 1),
             CastF16ToF32 => (F::Cast, "cast_f16_to_f32", 1, 1),
             CastU8ToF32 => (F::Cast, "cast_u8_to_f32", 1, 1),
