@@ -130,6 +130,44 @@ fn strided_index(i: u32, rank: u32, shape: array<vec4<u32>, 2>, s0: vec4<u32>, s
     return index;
 }
 
+// Parameters of the `_vec4` forms of the elementwise kernels (elementwise.wgsl,
+// activation.wgsl), which read and write four consecutive elements per invocation. Every
+// operand is either contiguous or one contiguous block repeated along leading broadcast
+// dimensions (a bias row over a batch); offsets and periods count vec4s. Mirrors `QuadParams`
+// in src/wgpu/elementwise.rs.
+struct QuadParams {
+    quads: u32,
+    alpha: f32,
+    scalar: f32,
+    // bit 3: the scalar is the left operand (as StridedParams).
+    flags: u32,
+    offset_a: u32,
+    offset_b: u32,
+    // The operand repeats every `period` vec4s; 0: it does not (plain contiguous).
+    period_a: u32,
+    period_b: u32,
+}
+
+fn quad_index(q: u32, offset: u32, period: u32) -> u32 {
+    var index = offset + q;
+    if (period != 0u) {
+        index = offset + q % period;
+    }
+    return index;
+}
+
+fn unary_eval4(op: u32, x: vec4<f32>, alpha: f32) -> vec4<f32> {
+    return vec4<f32>(unary_eval(op, x.x, alpha), unary_eval(op, x.y, alpha), unary_eval(op, x.z, alpha), unary_eval(op, x.w, alpha));
+}
+
+fn unary_derivative4(op: u32, x: vec4<f32>, alpha: f32) -> vec4<f32> {
+    return vec4<f32>(unary_derivative(op, x.x, alpha), unary_derivative(op, x.y, alpha), unary_derivative(op, x.z, alpha), unary_derivative(op, x.w, alpha));
+}
+
+fn binary_eval4(op: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(binary_eval(op, a.x, b.x), binary_eval(op, a.y, b.y), binary_eval(op, a.z, b.z), binary_eval(op, a.w, b.w));
+}
+
 // Parameters of both matmul kernels (matmul.wgsl, matmul_subgroup.wgsl); mirrors
 // `MatmulParams` in src/wgpu/matmul.rs.
 struct MatmulParams {

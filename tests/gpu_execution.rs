@@ -309,3 +309,45 @@ fn kernel_profiling_times_each_dispatch_recorded_while_it_is_on() {
     let _ = (&x + 1.0).unwrap();
     assert!(gpu.kernel_profile().unwrap().is_empty(), "off again");
 }
+
+#[test]
+fn elementwise_ops_take_the_vec4_kernels_where_the_layouts_allow() {
+    let Some(gpu) = fresh_gpu() else { return };
+    if !gpu.can_time_on_device() {
+        return;
+    }
+    let kernels_of = |work: &dyn Fn()| -> Vec<String> {
+        gpu.set_kernel_profiling(true).unwrap();
+        work();
+        let names = gpu
+            .kernel_profile()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.kernel.split(' ').next().unwrap_or("").to_string())
+            .collect();
+        gpu.set_kernel_profiling(false).unwrap();
+        names
+    };
+    let x = Tensor::from_slice(&random_vec(1, 33 * 64, -1.0, 1.0), [33, 64], &gpu).unwrap();
+    let bias = Tensor::from_slice(&random_vec(2, 64, -1.0, 1.0), [64], &gpu).unwrap();
+    let column = Tensor::from_slice(&random_vec(3, 33, -1.0, 1.0), [33, 1], &gpu).unwrap();
+    let odd = Tensor::from_slice(&random_vec(4, 33 * 3, -1.0, 1.0), [33, 3], &gpu).unwrap();
+    let vec4 = kernels_of(&|| {
+        let _ = (&x + &bias).unwrap();
+        let _ = x.relu().unwrap();
+        let _ = (&x * 2.0).unwrap();
+        let _ = x.unary_backward(UnaryOp::Relu, &x).unwrap();
+    });
+    assert_eq!(
+        vec4.iter().filter(|k| k.ends_with("_vec4")).count(),
+        4,
+        "{vec4:?}"
+    );
+    let strided = kernels_of(&|| {
+        let _ = (&x + &column).unwrap();
+        let _ = odd.relu().unwrap();
+        let _ = x.t().unwrap().exp().unwrap();
+    });
+    assert!(!strided.iter().any(|k| k.ends_with("_vec4")), "{strided:?}");
+    assert_eq!(strided.len(), 3, "binary, relu and exp: {strided:?}");
+}

@@ -37,6 +37,7 @@ fn unary_backward_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     for op in UnaryOp::ALL {
         let (low, high) = input_range(op);
+        // 1000 runs the vec4 kernel.
         for &n in &[1usize, 33, 1000] {
             let x = random_vec(n as u64, n, low, high);
             let dy = random_vec(n as u64 + 1, n, -1.0, 1.0);
@@ -82,14 +83,21 @@ fn activations_are_finite_and_match_at_extreme_inputs() {
     }
 }
 
-/// Shape pairs that broadcast: equal, row vector, column vector, scalar, leading dims.
-const BROADCAST_CASES: [(&[usize], &[usize]); 6] = [
+/// Shape pairs that broadcast: equal, row vector, column vector, scalar, leading dims. Those
+/// whose operands are contiguous or a repeated contiguous block of whole vec4s ([1000], the
+/// [64] bias row over 33 rows, the [4, 8] block over 3) run the `_vec4` kernels; a broadcast
+/// in the middle ([5, 1, 8]) or a column ([64, 1]) keeps the strided ones.
+const BROADCAST_CASES: [(&[usize], &[usize]); 10] = [
     (&[17, 33], &[17, 33]),
     (&[127, 3], &[3]),
     (&[33, 17], &[33, 1]),
     (&[257], &[1]),
     (&[3, 1, 17], &[1, 127, 17]),
     (&[1000], &[1000]),
+    (&[33, 64], &[64]),
+    (&[3, 4, 8], &[4, 8]),
+    (&[5, 2, 8], &[5, 1, 8]),
+    (&[8, 64], &[8, 1]),
 ];
 
 #[test]
@@ -131,8 +139,15 @@ fn binary_ops_broadcast_like_the_cpu() {
 #[test]
 fn scalar_forms_on_both_sides() {
     let Some(gpu) = gpu() else { return };
-    let data = random_vec(3, 257, 0.5, 2.0);
-    let (g, c) = pair(&data, &[257], &gpu);
+    // 256 elements run the vec4 kernel, 257 the strided one.
+    for n in [256, 257] {
+        check_scalar_forms(&gpu, n);
+    }
+}
+
+fn check_scalar_forms(gpu: &WgpuBackend, n: usize) {
+    let data = random_vec(3, n, 0.5, 2.0);
+    let (g, c) = pair(&data, &[n], gpu);
     for op in BinaryOp::ALL {
         assert_tensors_close(
             &format!("x {op:?} 1.5"),
@@ -197,6 +212,39 @@ fn strided_views_read_through_strides() {
         &ct.exp().unwrap(),
         ELEMENTWISE,
     );
+    // Whole rows from row 4 of a 128-wide tensor: contiguous at offset 512, a vec4 view;
+    // from row 3 of 127-wide: offset 381, strided kernels.
+    let wide = random_vec(9, 33 * 128, -2.0, 2.0);
+    let (gw, cw) = pair(&wide, &[33, 128], &gpu);
+    for (tensor_g, tensor_c, start) in [(&gw, &cw, 4), (&g, &c, 3)] {
+        let rows_g = tensor_g.narrow(0, start, 20).unwrap();
+        let rows_c = tensor_c.narrow(0, start, 20).unwrap();
+        let what = format!("rows from {start}");
+        assert_tensors_close(
+            &format!("tanh of {what}"),
+            &rows_g.tanh().unwrap(),
+            &rows_c.tanh().unwrap(),
+            ELEMENTWISE,
+        );
+        assert_tensors_close(
+            &format!("{what} - 1"),
+            &(&rows_g - 1.0).unwrap(),
+            &(&rows_c - 1.0).unwrap(),
+            ELEMENTWISE,
+        );
+        assert_tensors_close(
+            &format!("{what} · {what}"),
+            &(&rows_g * &rows_g).unwrap(),
+            &(&rows_c * &rows_c).unwrap(),
+            ELEMENTWISE,
+        );
+        assert_tensors_close(
+            &format!("relu'({what})"),
+            &rows_g.unary_backward(UnaryOp::Relu, &rows_g).unwrap(),
+            &rows_c.unary_backward(UnaryOp::Relu, &rows_c).unwrap(),
+            ELEMENTWISE,
+        );
+    }
     let gn = g.narrow(1, 5, 100).unwrap().narrow(0, 3, 17).unwrap();
     let cn = c.narrow(1, 5, 100).unwrap().narrow(0, 3, 17).unwrap();
     assert_tensors_close(

@@ -67,6 +67,60 @@ impl StridedParams {
     }
 }
 
+/// Mirrors `QuadParams` in common.wgsl: the `_vec4` kernels' parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct QuadParams {
+    quads: u32,
+    alpha: f32,
+    scalar: f32,
+    flags: u32,
+    offsets: [u32; 2],
+    periods: [u32; 2],
+}
+
+/// An operand as the `_vec4` kernels read it: (offset, period) in vec4s, period 0 for a plain
+/// contiguous operand. Some when the layout is contiguous, or a contiguous trailing block
+/// repeated along leading broadcast dimensions (stride 0), with the offset and the block a
+/// whole number of vec4s.
+fn quad_view(layout: &Layout) -> Option<(u32, u32)> {
+    if !layout.offset().is_multiple_of(4) || !layout.numel().is_multiple_of(4) {
+        return None;
+    }
+    let offset = u32::try_from(layout.offset() / 4).ok()?;
+    if layout.is_contiguous() {
+        return Some((offset, 0));
+    }
+    // Walk from the last dimension: a row-major block first, then only broadcast dimensions.
+    let (dims, strides) = (layout.shape().dims(), layout.strides());
+    let mut block = 1usize;
+    let mut d = dims.len();
+    while d > 0 && (dims[d - 1] == 1 || strides[d - 1] == block) {
+        block *= dims[d - 1];
+        d -= 1;
+    }
+    let repeated = dims[..d]
+        .iter()
+        .zip(&strides[..d])
+        .all(|(&dim, &stride)| stride == 0 || dim == 1);
+    if !repeated || !block.is_multiple_of(4) || block == 0 {
+        return None;
+    }
+    Some((offset, u32::try_from(block / 4).ok()?))
+}
+
+/// The `_vec4` kernels' parameters when every operand has a quad view.
+fn quad_params(numel: usize, operands: &[&Layout]) -> Option<QuadParams> {
+    let mut p = QuadParams::zeroed();
+    p.quads = u32::try_from(numel / 4).ok()?;
+    for (i, layout) in operands.iter().enumerate() {
+        let (offset, period) = quad_view(layout)?;
+        p.offsets[i] = offset;
+        p.periods[i] = period;
+    }
+    Some(p)
+}
+
 fn op_constant(code: u32) -> Specialisation {
     Specialisation(vec![("OP", code)])
 }
@@ -91,9 +145,20 @@ pub(crate) fn unary(
     layout: &Layout,
 ) -> Result<WgpuStorage> {
     require_f32(x, op.name())?;
+    let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
+    if let Some(mut q) = quad_params(layout.numel(), &[layout]) {
+        q.alpha = op.param();
+        ctx.dispatch(
+            Kernel::ElementwiseUnaryVec4,
+            op_constant(op.code()),
+            bytemuck::bytes_of(&q),
+            &[x.binding(), out.binding()],
+            grid((q.quads as usize).div_ceil(256)),
+        )?;
+        return Ok(out);
+    }
     let mut p = StridedParams::new(layout.shape(), &[layout])?;
     p.alpha = op.param();
-    let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
     ctx.dispatch(
         Kernel::ElementwiseUnary,
         op_constant(op.code()),
@@ -113,9 +178,20 @@ pub(crate) fn unary_backward(
     gl: &Layout,
 ) -> Result<WgpuStorage> {
     require_f32(x, op.name())?;
+    let out = WgpuStorage::output(ctx, xl.numel(), DType::F32, op.name())?;
+    if let Some(mut q) = quad_params(xl.numel(), &[xl, gl]) {
+        q.alpha = op.param();
+        ctx.dispatch(
+            Kernel::ActivationBackwardVec4,
+            op_constant(op.code()),
+            bytemuck::bytes_of(&q),
+            &[x.binding(), g.binding(), out.binding()],
+            grid((q.quads as usize).div_ceil(256)),
+        )?;
+        return Ok(out);
+    }
     let mut p = StridedParams::new(xl.shape(), &[xl, gl])?;
     p.alpha = op.param();
-    let out = WgpuStorage::output(ctx, xl.numel(), DType::F32, op.name())?;
     ctx.dispatch(
         Kernel::ActivationBackward,
         op_constant(op.code()),
@@ -135,8 +211,18 @@ pub(crate) fn binary(
     bl: &Layout,
 ) -> Result<WgpuStorage> {
     require_f32(a, op.name())?;
-    let p = StridedParams::new(al.shape(), &[al, bl])?;
     let out = WgpuStorage::output(ctx, al.numel(), DType::F32, op.name())?;
+    if let Some(q) = quad_params(al.numel(), &[al, bl]) {
+        ctx.dispatch(
+            Kernel::ElementwiseBinaryVec4,
+            op_constant(op.code()),
+            bytemuck::bytes_of(&q),
+            &[a.binding(), b.binding(), out.binding()],
+            grid((q.quads as usize).div_ceil(256)),
+        )?;
+        return Ok(out);
+    }
+    let p = StridedParams::new(al.shape(), &[al, bl])?;
     ctx.dispatch(
         Kernel::ElementwiseBinary,
         op_constant(op.code()),
@@ -156,12 +242,24 @@ pub(crate) fn binary_scalar(
     scalar_on_left: bool,
 ) -> Result<WgpuStorage> {
     require_f32(x, op.name())?;
+    let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
+    if let Some(mut q) = quad_params(layout.numel(), &[layout]) {
+        q.scalar = scalar as f32;
+        q.flags = if scalar_on_left { 8 } else { 0 };
+        ctx.dispatch(
+            Kernel::ElementwiseBinaryScalarVec4,
+            op_constant(op.code()),
+            bytemuck::bytes_of(&q),
+            &[x.binding(), out.binding()],
+            grid((q.quads as usize).div_ceil(256)),
+        )?;
+        return Ok(out);
+    }
     let mut p = StridedParams::new(layout.shape(), &[layout])?;
     p.scalar = scalar as f32;
     if scalar_on_left {
         p.flags |= 8;
     }
-    let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
     ctx.dispatch(
         Kernel::ElementwiseBinaryScalar,
         op_constant(op.code()),
