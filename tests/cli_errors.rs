@@ -1,6 +1,9 @@
 //! The example programs on bad input: every case exits non-zero with a clear message naming
 //! the file, offset, flag or tensors, never panics, and leaves existing outputs intact. Also
-//! a tiny successful run (its last stdout line is the JSON summary) and --overfit-tiny.
+//! a tiny successful run (its last stdout line is the JSON summary), --overfit-tiny, and
+//! --profile-kernels on the GPU.
+
+mod common;
 
 use flate2::write::GzEncoder;
 use std::io::Write;
@@ -398,4 +401,53 @@ fn augmented_preview_ensemble_and_folds_run() {
     let o = run(&[&["--data", d, "--folds", "3"][..], &SMALL].concat());
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("3-fold cross-validation"), "{}", o.stdout);
+}
+
+#[test]
+fn profile_kernels_prints_the_device_time_per_kernel_of_a_gpu_run() {
+    let Some(gpu) = common::gpu() else { return };
+    let dir = temp_dir("profile");
+    write_data(&dir, 300, 60);
+    let adapter = gpu.adapter_info().name.clone();
+    let first_word = adapter.split_whitespace().next().unwrap_or("").to_string();
+    let out = Command::new(program())
+        .env("KILN_ADAPTER", &first_word)
+        .args(["--device", "gpu", "--profile-kernels", "--data"])
+        .arg(&dir)
+        .args(SMALL)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("device time per kernel over the whole run"),
+        "{stdout}"
+    );
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("ms/run"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(table.iter().any(|l| l.contains("matmul")), "{stdout}");
+    assert!(
+        table.iter().any(|l| l.contains("optim_adam_step")),
+        "{stdout}"
+    );
+    assert!(table.last().unwrap().ends_with("all kernels"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap()).expect("the summary stays last");
+    assert_eq!(summary["device"], "gpu");
+    // On the CPU backend there is nothing to time: a warning, and the run goes on.
+    let d = dir.to_str().unwrap();
+    let o = run(&[&["--profile-kernels", "--data", d][..], &SMALL].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("--profile-kernels times GPU kernels"),
+        "{}",
+        o.stderr
+    );
 }
