@@ -13,18 +13,23 @@ use kiln_tensor::{
     SgdStep, Tensor, UnaryOp, Warp,
 };
 
-/// One kernel (or a few kernels of one family) checked against the CPU backend.
+/// One kernel (or a few kernels of one family) checked against the CPU backend. Where an op
+/// switches between forms of a kernel by size or layout (`_vec4`, `_narrow`), the check runs
+/// both sides of the switch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Check {
+    /// 1000 elements (vec4 form) and 999 (strided form).
     Unary(UnaryOp),
     UnaryBackward(UnaryOp),
-    /// [33, 17] ∘ [17], broadcast.
+    /// [33, 17] ∘ [17] (strided) and [32, 16] ∘ [16] (vec4, a repeated row), broadcast.
     Binary(BinaryOp),
-    /// Scalar forms: x ∘ 2.5 and 2.5 ∘ x.
+    /// Scalar forms: x ∘ 2.5 and 2.5 ∘ x, at 257 and 256 elements.
     BinaryScalar,
     Select,
     Prelu,
-    /// Sum, mean, max, min and argmax along each axis of [127, 33], and the global sum.
+    /// Sum, mean, max, min and argmax along each axis of [127, 33], [17, 65] and [64, 64]
+    /// (rows of 33, 65 and 64: both sides of the narrow-row switch), and their global sums
+    /// (4191 elements: partial sums first; 1105 and 4096: one pass).
     Reductions,
     /// C = op(A) · op(B) at 33 × 127 × 17 with transpose flags (Aᵀ, Bᵀ).
     Matmul {
@@ -33,8 +38,9 @@ pub enum Check {
     },
     /// act(A · B + bias) with ReLU, and K = 1.
     MatmulEpilogue,
-    /// Softmax and log-softmax of rows with entries up to ±80.
+    /// Softmax and log-softmax of rows with entries up to ±80, 1000 and 10 wide.
     Softmax,
+    /// Forward and backward with labels, 10 classes (narrow form) and 100 (a workgroup a row).
     SoftmaxXent,
     BatchNorm,
     Adam,
@@ -43,6 +49,9 @@ pub enum Check {
     /// Counter-based uniform and normal fills and a dropout mask.
     Random,
     GatherRows,
+    /// Minibatch rows of a u8 dataset scaled and shifted per feature, at 37 features and at
+    /// 36 (four features per invocation).
+    DataGather,
     /// f32 → f16 → f32 and u8 → f32.
     Casts,
     /// A transposed view made contiguous.
@@ -148,6 +157,7 @@ impl Check {
             Check::Adaptive,
             Check::Random,
             Check::GatherRows,
+            Check::DataGather,
             Check::Casts,
             Check::StridedCopy,
             Check::Augment,
@@ -181,6 +191,7 @@ impl Check {
             Check::Adaptive => "rmsprop step".into(),
             Check::Random => "random fills and dropout".into(),
             Check::GatherRows => "gather rows".into(),
+            Check::DataGather => "minibatch gather from u8 data (scale, shift)".into(),
             Check::Casts => "casts f32↔f16, u8→f32".into(),
             Check::StridedCopy => "strided copy (transpose)".into(),
             Check::Augment => "augmentation: affine warp, colour jitter, cutmix".into(),
@@ -193,6 +204,7 @@ impl Check {
             Check::Unary(_) | Check::UnaryBackward(_) | Check::Binary(BinaryOp::Pow) => 1e-4,
             Check::Softmax | Check::SoftmaxXent | Check::BatchNorm | Check::Reductions => 1e-4,
             Check::Adam | Check::Adaptive | Check::Random | Check::Prelu | Check::Augment => 1e-5,
+            Check::DataGather => 1e-5,
             _ => 1e-6,
         }
     }
@@ -203,34 +215,45 @@ impl Check {
         Ok(match *self {
             Check::Unary(op) => {
                 let x = self.unary_input(n, b)?;
-                vec![x.unary(op)?]
+                let odd = x.narrow(0, 0, n - 1)?;
+                vec![x.unary(op)?, odd.unary(op)?]
             }
             Check::UnaryBackward(op) => {
                 let x = self.unary_input(n, b)?;
                 let grad = uniform(&[n], -1.0, 1.0, 2, b)?;
-                vec![x.unary_backward(op, &grad)?]
+                let (odd_x, odd_grad) = (x.narrow(0, 0, n - 1)?, grad.narrow(0, 0, n - 1)?);
+                vec![
+                    x.unary_backward(op, &grad)?,
+                    odd_x.unary_backward(op, &odd_grad)?,
+                ]
             }
             Check::Binary(op) => {
-                let x = uniform(&[33, 17], -3.0, 3.0, 3, b)?;
-                let y = match op {
-                    // Positive bases and denominators away from zero.
-                    BinaryOp::Pow => uniform(&[17], -2.0, 2.0, 4, b)?,
-                    BinaryOp::Div => uniform(&[17], 0.5, 2.0, 4, b)?,
-                    _ => uniform(&[17], -3.0, 3.0, 4, b)?,
-                };
-                let x = if op == BinaryOp::Pow {
-                    (x.abs()? + 0.1)?
-                } else {
-                    x
-                };
-                vec![x.binary(op, &y)?]
+                let mut out = Vec::new();
+                for (rows, cols) in [(33, 17), (32, 16)] {
+                    let x = uniform(&[rows, cols], -3.0, 3.0, 3, b)?;
+                    let y = match op {
+                        // Positive bases and denominators away from zero.
+                        BinaryOp::Pow => uniform(&[cols], -2.0, 2.0, 4, b)?,
+                        BinaryOp::Div => uniform(&[cols], 0.5, 2.0, 4, b)?,
+                        _ => uniform(&[cols], -3.0, 3.0, 4, b)?,
+                    };
+                    let x = if op == BinaryOp::Pow {
+                        (x.abs()? + 0.1)?
+                    } else {
+                        x
+                    };
+                    out.push(x.binary(op, &y)?);
+                }
+                out
             }
             Check::BinaryScalar => {
-                let x = uniform(&[257], -3.0, 3.0, 5, b)?;
-                vec![
-                    x.binary_scalar(BinaryOp::Mul, 2.5)?,
-                    Tensor::scalar_binary(2.5, BinaryOp::Sub, &x)?,
-                ]
+                let mut out = Vec::new();
+                for n in [257, 256] {
+                    let x = uniform(&[n], -3.0, 3.0, 5, b)?;
+                    out.push(x.binary_scalar(BinaryOp::Mul, 2.5)?);
+                    out.push(Tensor::scalar_binary(2.5, BinaryOp::Sub, &x)?);
+                }
+                out
             }
             Check::Select => {
                 let x = uniform(&[127, 3], -1.0, 1.0, 6, b)?;
@@ -246,16 +269,19 @@ impl Check {
                 vec![x.prelu(&alpha)?, dx, dalpha]
             }
             Check::Reductions => {
-                let x = uniform(&[127, 33], -2.0, 2.0, 11, b)?;
-                let mut out = vec![x.sum_all()?];
-                for axis in [0, 1] {
-                    out.extend([
-                        x.sum(axis)?,
-                        x.mean(axis)?,
-                        x.max(axis)?,
-                        x.min(axis)?,
-                        x.argmax(axis)?.cast(DType::F32)?,
-                    ]);
+                let mut out = Vec::new();
+                for (rows, cols) in [(127, 33), (17, 65), (64, 64)] {
+                    let x = uniform(&[rows, cols], -2.0, 2.0, 11, b)?;
+                    out.push(x.sum_all()?);
+                    for axis in [0, 1] {
+                        out.extend([
+                            x.sum(axis)?,
+                            x.mean(axis)?,
+                            x.max(axis)?,
+                            x.min(axis)?,
+                            x.argmax(axis)?.cast(DType::F32)?,
+                        ]);
+                    }
                 }
                 out
             }
@@ -288,18 +314,26 @@ impl Check {
                 ]
             }
             Check::Softmax => {
-                let x = (uniform(&[17, 1000], -1.0, 1.0, 19, b)? * 80.0)?;
-                vec![x.softmax()?, x.log_softmax()?]
+                let mut out = Vec::new();
+                for cols in [1000, 10] {
+                    let x = (uniform(&[17, cols], -1.0, 1.0, 19, b)? * 80.0)?;
+                    out.extend([x.softmax()?, x.log_softmax()?]);
+                }
+                out
             }
             Check::SoftmaxXent => {
-                let logits = uniform(&[33, 10], -4.0, 4.0, 20, b)?;
-                let labels =
-                    Tensor::from_vec((0..33u32).map(|i| i * 7 % 10).collect::<Vec<_>>(), [33], b)?;
-                let grad_rows = Tensor::full([33], 1.0 / 33.0, DType::F32, b)?;
-                vec![
-                    logits.softmax_xent(&labels)?,
-                    logits.softmax_xent_backward(&labels, &grad_rows)?,
-                ]
+                let mut out = Vec::new();
+                for classes in [10u32, 100] {
+                    let logits = uniform(&[33, classes as usize], -4.0, 4.0, 20, b)?;
+                    let labels = (0..33u32).map(|i| i * 7 % classes).collect::<Vec<_>>();
+                    let labels = Tensor::from_vec(labels, [33], b)?;
+                    let grad_rows = Tensor::full([33], 1.0 / 33.0, DType::F32, b)?;
+                    out.extend([
+                        logits.softmax_xent(&labels)?,
+                        logits.softmax_xent_backward(&labels, &grad_rows)?,
+                    ]);
+                }
+                out
             }
             Check::BatchNorm => {
                 let x = uniform(&[127, 33], -2.0, 3.0, 21, b)?;
@@ -309,7 +343,6 @@ impl Check {
                 vec![mean, var, sum_dy, sum_dy_xhat]
             }
             Check::Adam => {
-                let (p, g, m, v) = self.optimizer_state(n, b)?;
                 let step = AdamStep {
                     lr: 1e-2,
                     beta1: 0.9,
@@ -319,8 +352,14 @@ impl Check {
                     decoupled: true,
                     step: 3,
                 };
-                p.adam_step(&g, &m, &v, &step)?;
-                vec![p, m, v]
+                // 1000 parameters run the vec4 kernel, 999 the scalar one.
+                let mut out = Vec::new();
+                for len in [n, n - 1] {
+                    let (p, g, m, v) = self.optimizer_state(len, b)?;
+                    p.adam_step(&g, &m, &v, &step)?;
+                    out.extend([p, m, v]);
+                }
+                out
             }
             Check::Sgd => {
                 let (p, g, velocity, _) = self.optimizer_state(n, b)?;
@@ -363,6 +402,27 @@ impl Check {
                     b,
                 )?;
                 vec![x.gather_rows(&idx)?]
+            }
+            Check::DataGather => {
+                let rows = 50usize;
+                let mut out = Vec::new();
+                for features in [37usize, 36] {
+                    let bytes: Vec<u8> = (0..rows * features)
+                        .map(|i| (i * 7 + i / 13) as u8)
+                        .collect();
+                    let chunk = Tensor::from_vec(bytes, [rows, features], b)?;
+                    let idx = (0..33u32).map(|i| i * 17 % rows as u32).collect::<Vec<_>>();
+                    let idx = Tensor::from_vec(idx, [33], b)?;
+                    let scale = uniform(&[features], 0.5, 2.0, 35, b)?;
+                    let shift = uniform(&[features], -1.0, 1.0, 36, b)?;
+                    out.push(Tensor::gather_u8_affine(
+                        &[(&chunk, 0)],
+                        &idx,
+                        &scale,
+                        &shift,
+                    )?);
+                }
+                out
             }
             Check::Casts => {
                 let x = uniform(&[257], -100.0, 100.0, 27, b)?;
