@@ -1,7 +1,7 @@
 //! Host side of elementwise.wgsl and activation.wgsl: strided unary/binary/select ops,
 //! strided copy, fill, activation derivatives and PReLU.
 
-use super::context::Context;
+use super::context::{Binding, Context};
 use super::grid;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
@@ -121,6 +121,23 @@ fn quad_params(numel: usize, operands: &[&Layout]) -> Option<QuadParams> {
     Some(p)
 }
 
+/// Records one `_vec4` kernel over `q.quads` vec4s (reads, then the output, in `bindings`).
+fn dispatch_quads(
+    ctx: &Arc<Context>,
+    kernel: Kernel,
+    op_code: u32,
+    q: &QuadParams,
+    bindings: &[Binding<'_>],
+) -> Result<()> {
+    ctx.dispatch(
+        kernel,
+        op_constant(op_code),
+        bytemuck::bytes_of(q),
+        bindings,
+        grid((q.quads as usize).div_ceil(256)),
+    )
+}
+
 fn op_constant(code: u32) -> Specialisation {
     Specialisation(vec![("OP", code)])
 }
@@ -148,12 +165,12 @@ pub(crate) fn unary(
     let out = WgpuStorage::output(ctx, layout.numel(), DType::F32, op.name())?;
     if let Some(mut q) = quad_params(layout.numel(), &[layout]) {
         q.alpha = op.param();
-        ctx.dispatch(
+        dispatch_quads(
+            ctx,
             Kernel::ElementwiseUnaryVec4,
-            op_constant(op.code()),
-            bytemuck::bytes_of(&q),
+            op.code(),
+            &q,
             &[x.binding(), out.binding()],
-            grid((q.quads as usize).div_ceil(256)),
         )?;
         return Ok(out);
     }
@@ -181,12 +198,12 @@ pub(crate) fn unary_backward(
     let out = WgpuStorage::output(ctx, xl.numel(), DType::F32, op.name())?;
     if let Some(mut q) = quad_params(xl.numel(), &[xl, gl]) {
         q.alpha = op.param();
-        ctx.dispatch(
+        dispatch_quads(
+            ctx,
             Kernel::ActivationBackwardVec4,
-            op_constant(op.code()),
-            bytemuck::bytes_of(&q),
+            op.code(),
+            &q,
             &[x.binding(), g.binding(), out.binding()],
-            grid((q.quads as usize).div_ceil(256)),
         )?;
         return Ok(out);
     }
@@ -213,12 +230,12 @@ pub(crate) fn binary(
     require_f32(a, op.name())?;
     let out = WgpuStorage::output(ctx, al.numel(), DType::F32, op.name())?;
     if let Some(q) = quad_params(al.numel(), &[al, bl]) {
-        ctx.dispatch(
+        dispatch_quads(
+            ctx,
             Kernel::ElementwiseBinaryVec4,
-            op_constant(op.code()),
-            bytemuck::bytes_of(&q),
+            op.code(),
+            &q,
             &[a.binding(), b.binding(), out.binding()],
-            grid((q.quads as usize).div_ceil(256)),
         )?;
         return Ok(out);
     }
@@ -246,12 +263,12 @@ pub(crate) fn binary_scalar(
     if let Some(mut q) = quad_params(layout.numel(), &[layout]) {
         q.scalar = scalar as f32;
         q.flags = if scalar_on_left { 8 } else { 0 };
-        ctx.dispatch(
+        dispatch_quads(
+            ctx,
             Kernel::ElementwiseBinaryScalarVec4,
-            op_constant(op.code()),
-            bytemuck::bytes_of(&q),
+            op.code(),
+            &q,
             &[x.binding(), out.binding()],
-            grid((q.quads as usize).div_ceil(256)),
         )?;
         return Ok(out);
     }

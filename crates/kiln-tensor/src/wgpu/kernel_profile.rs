@@ -9,9 +9,8 @@
 //! `WgpuBackend::kernel_profile`.
 
 use super::pipeline_cache::PipelineKey;
+use super::timer::{query_buffers, read_ticks};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// Dispatches timed per submit: two timestamps each fill wgpu's largest query set.
 pub(crate) const PROFILED_PER_SUBMIT: usize = (wgpu::QUERY_SET_MAX_QUERIES / 2) as usize;
@@ -39,29 +38,19 @@ pub(crate) struct KernelProfiler {
 
 impl KernelProfiler {
     pub(crate) fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Self {
-        let bytes = 8 * 2 * PROFILED_PER_SUBMIT as u64;
-        let buffer = |label, usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let (resolved, readable) = query_buffers(
+            device,
+            8 * 2 * PROFILED_PER_SUBMIT as u64,
+            "kiln kernel profile",
+        );
         KernelProfiler {
             query_set: device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("kiln kernel profile"),
                 ty: wgpu::QueryType::Timestamp,
                 count: 2 * PROFILED_PER_SUBMIT as u32,
             }),
-            resolved: buffer(
-                "kiln kernel profile resolve",
-                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            ),
-            readable: buffer(
-                "kiln kernel profile readback",
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
+            resolved,
+            readable,
             period_ns: queue.get_timestamp_period() as f64,
             pending: Vec::new(),
             totals: HashMap::new(),
@@ -96,34 +85,13 @@ impl KernelProfiler {
     /// Waits for the submitted batch, reads its timestamps and adds them to the totals.
     pub(crate) fn collect(&mut self, device: &wgpu::Device) {
         let pending = std::mem::take(&mut self.pending);
-        let bytes = 8 * 2 * pending.len() as u64;
-        let slice = self.readable.slice(0..bytes);
-        let failed = Arc::new(AtomicBool::new(true));
-        {
-            let failed = failed.clone();
-            slice.map_async(wgpu::MapMode::Read, move |result| {
-                failed.store(result.is_err(), Ordering::SeqCst)
-            });
-        }
-        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
-            self.problem
-                .get_or_insert(format!("waiting for the device: {e}"));
-            return;
-        }
-        if failed.load(Ordering::SeqCst) {
-            self.problem
-                .get_or_insert("mapping the kernel timestamps failed".into());
-            return;
-        }
-        let ticks: Vec<u64> = match slice.get_mapped_range() {
-            Ok(view) => bytemuck::pod_collect_to_vec(&view[..bytes as usize]),
-            Err(e) => {
-                self.problem
-                    .get_or_insert(format!("reading the kernel timestamps: {e}"));
+        let ticks = match read_ticks(device, &self.readable, 2 * pending.len()) {
+            Ok(ticks) => ticks,
+            Err(problem) => {
+                self.problem.get_or_insert(problem);
                 return;
             }
         };
-        self.readable.unmap();
         for (key, pair) in pending.into_iter().zip(ticks.chunks_exact(2)) {
             let seconds = pair[1].saturating_sub(pair[0]) as f64 * self.period_ns * 1e-9;
             let total = self.totals.entry(key).or_insert((0, 0.0));

@@ -33,31 +33,75 @@ impl Timestamps {
         if !device.features().contains(TIMESTAMP_FEATURES) {
             return None;
         }
-        let buffer = |label, usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: TIMESTAMP_BYTES,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let (resolved, readable) = query_buffers(device, TIMESTAMP_BYTES, "kiln timer");
         Some(Timestamps {
             query_set: device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("kiln timer"),
                 ty: wgpu::QueryType::Timestamp,
                 count: 2,
             }),
-            resolved: buffer(
-                "kiln timer resolve",
-                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            ),
-            readable: buffer(
-                "kiln timer readback",
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
+            resolved,
+            readable,
             period_ns: queue.get_timestamp_period() as f64,
         })
     }
+}
+
+/// The buffer a query set resolves into (`bytes` long) and the mappable copy it is read from.
+pub(crate) fn query_buffers(
+    device: &wgpu::Device,
+    bytes: u64,
+    label: &str,
+) -> (wgpu::Buffer, wgpu::Buffer) {
+    let buffer = |what: &str, usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(&format!("{label} {what}")),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    (
+        buffer(
+            "resolve",
+            wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        ),
+        buffer(
+            "readback",
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        ),
+    )
+}
+
+/// Waits for the device and reads the first `count` timestamps (ticks) of a mappable buffer
+/// whose copy has been submitted.
+pub(crate) fn read_ticks(
+    device: &wgpu::Device,
+    readable: &wgpu::Buffer,
+    count: usize,
+) -> std::result::Result<Vec<u64>, String> {
+    let slice = readable.slice(0..8 * count as u64);
+    let failed = Arc::new(AtomicBool::new(true));
+    {
+        let failed = failed.clone();
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            failed.store(result.is_err(), Ordering::SeqCst)
+        });
+    }
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| format!("waiting for the device: {e}"))?;
+    if failed.load(Ordering::SeqCst) {
+        return Err("mapping the timestamp buffer failed".into());
+    }
+    let ticks = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| format!("reading the timestamps: {e}"))?;
+        bytemuck::pod_collect_to_vec(&view[..8 * count])
+    };
+    readable.unmap();
+    Ok(ticks)
 }
 
 /// Runs `work` between two timestamps and returns its result with the device time between
@@ -74,30 +118,8 @@ pub(crate) fn time_on_device<T>(
     ctx.write_timestamp(1);
     ctx.resolve_timestamps();
     let timestamps = ctx.timestamps.as_ref().expect("checked above");
-    let slice = timestamps.readable.slice(0..TIMESTAMP_BYTES);
-    let failed = Arc::new(AtomicBool::new(true));
-    {
-        let failed = failed.clone();
-        slice.map_async(wgpu::MapMode::Read, move |result| {
-            failed.store(result.is_err(), Ordering::SeqCst)
-        });
-    }
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| KilnError::Device(e.to_string()))?;
+    let ticks = read_ticks(&ctx.device, &timestamps.readable, 2).map_err(KilnError::Device)?;
     ctx.check_errors()?;
-    if failed.load(Ordering::SeqCst) {
-        return Err(KilnError::Device(
-            "mapping the timestamp buffer failed".into(),
-        ));
-    }
-    let ticks: [u64; 2] = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| KilnError::Device(format!("reading the timestamps: {e}")))?;
-        bytemuck::pod_read_unaligned(&view[..TIMESTAMP_BYTES as usize])
-    };
-    timestamps.readable.unmap();
     let nanos = ticks[1].saturating_sub(ticks[0]) as f64 * timestamps.period_ns;
     Ok((value, Some(Duration::from_nanos(nanos.round() as u64))))
 }
