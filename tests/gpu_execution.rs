@@ -351,3 +351,36 @@ fn elementwise_ops_take_the_vec4_kernels_where_the_layouts_allow() {
     assert!(!strided.iter().any(|k| k.ends_with("_vec4")), "{strided:?}");
     assert_eq!(strided.len(), 3, "binary, relu and exp: {strided:?}");
 }
+
+#[test]
+fn matmuls_recorded_from_several_threads_at_once_stay_correct() {
+    // Tests share one device and record into one batch concurrently; on CPU-type adapters a
+    // matmul packs its operands into cached textures between two dispatches, and no other
+    // thread's matmul may pack into the same texture in between.
+    let Some(gpu) = gpu() else { return };
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let gpu = gpu.clone();
+            std::thread::spawn(move || {
+                for i in 0..15u64 {
+                    let seed = 100 * t + i;
+                    let a = random_vec(seed, 16 * 24, -1.0, 1.0);
+                    let b = random_vec(seed + 50, 24 * 12, -1.0, 1.0);
+                    let (ga, ca) = pair(&a, &[16, 24], &gpu);
+                    let (gb, cb) = pair(&b, &[24, 12], &gpu);
+                    let product = ga.matmul(&gb).unwrap();
+                    let expected = ca.matmul(&cb).unwrap();
+                    assert_tensors_close(
+                        &format!("thread {t}, product {i}"),
+                        &product,
+                        &expected,
+                        matmul_tolerance(24),
+                    );
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a thread's products matched the CPU");
+    }
+}

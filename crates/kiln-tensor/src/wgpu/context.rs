@@ -84,6 +84,37 @@ const MAX_CACHED_TEXTURES: usize = 32;
 /// Which packed operand (0: A, 1: B) of which size, in texels.
 type TextureKey = (u8, u32, u32);
 
+/// A packed operand texture checked out of the context's cache; back in the cache on drop.
+pub(crate) struct PackedTexture<'c> {
+    ctx: &'c Context,
+    key: TextureKey,
+    texture: Option<(wgpu::Texture, wgpu::TextureView)>,
+}
+
+impl PackedTexture<'_> {
+    pub(crate) fn texture(&self) -> &wgpu::Texture {
+        &self.texture.as_ref().expect("held until dropped").0
+    }
+
+    pub(crate) fn view(&self) -> &wgpu::TextureView {
+        &self.texture.as_ref().expect("held until dropped").1
+    }
+}
+
+impl Drop for PackedTexture<'_> {
+    fn drop(&mut self) {
+        let Some(texture) = self.texture.take() else {
+            return;
+        };
+        let mut b = self.ctx.lock();
+        if !b.textures.contains_key(&self.key) && b.textures.len() >= MAX_CACHED_TEXTURES {
+            b.textures.clear();
+        }
+        // A concurrent matmul may have returned one of the same size first: keep that one.
+        b.textures.entry(self.key).or_insert(texture);
+    }
+}
+
 /// Textures a kernel binds beside its buffers: sampled ones first, storage ones last.
 #[derive(Default)]
 pub(crate) struct TextureBindings<'a> {
@@ -219,43 +250,41 @@ impl Context {
         self.lock().pool.release(buffer);
     }
 
-    /// An rgba32float texture of `width` × `height` texels for packed operand `role`, reused
-    /// between calls. Reuse within one batch is safe: commands run in recorded order, and wgpu
-    /// places the barriers between a dispatch that writes a texture and one that samples it.
-    pub(crate) fn packed_texture(
-        &self,
-        role: u8,
-        width: u32,
-        height: u32,
-    ) -> (wgpu::Texture, wgpu::TextureView) {
-        let mut b = self.lock();
+    /// An rgba32float texture of `width` × `height` texels for packed operand `role`, checked
+    /// out of the cache for one matmul and returned to it when the guard drops (after the
+    /// multiply that samples it is recorded). Reuse by later matmuls, even within one batch, is
+    /// safe: commands run in recorded order, and wgpu places the barriers between a dispatch
+    /// that writes a texture and one that samples it. The checkout keeps concurrent matmuls
+    /// (other threads sharing this device) from packing into a texture between another's pack
+    /// and multiply: such a matmul gets a texture of its own.
+    pub(crate) fn packed_texture(&self, role: u8, width: u32, height: u32) -> PackedTexture<'_> {
         let key = (role, width, height);
-        if !b.textures.contains_key(&key) && b.textures.len() >= MAX_CACHED_TEXTURES {
-            b.textures.clear();
+        let cached = self.lock().textures.remove(&key);
+        let (texture, view) = cached.unwrap_or_else(|| {
+            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("kiln packed operand"),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::STORAGE_BINDING
+                    | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            });
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+            (texture, view)
+        });
+        PackedTexture {
+            ctx: self,
+            key,
+            texture: Some((texture, view)),
         }
-        b.textures
-            .entry(key)
-            .or_insert_with(|| {
-                let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some("kiln packed operand"),
-                    size: wgpu::Extent3d {
-                        width,
-                        height,
-                        depth_or_array_layers: 1,
-                    },
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba32Float,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING
-                        | wgpu::TextureUsages::STORAGE_BINDING
-                        | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                });
-                let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-                (texture, view)
-            })
-            .clone()
     }
 
     /// Records a copy of the first `height` rows of `bytes_per_row` bytes of `buffer` into

@@ -2,7 +2,7 @@
 //! multiply from the textures. Chosen for CPU-type adapters, whose texel fetches are
 //! vectorised where storage-buffer loads are not (see the shader's header).
 
-use super::context::{Context, TextureBindings};
+use super::context::{Context, PackedTexture, TextureBindings};
 use super::elementwise::copy_strided;
 use super::matmul::MatmulParams;
 use super::pipeline_cache::Specialisation;
@@ -68,19 +68,20 @@ struct Operand {
     tile: usize,
 }
 
-/// Records the pack of one operand (K rows of op) into its texture and returns the texture.
+/// Records the pack of one operand (K rows of op) into its texture and returns the texture,
+/// checked out of the cache until the caller has recorded the multiply.
 /// An f16 source (adapters with `shader-f16`) is widened by matmul_f16.wgsl's pack kernel.
 /// A source already in the packed layout (X-contiguous, no padding, rows a multiple of 256
 /// bytes as copies require) is copied instead of run through the pack kernel.
-fn pack(
-    ctx: &Arc<Context>,
+fn pack<'c>(
+    ctx: &'c Arc<Context>,
     source: &WgpuStorage,
     operand: Operand,
     k: usize,
     subgroup_size: u32,
-) -> Result<wgpu::TextureView> {
+) -> Result<PackedTexture<'c>> {
     let (width, height) = packed_size(operand.x, k, operand.tile, subgroup_size);
-    let (texture, view) = ctx.packed_texture(operand.role, width as u32, height as u32);
+    let packed = ctx.packed_texture(operand.role, width as u32, height as u32);
     let row_bytes = operand.x * 4;
     let f16 = source.dtype() == DType::F16;
     if !f16
@@ -91,12 +92,12 @@ fn pack(
     {
         ctx.copy_to_texture(
             source.buffer(),
-            &texture,
+            packed.texture(),
             row_bytes as u32,
             width as u32,
             height as u32,
         );
-        return Ok(view);
+        return Ok(packed);
     }
     let params = PackParams {
         k: k as u32,
@@ -114,7 +115,7 @@ fn pack(
         bytemuck::bytes_of(&params),
         TextureBindings {
             sampled: &[],
-            storage: &[&view],
+            storage: &[packed.view()],
         },
         &[source.binding()],
         if operand.k_contiguous {
@@ -123,7 +124,7 @@ fn pack(
             [width.div_ceil(8) as u32, height.div_ceil(8) as u32, 1]
         },
     )?;
-    Ok(view)
+    Ok(packed)
 }
 
 /// C = act(op(A) · op(B) + bias) as a new f32 [M, N] storage, for a product `fits` accepted.
@@ -166,12 +167,13 @@ pub(crate) fn matmul(
         Specialisation(constants),
         bytemuck::bytes_of(params),
         TextureBindings {
-            sampled: &[&a_packed, &b_packed],
+            sampled: &[a_packed.view(), b_packed.view()],
             storage: &[],
         },
         &[bias.binding(), out.binding()],
         [s.n.div_ceil(4 * group) as u32, s.m.div_ceil(ROWS) as u32, 1],
     )?;
+    drop((a_packed, b_packed));
     if padded_n == s.n {
         return Ok(out);
     }
