@@ -12,13 +12,7 @@ use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
 fn matmul_devices() -> Vec<WgpuBackend> {
     let Some(_) = gpu() else { return Vec::new() };
     let mut devices = Vec::new();
-    for kernel in [
-        MatmulKernel::Tiled,
-        MatmulKernel::Tiled32,
-        MatmulKernel::Tiled128,
-        MatmulKernel::Subgroup,
-        MatmulKernel::Texture,
-    ] {
+    for kernel in MatmulKernel::EXPLICIT {
         match WgpuBackend::with_options(WgpuOptions {
             matmul: kernel,
             ..WgpuOptions::default()

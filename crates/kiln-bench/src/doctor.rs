@@ -74,13 +74,7 @@ pub fn other_matmul_kernels(
         .collect();
     let mut results = Vec::new();
     let mut unavailable = Vec::new();
-    for kernel in [
-        MatmulKernel::Tiled,
-        MatmulKernel::Tiled32,
-        MatmulKernel::Tiled128,
-        MatmulKernel::Subgroup,
-        MatmulKernel::Texture,
-    ] {
+    for kernel in MatmulKernel::EXPLICIT {
         if kernel == device.matmul_kernel() {
             continue;
         }

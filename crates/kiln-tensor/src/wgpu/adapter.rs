@@ -54,6 +54,18 @@ pub enum MatmulKernel {
     Texture,
 }
 
+impl MatmulKernel {
+    /// Every kernel that runs as itself (not `Auto` or `Tuned`, which pick among these): what
+    /// the parity tests and the doctor check one by one.
+    pub const EXPLICIT: [MatmulKernel; 5] = [
+        MatmulKernel::Tiled,
+        MatmulKernel::Tiled32,
+        MatmulKernel::Tiled128,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Texture,
+    ];
+}
+
 impl Default for WgpuOptions {
     fn default() -> Self {
         WgpuOptions {

@@ -47,6 +47,30 @@ fn row_kernel(shape: Rows, wide: Kernel, narrow: Kernel) -> (Kernel, [u32; 3]) {
     }
 }
 
+/// The cross-entropy kernel for these targets and pass (forward or backward) at this row
+/// width, its grid, and the targets' storage.
+fn xent_kernel<'t>(
+    shape: Rows,
+    targets: XentTargets<'t, WgpuStorage>,
+    backward: bool,
+) -> (Kernel, [u32; 3], &'t WgpuStorage) {
+    use Kernel::*;
+    let (wide, narrow, t) = match (targets, backward) {
+        (XentTargets::Labels(t), false) => {
+            (SoftmaxXentLabelsForward, SoftmaxXentLabelsForwardNarrow, t)
+        }
+        (XentTargets::Soft(t), false) => (SoftmaxXentSoftForward, SoftmaxXentSoftForwardNarrow, t),
+        (XentTargets::Labels(t), true) => (
+            SoftmaxXentLabelsBackward,
+            SoftmaxXentLabelsBackwardNarrow,
+            t,
+        ),
+        (XentTargets::Soft(t), true) => (SoftmaxXentSoftBackward, SoftmaxXentSoftBackwardNarrow, t),
+    };
+    let (kernel, workgroups) = row_kernel(shape, wide, narrow);
+    (kernel, workgroups, t)
+}
+
 fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
     if s.dtype() == DType::F32 {
         Ok(())
@@ -94,23 +118,7 @@ pub(crate) fn softmax_xent(
     require_f32(logits, "softmax_xent")?;
     let p = row_params(shape, 0.0)?;
     let out = WgpuStorage::output(ctx, shape.rows, DType::F32, "softmax_xent")?;
-    let ((wide, narrow), t) = match targets {
-        XentTargets::Labels(t) => (
-            (
-                Kernel::SoftmaxXentLabelsForward,
-                Kernel::SoftmaxXentLabelsForwardNarrow,
-            ),
-            t,
-        ),
-        XentTargets::Soft(t) => (
-            (
-                Kernel::SoftmaxXentSoftForward,
-                Kernel::SoftmaxXentSoftForwardNarrow,
-            ),
-            t,
-        ),
-    };
-    let (kernel, workgroups) = row_kernel(shape, wide, narrow);
+    let (kernel, workgroups, t) = xent_kernel(shape, targets, false);
     ctx.dispatch(
         kernel,
         Specialisation::default(),
@@ -136,23 +144,7 @@ pub(crate) fn softmax_xent_backward(
         DType::F32,
         "softmax_xent_backward",
     )?;
-    let ((wide, narrow), t) = match targets {
-        XentTargets::Labels(t) => (
-            (
-                Kernel::SoftmaxXentLabelsBackward,
-                Kernel::SoftmaxXentLabelsBackwardNarrow,
-            ),
-            t,
-        ),
-        XentTargets::Soft(t) => (
-            (
-                Kernel::SoftmaxXentSoftBackward,
-                Kernel::SoftmaxXentSoftBackwardNarrow,
-            ),
-            t,
-        ),
-    };
-    let (kernel, workgroups) = row_kernel(shape, wide, narrow);
+    let (kernel, workgroups, t) = xent_kernel(shape, targets, true);
     ctx.dispatch(
         kernel,
         Specialisation::default(),
