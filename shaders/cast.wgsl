@@ -2,8 +2,13 @@
 //
 // Narrow dtypes live packed in 32-bit words: f16 two per word (element 2w in the low half),
 // u8 four per word (element 4w in the low byte), as in host memory on little-endian targets.
-// - cast_f32_to_f16: one invocation per output word; pack2x16float rounds two f32 values.
-// - cast_f16_to_f32: one invocation per element; unpack2x16float on its word.
+// - cast_f32_to_f16: one invocation per output word, packing two f16 values.
+// - cast_f16_to_f32: one invocation per element, widening the half of its word.
+//   Both convert bit patterns with integer operations (common.wgsl, `f16_bits_of_f32` and
+//   `f32_bits_of_f16`), not with pack2x16float/unpack2x16float or f16(): WGSL leaves the value
+//   of an out-of-range conversion to the driver and lets it flush f16 subnormals, while these
+//   round to nearest even, give ±inf beyond f16's range and keep subnormals, on every driver
+//   and with or without `shader-f16`. The CPU backend's conversions give the same bits.
 // - cast_u8_to_f32: one invocation per element; extracts its byte (0..255, unnormalised).
 // - cast_u32_to_f32 / cast_f32_to_u32: one invocation per element (f32 → u32 saturates,
 //   truncating toward zero; negative values give 0).
@@ -30,18 +35,18 @@ fn cast_f32_to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let w = element_id(wid, num, lid);
     let first = 2u * w;
     if (first >= p.numel) { return; }
-    var pair = vec2<f32>(in_f32[first], 0.0);
+    var high = 0u;
     if (first + 1u < p.numel) {
-        pair.y = in_f32[first + 1u];
+        high = f16_bits_of_f32(in_words[first + 1u]);
     }
-    out_words[w] = pack2x16float(pair);
+    out_words[w] = f16_bits_of_f32(in_words[first]) | (high << 16u);
 }
 
 @compute @workgroup_size(256)
 fn cast_f16_to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = element_id(wid, num, lid);
     if (i >= p.numel) { return; }
-    out_f32[i] = unpack2x16float(in_words[i / 2u])[i % 2u];
+    out_words[i] = f32_bits_of_f16((in_words[i / 2u] >> (16u * (i % 2u))) & 0xffffu);
 }
 
 @compute @workgroup_size(256)

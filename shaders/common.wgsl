@@ -9,6 +9,60 @@
 
 const NAN_BITS: u32 = 0x7fc00000u;
 
+// f32 → f16 on bit patterns (the f16 in the low 16 bits): round to nearest even, ±inf from
+// 65520 up (the first value that rounds past 65504), f16 subnormals kept, NaN stays NaN with
+// the top of its payload: IEEE 754's conversion, which WGSL's f16()/pack2x16float do not
+// promise out of range. Integer operations only, so every driver gives the same bits.
+fn f16_bits_of_f32(bits: u32) -> u32 {
+    let sign = (bits >> 16u) & 0x8000u;
+    let a = bits & 0x7fffffffu;
+    if (a > 0x7f800000u) {
+        return sign | 0x7e00u | ((a >> 13u) & 0x3ffu);
+    }
+    if (a >= 0x477ff000u) {
+        return sign | 0x7c00u;
+    }
+    if (a >= 0x38800000u) {
+        // A normal f16: round at bit 13 (ties to even), then rebias the exponent (127 → 15);
+        // a carry out of the mantissa moves into the exponent as it should.
+        let rounded = a + 0xfffu + ((a >> 13u) & 1u);
+        return sign | ((rounded >> 13u) - 0x1c000u);
+    }
+    if (a < 0x33000000u) {
+        // Below 2⁻²⁵, half the smallest subnormal: rounds to zero.
+        return sign;
+    }
+    // A subnormal f16 (or the smallest normal, by a carry): units of 2⁻²⁴, ties to even.
+    let shift = 126u - (a >> 23u);
+    let m = (a & 0x7fffffu) | 0x800000u;
+    var q = m >> shift;
+    let rest = m & ((1u << shift) - 1u);
+    let half = 1u << (shift - 1u);
+    if (rest > half || (rest == half && (q & 1u) == 1u)) {
+        q = q + 1u;
+    }
+    return sign | q;
+}
+
+// f16 (low 16 bits) → f32 bit pattern, exactly: subnormals become normal f32 values, inf stays
+// inf, and NaN stays NaN (made quiet, its payload kept), as IEEE 754 and the CPU backend do.
+fn f32_bits_of_f16(h: u32) -> u32 {
+    let sign = (h & 0x8000u) << 16u;
+    let e = (h >> 10u) & 0x1fu;
+    let m = h & 0x3ffu;
+    if (e == 0x1fu) {
+        return sign | select(0x7fc00000u | (m << 13u), 0x7f800000u, m == 0u);
+    }
+    if (e != 0u) {
+        return sign | ((e + 112u) << 23u) | (m << 13u);
+    }
+    if (m == 0u) {
+        return sign;
+    }
+    let top = 31u - countLeadingZeros(m);
+    return sign | ((top + 103u) << 23u) | ((m << (23u - top)) & 0x7fffffu);
+}
+
 fn workgroup_linear(wid: vec3<u32>, num: vec3<u32>) -> u32 {
     return wid.y * num.x + wid.x;
 }

@@ -119,7 +119,10 @@ fn matmul_f16_tiled_to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
             if (n < p.n) {
                 var v = acc[i][j];
                 if (HAS_BIAS) { v = v + f32(bias_f16[n]); }
-                c_f16[base + m * p.n + n] = f16(unary_eval(ACTIVATION, v, p.alpha));
+                // Rounded by rule (common.wgsl), so an overflow is inf on every driver; the
+                // f16 bits reach f16 through unpack2x16float, an exact widening.
+                let h = f16_bits_of_f32(bitcast<u32>(unary_eval(ACTIVATION, v, p.alpha)));
+                c_f16[base + m * p.n + n] = f16(unpack2x16float(h).x);
             }
         }
     }

@@ -49,6 +49,11 @@ fn normal_fills_match_and_have_the_right_moments() {
     let Some(gpu) = gpu() else { return };
     let n = 100_000;
     let rng = RngState { seed: 9, offset: 0 };
+    // The standard normal draws are integer arithmetic: the same bits everywhere.
+    let g = Tensor::rand_normal([n], 0.0, 1.0, rng, &gpu).unwrap();
+    let c = Tensor::rand_normal([n], 0.0, 1.0, rng, &cpu()).unwrap();
+    assert_eq!(f32_bits(&g), f32_bits(&c), "standard normal draws");
+    // mean + std·z is one f32 multiply and add.
     let g = Tensor::rand_normal([n], 1.0, 2.0, rng, &gpu).unwrap();
     let c = Tensor::rand_normal([n], 1.0, 2.0, rng, &cpu()).unwrap();
     assert_tensors_close("normal", &g, &c, NORMAL_FILL);
@@ -124,7 +129,93 @@ fn gather_rows_matches_for_f32_and_u32() {
     assert!(out[cols..].iter().all(|v| v.is_nan()));
 }
 
+/// f32 values at the edges of f16: the overflow threshold (65520 rounds past 65504 to inf),
+/// infinities, NaN, ties to even, subnormals and what rounds to them, f32 denormals, −0.
+fn f16_edge_values() -> Vec<f32> {
+    let mut v = vec![
+        65504.0,
+        65519.0,
+        65520.0,
+        70000.0,
+        1e6,
+        3.4e38,
+        f32::INFINITY,
+        f32::NAN,
+        1.0 + 1.0 / 2048.0, // a tie: stays 1 (even)
+        1.0 + 3.0 / 2048.0, // a tie: rounds up to the even neighbour
+        6.103_515_6e-5,     // 2⁻¹⁴, the smallest normal f16
+        6.0e-5,             // rounds to a subnormal
+        5.960_464_5e-8,     // 2⁻²⁴, the smallest subnormal
+        2.980_232_2e-8,     // 2⁻²⁵: a tie with zero, rounds to 0
+        4.470_348_4e-8,     // 1.5·2⁻²⁴: a tie, rounds to 2⁻²³
+        3.1e-8,             // just above 2⁻²⁵: rounds to 2⁻²⁴
+        1e-40,              // an f32 denormal: 0
+        0.0,
+        -0.0,
+        1.0,
+        0.1,
+        3.140_625,
+    ];
+    let negated: Vec<f32> = v.iter().map(|x| -x).collect();
+    v.extend(negated);
+    v
+}
+
+/// Bit patterns, so that −0, infinities and NaN payloads count.
+fn f16_bits<B: Backend>(t: &Tensor<B>) -> Vec<u16> {
+    t.to_vec::<f16>()
+        .unwrap()
+        .iter()
+        .map(|h| h.to_bits())
+        .collect()
+}
+
+fn f32_bits<B: Backend>(t: &Tensor<B>) -> Vec<u32> {
+    t.to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+/// f32 → f16 rounds to nearest even and saturates to ±inf beyond f16's range, f16 → f32 is
+/// exact, bit for bit as IEEE 754 (the `half` crate) says, on the GPU as on the CPU.
+fn check_f16_rounding_rule(gpu: &WgpuBackend, label: &str) {
+    let x = f16_edge_values();
+    let n = x.len();
+    let expected: Vec<u16> = x.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    let (g, c) = pair(&x, &[n], gpu);
+    assert_eq!(
+        f16_bits(&g.cast(DType::F16).unwrap()),
+        expected,
+        "{label}: f32→f16"
+    );
+    assert_eq!(
+        f16_bits(&c.cast(DType::F16).unwrap()),
+        expected,
+        "cpu: f32→f16"
+    );
+    assert_eq!(expected[3], f16::INFINITY.to_bits(), "70000 is beyond f16");
+
+    // Every f16 bit pattern, widened.
+    let every: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+    let gh = Tensor::from_slice(&every, [every.len()], gpu).unwrap();
+    let ch = Tensor::from_slice(&every, [every.len()], &cpu()).unwrap();
+    let widened: Vec<u32> = every.iter().map(|h| h.to_f32().to_bits()).collect();
+    assert_eq!(
+        f32_bits(&gh.cast(DType::F32).unwrap()),
+        widened,
+        "{label}: f16→f32"
+    );
+    assert_eq!(
+        f32_bits(&ch.cast(DType::F32).unwrap()),
+        widened,
+        "cpu: f16→f32"
+    );
+}
+
 fn check_casts(gpu: &WgpuBackend, label: &str) {
+    check_f16_rounding_rule(gpu, label);
     for &n in &[1usize, 3, 17, 1000] {
         let x: Vec<f32> = random_vec(n as u64, n, -70000.0, 70000.0)
             .into_iter()

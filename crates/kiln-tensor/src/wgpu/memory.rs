@@ -1,4 +1,4 @@
-//! Host side of gather.wgsl and cast.wgsl / cast_f16.wgsl, plus upload and readback.
+//! Host side of gather.wgsl and cast.wgsl, plus upload and readback.
 
 use super::context::Context;
 use super::elementwise::{copy_strided, to_u32};
@@ -65,8 +65,6 @@ struct CastParams {
 pub(crate) fn cast(ctx: &Arc<Context>, src: &WgpuStorage, to: DType) -> Result<WgpuStorage> {
     let n = src.len();
     let (kernel, invocations) = match (src.dtype(), to) {
-        (DType::F32, DType::F16) if ctx.native_f16 => (Kernel::CastF16NativeFromF32, n),
-        (DType::F16, DType::F32) if ctx.native_f16 => (Kernel::CastF16NativeToF32, n),
         (DType::F32, DType::F16) => (Kernel::CastF32ToF16, n.div_ceil(2)),
         (DType::F16, DType::F32) => (Kernel::CastF16ToF32, n),
         (DType::U8, DType::F32) => (Kernel::CastU8ToF32, n),

@@ -20,14 +20,13 @@ pub enum ShaderFile {
     Random,
     Gather,
     Cast,
-    CastF16,
     Augment,
 }
 
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 17] = [
+    pub const ALL: [ShaderFile; 16] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -43,7 +42,6 @@ impl ShaderFile {
         ShaderFile::Random,
         ShaderFile::Gather,
         ShaderFile::Cast,
-        ShaderFile::CastF16,
         ShaderFile::Augment,
     ];
 
@@ -64,7 +62,6 @@ impl ShaderFile {
             ShaderFile::Random => "random.wgsl",
             ShaderFile::Gather => "gather.wgsl",
             ShaderFile::Cast => "cast.wgsl",
-            ShaderFile::CastF16 => "cast_f16.wgsl",
             ShaderFile::Augment => "augment.wgsl",
         }
     }
@@ -86,7 +83,6 @@ impl ShaderFile {
             ShaderFile::Random => include_str!("../../../../shaders/random.wgsl"),
             ShaderFile::Gather => include_str!("../../../../shaders/gather.wgsl"),
             ShaderFile::Cast => include_str!("../../../../shaders/cast.wgsl"),
-            ShaderFile::CastF16 => include_str!("../../../../shaders/cast_f16.wgsl"),
             ShaderFile::Augment => include_str!("../../../../shaders/augment.wgsl"),
         }
     }
@@ -171,15 +167,13 @@ pub enum Kernel {
     CastU8ToF32,
     CastU32ToF32,
     CastF32ToU32,
-    CastF16NativeFromF32,
-    CastF16NativeToF32,
     AugmentWarp,
     AugmentJitter,
     AugmentCutmix,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 62] = [
+    pub const ALL: [Kernel; 60] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -237,8 +231,6 @@ impl Kernel {
         Kernel::CastU8ToF32,
         Kernel::CastU32ToF32,
         Kernel::CastF32ToU32,
-        Kernel::CastF16NativeFromF32,
-        Kernel::CastF16NativeToF32,
         Kernel::AugmentWarp,
         Kernel::AugmentJitter,
         Kernel::AugmentCutmix,
@@ -316,8 +308,6 @@ impl Kernel {
             CastU8ToF32 => (F::Cast, "cast_u8_to_f32", 1, 1),
             CastU32ToF32 => (F::Cast, "cast_u32_to_f32", 1, 1),
             CastF32ToU32 => (F::Cast, "cast_f32_to_u32", 1, 1),
-            CastF16NativeFromF32 => (F::CastF16, "cast_f16_native_from_f32", 1, 1),
-            CastF16NativeToF32 => (F::CastF16, "cast_f16_native_to_f32", 1, 1),
             AugmentWarp => (F::Augment, "augment_warp", 2, 1),
             AugmentJitter => (F::Augment, "augment_jitter", 2, 1),
             AugmentCutmix => (F::Augment, "augment_cutmix", 2, 1),
