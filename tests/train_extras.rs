@@ -166,6 +166,8 @@ fn zca_whitening_decorrelates_and_travels_in_the_checkpoint() {
     // A run with ZCA saves the matrix; the checkpoint alone reproduces the test accuracy.
     let mut c = config();
     c.preprocessing = "zca".into();
+    // Whitened inputs take a few more epochs than raw ones (0.80 after 4, 0.97 after 8).
+    c.epochs = 8;
     let d = data(&c);
     let out = temp_dir("zca-run");
     let outcome = train(
@@ -181,8 +183,9 @@ fn zca_whitening_decorrelates_and_travels_in_the_checkpoint() {
     .unwrap();
     assert!(
         outcome.test.accuracy > 0.8,
-        "zca accuracy {}",
-        outcome.test.accuracy
+        "zca accuracy {} after {} epochs",
+        outcome.test.accuracy,
+        c.epochs
     );
     let checkpoint = Checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
     assert_eq!(
