@@ -616,10 +616,7 @@ fn mixed_precision_gradients_flow_through_casts_to_f32_parameters() {
     assert_eq!(loss.value().dtype(), DType::F32);
     loss.backward().unwrap();
     // f16 operands: about three decimal digits.
-    let f16_tolerance = Tolerance {
-        abs: 2e-3,
-        rel: 2e-2,
-    };
+    let f16_tolerance = Tolerance::new("f16 operands", 2e-3, 2e-2);
     for (i, (m, r)) in mixed.iter().zip(&reference).enumerate() {
         let g = m.grad().unwrap();
         assert_eq!(g.dtype(), DType::F32, "parameter {i} keeps an f32 gradient");

@@ -62,10 +62,7 @@ fn close(actual: &[f64], expected: &[f64]) {
         "known value",
         actual,
         expected,
-        Tolerance {
-            abs: 1e-6,
-            rel: 1e-6,
-        },
+        Tolerance::new("known value", 1e-6, 1e-6),
     );
 }
 

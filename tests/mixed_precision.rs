@@ -49,10 +49,7 @@ fn overflow_is_skipped_then_the_next_step_is_a_first_step<B: Backend>(backend: &
         "unscaled gradient",
         &values(param.grad().unwrap().to_host().unwrap()),
         &[1.0, -2.0, 0.1, 0.0, 1e-3 / 256.0],
-        Tolerance {
-            abs: 1e-9,
-            rel: 1e-6,
-        },
+        Tolerance::new("unscaled gradient", 1e-9, 1e-6),
     );
     scaler.step(&mut adam, &params).unwrap();
     assert_close(
@@ -65,10 +62,7 @@ fn overflow_is_skipped_then_the_next_step_is_a_first_step<B: Backend>(backend: &
             0.5,
             0.25 - 0.1 * (1e-3 / 256.0) / (1e-3 / 256.0 + 1e-8),
         ],
-        Tolerance {
-            abs: 1e-4,
-            rel: 1e-4,
-        },
+        Tolerance::new("one Adam step", 1e-4, 1e-4),
     );
     assert_eq!(scaler.read().unwrap(), (256.0, 2));
 }
@@ -237,10 +231,7 @@ fn a_mixed_precision_mlp_trains_like_the_f32_one() {
         "mixed vs f32 losses (CPU)",
         &mixed_cpu,
         &f32_losses,
-        Tolerance {
-            abs: 2e-2,
-            rel: 2e-2,
-        },
+        Tolerance::new("mixed vs f32 training", 2e-2, 2e-2),
     );
     let Some(gpu) = gpu() else { return };
     let mixed_gpu = train(&gpu, Precision::Mixed, 30);
@@ -248,10 +239,7 @@ fn a_mixed_precision_mlp_trains_like_the_f32_one() {
         "mixed losses, GPU vs CPU",
         &mixed_gpu,
         &mixed_cpu,
-        Tolerance {
-            abs: 1e-2,
-            rel: 1e-2,
-        },
+        Tolerance::new("mixed training, GPU vs CPU", 1e-2, 1e-2),
     );
 }
 

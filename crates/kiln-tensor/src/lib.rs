@@ -17,6 +17,7 @@ mod error;
 mod host;
 pub mod layout;
 pub mod ops;
+pub mod precision;
 mod shape;
 mod tensor;
 mod tensor_elementwise;
