@@ -62,12 +62,12 @@ fn every_transform_matches_the_cpu() {
         (&["flip"], EXACT, "flip"),
         (&["crop"], EXACT, "crop zero"),
         (&["crop"], EXACT, "crop reflect"),
-        (&["affine"], augment_tolerance(32), "affine"),
-        (&["jitter"], augment_tolerance(32), "jitter"),
+        (&["affine"], precision::augmentation(32), "affine"),
+        (&["jitter"], precision::augmentation(32), "jitter"),
         (&["cutmix"], EXACT, "cutmix"),
         (
             &["crop", "flip", "affine", "jitter", "cutmix"],
-            augment_tolerance(32),
+            precision::augmentation(32),
             "all",
         ),
     ];
@@ -167,7 +167,7 @@ fn check_invariants<B: Backend>(backend: &B) {
             "unit jitter",
             &to64(&jittered),
             &to64(&original),
-            augment_tolerance(32),
+            precision::augmentation(32),
         );
     }
 }
@@ -223,7 +223,7 @@ fn check_known_values<B: Backend>(backend: &B) {
         "bilinear",
         &to64(&half),
         &[0.15, 0.25, 0.35, 0.2],
-        augment_tolerance(32),
+        precision::augmentation(32),
     );
     // Colour: brightness 0.5 halves; saturation 0 turns an RGB pixel grey (ITU-R 601).
     let rgb = ImageShape {
@@ -246,21 +246,21 @@ fn check_known_values<B: Backend>(backend: &B) {
         "brightness",
         &jitter([0.5, 1.0, 1.0]),
         &[0.5, 0.25, 0.0],
-        augment_tolerance(32),
+        precision::augmentation(32),
     );
     let grey = 0.299 + 0.587 * 0.5;
     assert_close(
         "saturation",
         &jitter([1.0, 1.0, 0.0]),
         &[grey; 3],
-        augment_tolerance(32),
+        precision::augmentation(32),
     );
     // Contrast 0 leaves the image's mean grey level everywhere (one pixel: its grey level).
     assert_close(
         "contrast",
         &jitter([1.0, 0.0, 1.0]),
         &[grey; 3],
-        augment_tolerance(32),
+        precision::augmentation(32),
     );
 }
 

@@ -59,13 +59,13 @@ fn the_quick_suite_runs_and_validates_on_every_backend() {
     let cpu_rows = run_suite(&cpu, None, &quick(), &mut |_| seen += 1);
     assert_eq!(seen, cpu_rows.len(), "progress sees every row");
     check_rows(&cpu_rows, "cpu");
-    assert!(cpu_rows.iter().all(|r| r.worst_difference.is_none()));
+    assert!(cpu_rows.iter().all(|r| r.worst_ratio.is_none()));
     let Some(gpu) = gpu() else { return };
     let gpu_rows = run_suite(&gpu, Some(&cpu), &quick(), &mut |_| {});
     check_rows(&gpu_rows, &gpu.adapter_info().name);
     for row in &gpu_rows {
         if row.microseconds_per_kernel.is_none() {
-            assert!(row.worst_difference.is_some(), "{} validated", row.workload);
+            assert!(row.worst_ratio.is_some(), "{} validated", row.workload);
         }
     }
     let step = gpu_rows

@@ -12,30 +12,8 @@ use std::sync::OnceLock;
 // for what these tests compare; each says how.
 #[allow(unused_imports)]
 pub use kiln::tensor::precision::{
-    self, Tolerance, DIVISION, EXACT, EXACT_UP_TO_FLUSH, FLUSH, ROUNDED, TANH, ULP,
+    self, scale_and_shift, Tolerance, DIVISION, EXACT, EXACT_UP_TO_FLUSH, ROUNDED, TANH, ULP,
 };
-
-/// `shift + scale·u` with |scale·u| ≤ `scale_bound` (uniform fills, `mean + std·z` normal
-/// fills): a multiply and an add, each within 1 ULP on the GPU (or fused) and ½ on the CPU,
-/// plus the rounding of `scale` itself where it is computed (high − low).
-pub fn scale_and_shift(shift: f64, scale_bound: f64) -> Tolerance {
-    Tolerance::new(
-        "scale and shift",
-        FLUSH + 3.0 * ULP * scale_bound + 1.5 * ULP * shift.abs(),
-        1.5 * ULP,
-    )
-}
-
-/// Augmentation of images at most `side` pixels wide with values in [0, 1]. A warp's source
-/// coordinate is two products and two adds of terms up to 2·side (≤ 8·side ULP), and a
-/// bilinear tap moves by at most the coordinate's error (neighbours differ by ≤ 1) plus its
-/// own eight roundings; colour jitter's mean grey level is a sum over side² pixels, and its
-/// blends a dozen roundings more.
-pub fn augment_tolerance(side: usize) -> Tolerance {
-    let side = side as f64;
-    let ulps = 8.0 * side + 16.0 + precision::row_sum_depth((side * side) as usize) as f64 + 12.0;
-    Tolerance::new("augmentation", FLUSH + ulps * ULP, 2.0 * ULP)
-}
 
 /// A matmul of K-long rows of values in [-1, 1]: Σ|a·b| ≤ K.
 pub fn matmul_tolerance(k: usize) -> Tolerance {

@@ -1,12 +1,14 @@
 //! The self-check behind `examples/doctor.rs`: every kernel family on a backend against the
 //! CPU backend, on random inputs at awkward sizes (not multiples of any tile or workgroup),
 //! plus a short training run on both. Drivers return wrong answers more often than one would
-//! hope; this says so before a week of training does.
+//! hope; this says so before a week of training does. Each output is held to the tolerance
+//! the precision table (kiln_tensor::precision) derives from WGSL's accuracy rules, so a
+//! conforming driver passes and a failure names the precision class and the bound it broke.
 
-use crate::harness::worst_difference;
 use crate::training_step::TrainingStep;
 use kiln_cpu::CpuBackend;
 use kiln_nn::Precision;
+use kiln_tensor::precision::{self, Tolerance, EXACT, EXACT_UP_TO_FLUSH, ROUNDED};
 use kiln_tensor::wgpu::{MatmulKernel, WgpuBackend, WgpuOptions};
 use kiln_tensor::{
     AdamStep, AdaptiveStep, Backend, BinaryOp, DType, ImageShape, KilnError, Result, RngState,
@@ -102,9 +104,11 @@ pub fn other_matmul_kernels(
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CheckResult {
     pub kernel: String,
-    /// The largest relative difference |gpu − cpu| / (1 + |cpu|) over every output.
+    /// The largest |gpu − cpu| over every output, as a multiple of what its tolerance allows
+    /// there (≤ 1 passes).
     pub worst: f64,
-    pub tolerance: f64,
+    /// The precision class and bound of the output that came closest to (or past) its limit.
+    pub tolerance: String,
     pub passed: bool,
     /// Set when the kernel returned an error instead of a result.
     pub error: Option<String>,
@@ -114,8 +118,11 @@ fn rng(seed: u64) -> RngState {
     RngState { seed, offset: 0 }
 }
 
+/// Uniform inputs drawn on the CPU and uploaded, so both backends start from the same bits
+/// (`low + (high − low)·u` may round differently on a driver).
 fn uniform<B: Backend>(dims: &[usize], low: f32, high: f32, seed: u64, b: &B) -> Result<Tensor<B>> {
-    Tensor::rand_uniform(dims.to_vec(), low, high, rng(seed), b)
+    let host = Tensor::rand_uniform(dims.to_vec(), low, high, rng(seed), &CpuBackend::new())?;
+    Tensor::from_host(&host.to_host()?, dims.to_vec(), b)
 }
 
 impl Check {
@@ -192,14 +199,70 @@ impl Check {
         }
     }
 
-    pub fn tolerance(&self) -> f64 {
-        match self {
-            Check::Matmul { .. } | Check::MatmulEpilogue => 1e-4,
-            Check::Unary(_) | Check::UnaryBackward(_) | Check::Binary(BinaryOp::Pow) => 1e-4,
-            Check::Softmax | Check::SoftmaxXent | Check::BatchNorm | Check::Reductions => 1e-4,
-            Check::Adam | Check::Adaptive | Check::Random | Check::Prelu | Check::Augment => 1e-5,
-            Check::DataGather => 1e-5,
-            _ => 1e-6,
+    /// The tolerance of each output of `outputs`, in order, from the precision table for the
+    /// inputs this check draws.
+    pub fn tolerances(&self) -> Vec<Tolerance> {
+        match *self {
+            // Inputs in [−4, 4] ([0.1, 4.1] for log, sqrt, recip); dy in [−1, 1].
+            Check::Unary(op) => vec![precision::unary(op, 4.1); 2],
+            Check::UnaryBackward(op) => vec![precision::unary_derivative(op, 4.1); 2],
+            // pow: bases in [0.1, 3.1], exponents in [−2, 2].
+            Check::Binary(op) => vec![precision::binary(op, 2.0, 10f64.log2()); 2],
+            Check::BinaryScalar => vec![ROUNDED; 4],
+            Check::Select => vec![EXACT; 2],
+            // dα sums 17 rows of |x·dy| ≤ 2, each product rounded once more.
+            Check::Prelu => vec![
+                ROUNDED,
+                ROUNDED,
+                precision::sum(precision::row_sum_depth(17) + 1, 34.0),
+            ],
+            Check::Reductions => {
+                let mut t = Vec::new();
+                for (rows, cols) in [(127, 33), (17, 65), (64, 64)] {
+                    let n = rows * cols;
+                    t.push(precision::sum(
+                        precision::global_sum_depth(n),
+                        2.0 * n as f64,
+                    ));
+                    for (len, depth) in [
+                        (rows, precision::column_sum_depth(rows)),
+                        (cols, precision::row_sum_depth(cols)),
+                    ] {
+                        t.extend([
+                            precision::sum(depth, 2.0 * len as f64),
+                            precision::sum(depth, 2.0),
+                            EXACT_UP_TO_FLUSH,
+                            EXACT_UP_TO_FLUSH,
+                            EXACT,
+                        ]);
+                    }
+                }
+                t
+            }
+            Check::Matmul { .. } => vec![precision::dot(127, 127.0)],
+            // 33 products and the bias; ReLU is exact. K = 1: one product.
+            Check::MatmulEpilogue => vec![precision::dot(34, 34.0), ROUNDED],
+            // Rows of logits within ±80.
+            Check::Softmax => [1000, 10]
+                .into_iter()
+                .flat_map(|cols| [precision::softmax(cols, 160.0); 2])
+                .collect(),
+            Check::SoftmaxXent => [10, 100]
+                .into_iter()
+                .flat_map(|classes| [precision::softmax(classes, 8.0); 2])
+                .collect(),
+            Check::BatchNorm => batch_norm_tolerances(127),
+            Check::Adam | Check::Sgd | Check::Adaptive => vec![precision::optimizer_steps(1); 6],
+            // Uniform words are shared; x·mask is one product.
+            Check::Random => vec![EXACT, EXACT, ROUNDED, EXACT],
+            Check::GatherRows | Check::Casts | Check::StridedCopy => vec![EXACT; 2],
+            // byte · scale + shift with scale ≤ 2, |shift| ≤ 1.
+            Check::DataGather => vec![precision::scale_and_shift(1.0, 510.0); 2],
+            Check::Augment => vec![
+                precision::augmentation(13),
+                precision::augmentation(13),
+                EXACT,
+            ],
         }
     }
 
@@ -486,41 +549,63 @@ impl Check {
         ))
     }
 
-    /// Runs the check on `device` and on the CPU backend and compares every output.
+    /// Runs the check on `device` and on the CPU backend and compares every output with its
+    /// tolerance.
     pub fn run<B: Backend>(&self, device: &B, cpu: &CpuBackend) -> CheckResult {
-        let tolerance = self.tolerance();
-        let compared = (|| -> Result<f64> {
+        let tolerances = self.tolerances();
+        let compared = (|| -> Result<(f64, Tolerance)> {
             let expected = self.outputs(cpu)?;
             let actual = self.outputs(device)?;
-            let mut worst = 0.0f64;
-            for (a, e) in actual.iter().zip(&expected) {
+            let mut worst = (0.0f64, tolerances[0]);
+            for ((a, e), tolerance) in actual.iter().zip(&expected).zip(&tolerances) {
                 if a.dims() != e.dims() {
                     return Err(KilnError::invalid(
                         "doctor",
                         format!("shape {:?} where the CPU gives {:?}", a.dims(), e.dims()),
                     ));
                 }
-                worst = worst.max(worst_difference(&a.to_vec::<f64>()?, &e.to_vec::<f64>()?));
+                let ratio = tolerance.worst_ratio(&a.to_vec::<f64>()?, &e.to_vec::<f64>()?);
+                if ratio >= worst.0 {
+                    worst = (ratio, *tolerance);
+                }
             }
             Ok(worst)
         })();
         match compared {
-            Ok(worst) => CheckResult {
+            Ok((worst, tolerance)) => CheckResult {
                 kernel: self.name(),
                 worst,
-                tolerance,
-                passed: worst <= tolerance,
+                tolerance: tolerance.to_string(),
+                passed: worst <= 1.0,
                 error: None,
             },
             Err(e) => CheckResult {
                 kernel: self.name(),
                 worst: f64::INFINITY,
-                tolerance,
+                tolerance: tolerances[0].to_string(),
                 passed: false,
                 error: Some(e.to_string()),
             },
         }
     }
+}
+
+/// Batch-norm statistics and backward reductions of [rows, 33] inputs in [−2, 3] with dy in
+/// [−1, 1], each backend from its own statistics. mean: a column sum of |x| ≤ 3 over `rows`;
+/// var: squares of |x − mean| ≤ 5 after a subtraction; Σ dy: terms ≤ 1; Σ dy·x̂: terms
+/// |x̂| ≤ 5/σ ≈ 3.5 after ten roundings each, plus the statistics' own differences: the mean's
+/// through Σ dy / σ (σ ≈ 1.44), the variance's through Σ dy·x̂ · δv / 2v (v ≈ 2.08).
+fn batch_norm_tolerances(rows: usize) -> Vec<Tolerance> {
+    let depth = precision::column_sum_depth(rows);
+    let r = rows as f64;
+    let mean = precision::sum(depth, 3.0);
+    let var = precision::sum(depth + 2, 25.0);
+    let sum_dy_xhat = precision::sum(depth + 10, 3.5 * r).plus(Tolerance::new(
+        "",
+        r / 1.44 * mean.abs + 3.5 * r * var.abs / (2.0 * 2.08),
+        0.0,
+    ));
+    vec![mean, var, precision::sum(depth, r), sum_dy_xhat]
 }
 
 /// The loss of each of `steps` training steps on `backend`.
@@ -530,19 +615,15 @@ fn losses<B: Backend>(step: &TrainingStep, backend: &B, steps: usize) -> Result<
 }
 
 /// A short training run (a small MLP with batch norm and dropout, Adam, one fixed batch) on
-/// `device` and on the CPU backend, in `precision`: the per-step losses must agree and fall.
-/// Mixed precision allows 10× the f32 tolerance (an f32 sum that differs in its last bit can
-/// round to the neighbouring f16).
+/// `device` and on the CPU backend, in `precision`: the per-step losses must agree (within
+/// `training_tolerance`) and fall.
 pub fn training_run<B: Backend>(
     device: &B,
     cpu: &CpuBackend,
     steps: usize,
     precision: Precision,
 ) -> CheckResult {
-    let tolerance = match precision {
-        Precision::F32 => 1e-3,
-        Precision::Mixed => 1e-2,
-    };
+    let tolerance = training_tolerance(precision);
     let step = TrainingStep {
         widths: vec![64, 48, 33, 10],
         batch: 32,
@@ -556,22 +637,33 @@ pub fn training_run<B: Backend>(
     );
     match (on_device, on_cpu) {
         (Ok(d), Ok(c)) => {
-            let worst = worst_difference(&d, &c);
+            let worst = tolerance.worst_ratio(&d, &c);
             let fell = d.last() < d.first();
             CheckResult {
                 kernel,
                 worst,
-                tolerance,
-                passed: worst <= tolerance && fell,
+                tolerance: tolerance.to_string(),
+                passed: worst <= 1.0 && fell,
                 error: (!fell).then(|| format!("the loss did not fall: {:?}", d)),
             }
         }
         (Err(e), _) | (_, Err(e)) => CheckResult {
             kernel,
             worst: f64::INFINITY,
-            tolerance,
+            tolerance: tolerance.to_string(),
             passed: false,
             error: Some(e.to_string()),
         },
+    }
+}
+
+/// A few training steps compound every step's differences (each within the table's bounds)
+/// through the next; not a per-operation bound, but measured on both software drivers. Mixed
+/// precision allows 10×: an f32 sum that differs in its last bit can round to the neighbouring
+/// f16.
+pub fn training_tolerance(precision: Precision) -> Tolerance {
+    match precision {
+        Precision::F32 => Tolerance::new("training steps (f32)", 1e-3, 1e-3),
+        Precision::Mixed => Tolerance::new("training steps (mixed)", 1e-2, 1e-2),
     }
 }

@@ -4,12 +4,14 @@
 //! and every row gets its percentage of the ceiling that bounds it.
 
 use crate::device::{BenchDevice, Clock};
+use crate::doctor::training_tolerance;
 use crate::overhead::Overhead;
 use crate::report::Row;
 use crate::training_step::{StepOverhead, TrainingStep};
 use crate::workload::{Op, Work, Workload};
 use kiln_cpu::CpuBackend;
 use kiln_nn::Precision;
+use kiln_tensor::precision::Tolerance;
 use kiln_tensor::{KilnError, Result, Tensor};
 use std::time::{Duration, Instant};
 
@@ -187,35 +189,17 @@ fn timed_median<D: BenchDevice>(
     Ok((median(times).as_secs_f64(), clock))
 }
 
-/// max |a − b| / (1 + |b|); infinite for a NaN or a length mismatch.
-pub fn worst_difference(actual: &[f64], expected: &[f64]) -> f64 {
-    if actual.len() != expected.len() {
-        return f64::INFINITY;
-    }
-    actual
-        .iter()
-        .zip(expected)
-        .map(|(a, b)| {
-            let d = (a - b).abs() / (1.0 + b.abs());
-            if d.is_nan() {
-                f64::INFINITY
-            } else {
-                d
-            }
-        })
-        .fold(0.0, f64::max)
-}
-
-/// The worst difference when it is within `tolerance`, else an error naming `what`.
-pub fn validate(what: &str, actual: &[f64], expected: &[f64], tolerance: f64) -> Result<f64> {
-    let worst = worst_difference(actual, expected);
-    if worst <= tolerance {
+/// The worst difference between `actual` and `expected` as a share of what `tolerance` allows
+/// (≤ 1), else an error naming `what`, the share and the precision class and bound.
+pub fn validate(what: &str, actual: &[f64], expected: &[f64], tolerance: Tolerance) -> Result<f64> {
+    let worst = tolerance.worst_ratio(actual, expected);
+    if worst <= 1.0 {
         Ok(worst)
     } else {
         Err(KilnError::invalid(
             "compare_backends",
             format!(
-                "{what} differs from the CPU backend by {worst:.2e} (tolerance {tolerance:.0e})"
+                "{what} differs from the CPU backend by {worst:.1}× its allowance ({tolerance})"
             ),
         ))
     }
@@ -261,7 +245,7 @@ fn measure_micro<D: BenchDevice>(
         let output = w.run(&inputs)?.to_vec::<f64>()?;
         if let Some(cpu) = reference {
             let expected = w.run(&w.inputs(cpu)?)?.to_vec::<f64>()?;
-            row.worst_difference = Some(validate(&w.name, &output, &expected, w.tolerance())?);
+            row.worst_ratio = Some(validate(&w.name, &output, &expected, w.tolerance())?);
         }
         let (seconds, clock) = timed_median(device, options, &mut || w.run(&inputs).map(drop))?;
         row.median_seconds = Some(seconds);
@@ -301,11 +285,11 @@ fn measure_step<D: BenchDevice>(
                 s.step(&mut cpu_state)?.item()?,
                 s.step(&mut cpu_state)?.item()?,
             ];
-            row.worst_difference = Some(validate(
+            row.worst_ratio = Some(validate(
                 "the training step's loss",
                 &losses,
                 &expected,
-                1e-3,
+                training_tolerance(s.precision),
             )?);
         }
         // The host's share (pipelines and buffers exist after the two steps above): record one step without waiting, counting what it did.
@@ -395,15 +379,19 @@ mod tests {
 
     #[test]
     fn validation_rejects_differences_nans_and_length_mismatches() {
-        assert_eq!(validate("x", &[1.0, 2.0], &[1.0, 2.0], 0.0).unwrap(), 0.0);
-        let err = validate("matmul", &[1.0, 2.5], &[1.0, 2.0], 1e-3).unwrap_err();
+        let exact = kiln_tensor::precision::EXACT;
+        let loose = Tolerance::new("test class", 1e-3, 0.0);
+        assert_eq!(validate("x", &[1.0, 2.0], &[1.0, 2.0], exact).unwrap(), 0.0);
+        let err = validate("matmul", &[1.0, 2.5], &[1.0, 2.0], loose).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("matmul differs from the CPU backend by 1.67e-1"),
+            err.to_string().contains(
+                "matmul differs from the CPU backend by 500.0× its allowance (test class:"
+            ),
             "{err}"
         );
-        assert!(validate("x", &[f64::NAN], &[1.0], 1.0).is_err());
-        assert!(validate("x", &[1.0], &[1.0, 2.0], 1.0).is_err());
+        assert!((validate("x", &[1.0005], &[1.0], loose).unwrap() - 0.5).abs() < 1e-9);
+        assert!(validate("x", &[f64::NAN], &[1.0], loose).is_err());
+        assert!(validate("x", &[1.0], &[1.0, 2.0], loose).is_err());
     }
 
     #[test]

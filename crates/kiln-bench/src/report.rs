@@ -21,8 +21,9 @@ pub struct Row {
     /// This row's share of the device's ceiling that bounds it, and that ceiling.
     pub percent_of_ceiling: Option<f64>,
     pub ceiling: Option<String>,
-    /// The largest relative difference from the CPU backend (None on the CPU backend).
-    pub worst_difference: Option<f64>,
+    /// The largest difference from the CPU backend as a share of what the precision table
+    /// allows (≤ 1; None on the CPU backend).
+    pub worst_ratio: Option<f64>,
     /// Training-step rows: what recording one step cost the host.
     pub step: Option<StepOverhead>,
     /// Why the workload has no figures (a failed validation or an error).
@@ -66,8 +67,8 @@ impl Row {
             return format!("FAILED: {e}");
         }
         let mut notes = Vec::new();
-        if let Some(d) = self.worst_difference {
-            notes.push(format!("matches cpu ({d:.0e})"));
+        if let Some(r) = self.worst_ratio {
+            notes.push(format!("matches cpu ({:.0}% of the tolerance)", r * 100.0));
         }
         if let Some(s) = &self.step {
             notes.push(format!(

@@ -3,6 +3,7 @@
 //! moved at the least).
 
 use crate::device::BenchDevice;
+use kiln_tensor::precision::{self, Tolerance, ULP};
 use kiln_tensor::{AdamStep, Backend, DType, Result, RngState, SgdStep, Tensor};
 
 /// What a workload's throughput is measured in.
@@ -112,15 +113,23 @@ impl Workload {
         }
     }
 
-    /// The largest relative difference from the CPU backend that still passes.
-    pub fn tolerance(&self) -> f64 {
+    /// How far the result may be from the CPU backend's: the precision table's bound for the
+    /// op on these inputs (uniform in [−1, 1]; normal with std 2 for logits and batch norm).
+    pub fn tolerance(&self) -> Tolerance {
         match self.op {
-            Op::Matmul { k, .. } => 1e-5 * (k as f64).sqrt().max(10.0),
-            // Sums rounded to f16 may land one f16 step (2⁻¹⁰) apart.
-            Op::MatmulF16 { .. } => 2e-3,
-            Op::SumRows { cols, .. } => 1e-6 * (cols as f64).sqrt().max(10.0),
-            Op::BatchNormForward { .. } | Op::BatchNormBackward { .. } => 1e-3,
-            _ => 1e-4,
+            Op::Copy { .. } => precision::EXACT,
+            Op::Matmul { k, .. } => precision::dot(k, k as f64),
+            // Rounded to f16 at the end: one f16 step (2⁻¹⁰) more.
+            Op::MatmulF16 { n } => precision::dot(n, n as f64)
+                .plus(Tolerance::new("", 6e-8, 9.765_625e-4))
+                .named("f16 dot product"),
+            Op::Add { .. } => precision::ROUNDED,
+            Op::SumRows { cols, .. } => precision::sum(precision::row_sum_depth(cols), cols as f64),
+            // Logits N(0, 2²): within ±11.6.
+            Op::SoftmaxXent { cols, .. } => precision::softmax(cols, 23.1),
+            Op::BatchNormForward { rows, .. } => batch_norm_tolerance(rows, false),
+            Op::BatchNormBackward { rows, .. } => batch_norm_tolerance(rows, true),
+            Op::Adam { .. } | Op::SgdMomentum { .. } => precision::optimizer_steps(1),
         }
     }
 
@@ -236,4 +245,27 @@ impl Workload {
             }
         }
     }
+}
+
+/// Batch norm of `rows` samples of x ~ N(1, 2²) (|x − mean| ≤ 12.6, variance ≈ 4) and
+/// dy ~ N(0, 1) (|dy| ≤ 5.8), as `run` composes it. Forward: the mean is off by a column sum's
+/// bound (depth·ULP·12.6), the variance by (depth + 2)·ULP·12.6²; 1/√(var + ε) by half the
+/// variance's relative error plus 8 ULP (add, sqrt, reciprocal); y = (x − mean)·inv_std
+/// inherits both (|y| ≤ 6.3). Backward: x̂ as y; Σdy/N by depth·ULP·5.8; Σdy·x̂/N by
+/// (depth + 10)·ULP·36.4 plus the statistics' differences; dx combines them with |x̂| ≤ 6.3,
+/// and inv_std ≈ 0.5 scales the lot.
+fn batch_norm_tolerance(rows: usize, backward: bool) -> Tolerance {
+    let depth = precision::column_sum_depth(rows) as f64;
+    let mean = depth * ULP * 12.6;
+    let var_rel = (depth + 2.0) * ULP * 12.6 * 12.6 / 4.0;
+    let inv_std_rel = var_rel / 2.0 + 8.0 * ULP;
+    let y = 0.5 * mean + 6.3 * (inv_std_rel + 2.0 * ULP);
+    if !backward {
+        return Tolerance::new("batch norm forward", precision::FLUSH + y, 2.0 * ULP);
+    }
+    let sum_dy = depth * ULP * 5.8;
+    let sum_dy_xhat = (depth + 10.0) * ULP * 36.4 + 5.8 * mean * 0.5 + 36.4 * var_rel / 2.0;
+    let centred = sum_dy + 6.3 * sum_dy_xhat + 36.4 * y + 4.0 * ULP * 50.0;
+    let dx = 0.5 * centred + 50.0 * inv_std_rel;
+    Tolerance::new("batch norm backward", precision::FLUSH + dx, 2.0 * ULP)
 }

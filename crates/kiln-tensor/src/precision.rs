@@ -225,6 +225,29 @@ pub fn optimizer_steps(steps: usize) -> Tolerance {
     Tolerance::new("optimizer steps", FLUSH + s * 20.0 * ULP, s * 3.0 * ULP)
 }
 
+/// `shift + scale·u` with |scale·u| ≤ `scale_bound` (uniform fills, `mean + std·z` normal
+/// fills, u8 data scaled and shifted): a multiply and an add, each within 1 ULP on the GPU (or
+/// fused) and ½ on the CPU, plus the rounding of `scale` itself where it is computed
+/// (high − low).
+pub fn scale_and_shift(shift: f64, scale_bound: f64) -> Tolerance {
+    Tolerance::new(
+        "scale and shift",
+        FLUSH + 3.0 * ULP * scale_bound + 1.5 * ULP * shift.abs(),
+        1.5 * ULP,
+    )
+}
+
+/// Augmentation (augment.wgsl) of images at most `side` pixels wide with values in [0, 1]. A
+/// warp's source coordinate is two products and two adds of terms up to 2·side (≤ 8·side
+/// ULP), and a bilinear tap moves by at most the coordinate's error (neighbours differ by ≤ 1)
+/// plus its own eight roundings; colour jitter's mean grey level is a sum over side² pixels,
+/// and its blends a dozen roundings more.
+pub fn augmentation(side: usize) -> Tolerance {
+    let pixels = side * side;
+    let ulps = 8.0 * side as f64 + 16.0 + row_sum_depth(pixels) as f64 + 12.0;
+    Tolerance::new("augmentation", FLUSH + ulps * ULP, 2.0 * ULP)
+}
+
 /// `op(x)` for |x| ≤ `max_abs_x` (common.wgsl's `unary_eval`, against the CPU's f32 libm).
 pub fn unary(op: UnaryOp, max_abs_x: f64) -> Tolerance {
     let x = max_abs_x;
