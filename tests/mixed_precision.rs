@@ -261,3 +261,45 @@ fn a_mixed_precision_step_reads_nothing_back() {
     assert_eq!(after.readbacks, before.readbacks);
     assert_eq!(after.submits, before.submits);
 }
+
+/// A loss scale too large for f16: the scaled gradient of the logits overflows f16 in the
+/// backward pass's casts, which give ±inf by rule on every driver, so the scaler sees it,
+/// skips the step (parameters untouched) and halves the scale until the gradients fit.
+fn an_f16_overflow_in_backward_is_caught_and_backed_off<B: Backend>(backend: &B) {
+    let mut classifier = Classifier::new(backend, &[40, 48, 32, 4], 64, Precision::Mixed, 3e-3);
+    let rule = LossScaleRule {
+        growth: 2.0,
+        backoff: 0.5,
+        interval: 1000,
+    };
+    // |∂(2²⁴ · mean loss)/∂logit| ≈ 2²⁴ · 0.25 / 64 ≈ 65 000 · 1: beyond 65504 for some.
+    classifier.scaler = LossScaler::with_rule(16_777_216.0, rule, backend).unwrap();
+    let before: Vec<Vec<f32>> = classifier.params.iter().map(|p| host(&p.value())).collect();
+    classifier.step();
+    let (scale, skipped) = classifier.scaler.read().unwrap();
+    assert_eq!((scale, skipped), (8_388_608.0, 1), "{}", backend.name());
+    for (p, b) in classifier.params.iter().zip(&before) {
+        assert_eq!(
+            &host(&p.value()),
+            b,
+            "{}: {} untouched",
+            backend.name(),
+            p.name()
+        );
+    }
+    let losses: Vec<f64> = (0..40).map(|_| classifier.step().item().unwrap()).collect();
+    let (scale, skipped) = classifier.scaler.read().unwrap();
+    assert!(
+        scale < 8_388_608.0 && skipped < 41,
+        "scale {scale}, {skipped} skipped"
+    );
+    assert!(losses[39] < losses[0], "{}: {losses:?}", backend.name());
+}
+
+#[test]
+fn an_f16_overflow_is_caught_on_every_backend() {
+    an_f16_overflow_in_backward_is_caught_and_backed_off(&cpu());
+    if let Some(gpu) = gpu() {
+        an_f16_overflow_in_backward_is_caught_and_backed_off(&gpu);
+    }
+}
