@@ -30,13 +30,12 @@ fn report_flushing(gpu: &WgpuBackend) {
     );
 }
 
+/// One optimiser step on (parameter, gradient, state a, state b).
+type Step<'a, B> = &'a dyn Fn(&Tensor<B>, &Tensor<B>, &Tensor<B>, &Tensor<B>);
+
 /// Parameters after `steps` of `step` on each backend, from the same parameters, gradients
 /// and zeroed state; `step` gets (parameter, gradient, state a, state b).
-fn after_steps<B: Backend>(
-    backend: &B,
-    steps: usize,
-    step: &dyn Fn(&Tensor<B>, &Tensor<B>, &Tensor<B>, &Tensor<B>),
-) -> Vec<Vec<f64>> {
+fn after_steps<B: Backend>(backend: &B, steps: usize, step: Step<B>) -> Vec<Vec<f64>> {
     let n = 37;
     let param = Tensor::from_vec(repeated(n, 3), [n], backend).unwrap();
     let (a, b) = (
@@ -57,18 +56,8 @@ fn check_optimizer(
     gpu: &WgpuBackend,
     what: &str,
     lr: f64,
-    step_gpu: &dyn Fn(
-        &Tensor<WgpuBackend>,
-        &Tensor<WgpuBackend>,
-        &Tensor<WgpuBackend>,
-        &Tensor<WgpuBackend>,
-    ),
-    step_cpu: &dyn Fn(
-        &Tensor<CpuBackend>,
-        &Tensor<CpuBackend>,
-        &Tensor<CpuBackend>,
-        &Tensor<CpuBackend>,
-    ),
+    step_gpu: Step<WgpuBackend>,
+    step_cpu: Step<CpuBackend>,
 ) {
     let steps = 5;
     let g = after_steps(gpu, steps, step_gpu);
