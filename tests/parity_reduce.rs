@@ -80,13 +80,20 @@ fn global_sum_over_long_vectors() {
         let (g, c) = pair(&data, &[n], &gpu);
         let gs = g.sum_all().unwrap().item().unwrap();
         let cs = c.sum_all().unwrap().item().unwrap();
-        // A sum of n terms of size ≤ 1: allow ε·log2(n) relative to Σ|x| (≈ n/2).
-        let allowed = 1.2e-7 * (n as f64).log2().max(1.0) * (n as f64 / 2.0) + 1e-6;
-        assert!((gs - cs).abs() <= allowed, "sum of {n}: gpu {gs} cpu {cs}");
+        // n terms of size ≤ 1 along the kernels' longest chain of additions.
+        let depth = precision::global_sum_depth(n);
+        assert_close(
+            &format!("sum of {n}"),
+            &[gs],
+            &[cs],
+            precision::sum(depth, n as f64),
+        );
         let gm = g.mean_all().unwrap().item().unwrap();
-        assert!(
-            (gm - cs / n as f64).abs() <= allowed / n as f64 + 1e-7,
-            "mean of {n}"
+        assert_close(
+            &format!("mean of {n}"),
+            &[gm],
+            &[cs / n as f64],
+            precision::sum(depth, 1.0),
         );
     }
 }

@@ -181,13 +181,15 @@ pub fn column_sum_depth(len: usize) -> usize {
     len.div_ceil(4) + 3
 }
 
-/// A global sum: one row reduction up to 4096 terms; beyond, grid-stride partial sums over at
-/// most 1024 workgroups of 256 (then their tree), then a row reduction of the partials.
+/// A global sum: one row reduction up to 4096 terms; beyond, ⌈n/256⌉ (at most 1024) workgroups
+/// of 256 lanes each fold a grid-stride share, a tree of 8 levels combines each workgroup's,
+/// and a row reduction sums the partials.
 pub fn global_sum_depth(n: usize) -> usize {
     if n <= 4096 {
         row_sum_depth(n)
     } else {
-        n.div_ceil(1024 * 256) + 8 + row_sum_depth(1024)
+        let partials = n.div_ceil(256).min(1024);
+        n.div_ceil(partials * 256) + 8 + row_sum_depth(partials)
     }
 }
 
@@ -355,7 +357,9 @@ mod tests {
         assert_eq!(row_sum_depth(33), 33);
         assert_eq!(column_sum_depth(127), 35);
         assert_eq!(global_sum_depth(4096), 24);
-        assert_eq!(global_sum_depth(100_000), 21);
+        assert_eq!(global_sum_depth(4097), 26);
+        assert_eq!(global_sum_depth(100_000), 19);
+        assert_eq!(global_sum_depth(1_000_003), 4 + 8 + 12);
         assert!(TANH.abs >= TANH_ABS && LOG.abs >= LOG_ABS);
     }
 }
