@@ -94,13 +94,29 @@ fn step_skipped() -> bool {
     return GATED && gate[0] != 0u;
 }
 
-// Adam's bias corrections (1 − β1^t, 1 − β2^t) for this step: the host's, unless the loss
-// scaler skipped steps, which Adam's step count must not include.
+// β^t by repeated squaring: at most 2·log2(t) multiplications, each correctly rounded, so
+// within 2·log2(t) ULP. WGSL's pow(β, t) is exp2(t·log2 β), and log2 near 1 is only good to
+// 2⁻²¹ absolute: for β2 = 0.999 that is 3·10⁻⁴ of log2 β, which 1 − β^t would keep.
+fn power(base: f32, t: u32) -> f32 {
+    var result = 1.0;
+    var square = base;
+    var e = t;
+    loop {
+        if (e == 0u) { break; }
+        if ((e & 1u) == 1u) { result = result * square; }
+        square = square * square;
+        e = e >> 1u;
+    }
+    return result;
+}
+
+// Adam's bias corrections (1 − β1^t, 1 − β2^t) for this step: the host's (from f64), unless the
+// loss scaler skipped steps, which Adam's step count must not include.
 fn adam_bias_corrections() -> vec2<f32> {
     var bc = vec2<f32>(p.bias_correction1, p.bias_correction2);
     if (GATED && gate[1] != 0u) {
-        let t = f32(p.step - gate[1]);
-        bc = vec2<f32>(1.0 - pow(p.beta1, t), 1.0 - pow(p.beta2, t));
+        let t = p.step - gate[1];
+        bc = vec2<f32>(1.0 - power(p.beta1, t), 1.0 - power(p.beta2, t));
     }
     return bc;
 }

@@ -399,3 +399,36 @@ fn in_place_steps_reject_views_and_missing_velocity() {
         .to_string();
     assert!(err.contains("distinct"), "{err}");
 }
+
+#[test]
+fn gated_adam_counts_only_the_steps_taken_like_the_cpu() {
+    // After a loss scaler skipped 3 of 40 steps, Adam's bias corrections use t = 37: computed on
+    // the device (β^t by repeated squaring) and on the CPU (in f64).
+    let Some(gpu) = gpu() else { return };
+    let n = 1000;
+    let (gw, cw) = pair(&random_vec(61, n, -1.0, 1.0), &[n], &gpu);
+    let (gg, cg) = pair(&random_vec(62, n, -1.0, 1.0), &[n], &gpu);
+    let (gm, cm) = pair(&random_vec(63, n, -0.1, 0.1), &[n], &gpu);
+    let (gv, cv) = pair(&random_vec(64, n, 0.005, 0.01), &[n], &gpu);
+    let flags = [0u32, 3, 0];
+    let gflags = Tensor::from_slice(&flags, [3], &gpu).unwrap();
+    let cflags = Tensor::from_slice(&flags, [3], &cpu()).unwrap();
+    let s = AdamStep {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: true,
+        step: 40,
+    };
+    gw.adam_step_gated(&gg, &gm, &gv, &s, Some(&gflags))
+        .unwrap();
+    cw.adam_step_gated(&cg, &cm, &cv, &s, Some(&cflags))
+        .unwrap();
+    // v ≥ 0.005 keeps |m̂/√v̂| < 1: every term of the update is below 1, as the table assumes.
+    let tol = precision::optimizer_steps(1);
+    assert_tensors_close("gated adam param", &gw, &cw, tol);
+    assert_tensors_close("gated adam m", &gm, &cm, tol);
+    assert_tensors_close("gated adam v", &gv, &cv, tol);
+}
