@@ -194,7 +194,7 @@ mod tests {
         };
         // Every radius word at a few angles, every angle word at a few radii, and the ends.
         for w1 in (0..1u32 << 24).step_by(97) {
-            check(w1, (w1 * 7919) & 0xff_ffff, w1 & 1 == 1);
+            check(w1, w1.wrapping_mul(7919) & 0xff_ffff, w1 & 1 == 1);
         }
         for w2 in (0..1u32 << 24).step_by(89) {
             for w1 in [0, 1, 1 << 23, (1 << 24) - 2, (1 << 24) - 1] {
