@@ -68,7 +68,7 @@ impl Row {
         }
         let mut notes = Vec::new();
         if let Some(r) = self.worst_ratio {
-            notes.push(format!("matches cpu ({:.0}% of the tolerance)", r * 100.0));
+            notes.push(format!("matches cpu ({r:.0e} of the tolerance)"));
         }
         if let Some(s) = &self.step {
             notes.push(format!(
