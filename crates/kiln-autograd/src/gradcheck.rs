@@ -204,13 +204,16 @@ where
             if size >= atol / rtol {
                 report.max_relative_error = report.max_relative_error.max(diff / size);
             }
-            let ratio = diff / (atol + rtol * size);
             // A NaN on either side fails.
-            if !(ratio <= 1.0) {
+            let ratio = match diff / (atol + rtol * size) {
+                r if r.is_nan() => f64::INFINITY,
+                r => r,
+            };
+            if ratio > 1.0 {
                 report.passed = false;
             }
-            if ratio >= worst_ratio || ratio.is_nan() {
-                worst_ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
+            if ratio >= worst_ratio {
+                worst_ratio = ratio;
                 report.worst_element = j;
                 report.analytic = a;
                 report.numeric = numeric;
