@@ -48,7 +48,12 @@ fn gradcheck_fails_a_wrong_backward_rule() {
     let x = f64_tensor(3, &[4, 5], 0.5, 2.0);
     let forgot_a_term =
         |v: &[Var<CpuBackend>]| Var::constant(v[0].value().clone()).mul(&v[0])?.sum_all();
-    let report = gradcheck(forgot_a_term, &[x.clone()], GradcheckOptions::default()).unwrap();
+    let report = gradcheck(
+        forgot_a_term,
+        std::slice::from_ref(&x),
+        GradcheckOptions::default(),
+    )
+    .unwrap();
     assert!(!report.passed(), "{report}");
     assert!(report.inputs[0].max_relative_error > 0.4, "{report}");
     assert!(report.to_string().contains("FAIL"));
@@ -61,7 +66,12 @@ fn gradcheck_fails_a_wrong_backward_rule() {
                 .binary_scalar(BinaryOp::Mul, 1e-4)?,
         )
     };
-    let report = gradcheck(slightly_off, &[x.clone()], GradcheckOptions::default()).unwrap();
+    let report = gradcheck(
+        slightly_off,
+        std::slice::from_ref(&x),
+        GradcheckOptions::default(),
+    )
+    .unwrap();
     assert!(!report.passed(), "{report}");
     // The same function with its true derivative passes.
     let right = |v: &[Var<CpuBackend>]| {
