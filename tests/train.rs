@@ -145,6 +145,61 @@ fn a_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one() {
     assert_eq!(whole.test.accuracy, resumed.test.accuracy);
 }
 
+/// The training set of `generated` with half its labels replaced at random: memorising them
+/// makes validation worse, so the best epoch comes early.
+fn noisy_labels(c: &TrainConfig) -> RunData {
+    let mut train_set = generated(500, 1);
+    let relabel = random_vec(77, train_set.len(), 0.0, 20.0);
+    for (l, r) in train_set.labels.iter_mut().zip(relabel) {
+        if r < 10.0 {
+            *l = r as u8;
+        }
+    }
+    RunData::prepare(&train_set, generated(200, 2), c).unwrap()
+}
+
+#[test]
+fn a_finished_run_whose_best_epoch_was_not_its_last_resumes_exactly() {
+    // The final checkpoint of a run that restored its best epoch holds the best parameters
+    // (for inference) and the last epoch's (for resuming): a resumed run must continue from
+    // the last, with the best kept as the best so far.
+    let mut c = config();
+    c.epochs = 8;
+    c.lr = 3e-3;
+    c.batch_norm = true;
+    let d = noisy_labels(&c);
+    let whole = train(&cpu(), &c, &d, quiet(None, None)).unwrap();
+    // The first cut whose best epoch is not its last (the same run's first k epochs).
+    let accuracies: Vec<f64> = whole.history.iter().map(|r| r.val_accuracy).collect();
+    let cut = (2..c.epochs)
+        .find(|&k| {
+            let best = accuracies[..k].iter().cloned().fold(f64::MIN, f64::max);
+            accuracies[k - 1] < best
+        })
+        .expect("a run whose best epoch comes before its last");
+    let dir = temp_dir("resume-after-best");
+    let mut first = c.clone();
+    first.epochs = cut;
+    let finished = train(&cpu(), &first, &d, quiet(Some(dir.clone()), None)).unwrap();
+    assert!(
+        finished.best_epoch < cut,
+        "best {} of {cut}",
+        finished.best_epoch
+    );
+    let resumed = train(&cpu(), &c, &d, quiet(Some(dir.clone()), Some(dir))).unwrap();
+    assert_eq!(resumed.epochs_run, c.epochs);
+    let losses = |o: &Outcome| o.history.iter().map(|r| r.train_loss).collect::<Vec<_>>();
+    assert_eq!(
+        losses(&whole),
+        losses(&resumed),
+        "every epoch's training loss"
+    );
+    assert_eq!(whole.best_epoch, resumed.best_epoch);
+    assert_eq!(whole.parameters, resumed.parameters);
+    assert_eq!(whole.buffers, resumed.buffers);
+    assert_eq!(whole.test.accuracy, resumed.test.accuracy);
+}
+
 #[test]
 fn early_stopping_restores_the_best_parameters() {
     // Half the training labels are wrong: memorising them makes validation worse, so the
@@ -153,14 +208,7 @@ fn early_stopping_restores_the_best_parameters() {
     c.epochs = 60;
     c.patience = 2;
     c.lr = 3e-3;
-    let mut train_set = generated(500, 1);
-    let relabel = random_vec(77, train_set.len(), 0.0, 20.0);
-    for (l, r) in train_set.labels.iter_mut().zip(relabel) {
-        if r < 10.0 {
-            *l = r as u8;
-        }
-    }
-    let d = RunData::prepare(&train_set, generated(200, 2), &c).unwrap();
+    let d = noisy_labels(&c);
     let stopped = train(&cpu(), &c, &d, quiet(None, None)).unwrap();
     assert!(stopped.stopped_early, "{} epochs", stopped.epochs_run);
     assert_eq!(stopped.epochs_run, stopped.best_epoch + 2);

@@ -4,7 +4,13 @@
 //!   `param.<layer>.<tensor>`       trained parameters (f32), e.g. `param.layer0.weight` [in, out]
 //!   `buffer.<layer>.<buffer>`      BatchNorm running statistics (f32)
 //!   `optim.<parameter>.<slot>`     optimiser state (`velocity`, `sum_sq`, `mean_sq`, `m`, `v`)
-//!   `best.<layer>.<tensor>`        the best parameters so far, while early stopping tracks them
+//!   `best.<layer>.<tensor>`, `best_buffer.<layer>.<buffer>`
+//!                                  the best epoch's parameters and statistics so far, while
+//!                                  the run tracks them (mid-run, when the best is not the last)
+//!   `last.<layer>.<tensor>`, `last_buffer.<layer>.<buffer>`
+//!                                  in a finished run's checkpoint whose `param.*` are an
+//!                                  earlier best epoch's: the last epoch's, which a resumed run
+//!                                  continues from
 //!   `preprocess.mean`, `preprocess.std`  per-input-feature statistics: x ↦ (x − mean) / std
 //!                                  on raw 0–255 pixel values
 //! Metadata (string → string): `format` = `kiln-checkpoint-1`, `architecture` (JSON: widths,

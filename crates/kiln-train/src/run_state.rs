@@ -73,10 +73,13 @@ impl<B: Backend> Run<'_, B> {
         for (name, t) in &state.tensors {
             c.put(format!("optim.{name}"), t)?;
         }
-        if let Some((best, _)) = &self.best {
+        if let Some((best, buffers)) = &self.best {
             if self.progress.best_epoch != self.progress.epoch {
                 for (p, t) in self.params.iter().zip(best) {
                     c.put(format!("best.{}", p.name()), t)?;
+                }
+                for (name, t) in buffers {
+                    c.put(format!("best_buffer.{name}"), t)?;
                 }
             }
         }
@@ -134,12 +137,21 @@ impl<B: Backend> Run<'_, B> {
     }
 
     /// Restores parameters, buffers, optimiser state and progress from `checkpoint`; every
-    /// mismatch with this model is listed.
+    /// mismatch with this model is listed. A run continues from its last epoch: the final
+    /// checkpoint of a run that restored an earlier best epoch keeps the last epoch's
+    /// parameters and buffers under `last.*` and `last_buffer.*` (its `param.*` and `buffer.*`
+    /// are the best, which become the best so far).
     pub(crate) fn restore(&mut self, path: &Path, c: &Checkpoint) -> Result<()> {
+        let finished_at_an_earlier_best = !c.names_with("last.").is_empty();
+        let (param_prefix, buffer_prefix) = if finished_at_an_earlier_best {
+            ("last.", "last_buffer.")
+        } else {
+            ("param.", "buffer.")
+        };
         let mut problems = Vec::new();
-        let saved: Vec<String> = c.names_with("param.");
+        let saved: Vec<String> = c.names_with(param_prefix);
         for p in &self.params {
-            match c.tensors.get(&format!("param.{}", p.name())) {
+            match c.tensors.get(&format!("{param_prefix}{}", p.name())) {
                 None => problems.push(format!("{}: not in the checkpoint", p.name())),
                 Some((shape, _)) if shape.as_slice() != p.value().dims() => problems.push(format!(
                     "{}: checkpoint {:?}, model {:?}",
@@ -166,10 +178,10 @@ impl<B: Backend> Run<'_, B> {
             });
         }
         for p in &self.params {
-            p.set(c.tensor(path, &format!("param.{}", p.name()), self.backend)?);
+            p.set(c.tensor(path, &format!("{param_prefix}{}", p.name()), self.backend)?);
         }
-        for name in c.names_with("buffer.") {
-            let t = c.tensor(path, &format!("buffer.{name}"), self.backend)?;
+        for name in c.names_with(buffer_prefix) {
+            let t = c.tensor(path, &format!("{buffer_prefix}{name}"), self.backend)?;
             if !self.model.set_buffer(&name, &t)? {
                 return Err(TrainError::Checkpoint {
                     path: path.into(),
@@ -236,17 +248,40 @@ impl<B: Backend> Run<'_, B> {
                 ema.set_updates(updates.parse().unwrap_or(0));
             }
         }
-        let best: Vec<String> = c.names_with("best.");
-        self.best = if best.is_empty() {
-            Some((self.snapshot()?, self.buffer_snapshot()?))
+        // The best so far: param.* of a finished run that restored it, best.* of a checkpoint
+        // taken mid-run after a better epoch, else the parameters just restored.
+        let best_prefixes = if finished_at_an_earlier_best {
+            Some(("param.", "buffer."))
+        } else if !c.names_with("best.").is_empty() {
+            Some(("best.", "best_buffer."))
         } else {
-            let tensors = self
-                .params
-                .iter()
-                .map(|p| c.tensor(path, &format!("best.{}", p.name()), self.backend))
-                .collect::<Result<Vec<_>>>()?;
-            Some((tensors, self.buffer_snapshot()?))
+            None
         };
+        self.best = Some(match best_prefixes {
+            None => (self.snapshot()?, self.buffer_snapshot()?),
+            Some((params, buffers)) => {
+                let tensors = self
+                    .params
+                    .iter()
+                    .map(|p| c.tensor(path, &format!("{params}{}", p.name()), self.backend))
+                    .collect::<Result<Vec<_>>>()?;
+                let saved_buffers = c
+                    .names_with(buffers)
+                    .into_iter()
+                    .map(|n| {
+                        let t = c.tensor(path, &format!("{buffers}{n}"), self.backend)?;
+                        Ok((n, t))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                // A checkpoint from before best buffers were saved: the current ones.
+                let buffers = if saved_buffers.is_empty() {
+                    self.buffer_snapshot()?
+                } else {
+                    saved_buffers
+                };
+                (tensors, buffers)
+            }
+        });
         Ok(())
     }
 
