@@ -111,3 +111,51 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> f64 {
     let p = positives as f64;
     (rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Six samples, three classes; class 2 is never predicted and all its scores tie.
+    ///   sample  label  probabilities      predicted
+    ///   0       0      0.7 0.2 0.1        0
+    ///   1       0      0.4 0.5 0.1        1
+    ///   2       1      0.3 0.6 0.1        1
+    ///   3       1      0.6 0.3 0.1        0
+    ///   4       2      0.2 0.7 0.1        1
+    ///   5       2      0.5 0.4 0.1        0
+    /// confusion[true][predicted] = [[1, 1, 0], [1, 1, 0], [1, 1, 0]]; accuracy 2/6;
+    /// precision: class 0 predicted for 0, 3, 5 (one right) 1/3, class 1 likewise 1/3, class 2
+    /// never predicted 0; recall 1/2, 1/2 and 0 (neither class-2 sample is found). ROC-AUC,
+    /// one vs rest, counting pairs (positive
+    /// scored above negative; ties half): class 0, positives 0.7, 0.4 against 0.3, 0.6, 0.2,
+    /// 0.5: 4 + 2 of 8 = 0.75; class 1, positives 0.6, 0.3 against 0.2, 0.5, 0.7, 0.4:
+    /// 3 + 1 of 8 = 0.5; class 2, every score tied: 0.5. Macro average 1.75/3.
+    #[test]
+    fn metrics_match_hand_computed_values() {
+        let probabilities = [
+            0.7, 0.2, 0.1, 0.4, 0.5, 0.1, 0.3, 0.6, 0.1, 0.6, 0.3, 0.1, 0.2, 0.7, 0.1, 0.5, 0.4,
+            0.1,
+        ];
+        let e = Evaluation::from_probabilities(&probabilities, &[0, 0, 1, 1, 2, 2], 3, 1.5);
+        assert_eq!(e.confusion, vec![vec![1, 1, 0]; 3]);
+        assert_eq!(e.accuracy, 2.0 / 6.0);
+        assert_eq!(e.precision, vec![1.0 / 3.0, 1.0 / 3.0, 0.0]);
+        assert_eq!(e.recall, vec![0.5, 0.5, 0.0]);
+        assert_eq!(e.roc_auc, vec![0.75, 0.5, 0.5]);
+        assert!((e.macro_roc_auc - 1.75 / 3.0).abs() < 1e-15);
+        assert_eq!(e.loss, 1.5);
+    }
+
+    #[test]
+    fn roc_auc_counts_ties_as_half_and_needs_both_classes() {
+        // Positives 0.5 and 0.9 against negatives 0.5 and 0.2: 0.5 ties 0.5 (½), beats 0.2
+        // (1); 0.9 beats both (2): 3.5 of 4.
+        let auc = roc_auc(&[0.5, 0.5, 0.2, 0.9], &[true, false, false, true]);
+        assert_eq!(auc, 0.875);
+        // Perfect and reversed rankings.
+        assert_eq!(roc_auc(&[0.1, 0.9], &[false, true]), 1.0);
+        assert_eq!(roc_auc(&[0.1, 0.9], &[true, false]), 0.0);
+        assert!(roc_auc(&[0.1, 0.9], &[true, true]).is_nan());
+    }
+}

@@ -147,3 +147,71 @@ impl<B: Backend> Pending<B> {
         Ok((loss, stats))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_cpu::CpuBackend;
+    use kiln_nn::optim::{Optimizer, Sgd};
+    use kiln_nn::{Init, Linear, Module, Sequential, Var};
+
+    fn close(what: &str, actual: f64, expected: f64) {
+        assert!(
+            (actual - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+            "{what}: {actual} vs {expected} by hand"
+        );
+    }
+
+    /// One ReLU layer, 2 → 3, W = [[1, −1, −1], [2, −3, −1]] ([in, out]), b = 0, on
+    /// x = [[1, 1], [1, −1]]: x·W = [[3, −4, −2], [−1, 2, 0]], so the ReLU outputs are
+    /// [[3, 0, 0], [0, 2, 0]]: mean 5/6, mean of squares 13/6, std √(53/36), and unit 2 is never
+    /// positive (dead fraction 1/3). With loss = Σ outputs, ∂L/∂W = xᵀ·relu' =
+    /// [[1, 1, 0], [1, −1, 0]] (norm 2); SGD with lr 0.1 moves W by 0.1·that (norm 0.2) to
+    /// [[0.9, −1.1, −1], [1.9, −2.9, −1]] (norm √16.04), an update:weight ratio of 0.2/√16.04.
+    #[test]
+    fn layer_statistics_match_hand_computed_values() {
+        let cpu = CpuBackend::new();
+        let layer = Linear::new(
+            "layer0",
+            2,
+            3,
+            Init::XavierUniform,
+            Some(UnaryOp::Relu),
+            1,
+            &cpu,
+        )
+        .unwrap();
+        let model = Sequential::new().push(layer);
+        let params = model.parameters();
+        let w = Tensor::from_vec(vec![1.0f32, -1.0, -1.0, 2.0, -3.0, -1.0], [2, 3], &cpu).unwrap();
+        params[0].set(w);
+        let x = Tensor::from_vec(vec![1.0f32, 1.0, 1.0, -1.0], [2, 2], &cpu).unwrap();
+
+        let monitored = weights(&params);
+        let before = before_step(&monitored).unwrap();
+        let outputs = model.forward_each(&Var::constant(x)).unwrap();
+        let loss = outputs.last().unwrap().value.sum_all().unwrap();
+        loss.backward().unwrap();
+        let grads: Vec<_> = monitored.iter().map(|(_, p)| p.grad()).collect();
+        Sgd::new(0.1).unwrap().step(&params).unwrap();
+        let (l, stats) = after_step(&monitored, &grads, &before, &outputs, loss.value())
+            .unwrap()
+            .read()
+            .unwrap();
+
+        close("loss", l, 5.0);
+        assert_eq!(stats.len(), 1);
+        let s = &stats[0];
+        assert_eq!(s.layer, "layer0");
+        close("gradient norm", s.grad_norm, 2.0);
+        close("weight norm", s.weight_norm, 16.04f64.sqrt());
+        close("update ratio", s.update_ratio, 0.2 / 16.04f64.sqrt());
+        close("activation mean", s.activation_mean.unwrap(), 5.0 / 6.0);
+        close(
+            "activation std",
+            s.activation_std.unwrap(),
+            (53.0f64 / 36.0).sqrt(),
+        );
+        close("dead fraction", s.dead_fraction.unwrap(), 1.0 / 3.0);
+    }
+}
