@@ -133,6 +133,44 @@ fn initialisers_have_the_stated_statistics_and_are_seeded() {
         max <= a && (std / (a / 3f64.sqrt()) - 1.0).abs() < 0.01,
         "Xavier uniform: std {std}, bound {a}"
     );
+    // The other initialisers, each against its stated spread: (init, std, uniform bound).
+    // fan_in ≠ fan_out, so a fan mix-up shows.
+    let normal = |std: f64| (std, None);
+    let uniform = |a: f64| (a / 3f64.sqrt(), Some(a));
+    let sum = (fan_in + fan_out) as f64;
+    for (seed, (init, (std, bound))) in [
+        (Init::XavierNormal, normal((2.0 / sum).sqrt())),
+        (
+            Init::HeNormal(Fan::Out),
+            normal((2.0 / fan_out as f64).sqrt()),
+        ),
+        (
+            Init::HeUniform(Fan::In),
+            uniform((6.0 / fan_in as f64).sqrt()),
+        ),
+        (
+            Init::HeUniform(Fan::Out),
+            uniform((6.0 / fan_out as f64).sqrt()),
+        ),
+        (Init::Normal { std: 0.01 }, normal(0.01)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = init
+            .tensor([fan_in, fan_out], fan_in, fan_out, 10 + seed as u64, &c)
+            .unwrap();
+        let (mean, got, max) = stats(&t);
+        // Relative standard error of a sample std: 1/√(2n) for normals (0.0013), less for
+        // uniforms; allow 5×.
+        assert!(
+            mean.abs() < 5.0 * std / n.sqrt() && (got / std - 1.0).abs() < 0.007,
+            "{init:?}: mean {mean}, std {got} vs {std}"
+        );
+        if let Some(a) = bound {
+            assert!(max <= a, "{init:?}: |w| up to {max} beyond {a}");
+        }
+    }
     let again = Init::HeNormal(Fan::In)
         .tensor([fan_in, fan_out], fan_in, fan_out, 1, &c)
         .unwrap();

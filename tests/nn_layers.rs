@@ -120,6 +120,29 @@ fn maxout_prelu_and_activation_layers_have_the_expected_shapes() {
 }
 
 #[test]
+fn maxout_takes_the_largest_piece_of_each_unit() {
+    // 2 inputs → 2 units of 2 pieces: W [2, 4] = [[1, −1, 0.5, 3], [0, 2, −1, −2]],
+    // b = [0, 0.5, 0, 0]; unit u owns columns 2u and 2u + 1.
+    // x = [1, 1]: columns [1, 1.5, −0.5, 1] → [max(1, 1.5), max(−0.5, 1)] = [1.5, 1].
+    // x = [2, −1]: columns [2, −3.5, 2, 8] → [2, 8].
+    let c = cpu();
+    let maxout = Maxout::new("mo", 2, 2, 2, Init::XavierUniform, 2, &c).unwrap();
+    let params = maxout.parameters();
+    params[0].set(
+        Tensor::from_vec(
+            vec![1.0f32, -1.0, 0.5, 3.0, 0.0, 2.0, -1.0, -2.0],
+            [2, 4],
+            &c,
+        )
+        .unwrap(),
+    );
+    params[1].set(Tensor::from_vec(vec![0.0f32, 0.5, 0.0, 0.0], [4], &c).unwrap());
+    let x = Var::constant(Tensor::from_vec(vec![1.0f32, 1.0, 2.0, -1.0], [2, 2], &c).unwrap());
+    let y = maxout.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+    assert_eq!(y, vec![1.5, 1.0, 2.0, 8.0]);
+}
+
+#[test]
 fn losses_match_hand_computed_values() {
     let c = cpu();
     let v = |data: Vec<f32>, shape: &[usize]| {

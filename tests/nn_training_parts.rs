@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use kiln::nn::optim::{adagrad, rmsprop};
 use kiln::nn::regularization::{
-    apply_max_norm, clip_grad_norm, clip_grad_value, l1_penalty, l2_penalty,
+    apply_max_norm, clip_grad_norm, clip_grad_value, elastic_net_penalty, l1_penalty, l2_penalty,
 };
 use kiln::nn::schedule::{Decay, ReduceOnPlateau, Schedule};
 use kiln::nn::Ema;
@@ -136,6 +136,27 @@ fn penalties_add_the_stated_amounts_and_raise_the_loss() {
             .unwrap() as f32,
         0.6,
         "L1",
+    );
+    // Elastic net over two tensors, [1, −2, 3] and [0.5], with λ1 = 0.1 and λ2 = 0.2:
+    // 0.1 · (6 + 0.5) + 0.2/2 · (14 + 0.25) = 0.65 + 1.425 = 2.075. Its gradient at each
+    // weight is λ1·sign(w) + λ2·w: at w = −2, −0.1 − 0.4 = −0.5.
+    let v = param(&[0.5], &[1]);
+    let elastic = elastic_net_penalty(&[w.clone(), v], 0.1, 0.2)
+        .unwrap()
+        .unwrap();
+    near(elastic.value().item().unwrap() as f32, 2.075, "elastic net");
+    elastic.backward().unwrap();
+    let grad = w.grad().unwrap().to_vec::<f32>().unwrap();
+    near(grad[1], -0.5, "elastic net gradient at −2");
+    near(grad[2], 0.1 + 0.6, "elastic net gradient at 3");
+    // With either λ zero it is the other penalty alone.
+    let only_l1 = elastic_net_penalty(std::slice::from_ref(&w), 0.1, 0.0)
+        .unwrap()
+        .unwrap();
+    near(
+        only_l1.value().item().unwrap() as f32,
+        0.6,
+        "elastic net with λ2 = 0",
     );
     // At the same weights, a loss with L2 added is larger.
     let c = cpu();

@@ -89,6 +89,12 @@ fn check_end_to_end<B: Backend>(backend: &B, name: &str) {
         outcome.test.accuracy
     );
     assert_eq!(outcome.epochs_run, 4);
+    // The first sanity check, from the run's own report: the first loss is near ln 10.
+    assert!(
+        initial_loss_is_plausible(outcome.initial_loss, 10),
+        "{name}: initial loss {} vs ln 10",
+        outcome.initial_loss
+    );
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 4);
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
@@ -198,6 +204,16 @@ fn a_finished_run_whose_best_epoch_was_not_its_last_resumes_exactly() {
     assert_eq!(whole.parameters, resumed.parameters);
     assert_eq!(whole.buffers, resumed.buffers);
     assert_eq!(whole.test.accuracy, resumed.test.accuracy);
+}
+
+#[test]
+fn the_initial_loss_check_accepts_ln_c_and_rejects_what_is_far_from_it() {
+    assert!(initial_loss_is_plausible(2.30, 10));
+    assert!(initial_loss_is_plausible(1.2, 10));
+    // Logits scaled far too large (a loss of 12) or a loss of 0 on the first step.
+    assert!(!initial_loss_is_plausible(12.0, 10));
+    assert!(!initial_loss_is_plausible(0.0, 10));
+    assert!(initial_loss_is_plausible(0.7, 2));
 }
 
 #[test]

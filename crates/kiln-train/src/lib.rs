@@ -34,6 +34,6 @@ pub use recipes::{cifar10_recipe, fashion_mnist_recipe, load_cifar10_dataset, lo
 pub use search::{random_search, ranked, results_table, SearchPlan, SearchSpace, Trial, TrialRun};
 pub use search_plot::write_search_plot;
 pub use trainer::{
-    build_model, check_writable, evaluate, predict_probabilities, train, Outcome, RunData,
-    TrainOptions,
+    build_model, check_writable, evaluate, initial_loss_is_plausible, predict_probabilities, train,
+    Outcome, RunData, TrainOptions,
 };
