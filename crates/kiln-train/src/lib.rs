@@ -19,6 +19,7 @@ mod report;
 mod run_state;
 mod search;
 mod search_plot;
+mod step;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};

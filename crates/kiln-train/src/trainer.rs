@@ -9,21 +9,23 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
 use crate::error::{write_atomically, Result, TrainError};
-use crate::history::EpochRecord;
+use crate::history::{EpochRecord, LayerStats};
 use crate::metrics::Evaluation;
 use crate::monitor;
 use crate::progress::EpochProgress;
 use crate::report::write_report;
 use crate::run_state::{Progress, Run};
+use crate::step::{gather_batch, train_step};
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{
     shuffled_indices, DataError, Dataset, DeviceAugmentation, DeviceDataset, EpochChoices,
     LabelMix, Normalization, Preprocessing,
 };
-use kiln_nn::loss::{one_hot, softmax_cross_entropy};
+use kiln_nn::loss::one_hot;
+use kiln_nn::schedule::Schedule;
 use kiln_nn::Ema;
-use kiln_nn::{LayerOutput, LossScaler, Mlp, Module, Precision, Sequential};
-use kiln_tensor::{Backend, DType, Tensor};
+use kiln_nn::{LossScaler, Mlp, Module, Precision, Sequential};
+use kiln_tensor::{Backend, DType, ImageShape, Tensor};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -228,7 +230,9 @@ pub fn check_writable(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains a model on `data` as `config` describes.
+/// Trains a model on `data` as `config` describes: prepare the run, then epochs of steps, each
+/// epoch ending with validation, the best-so-far bookkeeping and the outputs, then the finish
+/// (the best parameters restored, the test evaluation, the final checkpoint).
 pub fn train<B: Backend>(
     backend: &B,
     config: &TrainConfig,
@@ -239,9 +243,50 @@ pub fn train<B: Backend>(
     if let Some(out) = &options.out {
         check_writable(out)?;
     }
+    let mut run = prepare_run(backend, config, data, options.resume.as_deref())?;
+    let splits = Splits::upload(data, backend)?;
+    config.augmentation.check_image(splits.image)?;
+    let schedule = config.build_schedule(splits.train.len().div_ceil(config.batch_size))?;
+    let start = Instant::now();
+    while run.progress.epoch < config.epochs && !patience_ran_out(&run) {
+        let epoch_start = Instant::now();
+        let sums = train_epoch(&mut run, &splits, &schedule, options.quiet)?;
+        let record = end_epoch(
+            &mut run,
+            &splits.validation,
+            sums,
+            epoch_start,
+            !options.quiet,
+        )?;
+        if let Some(out) = &options.out {
+            save_epoch_outputs(&run, out)?;
+        }
+        if let Some(hook) = options.on_epoch.as_mut() {
+            hook(&record);
+        }
+    }
+    let stopped_early = patience_ran_out(&run);
+    finish(
+        run,
+        data,
+        options.out.as_deref(),
+        stopped_early,
+        start,
+        !options.quiet,
+    )
+}
+
+/// The run's model, optimiser and state: fresh, or continued from `resume`'s checkpoint. The
+/// best-parameter copy exists from the start, so device memory is the same in every epoch
+/// (it is overwritten, never added, when validation improves).
+fn prepare_run<'a, B: Backend>(
+    backend: &'a B,
+    config: &'a TrainConfig,
+    data: &RunData,
+    resume: Option<&Path>,
+) -> Result<Run<'a, B>> {
     let features = data.train.features();
     let classes = data.train.classes();
-    let widths = config.widths(features, classes);
     let model = build_model(config, features, classes, backend)?;
     let params = model.parameters();
     let mut run = Run {
@@ -252,7 +297,7 @@ pub fn train<B: Backend>(
         optimizer: config.build_optimizer()?,
         progress: Progress::default(),
         best: None,
-        widths,
+        widths: config.widths(features, classes),
         class_names: data.train.class_names.clone(),
         normalization: data.normalization.clone(),
         ema: if config.ema_decay > 0.0 {
@@ -265,284 +310,317 @@ pub fn train<B: Backend>(
             Precision::F32 => None,
         },
     };
-    if let Some(dir) = &options.resume {
+    if let Some(dir) = resume {
         let path = dir.join("checkpoint.safetensors");
         let checkpoint = Checkpoint::load(&path)?;
         run.restore(&path, &checkpoint)?;
     }
     if run.best.is_none() {
-        // The best-parameter copy exists from the start, so device memory is the same in
-        // every epoch (it is overwritten, never added, when validation improves).
         run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
     }
-    let image = data.train.image_shape();
-    let augmentation = &config.augmentation;
-    augmentation.check_image(image)?;
-    let train_set = DeviceDataset::upload(&data.train, &data.normalization, backend, None)?;
-    let val_set = DeviceDataset::upload(&data.validation, &data.normalization, backend, None)?;
-    let steps_per_epoch = train_set.len().div_ceil(config.batch_size);
-    let schedule = config.build_schedule(steps_per_epoch)?;
-    let weights = monitor::weights(&run.params);
-    let log = !options.quiet;
-    let start = Instant::now();
-    let mut stopped_early = false;
+    Ok(run)
+}
 
-    while run.progress.epoch < config.epochs {
-        if config.patience > 0 && run.progress.stale_epochs >= config.patience {
-            stopped_early = true;
-            break;
-        }
-        let epoch = run.progress.epoch + 1;
-        let epoch_start = Instant::now();
-        let order = shuffled_indices(train_set.len(), config.seed, epoch as u64);
-        let indices = Tensor::from_vec(order, [train_set.len()], backend)?;
-        let augment = if augmentation.is_active() {
-            let choices = EpochChoices::draw(
-                augmentation,
-                image,
-                train_set.len(),
-                config.batch_size,
-                config.seed,
-                epoch as u64,
-            );
-            Some(DeviceAugmentation::upload(
-                augmentation,
-                &choices,
-                image,
+/// The training and validation splits on the device.
+struct Splits<B: Backend> {
+    train: DeviceDataset<B>,
+    validation: DeviceDataset<B>,
+    image: ImageShape,
+}
+
+impl<B: Backend> Splits<B> {
+    fn upload(data: &RunData, backend: &B) -> Result<Self> {
+        Ok(Splits {
+            train: DeviceDataset::upload(&data.train, &data.normalization, backend, None)?,
+            validation: DeviceDataset::upload(
+                &data.validation,
+                &data.normalization,
                 backend,
-            )?)
-        } else {
-            None
-        };
-        let bar = EpochProgress::new(epoch, config.epochs, train_set.len() as u64, options.quiet);
-        let mut loss_sum: Option<Tensor<B>> = None;
-        let mut correct_sum: Option<Tensor<B>> = None;
-        let mut layers = Vec::new();
-        let mut lr = schedule.lr_at(run.progress.step as usize);
-        for start_row in (0..train_set.len()).step_by(config.batch_size) {
-            let len = config.batch_size.min(train_set.len() - start_row);
-            let batch_indices = indices.narrow(0, start_row, len)?;
-            let (x, y, mix) = match &augment {
-                Some(augment) => {
-                    let (unit, y) = train_set.raw_batch(&batch_indices)?;
-                    let (unit, mix) = augment.apply(&unit, start_row, len)?;
-                    (train_set.normalize(&unit)?, y, mix)
-                }
-                None => {
-                    let (x, y) = train_set.batch(&batch_indices)?;
-                    (x, y, None)
-                }
-            };
-            lr = schedule.lr_at(run.progress.step as usize);
-            run.optimizer.set_learning_rate(lr);
-            run.model.zero_grad();
-            let monitoring = run
-                .progress
-                .step
-                .is_multiple_of(config.monitor_every as u64);
-            let outputs = if monitoring {
-                run.model.forward_each(&Var::constant(x))?
-            } else {
-                vec![LayerOutput {
-                    layer: String::new(),
-                    activation: None,
-                    value: run.model.forward(&Var::constant(x))?,
-                }]
-            };
-            let logits = outputs
-                .last()
-                .map(|o| o.value.clone())
-                .expect("the model has layers");
-            let loss = match &mix {
-                Some(mix) => {
-                    let targets = mixed_targets(&y, mix, classes, config.label_smoothing)?;
-                    logits.softmax_xent(&targets)?.mean_all()?
-                }
-                None => softmax_cross_entropy(&logits, &y, config.label_smoothing)?,
-            };
-            match &run.loss_scaler {
-                Some(scaler) => {
-                    scaler.scale_loss(&loss)?.backward()?;
-                    scaler.unscale(&run.params)?;
-                }
-                None => loss.backward()?,
+                None,
+            )?,
+            image: data.train.image_shape(),
+        })
+    }
+}
+
+fn patience_ran_out<B: Backend>(run: &Run<'_, B>) -> bool {
+    run.config.patience > 0 && run.progress.stale_epochs >= run.config.patience
+}
+
+/// An epoch's training figures, read back once at its end.
+struct EpochSums {
+    samples: usize,
+    loss: f64,
+    accuracy: f64,
+    lr: f32,
+    layers: Vec<LayerStats>,
+}
+
+/// One epoch of steps over the shuffled training split (augmented when configured). Per step
+/// nothing is read back; monitored steps read their loss and layer statistics.
+fn train_epoch<B: Backend>(
+    run: &mut Run<'_, B>,
+    splits: &Splits<B>,
+    schedule: &Schedule,
+    quiet: bool,
+) -> Result<EpochSums> {
+    let config = run.config;
+    let data = &splits.train;
+    let epoch = run.progress.epoch + 1;
+    let order = shuffled_indices(data.len(), config.seed, epoch as u64);
+    let order = Tensor::from_vec(order, [data.len()], run.backend)?;
+    let augment = epoch_augmentation(run, splits, epoch)?;
+    let weights = monitor::weights(&run.params);
+    let bar = EpochProgress::new(epoch, config.epochs, data.len() as u64, quiet);
+    let (mut loss_sum, mut correct_sum): (Option<Tensor<B>>, Option<Tensor<B>>) = (None, None);
+    let mut layers = Vec::new();
+    let mut lr = schedule.lr_at(run.progress.step as usize);
+    for start in (0..data.len()).step_by(config.batch_size) {
+        let len = config.batch_size.min(data.len() - start);
+        let batch = gather_batch(data, augment.as_ref(), &order, start, len)?;
+        lr = schedule.lr_at(run.progress.step as usize);
+        let monitoring = run
+            .progress
+            .step
+            .is_multiple_of(config.monitor_every as u64);
+        let sums = train_step(run, batch, lr, monitoring, &weights)?;
+        loss_sum = Some(add_to(loss_sum.take(), sums.loss)?);
+        correct_sum = Some(add_to(correct_sum.take(), sums.correct)?);
+        if let Some(pending) = sums.monitored {
+            let (step_loss, stats) = pending.read()?;
+            if let Err(e) = check_monitored_loss(run, step_loss, epoch, lr, quiet) {
+                bar.finish();
+                return Err(e);
             }
-            let (grads, before) = if monitoring {
-                let grads: Vec<_> = weights.iter().map(|(_, p)| p.grad()).collect();
-                (grads, monitor::before_step(&weights)?)
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            match &run.loss_scaler {
-                Some(scaler) => scaler.step(run.optimizer.as_mut(), &run.params)?,
-                None => run.optimizer.step(&run.params)?,
-            }
-            if let Some(ema) = run.ema.as_mut() {
-                ema.update(&run.params)?;
-            }
-            let batch_loss = (loss.value() * len as f32)?;
-            let predicted = logits.value().argmax(1)?.cast(DType::F32)?;
-            let correct = predicted.eq(&y.cast(DType::F32)?)?.sum_all()?;
-            loss_sum = Some(match loss_sum.take() {
-                Some(s) => (s + &batch_loss)?,
-                None => batch_loss,
-            });
-            correct_sum = Some(match correct_sum.take() {
-                Some(s) => (s + &correct)?,
-                None => correct,
-            });
-            if monitoring {
-                let pending =
-                    monitor::after_step(&weights, &grads, &before, &outputs, loss.value())?;
-                let (step_loss, stats) = pending.read()?;
-                if run.progress.step == 0 && run.progress.initial_loss == 0.0 {
-                    run.progress.initial_loss = step_loss;
-                    let expected = (classes as f64).ln();
-                    if log {
-                        let verdict = if initial_loss_is_plausible(step_loss, classes) {
-                            "as expected for random initial weights"
-                        } else {
-                            "warning: far from ln(C); check the initialisation and the labels"
-                        };
-                        println!("initial loss {step_loss:.4} vs ln({classes}) = {expected:.4}: {verdict}");
-                    }
-                }
-                let initial = run.progress.initial_loss;
-                if !step_loss.is_finite() || (initial > 0.0 && step_loss > 3.0 * initial) {
-                    bar.finish();
-                    return Err(TrainError::Diverged {
-                        epoch,
-                        step: run.progress.step,
-                        loss: step_loss,
-                        initial,
-                        lr,
-                    });
-                }
-                bar.loss(step_loss);
-                layers = stats;
-            }
-            bar.advance(len as u64);
-            run.progress.step += 1;
+            bar.loss(step_loss);
+            layers = stats;
         }
-        bar.finish();
-        // Released before the readback's submit, so the next epoch's index tensor reuses
-        // this one's buffer instead of allocating another.
-        drop(indices);
-        drop(augment);
-        let sums = Tensor::read_many(&[
-            loss_sum.as_ref().expect("one batch at least"),
-            correct_sum.as_ref().expect("one batch at least"),
-        ])?;
-        let train_loss = sums[0].to_f64_vec()[0] / train_set.len() as f64;
-        let train_accuracy = sums[1].to_f64_vec()[0] / train_set.len() as f64;
-        let initial = run.progress.initial_loss;
-        if !train_loss.is_finite() || (initial > 0.0 && train_loss > 3.0 * initial) {
-            return Err(TrainError::Diverged {
-                epoch,
-                step: run.progress.step,
-                loss: train_loss,
-                initial,
-                lr,
-            });
+        bar.advance(len as u64);
+        run.progress.step += 1;
+    }
+    bar.finish();
+    // Released before the readback's submit, so the next epoch's index tensor reuses this
+    // one's buffer instead of allocating another.
+    drop(order);
+    drop(augment);
+    let sums = Tensor::read_many(&[
+        loss_sum.as_ref().expect("one batch at least"),
+        correct_sum.as_ref().expect("one batch at least"),
+    ])?;
+    let loss = sums[0].to_f64_vec()[0] / data.len() as f64;
+    check_not_diverged(run, loss, epoch, lr)?;
+    Ok(EpochSums {
+        samples: data.len(),
+        loss,
+        accuracy: sums[1].to_f64_vec()[0] / data.len() as f64,
+        lr,
+        layers,
+    })
+}
+
+fn add_to<B: Backend>(sum: Option<Tensor<B>>, term: Tensor<B>) -> Result<Tensor<B>> {
+    Ok(match sum {
+        Some(s) => (s + &term)?,
+        None => term,
+    })
+}
+
+/// The epoch's augmentation: per-image choices drawn from (seed, epoch), uploaded once.
+fn epoch_augmentation<B: Backend>(
+    run: &Run<'_, B>,
+    splits: &Splits<B>,
+    epoch: usize,
+) -> Result<Option<DeviceAugmentation<B>>> {
+    let (config, augmentation) = (run.config, &run.config.augmentation);
+    if !augmentation.is_active() {
+        return Ok(None);
+    }
+    let choices = EpochChoices::draw(
+        augmentation,
+        splits.image,
+        splits.train.len(),
+        config.batch_size,
+        config.seed,
+        epoch as u64,
+    );
+    Ok(Some(DeviceAugmentation::upload(
+        augmentation,
+        &choices,
+        splits.image,
+        run.backend,
+    )?))
+}
+
+/// A monitored step's loss: the first one is the initial-loss sanity check (≈ ln C), every
+/// one goes through the explosion guard.
+fn check_monitored_loss<B: Backend>(
+    run: &mut Run<'_, B>,
+    loss: f64,
+    epoch: usize,
+    lr: f32,
+    quiet: bool,
+) -> Result<()> {
+    if run.progress.step == 0 && run.progress.initial_loss == 0.0 {
+        run.progress.initial_loss = loss;
+        let classes = run.class_names.len();
+        let expected = (classes as f64).ln();
+        if !quiet {
+            let verdict = if initial_loss_is_plausible(loss, classes) {
+                "as expected for random initial weights"
+            } else {
+                "warning: far from ln(C); check the initialisation and the labels"
+            };
+            println!("initial loss {loss:.4} vs ln({classes}) = {expected:.4}: {verdict}");
         }
-        let val = evaluate(
-            &mut run.model,
-            &val_set,
-            classes,
-            config.batch_size.max(256),
-        )?;
-        let val_accuracy_ema =
-            evaluate_averaged(&mut run, &val_set, classes, config.batch_size.max(256))?
-                .map(|e| e.accuracy);
-        let seconds = epoch_start.elapsed().as_secs_f64();
-        let record = EpochRecord {
+    }
+    check_not_diverged(run, loss, epoch, lr)
+}
+
+/// The explosion guard: a non-finite loss, or one above three times the initial loss.
+fn check_not_diverged<B: Backend>(
+    run: &Run<'_, B>,
+    loss: f64,
+    epoch: usize,
+    lr: f32,
+) -> Result<()> {
+    let initial = run.progress.initial_loss;
+    if !loss.is_finite() || (initial > 0.0 && loss > 3.0 * initial) {
+        return Err(TrainError::Diverged {
             epoch,
             step: run.progress.step,
+            loss,
+            initial,
             lr,
-            train_loss,
-            train_accuracy,
-            val_loss: val.loss,
-            val_accuracy: val.accuracy,
-            val_precision: val.precision.clone(),
-            val_recall: val.recall.clone(),
-            val_roc_auc: val.macro_roc_auc,
-            val_confusion: val.confusion.clone(),
-            val_accuracy_ema,
-            seconds,
-            samples_per_second: train_set.len() as f64 / seconds,
-            layers,
+        });
+    }
+    Ok(())
+}
+
+/// The end of an epoch: validation (and of the averaged weights), the record and its log
+/// lines, and the best-so-far bookkeeping.
+fn end_epoch<B: Backend>(
+    run: &mut Run<'_, B>,
+    validation: &DeviceDataset<B>,
+    sums: EpochSums,
+    epoch_start: Instant,
+    log: bool,
+) -> Result<EpochRecord> {
+    let classes = run.class_names.len();
+    let batch = run.config.batch_size.max(256);
+    let val = evaluate(&mut run.model, validation, classes, batch)?;
+    let val_accuracy_ema = evaluate_averaged(run, validation, classes, batch)?.map(|e| e.accuracy);
+    let seconds = epoch_start.elapsed().as_secs_f64();
+    let epoch = run.progress.epoch + 1;
+    let record = EpochRecord {
+        epoch,
+        step: run.progress.step,
+        lr: sums.lr,
+        train_loss: sums.loss,
+        train_accuracy: sums.accuracy,
+        val_loss: val.loss,
+        val_accuracy: val.accuracy,
+        val_precision: val.precision.clone(),
+        val_recall: val.recall.clone(),
+        val_roc_auc: val.macro_roc_auc,
+        val_confusion: val.confusion.clone(),
+        val_accuracy_ema,
+        seconds,
+        samples_per_second: sums.samples as f64 / seconds,
+        layers: sums.layers,
+    };
+    if log {
+        log_epoch(run, &record)?;
+    }
+    run.progress.epoch = epoch;
+    track_best(run, &val)?;
+    run.progress.history.push(record.clone());
+    Ok(record)
+}
+
+/// The epoch's log lines: losses and accuracies, the averaged weights, the loss scale, and
+/// each layer's monitors.
+fn log_epoch<B: Backend>(run: &Run<'_, B>, r: &EpochRecord) -> Result<()> {
+    println!(
+        "epoch {}/{}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} auc {:.4} | lr {:.2e} | {:.1} s ({:.0} samples/s)",
+        r.epoch, run.config.epochs, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy,
+        r.val_roc_auc, r.lr, r.seconds, r.samples_per_second
+    );
+    if let Some(a) = r.val_accuracy_ema {
+        println!(
+            "  averaged (EMA {}) weights: val acc {a:.4}",
+            run.config.ema_decay
+        );
+    }
+    if let Some(scaler) = &run.loss_scaler {
+        let (scale, skipped) = scaler.read()?;
+        println!(
+            "  mixed precision: loss scale {scale}, {skipped} steps skipped on overflow so far"
+        );
+    }
+    for l in &r.layers {
+        let activations = match (l.activation_mean, l.activation_std, l.dead_fraction) {
+            (Some(m), Some(s), d) => format!(
+                "  activations mean {m:.3} std {s:.3}{}",
+                d.map_or(String::new(), |d| format!(" dead {:.1}%", 100.0 * d))
+            ),
+            _ => String::new(),
         };
-        if log {
-            println!(
-                "epoch {epoch}/{}: train loss {train_loss:.4} acc {train_accuracy:.4} | val loss {:.4} acc {:.4} auc {:.4} | lr {lr:.2e} | {seconds:.1} s ({:.0} samples/s)",
-                config.epochs, val.loss, val.accuracy, val.macro_roc_auc, record.samples_per_second
-            );
-            if let Some(a) = val_accuracy_ema {
-                println!(
-                    "  averaged (EMA {}) weights: val acc {a:.4}",
-                    config.ema_decay
-                );
-            }
-            if let Some(scaler) = &run.loss_scaler {
-                let (scale, skipped) = scaler.read()?;
-                println!("  mixed precision: loss scale {scale}, {skipped} steps skipped on overflow so far");
-            }
-            for l in &record.layers {
-                println!(
-                    "  {:<8} update/weight {:.2e} (≈1e-3 is healthy)  |grad| {:.3e}{}",
-                    l.layer,
-                    l.update_ratio,
-                    l.grad_norm,
-                    match (l.activation_mean, l.activation_std, l.dead_fraction) {
-                        (Some(m), Some(s), d) => format!(
-                            "  activations mean {m:.3} std {s:.3}{}",
-                            d.map_or(String::new(), |d| format!(" dead {:.1}%", 100.0 * d))
-                        ),
-                        _ => String::new(),
-                    }
-                );
-            }
-        }
-        run.progress.epoch = epoch;
-        let improved = val.accuracy > run.progress.best_val_accuracy
-            || (val.accuracy == run.progress.best_val_accuracy
-                && val.loss < run.progress.best_val_loss);
-        if run.progress.best_epoch == 0 || improved {
-            run.progress.best_val_accuracy = val.accuracy;
-            run.progress.best_val_loss = val.loss;
-            run.progress.best_epoch = epoch;
-            run.progress.stale_epochs = 0;
-            // Free the old copy first so the new one reuses its device memory.
-            run.best = None;
-            run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
-        } else {
-            run.progress.stale_epochs += 1;
-        }
-        run.progress.history.push(record.clone());
-        if let Some(out) = &options.out {
-            run.checkpoint()?
-                .save(&out.join("checkpoint.safetensors"))?;
-            write_atomically(
-                &out.join("config.json"),
-                serde_json::to_string_pretty(config)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )?;
-            write_outputs(out, config, &run.progress.history)?;
-        }
-        if let Some(hook) = options.on_epoch.as_mut() {
-            hook(&record);
-        }
+        println!(
+            "  {:<8} update/weight {:.2e} (≈1e-3 is healthy)  |grad| {:.3e}{activations}",
+            l.layer, l.update_ratio, l.grad_norm
+        );
     }
-    if config.patience > 0 && run.progress.stale_epochs >= config.patience {
-        stopped_early = true;
+    Ok(())
+}
+
+/// Keeps a copy of the parameters of the best epoch so far (validation accuracy, then loss),
+/// and counts the epochs since it for early stopping.
+fn track_best<B: Backend>(run: &mut Run<'_, B>, val: &Evaluation) -> Result<()> {
+    let p = &mut run.progress;
+    let improved = val.accuracy > p.best_val_accuracy
+        || (val.accuracy == p.best_val_accuracy && val.loss < p.best_val_loss);
+    if p.best_epoch == 0 || improved {
+        p.best_val_accuracy = val.accuracy;
+        p.best_val_loss = val.loss;
+        p.best_epoch = p.epoch;
+        p.stale_epochs = 0;
+        // Free the old copy first so the new one reuses its device memory.
+        run.best = None;
+        run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
+    } else {
+        p.stale_epochs += 1;
     }
-    // Restore the best parameters (and their batch-norm statistics), keeping the last
-    // epoch's for the final checkpoint (a resumed run continues from those).
+    Ok(())
+}
+
+/// The checkpoint, config.json, metrics.jsonl and report.svg after an epoch.
+fn save_epoch_outputs<B: Backend>(run: &Run<'_, B>, out: &Path) -> Result<()> {
+    run.checkpoint()?
+        .save(&out.join("checkpoint.safetensors"))?;
+    write_atomically(
+        &out.join("config.json"),
+        serde_json::to_string_pretty(run.config)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    write_outputs(out, run.config, &run.progress.history)
+}
+
+/// The end of the run: the best parameters (and their batch-norm statistics) restored, the
+/// test evaluation, the final checkpoint (which keeps the last epoch's state under `last.*`
+/// when the best was earlier, for resuming), and the outcome.
+fn finish<B: Backend>(
+    mut run: Run<'_, B>,
+    data: &RunData,
+    out: Option<&Path>,
+    stopped_early: bool,
+    start: Instant,
+    log: bool,
+) -> Result<Outcome> {
+    let config = run.config;
     let last = (run.snapshot()?, run.buffer_snapshot()?);
     let best_is_last = run.progress.best_epoch == run.progress.epoch || !config.restore_best;
-    let restore = run.best.take().filter(|_| config.restore_best);
-    if let Some((best, buffers)) = restore {
+    if let Some((best, buffers)) = run.best.take().filter(|_| config.restore_best) {
         for (p, t) in run.params.iter().zip(best) {
             p.set(t);
         }
@@ -557,18 +635,12 @@ pub fn train<B: Backend>(
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    let test_set = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?;
-    let test = evaluate(
-        &mut run.model,
-        &test_set,
-        classes,
-        config.batch_size.max(256),
-    )?;
-    let test_ema = evaluate_averaged(&mut run, &test_set, classes, config.batch_size.max(256))?;
-    if let Some(out) = &options.out {
-        // The final checkpoint holds the restored best parameters under param.* (what
-        // inference loads) and, when they differ, the last epoch's under last.* and
-        // last_buffer.* (what a resumed run continues from, with the optimiser state).
+    let classes = run.class_names.len();
+    let batch = config.batch_size.max(256);
+    let test_set = DeviceDataset::upload(&data.test, &data.normalization, run.backend, None)?;
+    let test = evaluate(&mut run.model, &test_set, classes, batch)?;
+    let test_ema = evaluate_averaged(&mut run, &test_set, classes, batch)?;
+    if let Some(out) = out {
         let mut checkpoint = run.checkpoint()?;
         if !best_is_last {
             for (p, t) in run.params.iter().zip(&last.0) {
@@ -580,8 +652,20 @@ pub fn train<B: Backend>(
         }
         checkpoint.save(&out.join("checkpoint.safetensors"))?;
     }
+    let samples = run.progress.history.len() as f64 * data.train.len() as f64;
+    outcome(run, test, test_ema, stopped_early, train_seconds, samples)
+}
+
+/// The outcome of a finished run, with its final parameters and buffers on the host.
+fn outcome<B: Backend>(
+    run: Run<'_, B>,
+    test: Evaluation,
+    test_ema: Option<Evaluation>,
+    stopped_early: bool,
+    train_seconds: f64,
+    samples: f64,
+) -> Result<Outcome> {
     let epoch_seconds: Vec<f64> = run.progress.history.iter().map(|r| r.seconds).collect();
-    let samples: f64 = run.progress.history.len() as f64 * train_set.len() as f64;
     let parameters = run
         .params
         .iter()
@@ -634,7 +718,7 @@ fn evaluate_averaged<B: Backend>(
 
 /// CutMix's soft targets: (1 − w) · onehot(y) + w · onehot(y[partner]) per row, then label
 /// smoothing (1 − ε) · t + ε / classes.
-fn mixed_targets<B: Backend>(
+pub(crate) fn mixed_targets<B: Backend>(
     y: &Tensor<B>,
     mix: &LabelMix<B>,
     classes: usize,

@@ -1,0 +1,127 @@
+//! One training step: a minibatch gathered (and augmented) on the device, the forward pass,
+//! the loss, backward (scaled in mixed precision), the optimiser and EMA updates, and the
+//! device scalars the epoch sums. Nothing is read back; a monitored step also returns its
+//! layer statistics, still on the device.
+
+use crate::error::Result;
+use crate::monitor::{self, Pending};
+use crate::run_state::Run;
+use crate::trainer::mixed_targets;
+use kiln_autograd::Var;
+use kiln_data::{DeviceAugmentation, DeviceDataset, LabelMix};
+use kiln_nn::loss::softmax_cross_entropy;
+use kiln_nn::{LayerOutput, Module, Parameter};
+use kiln_tensor::{Backend, DType, Tensor};
+
+/// One minibatch on the device: inputs, labels, and CutMix's partners and weights if any.
+pub(crate) struct Batch<B: Backend> {
+    pub(crate) x: Tensor<B>,
+    pub(crate) y: Tensor<B>,
+    pub(crate) mix: Option<LabelMix<B>>,
+    pub(crate) len: usize,
+}
+
+/// Rows [start, start + len) of the epoch's shuffled order, augmented when `augment` is set
+/// (on the unit-scaled pixels, before the normalisation).
+pub(crate) fn gather_batch<B: Backend>(
+    data: &DeviceDataset<B>,
+    augment: Option<&DeviceAugmentation<B>>,
+    order: &Tensor<B>,
+    start: usize,
+    len: usize,
+) -> Result<Batch<B>> {
+    let indices = order.narrow(0, start, len)?;
+    let (x, y, mix) = match augment {
+        Some(augment) => {
+            let (unit, y) = data.raw_batch(&indices)?;
+            let (unit, mix) = augment.apply(&unit, start, len)?;
+            (data.normalize(&unit)?, y, mix)
+        }
+        None => {
+            let (x, y) = data.batch(&indices)?;
+            (x, y, None)
+        }
+    };
+    Ok(Batch { x, y, mix, len })
+}
+
+/// What a step leaves on the device for the epoch: the batch's summed loss and number of
+/// correct predictions, and on monitored steps the layer statistics.
+pub(crate) struct StepSums<B: Backend> {
+    pub(crate) loss: Tensor<B>,
+    pub(crate) correct: Tensor<B>,
+    pub(crate) monitored: Option<Pending<B>>,
+}
+
+/// Records one step at learning rate `lr`; with `monitoring`, the forward pass keeps every
+/// layer's output and the step measures the weights' gradients and updates.
+pub(crate) fn train_step<B: Backend>(
+    run: &mut Run<'_, B>,
+    batch: Batch<B>,
+    lr: f32,
+    monitoring: bool,
+    weights: &[(String, Parameter<B>)],
+) -> Result<StepSums<B>> {
+    let classes = run.class_names.len();
+    run.optimizer.set_learning_rate(lr);
+    run.model.zero_grad();
+    let input = Var::constant(batch.x);
+    let outputs = if monitoring {
+        run.model.forward_each(&input)?
+    } else {
+        vec![LayerOutput {
+            layer: String::new(),
+            activation: None,
+            value: run.model.forward(&input)?,
+        }]
+    };
+    let logits = outputs
+        .last()
+        .map(|o| o.value.clone())
+        .expect("the model has layers");
+    let smoothing = run.config.label_smoothing;
+    let loss = match &batch.mix {
+        Some(mix) => {
+            let targets = mixed_targets(&batch.y, mix, classes, smoothing)?;
+            logits.softmax_xent(&targets)?.mean_all()?
+        }
+        None => softmax_cross_entropy(&logits, &batch.y, smoothing)?,
+    };
+    match &run.loss_scaler {
+        Some(scaler) => {
+            scaler.scale_loss(&loss)?.backward()?;
+            scaler.unscale(&run.params)?;
+        }
+        None => loss.backward()?,
+    }
+    let measured = if monitoring {
+        let grads: Vec<_> = weights.iter().map(|(_, p)| p.grad()).collect();
+        Some((grads, monitor::before_step(weights)?))
+    } else {
+        None
+    };
+    match &run.loss_scaler {
+        Some(scaler) => scaler.step(run.optimizer.as_mut(), &run.params)?,
+        None => run.optimizer.step(&run.params)?,
+    }
+    if let Some(ema) = run.ema.as_mut() {
+        ema.update(&run.params)?;
+    }
+    let predicted = logits.value().argmax(1)?.cast(DType::F32)?;
+    let correct = predicted.eq(&batch.y.cast(DType::F32)?)?.sum_all()?;
+    let monitored = match measured {
+        Some((grads, before)) => Some(monitor::after_step(
+            weights,
+            &grads,
+            &before,
+            &outputs,
+            loss.value(),
+        )?),
+        None => None,
+    };
+    Ok(StepSums {
+        loss: (loss.value() * batch.len as f32)?,
+        correct,
+        monitored,
+    })
+}
