@@ -215,6 +215,20 @@ fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
         &["--data", d, "--save-augmented", "0"],
         &["--save-augmented", "≥ 1"],
     );
+    fails_with(&["--data", d, "--l1=-0.1"], &["--l1", "≥ 0"]);
+    fails_with(&["--data", d, "--max-norm", "0"], &["--max-norm", "> 0"]);
+    fails_with(
+        &["--data", d, "--clip-grad-norm", "NaN"],
+        &["--clip-grad-norm", "> 0"],
+    );
+    fails_with(
+        &["--data", d, "--clip-grad-value=-1"],
+        &["--clip-grad-value", "> 0"],
+    );
+    fails_with(
+        &["--data", d, "--schedule", "plateaux"],
+        &["--schedule", "inverse-time, plateau"],
+    );
     // clap rejects unknown values of --device itself.
     let o = run(&["--device", "tpu"]);
     assert_ne!(o.code, 0);
@@ -450,4 +464,48 @@ fn profile_kernels_prints_the_device_time_per_kernel_of_a_gpu_run() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn regularisation_flags_train_and_detect_anomaly_names_the_op() {
+    let dir = temp_dir("regularisation");
+    write_data(&dir, 200, 50);
+    let d = dir.to_str().unwrap();
+    let flags = [
+        "--l1",
+        "1e-5",
+        "--weight-decay",
+        "1e-4",
+        "--max-norm",
+        "3",
+        "--clip-grad-norm",
+        "1",
+        "--clip-grad-value",
+        "0.5",
+        "--schedule",
+        "plateau",
+    ];
+    let o = run(&[&["--data", d], &SMALL[..], &flags[..]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.lines().last().unwrap().starts_with('{'));
+    let o = run(&[&["--data", d, "--schedule", "inverse-time"], &SMALL[..]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // A learning rate that sends the weights to infinity: with --detect-anomaly the run stops
+    // at the first op whose output is not finite, and names it.
+    let o = run(&[
+        &[
+            "--data",
+            d,
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e38",
+            "--detect-anomaly",
+        ],
+        &SMALL[..],
+    ]
+    .concat());
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("anomaly detection"), "{}", o.stderr);
+    assert!(o.stderr.contains("produced"), "{}", o.stderr);
 }

@@ -62,6 +62,7 @@ fn config() -> TrainConfig {
         whiten_epsilon: kiln_data::DEFAULT_WHITENING_EPSILON,
         restore_best: true,
         precision: "f32".into(),
+        regularization: Default::default(),
     }
 }
 

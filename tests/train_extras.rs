@@ -355,3 +355,139 @@ fn exploding_trials_are_recorded_and_bad_budgets_refused() {
     let err = random_search(&cpu(), &c, &d, &bad, &plan, |_| {}).unwrap_err();
     assert!(err.to_string().contains("--optimizers"), "{err}");
 }
+
+/// The named weight matrix of an outcome as [in][out] rows, and the same from a fresh model.
+fn weight(parameters: &[(String, Vec<f32>)], name: &str) -> Vec<f32> {
+    parameters
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn initial_parameters(c: &TrainConfig) -> Vec<(String, Vec<f32>)> {
+    build_model(c, 64, 4, &cpu())
+        .unwrap()
+        .parameters()
+        .iter()
+        .map(|p| (p.name().to_string(), p.value().to_vec::<f32>().unwrap()))
+        .collect()
+}
+
+fn start_count(c: &TrainConfig) -> usize {
+    initial_parameters(c).iter().map(|(_, v)| v.len()).sum()
+}
+
+/// The largest |Δ| of one element, and the L2 norm of the whole change, from `from` to `to`.
+fn change(from: &[(String, Vec<f32>)], to: &[(String, Vec<f32>)]) -> (f64, f64) {
+    let mut largest = 0.0f64;
+    let mut squares = 0.0f64;
+    for ((_, a), (_, b)) in from.iter().zip(to) {
+        for (x, y) in a.iter().zip(b) {
+            let d = (*y as f64 - *x as f64).abs();
+            largest = largest.max(d);
+            squares += d * d;
+        }
+    }
+    (largest, squares.sqrt())
+}
+
+#[test]
+fn regularisation_settings_act_as_stated() {
+    let mut c = config();
+    c.optimizer = "sgd".into();
+    c.lr = 0.1;
+    c.schedule = "constant".into();
+    let d = data(&c);
+    // 400 training samples in batches of 40, 4 epochs: 40 steps of SGD. Each step also rounds
+    // every weight (|w| < 2) to f32: up to f32::EPSILON of movement besides the update.
+    let steps = 40.0;
+    let rounding = f32::EPSILON as f64;
+    let elements = start_count(&c) as f64;
+    let start = initial_parameters(&c);
+    let free = train(&cpu(), &c, &d, quiet()).unwrap();
+    let (free_largest, _) = change(&start, &free.parameters);
+
+    // Gradients clamped to ±1e-4: no element moves more than steps · (lr · 1e-4 + rounding).
+    let mut clipped = c.clone();
+    clipped.regularization.clip_grad_value = Some(1e-4);
+    let o = train(&cpu(), &clipped, &d, quiet()).unwrap();
+    let (largest, _) = change(&start, &o.parameters);
+    assert!(
+        largest <= steps * (0.1 * 1e-4 + rounding),
+        "clip by value: {largest}"
+    );
+    assert!(
+        free_largest > 100.0 * largest,
+        "without clipping: {free_largest}"
+    );
+
+    // Gradients scaled to global norm ≤ 1e-3: the whole change's norm is at most
+    // steps · (lr · 1e-3 + rounding · √elements).
+    let mut clipped = c.clone();
+    clipped.regularization.clip_grad_norm = Some(1e-3);
+    let o = train(&cpu(), &clipped, &d, quiet()).unwrap();
+    let (_, norm) = change(&start, &o.parameters);
+    let bound = steps * (0.1 * 1e-3 + rounding * elements.sqrt());
+    assert!(norm <= bound, "clip by norm: {norm} > {bound}");
+
+    // Max-norm 0.5: every unit's incoming weights (a column of [in, out]) end within it.
+    let mut constrained = c.clone();
+    constrained.regularization.max_norm = Some(0.5);
+    let o = train(&cpu(), &constrained, &d, quiet()).unwrap();
+    for (name, (inputs, outputs)) in [("layer0.weight", (64, 32)), ("layer1.weight", (32, 4))] {
+        let w = weight(&o.parameters, name);
+        for col in 0..outputs {
+            let norm = (0..inputs)
+                .map(|r| (w[r * outputs + col] as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(norm <= 0.5 * (1.0 + 1e-5), "{name} column {col}: {norm}");
+        }
+    }
+
+    // An L1 penalty shrinks Σ|w| against the same run without it.
+    let mut sparse = c.clone();
+    sparse.regularization.l1 = 1e-3;
+    let o = train(&cpu(), &sparse, &d, quiet()).unwrap();
+    let l1 = |p: &[(String, Vec<f32>)]| -> f64 {
+        p.iter()
+            .filter(|(n, _)| n.ends_with(".weight"))
+            .flat_map(|(_, v)| v.iter().map(|x| x.abs() as f64))
+            .sum()
+    };
+    assert!(
+        l1(&o.parameters) < l1(&free.parameters),
+        "L1 shrinks the weights"
+    );
+}
+
+#[test]
+fn plateau_and_inverse_time_schedules_set_the_stated_rates() {
+    let mut c = config();
+    c.optimizer = "sgd".into();
+    c.epochs = 6;
+    // So small a rate that the validation loss stops improving (by 1e-4 relative) after the
+    // first epoch: after 3 stale epochs (more than the patience of 2) the rate falls tenfold.
+    c.lr = 1e-9;
+    c.schedule = "plateau".into();
+    let d = data(&c);
+    let o = train(&cpu(), &c, &d, quiet()).unwrap();
+    let rates: Vec<f64> = o.history.iter().map(|r| r.lr as f64).collect();
+    let lr = 1e-9f32 as f64;
+    let reduced = (1e-9f32 * 0.1) as f64;
+    assert_eq!(rates, vec![lr, lr, lr, lr, reduced, reduced]);
+
+    // lr / (1 + t / steps per epoch): the first epoch's last step (t = 9 of 10) runs at
+    // lr / (1 + 9/10).
+    c.lr = 0.01;
+    c.epochs = 1;
+    c.schedule = "inverse-time".into();
+    let o = train(&cpu(), &c, &d, quiet()).unwrap();
+    let expected = 0.01 / (1.0 + 9.0 / 10.0);
+    assert!(
+        (o.history[0].lr as f64 - expected).abs() < 1e-9,
+        "{}",
+        o.history[0].lr
+    );
+}

@@ -183,8 +183,9 @@ impl Schedule {
 }
 
 /// Multiplies the rate by `factor` when the metric (lower is better) has not improved by more
-/// than `threshold` (relative) for `patience` observations, down to `min_lr`.
-#[derive(Clone, Debug)]
+/// than `threshold` (relative) for `patience` observations, down to `min_lr`. Serialisable, so
+/// a resumed run continues with its count of stale epochs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReduceOnPlateau {
     factor: f32,
     patience: usize,

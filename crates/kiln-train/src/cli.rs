@@ -2,7 +2,7 @@
 //! flags, per-dataset defaults (the best recipe found, see docs/performance.md), device
 //! choice with CPU fallback, and the run summary printed as the last line of stdout.
 
-use crate::config::TrainConfig;
+use crate::config::{Regularization, TrainConfig};
 use crate::crossval::cross_validate;
 use crate::ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble};
 use crate::error::{Result, TrainError};
@@ -42,7 +42,8 @@ pub struct Args {
     /// sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
     #[arg(long)]
     pub optimizer: Option<String>,
-    /// constant, step, exponential, cosine or triangular.
+    /// constant, step, exponential, cosine, triangular, inverse-time (lr / (1 + epochs
+    /// done)) or plateau (÷10 when the validation loss stalls for 2 epochs).
     #[arg(long)]
     pub schedule: Option<String>,
     #[arg(long)]
@@ -58,8 +59,25 @@ pub struct Args {
     pub batch_norm: Option<bool>,
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// L2 weight decay (with --l1: the elastic net).
     #[arg(long)]
     pub weight_decay: Option<f32>,
+    /// λ1 of an L1 penalty λ1·Σ|w| on the weight matrices, added to the loss.
+    #[arg(long)]
+    pub l1: Option<f32>,
+    /// Scale the gradients so their global L2 norm is at most this.
+    #[arg(long)]
+    pub clip_grad_norm: Option<f32>,
+    /// Clamp every gradient element to [−V, V].
+    #[arg(long)]
+    pub clip_grad_value: Option<f32>,
+    /// After every step, rescale each unit's incoming weights to L2 norm at most this.
+    #[arg(long)]
+    pub max_norm: Option<f32>,
+    /// Check every op's output for NaN or Inf and stop at the first that produced one, naming
+    /// it (slow: each op's output is read back).
+    #[arg(long)]
+    pub detect_anomaly: bool,
     #[arg(long)]
     pub label_smoothing: Option<f32>,
     /// Epochs without a better validation accuracy before stopping (0: never).
@@ -248,11 +266,18 @@ impl Args {
             ema_decay: self.ema.unwrap_or(d.ema_decay),
             whiten_epsilon: self.whiten_epsilon.unwrap_or(d.whiten_epsilon),
             precision: self.precision.clone().unwrap_or(d.precision),
+            regularization: Regularization {
+                l1: self.l1.unwrap_or(d.regularization.l1),
+                clip_grad_norm: self.clip_grad_norm.or(d.regularization.clip_grad_norm),
+                clip_grad_value: self.clip_grad_value.or(d.regularization.clip_grad_value),
+                max_norm: self.max_norm.or(d.regularization.max_norm),
+            },
         };
         if let Some(n) = self.overfit_tiny {
             // No regularisation, the N samples in one batch, enough steps to memorise them.
             c.dropout = 0.0;
             c.weight_decay = 0.0;
+            c.regularization = Regularization::default();
             c.label_smoothing = 0.0;
             c.limit_train = Some(n);
             c.batch_size = n.max(1);
@@ -319,6 +344,7 @@ pub fn main(program: Program) -> ExitCode {
 fn run(program: &Program, args: &Args) -> Result<String> {
     let config = args.config(&program.defaults);
     config.validate()?;
+    kiln_autograd::set_anomaly_detection(args.detect_anomaly);
     if let Some(n) = args.overfit_tiny {
         if n == 0 {
             return Err(TrainError::flag("--overfit-tiny", 0, "an integer ≥ 1"));

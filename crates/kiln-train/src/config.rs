@@ -4,7 +4,7 @@
 use crate::error::{Result, TrainError};
 use kiln_data::{Augmentation, DEFAULT_WHITENING_EPSILON};
 use kiln_nn::optim::{adagrad, rmsprop, Adam, Optimizer, Sgd};
-use kiln_nn::schedule::{Decay, Schedule};
+use kiln_nn::schedule::{Decay, ReduceOnPlateau, Schedule};
 use kiln_nn::Precision;
 use kiln_tensor::{Backend, UnaryOp};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,15 @@ use serde::{Deserialize, Serialize};
 pub const OPTIMIZERS: [&str; 7] = [
     "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
 ];
-pub const SCHEDULES: [&str; 5] = ["constant", "step", "exponential", "cosine", "triangular"];
+pub const SCHEDULES: [&str; 7] = [
+    "constant",
+    "step",
+    "exponential",
+    "cosine",
+    "triangular",
+    "inverse-time",
+    "plateau",
+];
 pub const ACTIVATIONS: [&str; 7] = [
     "relu",
     "leaky-relu",
@@ -67,6 +75,41 @@ pub struct TrainConfig {
     /// "f32", or "mixed": f16 products with f32 master weights and dynamic loss scaling.
     #[serde(default = "default_precision")]
     pub precision: String,
+    /// Penalties, constraints and clipping beyond the optimiser's weight decay.
+    #[serde(default)]
+    pub regularization: Regularization,
+}
+
+/// What a step adds to the optimiser's weight decay (L2): an L1 penalty on the weights (both
+/// together: the elastic net), gradient clipping, and a max-norm constraint on each unit.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Regularization {
+    /// λ1 of the penalty λ1 · Σ|w| over the weight matrices, added to the loss (0: none).
+    pub l1: f32,
+    /// After backward, scale every gradient so their global L2 norm is at most this.
+    pub clip_grad_norm: Option<f32>,
+    /// After backward, clamp every gradient element to [−v, v].
+    pub clip_grad_value: Option<f32>,
+    /// After every step, rescale each unit's incoming weights to L2 norm at most this.
+    pub max_norm: Option<f32>,
+}
+
+impl Regularization {
+    fn validate(&self) -> Result<()> {
+        if !(self.l1 >= 0.0 && self.l1.is_finite()) {
+            return Err(TrainError::flag("--l1", self.l1, "a number ≥ 0"));
+        }
+        for (flag, value) in [
+            ("--clip-grad-norm", self.clip_grad_norm),
+            ("--clip-grad-value", self.clip_grad_value),
+            ("--max-norm", self.max_norm),
+        ] {
+            if let Some(v) = value.filter(|v| !(*v > 0.0 && v.is_finite())) {
+                return Err(TrainError::flag(flag, v, "a number > 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_restore_best() -> bool {
@@ -158,6 +201,7 @@ impl TrainConfig {
             ));
         }
         self.augmentation.validate()?;
+        self.regularization.validate()?;
         Ok(())
     }
 
@@ -201,6 +245,15 @@ impl TrainConfig {
         })
     }
 
+    /// Reduce-on-plateau for `--schedule plateau`: the rate falls tenfold when the validation
+    /// loss has not improved for 2 epochs.
+    pub fn plateau(&self) -> Result<Option<ReduceOnPlateau>> {
+        if self.schedule != "plateau" {
+            return Ok(None);
+        }
+        Ok(Some(ReduceOnPlateau::new(0.1, 2, 0.0)?))
+    }
+
     /// The learning-rate schedule over `steps_per_epoch · epochs` steps.
     pub fn build_schedule(&self, steps_per_epoch: usize) -> Result<Schedule> {
         let per_epoch = steps_per_epoch.max(1);
@@ -223,6 +276,11 @@ impl TrainConfig {
                 half_cycle: 2 * per_epoch,
                 max_lr: self.lr * 10.0,
             },
+            // lr / (1 + t / steps per epoch): half the rate after one epoch, a third after two.
+            "inverse-time" => Decay::InverseTime {
+                k: 1.0 / per_epoch as f32,
+            },
+            // "plateau" steps the rate down at epoch ends (`plateau`); between them it holds.
             _ => Decay::Constant,
         };
         Ok(Schedule::new(self.lr, decay)?.with_warmup(self.warmup_epochs * per_epoch))

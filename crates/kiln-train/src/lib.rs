@@ -23,7 +23,9 @@ mod step;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
-pub use config::{TrainConfig, ACTIVATIONS, OPTIMIZERS, PRECISIONS, PREPROCESSING, SCHEDULES};
+pub use config::{
+    Regularization, TrainConfig, ACTIVATIONS, OPTIMIZERS, PRECISIONS, PREPROCESSING, SCHEDULES,
+};
 pub use crossval::{cross_validate, CrossValidation};
 pub use ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble, EnsembleEvaluation};
 pub use error::{write_atomically, Result, TrainError};

@@ -35,6 +35,7 @@ fn base(dataset: &str) -> TrainConfig {
         whiten_epsilon: DEFAULT_WHITENING_EPSILON,
         restore_best: true,
         precision: "f32".into(),
+        regularization: Default::default(),
     }
 }
 

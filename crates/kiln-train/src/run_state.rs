@@ -8,6 +8,7 @@ use crate::error::{Result, TrainError};
 use crate::history::EpochRecord;
 use kiln_data::Normalization;
 use kiln_nn::optim::{Optimizer, OptimizerState};
+use kiln_nn::schedule::ReduceOnPlateau;
 use kiln_nn::{Ema, LossScaler, Module, Parameter, Sequential};
 use kiln_tensor::{Backend, RngState, Tensor};
 use serde::Serialize;
@@ -39,6 +40,9 @@ pub(crate) struct Progress {
     pub(crate) initial_loss: f64,
     pub(crate) history: Vec<EpochRecord>,
     pub(crate) rng: Vec<(String, u64, u64)>,
+    /// `--schedule plateau`: the rule's state and the learning rate it has set.
+    #[serde(default)]
+    pub(crate) plateau: Option<(ReduceOnPlateau, f32)>,
 }
 
 /// Parameters and buffers at the best epoch.

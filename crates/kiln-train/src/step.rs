@@ -1,8 +1,10 @@
 //! One training step: a minibatch gathered (and augmented) on the device, the forward pass,
-//! the loss, backward (scaled in mixed precision), the optimiser and EMA updates, and the
-//! device scalars the epoch sums. Nothing is read back; a monitored step also returns its
+//! the loss (plus an L1 penalty), backward (scaled in mixed precision), gradient clipping, the
+//! optimiser step, the max-norm constraint and the EMA update, and the device scalars the
+//! epoch sums. Nothing is read back; a monitored step also returns its
 //! layer statistics, still on the device.
 
+use crate::config::Regularization;
 use crate::error::Result;
 use crate::monitor::{self, Pending};
 use crate::run_state::Run;
@@ -10,6 +12,7 @@ use crate::trainer::mixed_targets;
 use kiln_autograd::Var;
 use kiln_data::{DeviceAugmentation, DeviceDataset, LabelMix};
 use kiln_nn::loss::softmax_cross_entropy;
+use kiln_nn::regularization::{apply_max_norm, clip_grad_norm, clip_grad_value, l1_penalty};
 use kiln_nn::{LayerOutput, Module, Parameter};
 use kiln_tensor::{Backend, DType, Tensor};
 
@@ -87,13 +90,15 @@ pub(crate) fn train_step<B: Backend>(
         }
         None => softmax_cross_entropy(&logits, &batch.y, smoothing)?,
     };
+    let objective = with_penalty(&loss, run.config.regularization.l1, weights)?;
     match &run.loss_scaler {
         Some(scaler) => {
-            scaler.scale_loss(&loss)?.backward()?;
+            scaler.scale_loss(&objective)?.backward()?;
             scaler.unscale(&run.params)?;
         }
-        None => loss.backward()?,
+        None => objective.backward()?,
     }
+    clip_gradients(&run.params, &run.config.regularization)?;
     let measured = if monitoring {
         let grads: Vec<_> = weights.iter().map(|(_, p)| p.grad()).collect();
         Some((grads, monitor::before_step(weights)?))
@@ -103,6 +108,11 @@ pub(crate) fn train_step<B: Backend>(
     match &run.loss_scaler {
         Some(scaler) => scaler.step(run.optimizer.as_mut(), &run.params)?,
         None => run.optimizer.step(&run.params)?,
+    }
+    if let Some(max_norm) = run.config.regularization.max_norm {
+        for (_, w) in weights {
+            apply_max_norm(w, max_norm)?;
+        }
     }
     if let Some(ema) = run.ema.as_mut() {
         ema.update(&run.params)?;
@@ -124,4 +134,31 @@ pub(crate) fn train_step<B: Backend>(
         correct,
         monitored,
     })
+}
+
+/// The loss plus λ1 · Σ|w| over the weight matrices (the data loss alone when λ1 is 0).
+fn with_penalty<B: Backend>(
+    loss: &Var<B>,
+    l1: f32,
+    weights: &[(String, Parameter<B>)],
+) -> Result<Var<B>> {
+    if l1 == 0.0 {
+        return Ok(loss.clone());
+    }
+    let weights: Vec<Parameter<B>> = weights.iter().map(|(_, w)| w.clone()).collect();
+    Ok(match l1_penalty(&weights, l1)? {
+        Some(penalty) => loss.add(&penalty)?,
+        None => loss.clone(),
+    })
+}
+
+/// Gradient clipping by global norm, then by value, as configured; on the device.
+fn clip_gradients<B: Backend>(params: &[Parameter<B>], r: &Regularization) -> Result<()> {
+    if let Some(max_norm) = r.clip_grad_norm {
+        clip_grad_norm(params, max_norm)?;
+    }
+    if let Some(clip) = r.clip_grad_value {
+        clip_grad_value(params, clip)?;
+    }
+    Ok(())
 }

@@ -318,6 +318,9 @@ fn prepare_run<'a, B: Backend>(
     if run.best.is_none() {
         run.best = Some((run.snapshot()?, run.buffer_snapshot()?));
     }
+    if run.progress.plateau.is_none() {
+        run.progress.plateau = config.plateau()?.map(|rule| (rule, config.lr));
+    }
     Ok(run)
 }
 
@@ -374,11 +377,11 @@ fn train_epoch<B: Backend>(
     let bar = EpochProgress::new(epoch, config.epochs, data.len() as u64, quiet);
     let (mut loss_sum, mut correct_sum): (Option<Tensor<B>>, Option<Tensor<B>>) = (None, None);
     let mut layers = Vec::new();
-    let mut lr = schedule.lr_at(run.progress.step as usize);
+    let mut lr = learning_rate(run, schedule);
     for start in (0..data.len()).step_by(config.batch_size) {
         let len = config.batch_size.min(data.len() - start);
         let batch = gather_batch(data, augment.as_ref(), &order, start, len)?;
-        lr = schedule.lr_at(run.progress.step as usize);
+        lr = learning_rate(run, schedule);
         let monitoring = run
             .progress
             .step
@@ -416,6 +419,14 @@ fn train_epoch<B: Backend>(
         lr,
         layers,
     })
+}
+
+/// The rate for the next step: the schedule's, or the one reduce-on-plateau has set.
+fn learning_rate<B: Backend>(run: &Run<'_, B>, schedule: &Schedule) -> f32 {
+    match &run.progress.plateau {
+        Some((_, lr)) => *lr,
+        None => schedule.lr_at(run.progress.step as usize),
+    }
 }
 
 fn add_to<B: Backend>(sum: Option<Tensor<B>>, term: Tensor<B>) -> Result<Tensor<B>> {
@@ -532,6 +543,9 @@ fn end_epoch<B: Backend>(
         log_epoch(run, &record)?;
     }
     run.progress.epoch = epoch;
+    if let Some((rule, lr)) = run.progress.plateau.as_mut() {
+        *lr = rule.observe(val.loss, *lr);
+    }
     track_best(run, &val)?;
     run.progress.history.push(record.clone());
     Ok(record)
