@@ -393,3 +393,89 @@ fn a_resumed_mixed_precision_run_keeps_its_loss_scale() {
     let resumed = train(&cpu(), &c, &d, quiet(Some(dir.clone()), Some(dir))).unwrap();
     assert_eq!(whole.parameters, resumed.parameters);
 }
+
+/// A module of the caller's own, with layers named as the programs name theirs.
+struct TwoLayers {
+    first: Linear<CpuBackend>,
+    second: Linear<CpuBackend>,
+}
+
+impl Module<CpuBackend> for TwoLayers {
+    fn forward(&self, x: &Var<CpuBackend>) -> kiln::tensor::Result<Var<CpuBackend>> {
+        self.second.forward(&self.first.forward(x)?)
+    }
+
+    fn parameters(&self) -> Vec<Parameter<CpuBackend>> {
+        let mut p = self.first.parameters();
+        p.extend(self.second.parameters());
+        p
+    }
+}
+
+fn two_layers(hidden: usize) -> TwoLayers {
+    let relu = Some(kiln::tensor::UnaryOp::Relu);
+    TwoLayers {
+        first: Linear::new("layer0", 3072, hidden, Init::XavierUniform, relu, 9, &cpu()).unwrap(),
+        second: Linear::new("layer1", hidden, 10, Init::XavierUniform, None, 9, &cpu()).unwrap(),
+    }
+}
+
+#[test]
+fn weights_load_into_any_module_by_name_with_clear_errors() {
+    let c = config();
+    let d = data(&c);
+    let dir = temp_dir("load-weights");
+    let outcome = train(&cpu(), &c, &d, quiet(Some(dir.clone()), None)).unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    let values = |m: &dyn Module<CpuBackend>| -> Vec<(String, Vec<f32>)> {
+        m.parameters()
+            .iter()
+            .map(|p| (p.name().to_string(), p.value().to_vec::<f32>().unwrap()))
+            .collect()
+    };
+
+    // A module of the user's own with the same names and shapes: every weight loads.
+    let mut mine = two_layers(32);
+    let report = load_weights(&path, &mut mine, true).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.loaded.len(), 4);
+    assert_eq!(values(&mine), outcome.parameters);
+
+    // Another width: a strict load names every mismatch, both shapes and the file, and
+    // changes nothing.
+    let mut wider = two_layers(33);
+    let before = values(&wider);
+    let err = load_weights(&path, &mut wider, true)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "layer0.weight: shape [3072, 32] in the checkpoint, [3072, 33] in the module",
+        "layer1.weight: shape [32, 10] in the checkpoint, [33, 10] in the module",
+        "checkpoint.safetensors",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    }
+    assert_eq!(values(&wider), before, "nothing loaded");
+    // Not strict: what fits loads (the output bias), the rest is reported.
+    let report = load_weights(&path, &mut wider, false).unwrap();
+    assert_eq!(report.loaded, vec!["layer1.bias".to_string()]);
+    assert_eq!(report.mismatched.len(), 3);
+
+    // One layer fewer, one more: unexpected and missing names.
+    let mut shallow = Sequential::new()
+        .push(Linear::new("layer0", 3072, 32, Init::XavierUniform, None, 1, &cpu()).unwrap());
+    let err = load_weights(&path, &mut shallow, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("layer1.weight: in the checkpoint, not in the module"),
+        "{err}"
+    );
+    let mut deeper = Sequential::new()
+        .push(Linear::new("layer0", 3072, 32, Init::XavierUniform, None, 1, &cpu()).unwrap())
+        .push(Linear::new("layer1", 32, 10, Init::XavierUniform, None, 1, &cpu()).unwrap())
+        .push(Linear::new("layer2", 10, 10, Init::XavierUniform, None, 1, &cpu()).unwrap());
+    let report = load_weights(&path, &mut deeper, false).unwrap();
+    assert_eq!(report.missing, vec!["layer2.weight", "layer2.bias"]);
+    assert_eq!(report.loaded.len(), 4);
+}
