@@ -210,6 +210,13 @@ fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
     );
     fails_with(&["--data", d, "--ensemble", "0"], &["--ensemble", "≥ 1"]);
     fails_with(&["--data", d, "--folds", "1"], &["--folds", "from 2"]);
+    fails_with(
+        &["--data", d, "--folds", "3", "--ensemble", "2"],
+        &[
+            "--folds with --ensemble",
+            "one of --evaluate, --folds, --ensemble and --overfit-tiny",
+        ],
+    );
     fails_with(&["--data", d, "--ema", "1.2"], &["--ema", "[0, 1)"]);
     fails_with(
         &["--data", d, "--save-augmented", "0"],

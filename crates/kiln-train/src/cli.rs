@@ -341,22 +341,62 @@ pub fn main(program: Program) -> ExitCode {
     }
 }
 
+/// What a run of a program does; the flags choose one (training by default).
+enum Mode {
+    /// `--evaluate`: evaluate saved checkpoints (several: as an ensemble), train nothing.
+    Evaluate(Vec<PathBuf>),
+    /// `--folds K`: k-fold cross-validation on the training set.
+    CrossValidate(usize),
+    /// `--ensemble N`: train N models, evaluate their averaged predictions.
+    Ensemble(usize),
+    /// `--overfit-tiny N`: memorise N samples, to check that the model and loop can learn.
+    OverfitTiny(usize),
+    /// Train one model.
+    Train,
+}
+
+impl Mode {
+    fn from_args(args: &Args) -> Result<Mode> {
+        let mut chosen = Vec::new();
+        if !args.evaluate.is_empty() {
+            chosen.push(("--evaluate", Mode::Evaluate(args.evaluate.clone())));
+        }
+        if let Some(k) = args.folds {
+            chosen.push(("--folds", Mode::CrossValidate(k)));
+        }
+        if let Some(n) = args.ensemble {
+            if n == 0 {
+                return Err(TrainError::flag(
+                    "--ensemble",
+                    0,
+                    "an integer ≥ 1 (models to train)",
+                ));
+            }
+            chosen.push(("--ensemble", Mode::Ensemble(n)));
+        }
+        if let Some(n) = args.overfit_tiny {
+            if n == 0 {
+                return Err(TrainError::flag("--overfit-tiny", 0, "an integer ≥ 1"));
+            }
+            chosen.push(("--overfit-tiny", Mode::OverfitTiny(n)));
+        }
+        if chosen.len() > 1 {
+            let flags: Vec<&str> = chosen.iter().map(|(f, _)| *f).collect();
+            return Err(TrainError::flag(
+                flags[0],
+                flags.join(" with "),
+                "one of --evaluate, --folds, --ensemble and --overfit-tiny at a time",
+            ));
+        }
+        Ok(chosen.pop().map_or(Mode::Train, |(_, mode)| mode))
+    }
+}
+
 fn run(program: &Program, args: &Args) -> Result<String> {
     let config = args.config(&program.defaults);
     config.validate()?;
+    let mode = Mode::from_args(args)?;
     kiln_autograd::set_anomaly_detection(args.detect_anomaly);
-    if let Some(n) = args.overfit_tiny {
-        if n == 0 {
-            return Err(TrainError::flag("--overfit-tiny", 0, "an integer ≥ 1"));
-        }
-    }
-    if args.ensemble == Some(0) {
-        return Err(TrainError::flag(
-            "--ensemble",
-            0,
-            "an integer ≥ 1 (models to train)",
-        ));
-    }
     if args.augment.save_augmented == Some(0) {
         return Err(TrainError::flag(
             "--save-augmented",
@@ -377,9 +417,12 @@ fn run(program: &Program, args: &Args) -> Result<String> {
         if args.profile_kernels {
             gpu.set_kernel_profiling(true)?;
         }
-        let summary = run_on(
-            program, args, &config, train_full, test, &gpu, "gpu", &adapter,
-        )?;
+        let device = Device {
+            backend: &gpu,
+            name: "gpu",
+            adapter: &adapter,
+        };
+        let summary = run_on(program, args, &config, &mode, train_full, test, &device)?;
         if args.profile_kernels {
             let times = gpu.kernel_profile()?;
             println!("device time per kernel over the whole run on {adapter}:");
@@ -390,159 +433,224 @@ fn run(program: &Program, args: &Args) -> Result<String> {
     if args.profile_kernels {
         eprintln!("warning: --profile-kernels times GPU kernels; this run is on the CPU backend");
     }
-    run_on(
-        program,
-        args,
-        &config,
-        train_full,
-        test,
-        &CpuBackend::new(),
-        "cpu",
-        "cpu",
-    )
+    let cpu = CpuBackend::new();
+    let device = Device {
+        backend: &cpu,
+        name: "cpu",
+        adapter: "cpu",
+    };
+    run_on(program, args, &config, &mode, train_full, test, &device)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The backend a run uses, with the names its summary line reports.
+struct Device<'a, B: Backend> {
+    backend: &'a B,
+    name: &'a str,
+    adapter: &'a str,
+}
+
+/// Runs `mode` on `device`: the evaluation and cross-validation modes take the datasets as
+/// they are; the training modes prepare the run's splits first.
 fn run_on<B: Backend>(
     program: &Program,
     args: &Args,
     config: &TrainConfig,
+    mode: &Mode,
     train_full: Dataset,
     test: Dataset,
-    backend: &B,
-    device: &str,
-    adapter: &str,
+    device: &Device<'_, B>,
 ) -> Result<String> {
-    if args.evaluate.len() > 1 {
-        let report = evaluate_checkpoint_ensemble(&args.evaluate, &test, backend)?;
-        for (path, m) in args.evaluate.iter().zip(&report.members) {
-            println!("{}: test accuracy {:.4}", path.display(), m.accuracy);
+    let summary = match mode {
+        Mode::Evaluate(checkpoints) => evaluate_mode(checkpoints, &test, device)?,
+        Mode::CrossValidate(k) => cross_validate_mode(config, &train_full, *k, device)?,
+        Mode::Ensemble(members) => {
+            let data = prepare_data(program, args, config, &train_full, test, None, device)?;
+            run_ensemble(args, config, &data, *members, device)?
         }
-        println!(
-            "ensemble of {}: test accuracy {:.4}",
-            args.evaluate.len(),
-            report.ensemble.accuracy
-        );
-        return Ok(serde_json::json!({
-            "dataset": program.dataset,
-            "device": device,
-            "adapter": adapter,
-            "checkpoints": args.evaluate,
-            "member_test_accuracy": report.members.iter().map(|m| m.accuracy).collect::<Vec<_>>(),
-            "test_accuracy": report.ensemble.accuracy,
-        })
-        .to_string());
+        Mode::OverfitTiny(n) => {
+            let data = prepare_data(program, args, config, &train_full, test, Some(*n), device)?;
+            train_mode(args, config, &data, true, device)?
+        }
+        Mode::Train => {
+            let data = prepare_data(program, args, config, &train_full, test, None, device)?;
+            train_mode(args, config, &data, false, device)?
+        }
+    };
+    // Every summary names the dataset and the device it ran on.
+    let mut summary = summary;
+    summary.insert("dataset".into(), program.dataset.into());
+    summary.insert("device".into(), device.name.into());
+    summary.insert("adapter".into(), device.adapter.into());
+    Ok(serde_json::Value::Object(summary).to_string())
+}
+
+type Summary = serde_json::Map<String, serde_json::Value>;
+
+fn summary(value: serde_json::Value) -> Summary {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => Summary::new(),
     }
-    if let Some(checkpoint) = args.evaluate.first() {
-        let evaluation = evaluate_checkpoint(checkpoint, &test, backend)?;
-        return Ok(serde_json::json!({
-            "dataset": program.dataset,
-            "device": device,
-            "adapter": adapter,
+}
+
+/// `--evaluate a[,b,…]`: one checkpoint's test accuracy, or several as an ensemble.
+fn evaluate_mode<B: Backend>(
+    checkpoints: &[PathBuf],
+    test: &Dataset,
+    device: &Device<'_, B>,
+) -> Result<Summary> {
+    if let [checkpoint] = checkpoints {
+        let evaluation = evaluate_checkpoint(checkpoint, test, device.backend)?;
+        return Ok(summary(serde_json::json!({
             "checkpoint": checkpoint,
             "test_samples": test.len(),
             "test_accuracy": evaluation.accuracy,
             "test_loss": evaluation.loss,
-        })
-        .to_string());
+        })));
     }
-    if let Some(k) = args.folds {
-        let cv = cross_validate(backend, config, &train_full, k, false)?;
-        println!(
-            "{k}-fold cross-validation: validation accuracy {:.4} ± {:.4} (folds {:?})",
-            cv.mean,
-            cv.std,
-            cv.fold_accuracy
-                .iter()
-                .map(|a| format!("{a:.4}"))
-                .collect::<Vec<_>>()
-        );
-        return Ok(serde_json::json!({
-            "dataset": program.dataset,
-            "device": device,
-            "adapter": adapter,
-            "folds": k,
-            "val_accuracy_mean": cv.mean,
-            "val_accuracy_std": cv.std,
-            "fold_accuracy": cv.fold_accuracy,
-        })
-        .to_string());
+    let report = evaluate_checkpoint_ensemble(checkpoints, test, device.backend)?;
+    for (path, m) in checkpoints.iter().zip(&report.members) {
+        println!("{}: test accuracy {:.4}", path.display(), m.accuracy);
     }
-    let data = if let Some(n) = args.overfit_tiny {
-        let tiny = train_full.take(n);
-        RunData {
-            normalization: kiln_data::Normalization::fit(
-                &tiny,
-                kiln_data::Preprocessing::from_name(&config.preprocessing)
-                    .unwrap_or(kiln_data::Preprocessing::PerChannel),
-            ),
-            train: tiny.clone(),
-            validation: tiny,
-            test,
+    println!(
+        "ensemble of {}: test accuracy {:.4}",
+        checkpoints.len(),
+        report.ensemble.accuracy
+    );
+    Ok(summary(serde_json::json!({
+        "checkpoints": checkpoints,
+        "member_test_accuracy": report.members.iter().map(|m| m.accuracy).collect::<Vec<_>>(),
+        "test_accuracy": report.ensemble.accuracy,
+    })))
+}
+
+/// `--folds K`: k-fold cross-validation on the training set.
+fn cross_validate_mode<B: Backend>(
+    config: &TrainConfig,
+    train_full: &Dataset,
+    k: usize,
+    device: &Device<'_, B>,
+) -> Result<Summary> {
+    let cv = cross_validate(device.backend, config, train_full, k, false)?;
+    println!(
+        "{k}-fold cross-validation: validation accuracy {:.4} ± {:.4} (folds {:?})",
+        cv.mean,
+        cv.std,
+        cv.fold_accuracy
+            .iter()
+            .map(|a| format!("{a:.4}"))
+            .collect::<Vec<_>>()
+    );
+    Ok(summary(serde_json::json!({
+        "folds": k,
+        "val_accuracy_mean": cv.mean,
+        "val_accuracy_std": cv.std,
+        "fold_accuracy": cv.fold_accuracy,
+    })))
+}
+
+/// The run's splits (for `--overfit-tiny N`: the first N samples, validated on themselves),
+/// announced on one line, and `--save-augmented`'s preview.
+fn prepare_data<B: Backend>(
+    program: &Program,
+    args: &Args,
+    config: &TrainConfig,
+    train_full: &Dataset,
+    test: Dataset,
+    overfit_tiny: Option<usize>,
+    device: &Device<'_, B>,
+) -> Result<RunData> {
+    let data = match overfit_tiny {
+        Some(n) => {
+            let tiny = train_full.take(n);
+            let kind = kiln_data::Preprocessing::from_name(&config.preprocessing)
+                .unwrap_or(kiln_data::Preprocessing::PerChannel);
+            RunData {
+                normalization: kiln_data::Normalization::fit(&tiny, kind),
+                train: tiny.clone(),
+                validation: tiny,
+                test,
+            }
         }
-    } else {
-        RunData::prepare(&train_full, test, config)?
+        None => RunData::prepare(train_full, test, config)?,
     };
     println!(
-        "{}: {} training, {} validation, {} test samples on {device} ({adapter}); model {:?}",
+        "{}: {} training, {} validation, {} test samples on {} ({}); model {:?}",
         program.dataset,
         data.train.len(),
         data.validation.len(),
         data.test.len(),
+        device.name,
+        device.adapter,
         config.widths(data.train.features(), data.train.classes())
     );
     if let Some(n) = args.augment.save_augmented {
-        let path = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join("augmented.png");
-        save_augmented(
-            &path,
-            &data.train,
-            &config.augmentation,
-            n,
-            config.batch_size,
-            config.seed,
-            backend,
-        )?;
-        println!(
-            "wrote {} ({n} training images after augmentation: {})",
-            path.display(),
-            if config.augmentation.is_active() {
-                config.augmentation.transforms.join(", ")
-            } else {
-                "none".into()
-            }
-        );
+        save_preview(args, config, &data, n, device.backend)?;
     }
-    if let Some(members) = args.ensemble {
-        return run_ensemble(
-            program, args, config, &data, members, backend, device, adapter,
-        );
-    }
-    let outcome = train(
+    Ok(data)
+}
+
+/// `--save-augmented N`: N training images as the first epoch's augmentation makes them.
+fn save_preview<B: Backend>(
+    args: &Args,
+    config: &TrainConfig,
+    data: &RunData,
+    n: usize,
+    backend: &B,
+) -> Result<()> {
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("augmented.png");
+    let a = &config.augmentation;
+    save_augmented(
+        &path,
+        &data.train,
+        a,
+        n,
+        config.batch_size,
+        config.seed,
         backend,
-        config,
-        &data,
-        TrainOptions {
-            out: args.out.clone(),
-            resume: args.resume.clone(),
-            quiet: false,
-            on_epoch: None,
-        },
     )?;
-    if args.overfit_tiny.is_some() {
+    let transforms = if a.is_active() {
+        a.transforms.join(", ")
+    } else {
+        "none".into()
+    };
+    println!(
+        "wrote {} ({n} training images after augmentation: {transforms})",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Trains one model; with `overfit_tiny`, says whether its loss reached ~0.
+fn train_mode<B: Backend>(
+    args: &Args,
+    config: &TrainConfig,
+    data: &RunData,
+    overfit_tiny: bool,
+    device: &Device<'_, B>,
+) -> Result<Summary> {
+    let options = TrainOptions {
+        out: args.out.clone(),
+        resume: args.resume.clone(),
+        quiet: false,
+        on_epoch: None,
+    };
+    let outcome = train(device.backend, config, data, options)?;
+    if overfit_tiny {
         let last = outcome.history.last().map_or(f64::NAN, |r| r.train_loss);
+        let verdict = if last < 0.05 {
+            "reached ~0, the model and the training loop can learn"
+        } else {
+            "did NOT reach ~0: check the learning rate, the model and the data"
+        };
         println!(
-            "overfit-tiny: the loss went from {:.4} to {last:.6} on {} samples: {}",
+            "overfit-tiny: the loss went from {:.4} to {last:.6} on {} samples: {verdict}",
             outcome.initial_loss,
             data.train.len(),
-            if last < 0.05 {
-                "reached ~0, the model and the training loop can learn"
-            } else {
-                "did NOT reach ~0: check the learning rate, the model and the data"
-            }
         );
     }
     println!(
@@ -555,10 +663,7 @@ fn run_on<B: Backend>(
             config.ema_decay, ema.accuracy
         );
     }
-    Ok(serde_json::json!({
-        "dataset": program.dataset,
-        "device": device,
-        "adapter": adapter,
+    Ok(summary(serde_json::json!({
         "epochs": outcome.epochs_run,
         "train_samples": data.train.len(),
         "test_accuracy": outcome.test.accuracy,
@@ -567,23 +672,19 @@ fn run_on<B: Backend>(
         "train_seconds": outcome.train_seconds,
         "epoch_seconds": outcome.epoch_seconds,
         "samples_per_second": outcome.samples_per_second,
-    })
-    .to_string())
+    })))
 }
 
 /// `--ensemble N`: N models with seeds seed, seed + 1, … (outputs in member-K/ under --out),
 /// then the test accuracy of their averaged predictions beside each member's.
-#[allow(clippy::too_many_arguments)]
 fn run_ensemble<B: Backend>(
-    program: &Program,
     args: &Args,
     config: &TrainConfig,
     data: &RunData,
     members: usize,
-    backend: &B,
-    device: &str,
-    adapter: &str,
-) -> Result<String> {
+    device: &Device<'_, B>,
+) -> Result<Summary> {
+    let backend = device.backend;
     let (features, classes) = (data.train.features(), data.train.classes());
     let mut models = Vec::with_capacity(members);
     for k in 0..members {
@@ -615,13 +716,9 @@ fn run_ensemble<B: Backend>(
         "ensemble of {members}: test accuracy {:.4}",
         report.ensemble.accuracy
     );
-    Ok(serde_json::json!({
-        "dataset": program.dataset,
-        "device": device,
-        "adapter": adapter,
+    Ok(summary(serde_json::json!({
         "ensemble": members,
         "member_test_accuracy": report.members.iter().map(|m| m.accuracy).collect::<Vec<_>>(),
         "test_accuracy": report.ensemble.accuracy,
-    })
-    .to_string())
+    })))
 }
