@@ -31,9 +31,9 @@ pub use init::Init;
 pub use linear::Linear;
 pub use loss_scale::LossScaler;
 pub use mlp::Mlp;
-pub use module::{Module, Parameter};
+pub use module::{LayerOutput, Module, Parameter};
 pub use precision::Precision;
-pub use sequential::{LayerOutput, Sequential};
+pub use sequential::Sequential;
 
 pub use kiln_autograd::Var;
 pub use kiln_tensor::{Backend, KilnError, Result, Tensor};

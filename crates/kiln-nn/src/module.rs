@@ -65,9 +65,29 @@ impl<B: Backend> Parameter<B> {
     }
 }
 
+/// One layer's output from [`Module::forward_each`].
+pub struct LayerOutput<B: Backend> {
+    pub layer: String,
+    /// The activation the output has just been through, if any.
+    pub activation: Option<UnaryOp>,
+    pub value: Var<B>,
+}
+
 /// Something with parameters that maps a batch to a batch.
 pub trait Module<B: Backend> {
     fn forward(&self, x: &Var<B>) -> kiln_tensor::Result<Var<B>>;
+
+    /// The forward pass keeping the outputs a monitor should see: each layer's, named, with
+    /// the activation it has just been through (the last is the module's output). A module
+    /// made of layers returns one per layer so the training loop can report every layer's
+    /// activation statistics; by default, the module's own output alone.
+    fn forward_each(&self, x: &Var<B>) -> kiln_tensor::Result<Vec<LayerOutput<B>>> {
+        Ok(vec![LayerOutput {
+            layer: self.name(),
+            activation: self.output_activation(),
+            value: self.forward(x)?,
+        }])
+    }
     /// Every parameter, named `<layer>.<tensor>`.
     fn parameters(&self) -> Vec<Parameter<B>>;
     /// Training mode (batch statistics, dropout on) or evaluation mode.

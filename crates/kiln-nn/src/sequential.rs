@@ -1,16 +1,8 @@
 //! Modules applied one after another.
 
-use crate::module::{Module, Parameter};
+use crate::module::{LayerOutput, Module, Parameter};
 use kiln_autograd::Var;
-use kiln_tensor::{Backend, Result, RngState, Tensor, UnaryOp};
-
-/// One layer's output from [`Sequential::forward_each`].
-pub struct LayerOutput<B: Backend> {
-    pub layer: String,
-    /// The activation the output has just been through, if any.
-    pub activation: Option<UnaryOp>,
-    pub value: Var<B>,
-}
+use kiln_tensor::{Backend, Result, RngState, Tensor};
 
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B> + Send + Sync>>,
@@ -39,10 +31,12 @@ impl<B: Backend> Sequential<B> {
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
+}
 
+impl<B: Backend> Module<B> for Sequential<B> {
     /// Runs the layers one by one, returning every layer's output with the layer's name and
     /// output activation (what monitoring needs).
-    pub fn forward_each(&self, x: &Var<B>) -> Result<Vec<LayerOutput<B>>> {
+    fn forward_each(&self, x: &Var<B>) -> Result<Vec<LayerOutput<B>>> {
         let mut outputs = Vec::with_capacity(self.layers.len());
         let mut h = x.clone();
         for layer in &self.layers {
@@ -55,9 +49,7 @@ impl<B: Backend> Sequential<B> {
         }
         Ok(outputs)
     }
-}
 
-impl<B: Backend> Module<B> for Sequential<B> {
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
         let mut h = x.clone();
         for layer in &self.layers {

@@ -9,7 +9,7 @@ use crate::history::EpochRecord;
 use kiln_data::Normalization;
 use kiln_nn::optim::{Optimizer, OptimizerState};
 use kiln_nn::schedule::ReduceOnPlateau;
-use kiln_nn::{Ema, LossScaler, Module, Parameter, Sequential};
+use kiln_nn::{Ema, LossScaler, Module, Parameter};
 use kiln_tensor::{Backend, RngState, Tensor};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -48,15 +48,16 @@ pub(crate) struct Progress {
 /// Parameters and buffers at the best epoch.
 pub(crate) type Snapshot<B> = (Vec<Tensor<B>>, Vec<(String, Tensor<B>)>);
 
-pub(crate) struct Run<'a, B: Backend> {
+pub(crate) struct Run<'a, B: Backend, M: Module<B>> {
     pub(crate) config: &'a TrainConfig,
     pub(crate) backend: &'a B,
-    pub(crate) model: Sequential<B>,
+    pub(crate) model: M,
     pub(crate) params: Vec<Parameter<B>>,
     pub(crate) optimizer: Box<dyn Optimizer<B>>,
     pub(crate) progress: Progress,
     pub(crate) best: Option<Snapshot<B>>,
-    pub(crate) widths: Vec<usize>,
+    /// The model's description for the checkpoint's `architecture` metadata (JSON).
+    pub(crate) architecture: String,
     pub(crate) class_names: Vec<String>,
     pub(crate) normalization: Normalization,
     pub(crate) ema: Option<Ema<B>>,
@@ -64,7 +65,7 @@ pub(crate) struct Run<'a, B: Backend> {
     pub(crate) loss_scaler: Option<LossScaler<B>>,
 }
 
-impl<B: Backend> Run<'_, B> {
+impl<B: Backend, M: Module<B>> Run<'_, B, M> {
     pub(crate) fn checkpoint(&self) -> Result<Checkpoint> {
         let mut c = Checkpoint::default();
         for p in &self.params {
@@ -113,7 +114,7 @@ impl<B: Backend> Run<'_, B> {
             "preprocess.std",
             &Tensor::from_slice(&self.normalization.std, [features], self.backend)?,
         )?;
-        c.meta("architecture", architecture_json(self.config, &self.widths));
+        c.meta("architecture", &self.architecture);
         c.meta(
             "config",
             serde_json::to_string(self.config).unwrap_or_default(),
@@ -176,7 +177,7 @@ impl<B: Backend> Run<'_, B> {
                 path: path.into(),
                 message: format!(
                     "its architecture differs from this run's ({}):\n  {}",
-                    architecture_json(self.config, &self.widths),
+                    self.architecture,
                     problems.join("\n  ")
                 ),
             });

@@ -58,8 +58,8 @@ pub(crate) struct StepSums<B: Backend> {
 
 /// Records one step at learning rate `lr`; with `monitoring`, the forward pass keeps every
 /// layer's output and the step measures the weights' gradients and updates.
-pub(crate) fn train_step<B: Backend>(
-    run: &mut Run<'_, B>,
+pub(crate) fn train_step<B: Backend, M: Module<B>>(
+    run: &mut Run<'_, B, M>,
     batch: Batch<B>,
     lr: f32,
     monitoring: bool,

@@ -14,7 +14,7 @@ use crate::metrics::Evaluation;
 use crate::monitor;
 use crate::progress::EpochProgress;
 use crate::report::write_report;
-use crate::run_state::{Progress, Run};
+use crate::run_state::{architecture_json, Progress, Run};
 use crate::step::{gather_batch, train_step};
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{
@@ -147,8 +147,8 @@ pub fn build_model<B: Backend>(
 }
 
 /// Evaluates `model` (in evaluation mode) on a whole device dataset: one read-back.
-pub fn evaluate<B: Backend>(
-    model: &mut Sequential<B>,
+pub fn evaluate<B: Backend, M: Module<B> + ?Sized>(
+    model: &mut M,
     data: &DeviceDataset<B>,
     classes: usize,
     batch_size: usize,
@@ -164,8 +164,8 @@ pub fn evaluate<B: Backend>(
 
 /// The softmax probabilities of `model` (in evaluation mode) for every sample of `data`,
 /// [len, classes] row-major on the host, and the mean cross-entropy: one read-back.
-pub fn predict_probabilities<B: Backend>(
-    model: &mut Sequential<B>,
+pub fn predict_probabilities<B: Backend, M: Module<B> + ?Sized>(
+    model: &mut M,
     data: &DeviceDataset<B>,
     batch_size: usize,
 ) -> Result<(Vec<f32>, f64)> {
@@ -230,20 +230,40 @@ pub fn check_writable(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains a model on `data` as `config` describes: prepare the run, then epochs of steps, each
-/// epoch ending with validation, the best-so-far bookkeeping and the outputs, then the finish
-/// (the best parameters restored, the test evaluation, the final checkpoint).
+/// Trains the MLP `config` describes on `data` (what the programs run): `fit` with the model
+/// built from the config and described in the checkpoint, so `--evaluate` and `--resume`
+/// rebuild it.
 pub fn train<B: Backend>(
     backend: &B,
     config: &TrainConfig,
     data: &RunData,
-    mut options: TrainOptions,
+    options: TrainOptions,
 ) -> Result<Outcome> {
+    config.validate()?;
+    let (features, classes) = (data.train.features(), data.train.classes());
+    let model = build_model(config, features, classes, backend)?;
+    let architecture = architecture_json(config, &config.widths(features, classes));
+    fit(backend, model, &architecture, config, data, options).map(|(outcome, _)| outcome)
+}
+
+/// Trains `model`, any module, on `data` with the training settings of `config` (its model
+/// fields are not read): prepare the run, then epochs of steps, each epoch ending with
+/// validation, the best-so-far bookkeeping and the outputs, then the finish (the best
+/// parameters restored, the test evaluation, the final checkpoint). Returns the outcome and
+/// the trained model. `architecture` describes the model in the checkpoint's metadata.
+pub(crate) fn fit<B: Backend, M: Module<B>>(
+    backend: &B,
+    model: M,
+    architecture: &str,
+    config: &TrainConfig,
+    data: &RunData,
+    mut options: TrainOptions,
+) -> Result<(Outcome, M)> {
     config.validate()?;
     if let Some(out) = &options.out {
         check_writable(out)?;
     }
-    let mut run = prepare_run(backend, config, data, options.resume.as_deref())?;
+    let mut run = prepare_run(backend, model, architecture, config, data, options.resume.as_deref())?;
     let splits = Splits::upload(data, backend)?;
     config.augmentation.check_image(splits.image)?;
     let schedule = config.build_schedule(splits.train.len().div_ceil(config.batch_size))?;
@@ -279,15 +299,16 @@ pub fn train<B: Backend>(
 /// The run's model, optimiser and state: fresh, or continued from `resume`'s checkpoint. The
 /// best-parameter copy exists from the start, so device memory is the same in every epoch
 /// (it is overwritten, never added, when validation improves).
-fn prepare_run<'a, B: Backend>(
+fn prepare_run<'a, B: Backend, M: Module<B>>(
     backend: &'a B,
+    mut model: M,
+    architecture: &str,
     config: &'a TrainConfig,
     data: &RunData,
     resume: Option<&Path>,
-) -> Result<Run<'a, B>> {
-    let features = data.train.features();
-    let classes = data.train.classes();
-    let model = build_model(config, features, classes, backend)?;
+) -> Result<Run<'a, B, M>> {
+    model.set_training(true);
+    model.set_precision(config.precision_mode());
     let params = model.parameters();
     let mut run = Run {
         config,
@@ -297,7 +318,7 @@ fn prepare_run<'a, B: Backend>(
         optimizer: config.build_optimizer()?,
         progress: Progress::default(),
         best: None,
-        widths: config.widths(features, classes),
+        architecture: architecture.to_string(),
         class_names: data.train.class_names.clone(),
         normalization: data.normalization.clone(),
         ema: if config.ema_decay > 0.0 {
@@ -346,7 +367,7 @@ impl<B: Backend> Splits<B> {
     }
 }
 
-fn patience_ran_out<B: Backend>(run: &Run<'_, B>) -> bool {
+fn patience_ran_out<B: Backend, M: Module<B>>(run: &Run<'_, B, M>) -> bool {
     run.config.patience > 0 && run.progress.stale_epochs >= run.config.patience
 }
 
@@ -361,8 +382,8 @@ struct EpochSums {
 
 /// One epoch of steps over the shuffled training split (augmented when configured). Per step
 /// nothing is read back; monitored steps read their loss and layer statistics.
-fn train_epoch<B: Backend>(
-    run: &mut Run<'_, B>,
+fn train_epoch<B: Backend, M: Module<B>>(
+    run: &mut Run<'_, B, M>,
     splits: &Splits<B>,
     schedule: &Schedule,
     quiet: bool,
@@ -422,7 +443,7 @@ fn train_epoch<B: Backend>(
 }
 
 /// The rate for the next step: the schedule's, or the one reduce-on-plateau has set.
-fn learning_rate<B: Backend>(run: &Run<'_, B>, schedule: &Schedule) -> f32 {
+fn learning_rate<B: Backend, M: Module<B>>(run: &Run<'_, B, M>, schedule: &Schedule) -> f32 {
     match &run.progress.plateau {
         Some((_, lr)) => *lr,
         None => schedule.lr_at(run.progress.step as usize),
@@ -437,8 +458,8 @@ fn add_to<B: Backend>(sum: Option<Tensor<B>>, term: Tensor<B>) -> Result<Tensor<
 }
 
 /// The epoch's augmentation: per-image choices drawn from (seed, epoch), uploaded once.
-fn epoch_augmentation<B: Backend>(
-    run: &Run<'_, B>,
+fn epoch_augmentation<B: Backend, M: Module<B>>(
+    run: &Run<'_, B, M>,
     splits: &Splits<B>,
     epoch: usize,
 ) -> Result<Option<DeviceAugmentation<B>>> {
@@ -464,8 +485,8 @@ fn epoch_augmentation<B: Backend>(
 
 /// A monitored step's loss: the first one is the initial-loss sanity check (≈ ln C), every
 /// one goes through the explosion guard.
-fn check_monitored_loss<B: Backend>(
-    run: &mut Run<'_, B>,
+fn check_monitored_loss<B: Backend, M: Module<B>>(
+    run: &mut Run<'_, B, M>,
     loss: f64,
     epoch: usize,
     lr: f32,
@@ -488,8 +509,8 @@ fn check_monitored_loss<B: Backend>(
 }
 
 /// The explosion guard: a non-finite loss, or one above three times the initial loss.
-fn check_not_diverged<B: Backend>(
-    run: &Run<'_, B>,
+fn check_not_diverged<B: Backend, M: Module<B>>(
+    run: &Run<'_, B, M>,
     loss: f64,
     epoch: usize,
     lr: f32,
@@ -509,8 +530,8 @@ fn check_not_diverged<B: Backend>(
 
 /// The end of an epoch: validation (and of the averaged weights), the record and its log
 /// lines, and the best-so-far bookkeeping.
-fn end_epoch<B: Backend>(
-    run: &mut Run<'_, B>,
+fn end_epoch<B: Backend, M: Module<B>>(
+    run: &mut Run<'_, B, M>,
     validation: &DeviceDataset<B>,
     sums: EpochSums,
     epoch_start: Instant,
@@ -553,7 +574,7 @@ fn end_epoch<B: Backend>(
 
 /// The epoch's log lines: losses and accuracies, the averaged weights, the loss scale, and
 /// each layer's monitors.
-fn log_epoch<B: Backend>(run: &Run<'_, B>, r: &EpochRecord) -> Result<()> {
+fn log_epoch<B: Backend, M: Module<B>>(run: &Run<'_, B, M>, r: &EpochRecord) -> Result<()> {
     println!(
         "epoch {}/{}: train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} auc {:.4} | lr {:.2e} | {:.1} s ({:.0} samples/s)",
         r.epoch, run.config.epochs, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy,
@@ -589,7 +610,7 @@ fn log_epoch<B: Backend>(run: &Run<'_, B>, r: &EpochRecord) -> Result<()> {
 
 /// Keeps a copy of the parameters of the best epoch so far (validation accuracy, then loss),
 /// and counts the epochs since it for early stopping.
-fn track_best<B: Backend>(run: &mut Run<'_, B>, val: &Evaluation) -> Result<()> {
+fn track_best<B: Backend, M: Module<B>>(run: &mut Run<'_, B, M>, val: &Evaluation) -> Result<()> {
     let p = &mut run.progress;
     let improved = val.accuracy > p.best_val_accuracy
         || (val.accuracy == p.best_val_accuracy && val.loss < p.best_val_loss);
@@ -608,7 +629,7 @@ fn track_best<B: Backend>(run: &mut Run<'_, B>, val: &Evaluation) -> Result<()> 
 }
 
 /// The checkpoint, config.json, metrics.jsonl and report.svg after an epoch.
-fn save_epoch_outputs<B: Backend>(run: &Run<'_, B>, out: &Path) -> Result<()> {
+fn save_epoch_outputs<B: Backend, M: Module<B>>(run: &Run<'_, B, M>, out: &Path) -> Result<()> {
     run.checkpoint()?
         .save(&out.join("checkpoint.safetensors"))?;
     write_atomically(
@@ -623,14 +644,14 @@ fn save_epoch_outputs<B: Backend>(run: &Run<'_, B>, out: &Path) -> Result<()> {
 /// The end of the run: the best parameters (and their batch-norm statistics) restored, the
 /// test evaluation, the final checkpoint (which keeps the last epoch's state under `last.*`
 /// when the best was earlier, for resuming), and the outcome.
-fn finish<B: Backend>(
-    mut run: Run<'_, B>,
+fn finish<B: Backend, M: Module<B>>(
+    mut run: Run<'_, B, M>,
     data: &RunData,
     out: Option<&Path>,
     stopped_early: bool,
     start: Instant,
     log: bool,
-) -> Result<Outcome> {
+) -> Result<(Outcome, M)> {
     let config = run.config;
     let last = (run.snapshot()?, run.buffer_snapshot()?);
     let best_is_last = run.progress.best_epoch == run.progress.epoch || !config.restore_best;
@@ -670,15 +691,16 @@ fn finish<B: Backend>(
     outcome(run, test, test_ema, stopped_early, train_seconds, samples)
 }
 
-/// The outcome of a finished run, with its final parameters and buffers on the host.
-fn outcome<B: Backend>(
-    run: Run<'_, B>,
+/// The outcome of a finished run, with its final parameters and buffers on the host, and the
+/// trained model.
+fn outcome<B: Backend, M: Module<B>>(
+    run: Run<'_, B, M>,
     test: Evaluation,
     test_ema: Option<Evaluation>,
     stopped_early: bool,
     train_seconds: f64,
     samples: f64,
-) -> Result<Outcome> {
+) -> Result<(Outcome, M)> {
     let epoch_seconds: Vec<f64> = run.progress.history.iter().map(|r| r.seconds).collect();
     let parameters = run
         .params
@@ -696,7 +718,7 @@ fn outcome<B: Backend>(
         .into_iter()
         .map(|(name, t)| Ok((name, t.cast(DType::F32)?.to_vec::<f32>()?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Outcome {
+    let outcome = Outcome {
         buffers,
         epochs_run: run.progress.history.len(),
         best_epoch: run.progress.best_epoch,
@@ -710,13 +732,14 @@ fn outcome<B: Backend>(
         epoch_seconds,
         history: run.progress.history,
         parameters,
-    })
+    };
+    Ok((outcome, run.model))
 }
 
 /// The evaluation of the averaged (EMA) parameters, when averaging is on: they are swapped in
 /// for the evaluation and swapped back after it.
-fn evaluate_averaged<B: Backend>(
-    run: &mut Run<'_, B>,
+fn evaluate_averaged<B: Backend, M: Module<B>>(
+    run: &mut Run<'_, B, M>,
     data: &DeviceDataset<B>,
     classes: usize,
     batch_size: usize,
