@@ -27,6 +27,14 @@ pub fn load_model<B: Backend>(
         path: path.into(),
         message: format!("unreadable architecture metadata: {e}"),
     })?;
+    if architecture["kind"] == "custom" {
+        return Err(TrainError::Checkpoint {
+            path: path.into(),
+            message: "it holds the weights of a module of the caller's own, which only that \
+                      module's code can build: build it and load the weights with load_weights"
+                .into(),
+        });
+    }
     let widths: Vec<usize> = architecture["widths"]
         .as_array()
         .map(|a| {

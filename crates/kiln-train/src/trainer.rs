@@ -201,18 +201,28 @@ pub fn predict_probabilities<B: Backend, M: Module<B> + ?Sized>(
     Ok((probs, loss))
 }
 
-fn write_outputs(out: &Path, config: &TrainConfig, history: &[EpochRecord]) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    config: &TrainConfig,
+    architecture: &str,
+    history: &[EpochRecord],
+) -> Result<()> {
     let mut lines = String::new();
     for r in history {
         lines.push_str(&serde_json::to_string(r).unwrap_or_default());
         lines.push('\n');
     }
     write_atomically(&out.join("metrics.jsonl"), lines.as_bytes())?;
+    let model = if architecture.contains("\"custom\"") {
+        "custom model".to_string()
+    } else {
+        format!("MLP {:?}", config.hidden)
+    };
     write_report(
         &out.join("report.svg"),
         &format!(
-            "{} — MLP {:?}, {} lr {}",
-            config.dataset, config.hidden, config.optimizer, config.lr
+            "{} — {model}, {} lr {}",
+            config.dataset, config.optimizer, config.lr
         ),
         history,
     )
@@ -263,7 +273,14 @@ pub(crate) fn fit<B: Backend, M: Module<B>>(
     if let Some(out) = &options.out {
         check_writable(out)?;
     }
-    let mut run = prepare_run(backend, model, architecture, config, data, options.resume.as_deref())?;
+    let mut run = prepare_run(
+        backend,
+        model,
+        architecture,
+        config,
+        data,
+        options.resume.as_deref(),
+    )?;
     let splits = Splits::upload(data, backend)?;
     config.augmentation.check_image(splits.image)?;
     let schedule = config.build_schedule(splits.train.len().div_ceil(config.batch_size))?;
@@ -638,7 +655,7 @@ fn save_epoch_outputs<B: Backend, M: Module<B>>(run: &Run<'_, B, M>, out: &Path)
             .unwrap_or_default()
             .as_bytes(),
     )?;
-    write_outputs(out, run.config, &run.progress.history)
+    write_outputs(out, run.config, &run.architecture, &run.progress.history)
 }
 
 /// The end of the run: the best parameters (and their batch-norm statistics) restored, the

@@ -1,0 +1,200 @@
+//! The Learner: Kiln's training loop for a model the caller built, any [`Module`], on a
+//! classification dataset kept on the device. Everything the programs' loop does applies:
+//! one submit and no readback per step, monitoring every K steps (update:weight ratio,
+//! gradient norm, and the activation statistics of every layer the module reports through
+//! `forward_each`), validation, early stopping with the best parameters restored, the
+//! explosion guard, EMA, mixed precision, augmentation, penalties, clipping and constraints,
+//! schedules, and the outputs (`metrics.jsonl`, `report.svg`, `checkpoint.safetensors`,
+//! `config.json`).
+//!
+//! ```no_run
+//! # use kiln_train::{Learner, RunData};
+//! # use kiln_nn::{Mlp, Sequential};
+//! # fn demo(data: &RunData, backend: &kiln_cpu::CpuBackend) -> kiln_train::Result<()> {
+//! let model: Sequential<_> = Mlp::new(&[784, 256, 10]).build(backend)?;
+//! let (model, outcome) = Learner::new().epochs(5).fit(backend, model, data)?;
+//! println!("test accuracy {:.4}", outcome.test.accuracy);
+//! # Ok(()) }
+//! ```
+
+use crate::config::{Regularization, TrainConfig};
+use crate::error::Result;
+use crate::recipes::fashion_mnist_recipe;
+use crate::trainer::{fit, EpochHook, Outcome, RunData, TrainOptions};
+use kiln_data::Augmentation;
+use kiln_nn::Module;
+use kiln_tensor::Backend;
+use std::path::PathBuf;
+
+/// Training settings with the defaults of Kiln's Fashion-MNIST recipe (Adam 1e-3 with cosine
+/// decay, 20 epochs of batch 128, patience 5, monitoring every 100 steps); each method
+/// changes one. The settings that describe an MLP (`hidden`, `activation`, `batch_norm`,
+/// `dropout`) belong to the programs' model and are not read: the caller's model is what
+/// trains.
+pub struct Learner<'a> {
+    config: TrainConfig,
+    options: TrainOptions<'a>,
+}
+
+impl Default for Learner<'_> {
+    fn default() -> Self {
+        Learner {
+            config: TrainConfig {
+                dataset: "custom".into(),
+                ..fashion_mnist_recipe()
+            },
+            options: TrainOptions::default(),
+        }
+    }
+}
+
+impl<'a> Learner<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every training setting at once (e.g. a program's `TrainConfig`).
+    pub fn config(mut self, config: TrainConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.config.epochs = epochs;
+        self
+    }
+
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.config.batch_size = batch_size;
+        self
+    }
+
+    /// One of `sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`, `adam`, `adamw`, at rate `lr`.
+    pub fn optimizer(mut self, optimizer: &str, lr: f32) -> Self {
+        self.config.optimizer = optimizer.into();
+        self.config.lr = lr;
+        self
+    }
+
+    /// One of `constant`, `step`, `exponential`, `cosine`, `triangular`, `inverse-time`,
+    /// `plateau`, after `warmup_epochs` of linear warm-up.
+    pub fn schedule(mut self, schedule: &str, warmup_epochs: usize) -> Self {
+        self.config.schedule = schedule.into();
+        self.config.warmup_epochs = warmup_epochs;
+        self
+    }
+
+    /// L2 weight decay (decoupled for AdamW).
+    pub fn weight_decay(mut self, weight_decay: f32) -> Self {
+        self.config.weight_decay = weight_decay;
+        self
+    }
+
+    /// The L1 penalty, gradient clipping and max-norm constraint.
+    pub fn regularization(mut self, regularization: Regularization) -> Self {
+        self.config.regularization = regularization;
+        self
+    }
+
+    pub fn label_smoothing(mut self, smoothing: f32) -> Self {
+        self.config.label_smoothing = smoothing;
+        self
+    }
+
+    /// Minibatch augmentation on the device (image datasets).
+    pub fn augmentation(mut self, augmentation: Augmentation) -> Self {
+        self.config.augmentation = augmentation;
+        self
+    }
+
+    /// Polyak averaging of the parameters with this decay (0: off).
+    pub fn ema(mut self, decay: f32) -> Self {
+        self.config.ema_decay = decay;
+        self
+    }
+
+    /// `f32`, or `mixed`: f16 products, f32 master weights, dynamic loss scaling.
+    pub fn precision(mut self, precision: &str) -> Self {
+        self.config.precision = precision.into();
+        self
+    }
+
+    /// Early stopping after this many epochs without a better validation accuracy (0: off),
+    /// and whether to end with the best epoch's parameters.
+    pub fn early_stopping(mut self, patience: usize, restore_best: bool) -> Self {
+        self.config.patience = patience;
+        self.config.restore_best = restore_best;
+        self
+    }
+
+    /// Steps between monitoring snapshots.
+    pub fn monitor_every(mut self, steps: usize) -> Self {
+        self.config.monitor_every = steps;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Where the outputs go (nothing is written without it).
+    pub fn out(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.out = Some(dir.into());
+        self
+    }
+
+    /// Continue the run whose outputs are in `dir`.
+    pub fn resume(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.resume = Some(dir.into());
+        self
+    }
+
+    /// No progress bar or log lines.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.options.quiet = quiet;
+        self
+    }
+
+    /// Called after every epoch with its record.
+    pub fn on_epoch(mut self, hook: EpochHook<'a>) -> Self {
+        self.options.on_epoch = Some(hook);
+        self
+    }
+
+    /// The settings as they stand (saved as `config.json` by a run with an output directory).
+    pub fn settings(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains `model` on `data`; returns it trained (with the best epoch's parameters unless
+    /// told otherwise) and the run's outcome.
+    pub fn fit<B: Backend, M: Module<B>>(
+        self,
+        backend: &B,
+        model: M,
+        data: &RunData,
+    ) -> Result<(M, Outcome)> {
+        let architecture = describe(&model);
+        let (outcome, model) = fit(
+            backend,
+            model,
+            &architecture,
+            &self.config,
+            data,
+            self.options,
+        )?;
+        Ok((model, outcome))
+    }
+}
+
+/// A module of the caller's own, for the checkpoint's `architecture` metadata: its parameters'
+/// names and shapes (its weights load back by name with `load_weights`).
+fn describe<B: Backend, M: Module<B>>(model: &M) -> String {
+    let parameters: serde_json::Map<String, serde_json::Value> = model
+        .parameters()
+        .iter()
+        .map(|p| (p.name().to_string(), serde_json::json!(p.value().dims())))
+        .collect();
+    serde_json::json!({ "kind": "custom", "parameters": parameters }).to_string()
+}

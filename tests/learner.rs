@@ -1,0 +1,199 @@
+//! The Learner with a module that is not an Mlp (a residual block of the test's own): it
+//! trains to high accuracy, its monitors see the module's layers, its checkpoint loads back
+//! into a fresh instance by name, and on the GPU the execution model holds (memory flat
+//! across epochs, no submit per step).
+
+mod common;
+use common::*;
+use kiln::data::Dataset;
+use kiln::prelude::*;
+use kiln::tensor::UnaryOp;
+use kiln::train::*;
+
+/// input → h = relu(x·W1); h + relu(h·W2) (the residual block); logits = ·W3.
+struct Residual<B: Backend> {
+    input: Linear<B>,
+    hidden: Linear<B>,
+    output: Linear<B>,
+}
+
+impl<B: Backend> Residual<B> {
+    fn new(features: usize, width: usize, classes: usize, seed: u64, backend: &B) -> Self {
+        let relu = Some(UnaryOp::Relu);
+        let layer = |name, i, o, act, s| {
+            Linear::new(name, i, o, Init::HeNormal(Fan::In), act, seed + s, backend).unwrap()
+        };
+        Residual {
+            input: layer("input", features, width, relu, 0),
+            hidden: layer("hidden", width, width, relu, 1),
+            output: layer("output", width, classes, None, 2),
+        }
+    }
+}
+
+impl<B: Backend> Module<B> for Residual<B> {
+    fn forward(&self, x: &Var<B>) -> kiln::tensor::Result<Var<B>> {
+        let h = self.input.forward(x)?;
+        self.output.forward(&h.add(&self.hidden.forward(&h)?)?)
+    }
+
+    /// Each layer's output, so the monitors report all three.
+    fn forward_each(&self, x: &Var<B>) -> kiln::tensor::Result<Vec<LayerOutput<B>>> {
+        let h = self.input.forward(x)?;
+        let f = self.hidden.forward(&h)?;
+        let logits = self.output.forward(&h.add(&f)?)?;
+        let relu = Some(UnaryOp::Relu);
+        Ok(vec![
+            LayerOutput {
+                layer: "input".into(),
+                activation: relu,
+                value: h,
+            },
+            LayerOutput {
+                layer: "hidden".into(),
+                activation: relu,
+                value: f,
+            },
+            LayerOutput {
+                layer: "output".into(),
+                activation: None,
+                value: logits,
+            },
+        ])
+    }
+
+    fn parameters(&self) -> Vec<Parameter<B>> {
+        [&self.input, &self.hidden, &self.output]
+            .iter()
+            .flat_map(|l| l.parameters())
+            .collect()
+    }
+}
+
+/// Class c is a bright quadrant c of an 8 × 8 image, with noise.
+fn quadrants(n: usize, seed: u64) -> Dataset {
+    let noise = random_vec(seed, n * 64, 0.0, 60.0);
+    let labels: Vec<u8> = (0..n)
+        .map(|i| ((i * 3 + seed as usize) % 4) as u8)
+        .collect();
+    let images = (0..n * 64)
+        .map(|k| {
+            let (i, p) = (k / 64, k % 64);
+            let quadrant = (p / 8 / 4) * 2 + (p % 8) / 4;
+            let base = if quadrant == labels[i] as usize {
+                180.0
+            } else {
+                20.0
+            };
+            (base + noise[k]) as u8
+        })
+        .collect();
+    Dataset {
+        name: "quadrants".into(),
+        channels: 1,
+        height: 8,
+        width: 8,
+        images,
+        labels,
+        class_names: (0..4).map(|c| format!("q{c}")).collect(),
+    }
+}
+
+fn data() -> RunData {
+    let settings = Learner::new().settings().clone();
+    let settings = TrainConfig {
+        validation: 80,
+        ..settings
+    };
+    RunData::prepare(&quadrants(480, 1), quadrants(160, 2), &settings).unwrap()
+}
+
+fn learner<'a>() -> Learner<'a> {
+    Learner::new()
+        .epochs(4)
+        .batch_size(40)
+        .monitor_every(5)
+        .early_stopping(0, true)
+        .quiet(true)
+}
+
+#[test]
+fn a_module_of_its_own_trains_and_its_checkpoint_loads_back() {
+    let d = data();
+    let out = temp_dir("learner");
+    let model = Residual::new(64, 32, 4, 7, &cpu());
+    let (mut model, outcome) = learner().out(&out).fit(&cpu(), model, &d).unwrap();
+    assert!(outcome.test.accuracy >= 0.9, "{}", outcome.test.accuracy);
+    assert!(initial_loss_is_plausible(outcome.initial_loss, 4));
+    // The monitors saw the module's three layers.
+    let layers: Vec<&str> = outcome.history[0]
+        .layers
+        .iter()
+        .map(|l| l.layer.as_str())
+        .collect();
+    assert_eq!(layers, ["input", "hidden", "output"]);
+    assert!(outcome.history[0].layers[1].dead_fraction.is_some());
+    for file in [
+        "metrics.jsonl",
+        "report.svg",
+        "checkpoint.safetensors",
+        "config.json",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    // A fresh instance (other initial weights) with the checkpoint's weights evaluates alike.
+    let test = kiln::data::DeviceDataset::upload(&d.test, &d.normalization, &cpu(), None).unwrap();
+    let mut fresh = Residual::new(64, 32, 4, 99, &cpu());
+    let report = load_weights(&out.join("checkpoint.safetensors"), &mut fresh, true).unwrap();
+    assert_eq!(report.loaded.len(), 6);
+    let again = evaluate(&mut fresh, &test, 4, 256).unwrap();
+    assert_eq!(again.accuracy, outcome.test.accuracy);
+    assert_eq!(
+        evaluate(&mut model, &test, 4, 256).unwrap().accuracy,
+        again.accuracy
+    );
+    // The programs' --evaluate cannot build it, and says how to load it instead.
+    let err = evaluate_checkpoint(&out.join("checkpoint.safetensors"), &d.test, &cpu())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("load_weights"), "{err}");
+}
+
+#[test]
+fn the_execution_model_holds_for_a_module_of_its_own() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let d = data();
+    let peaks = std::cell::RefCell::new(Vec::new());
+    let model = Residual::new(64, 32, 4, 7, &gpu);
+    let hook = Box::new(|_: &EpochRecord| {
+        let c = gpu.counters();
+        peaks.borrow_mut().push((
+            c.pool_bytes,
+            c.buffers_allocated,
+            c.pipelines_built,
+            c.submits,
+        ));
+    });
+    learner()
+        .epochs(5)
+        .monitor_every(1000)
+        .on_epoch(hook)
+        .fit(&gpu, model, &d)
+        .unwrap();
+    let peaks = peaks.into_inner();
+    assert_eq!(peaks.len(), 5);
+    // No buffer or pipeline is created after the first epoch.
+    assert_eq!(
+        (peaks[0].0, peaks[0].1, peaks[0].2),
+        (peaks[4].0, peaks[4].1, peaks[4].2),
+        "(pool bytes, buffers, pipelines, submits) after each epoch: {peaks:?}"
+    );
+    // An epoch of 10 steps submits only for its end-of-epoch reads.
+    for w in peaks.windows(2) {
+        let submits = w[1].3 - w[0].3;
+        assert!(
+            submits <= 3,
+            "{submits} submits in an epoch of 10 steps: {peaks:?}"
+        );
+    }
+}
