@@ -133,6 +133,12 @@ impl<'a> Learner<'a> {
         self
     }
 
+    /// Training samples `RunData::prepare` holds out for validation (seeded split).
+    pub fn validation(mut self, samples: usize) -> Self {
+        self.config.validation = samples;
+        self
+    }
+
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
         self
