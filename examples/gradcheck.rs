@@ -4,8 +4,8 @@
 //!     cargo run --release --example gradcheck -- --hidden 16,8 --activation tanh --batch-norm
 //!
 //! Flags: --inputs N (default 10), --hidden W,W,... (default 16,8), --classes N (default 4),
-//! --batch N (default 6), --activation tanh|relu|sigmoid|elu|softplus|leaky_relu (default tanh),
-//! --batch-norm, --seed N.
+//! --batch N (default 6), --activation tanh|relu|sigmoid|elu|softplus|leaky-relu (default tanh,
+//! spelled as in the training programs), --batch-norm, --seed N.
 
 use kiln::prelude::*;
 use kiln::tensor::{HostData, UnaryOp};
@@ -65,8 +65,8 @@ fn parse() -> std::result::Result<Config, String> {
                     "sigmoid" => UnaryOp::Sigmoid,
                     "elu" => UnaryOp::Elu { alpha: 1.0 },
                     "softplus" => UnaryOp::Softplus,
-                    "leaky_relu" => UnaryOp::LeakyRelu { alpha: 0.01 },
-                    other => return Err(format!("--activation {other:?} is not one of tanh, relu, sigmoid, elu, softplus, leaky_relu")),
+                    "leaky-relu" => UnaryOp::LeakyRelu { alpha: 0.01 },
+                    other => return Err(format!("--activation {other:?} is not one of tanh, relu, sigmoid, elu, softplus, leaky-relu")),
                 };
             }
             other => {
