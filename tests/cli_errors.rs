@@ -233,6 +233,14 @@ fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
         &["--clip-grad-value", "> 0"],
     );
     fails_with(
+        &["--data", d, "--loss", "hinge", "--augment", "cutmix"],
+        &["--loss", "hard labels"],
+    );
+    fails_with(
+        &["--data", d, "--loss", "l2"],
+        &["--loss", "cross-entropy", "mse", "hinge"],
+    );
+    fails_with(
         &["--data", d, "--schedule", "plateaux"],
         &["--schedule", "inverse-time, plateau"],
     );

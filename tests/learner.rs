@@ -197,3 +197,36 @@ fn the_execution_model_holds_for_a_module_of_its_own() {
         );
     }
 }
+
+#[test]
+fn the_loss_is_the_callers_choice() {
+    // With zero output weights the first scores are all 0, so the first step's loss is known
+    // exactly: ln 4 for cross-entropy, mean((0 − onehot)²) = 1/4 for MSE, and 3 · margin = 3
+    // for the multiclass hinge. Each then trains the module.
+    let d = data();
+    for (loss, first) in [
+        (Loss::CrossEntropy, 4f64.ln()),
+        (Loss::Mse, 0.25),
+        (Loss::Hinge, 3.0),
+    ] {
+        let model = Residual::new(64, 32, 4, 7, &cpu());
+        let w = model.output.parameters()[0].value();
+        model.output.parameters()[0]
+            .set(Tensor::zeros(w.dims().to_vec(), DType::F32, &cpu()).unwrap());
+        let (_, outcome) = learner()
+            .optimizer("adam", 3e-3)
+            .loss(loss)
+            .fit(&cpu(), model, &d)
+            .unwrap();
+        assert!(
+            (outcome.initial_loss - first).abs() < 1e-6,
+            "{loss:?}: first loss {}",
+            outcome.initial_loss
+        );
+        assert!(
+            outcome.test.accuracy >= 0.9,
+            "{loss:?}: {}",
+            outcome.test.accuracy
+        );
+    }
+}

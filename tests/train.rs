@@ -63,6 +63,7 @@ fn config() -> TrainConfig {
         restore_best: true,
         precision: "f32".into(),
         regularization: Default::default(),
+        loss: Default::default(),
     }
 }
 

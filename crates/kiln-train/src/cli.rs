@@ -2,7 +2,7 @@
 //! flags, per-dataset defaults (the best recipe found, see docs/performance.md), device
 //! choice with CPU fallback, and the run summary printed as the last line of stdout.
 
-use crate::config::{Regularization, TrainConfig};
+use crate::config::{Loss, Regularization, TrainConfig};
 use crate::crossval::cross_validate;
 use crate::ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble};
 use crate::error::{Result, TrainError};
@@ -62,6 +62,10 @@ pub struct Args {
     /// L2 weight decay (with --l1: the elastic net).
     #[arg(long)]
     pub weight_decay: Option<f32>,
+    /// The training loss: cross-entropy, mse (against one-hot or CutMix's soft targets) or
+    /// hinge (multiclass SVM, margin 1).
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
     /// λ1 of an L1 penalty λ1·Σ|w| on the weight matrices, added to the loss.
     #[arg(long)]
     pub l1: Option<f32>,
@@ -272,6 +276,7 @@ impl Args {
                 clip_grad_value: self.clip_grad_value.or(d.regularization.clip_grad_value),
                 max_norm: self.max_norm.or(d.regularization.max_norm),
             },
+            loss: self.loss.unwrap_or(d.loss),
         };
         if let Some(n) = self.overfit_tiny {
             // No regularisation, the N samples in one batch, enough steps to memorise them.

@@ -78,6 +78,23 @@ pub struct TrainConfig {
     /// Penalties, constraints and clipping beyond the optimiser's weight decay.
     #[serde(default)]
     pub regularization: Regularization,
+    /// The training loss (validation and test always report the cross-entropy).
+    #[serde(default)]
+    pub loss: Loss,
+}
+
+/// The loss a step minimises over the class scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Softmax cross-entropy against the labels (label smoothing and CutMix's soft targets
+    /// apply).
+    #[default]
+    CrossEntropy,
+    /// Mean squared error between the scores and the one-hot (or soft) targets.
+    Mse,
+    /// Multiclass hinge (SVM) loss with margin 1: hard labels only.
+    Hinge,
 }
 
 /// What a step adds to the optimiser's weight decay (L2): an L1 penalty on the weights (both
@@ -202,6 +219,22 @@ impl TrainConfig {
         }
         self.augmentation.validate()?;
         self.regularization.validate()?;
+        if self.loss == Loss::Hinge {
+            if self.augmentation.transforms.iter().any(|t| t == "cutmix") {
+                return Err(TrainError::flag(
+                    "--loss",
+                    "hinge",
+                    "cross-entropy or mse with --augment cutmix (the hinge loss takes hard labels; CutMix mixes them)",
+                ));
+            }
+            if self.label_smoothing > 0.0 {
+                return Err(TrainError::flag(
+                    "--loss",
+                    "hinge",
+                    "cross-entropy or mse with --label-smoothing (the hinge loss takes hard labels)",
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{Regularization, TrainConfig};
+use crate::config::{Loss, Regularization, TrainConfig};
 use crate::error::Result;
 use crate::recipes::fashion_mnist_recipe;
 use crate::trainer::{fit, EpochHook, Outcome, RunData, TrainOptions};
@@ -93,6 +93,12 @@ impl<'a> Learner<'a> {
     /// The L1 penalty, gradient clipping and max-norm constraint.
     pub fn regularization(mut self, regularization: Regularization) -> Self {
         self.config.regularization = regularization;
+        self
+    }
+
+    /// The training loss (cross-entropy by default; mse; hinge).
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.config.loss = loss;
         self
     }
 

@@ -36,6 +36,7 @@ fn base(dataset: &str) -> TrainConfig {
         restore_best: true,
         precision: "f32".into(),
         regularization: Default::default(),
+        loss: Default::default(),
     }
 }
 

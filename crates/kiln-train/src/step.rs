@@ -5,13 +5,14 @@
 //! layer statistics, still on the device.
 
 use crate::config::Regularization;
+use crate::config::{Loss, TrainConfig};
 use crate::error::Result;
 use crate::monitor::{self, Pending};
 use crate::run_state::Run;
 use crate::trainer::mixed_targets;
 use kiln_autograd::Var;
 use kiln_data::{DeviceAugmentation, DeviceDataset, LabelMix};
-use kiln_nn::loss::softmax_cross_entropy;
+use kiln_nn::loss::{mean_squared_error, multiclass_hinge, one_hot, softmax_cross_entropy};
 use kiln_nn::regularization::{apply_max_norm, clip_grad_norm, clip_grad_value, l1_penalty};
 use kiln_nn::{LayerOutput, Module, Parameter};
 use kiln_tensor::{Backend, DType, Tensor};
@@ -68,7 +69,7 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     let classes = run.class_names.len();
     run.optimizer.set_learning_rate(lr);
     run.model.zero_grad();
-    let input = Var::constant(batch.x);
+    let input = Var::constant(batch.x.clone());
     let outputs = if monitoring {
         run.model.forward_each(&input)?
     } else {
@@ -82,14 +83,7 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
         .last()
         .map(|o| o.value.clone())
         .expect("the model has layers");
-    let smoothing = run.config.label_smoothing;
-    let loss = match &batch.mix {
-        Some(mix) => {
-            let targets = mixed_targets(&batch.y, mix, classes, smoothing)?;
-            logits.softmax_xent(&targets)?.mean_all()?
-        }
-        None => softmax_cross_entropy(&logits, &batch.y, smoothing)?,
-    };
+    let loss = step_loss(run.config, &logits, &batch, classes)?;
     let objective = with_penalty(&loss, run.config.regularization.l1, weights)?;
     match &run.loss_scaler {
         Some(scaler) => {
@@ -161,4 +155,42 @@ fn clip_gradients<B: Backend>(params: &[Parameter<B>], r: &Regularization) -> Re
         clip_grad_value(params, clip)?;
     }
     Ok(())
+}
+
+/// The configured loss of a batch's scores: cross-entropy (soft targets under CutMix, label
+/// smoothing), mean squared error against one-hot or soft targets, or the multiclass hinge.
+fn step_loss<B: Backend>(
+    config: &TrainConfig,
+    logits: &Var<B>,
+    batch: &Batch<B>,
+    classes: usize,
+) -> Result<Var<B>> {
+    let smoothing = config.label_smoothing;
+    let targets = |batch: &Batch<B>| -> Result<Tensor<B>> {
+        Ok(match &batch.mix {
+            Some(mix) => mixed_targets(&batch.y, mix, classes, smoothing)?,
+            None => mixed_targets_without_mix(&batch.y, classes, smoothing)?,
+        })
+    };
+    Ok(match (config.loss, &batch.mix) {
+        (Loss::CrossEntropy, None) => softmax_cross_entropy(logits, &batch.y, smoothing)?,
+        (Loss::CrossEntropy, Some(_)) => logits.softmax_xent(&targets(batch)?)?.mean_all()?,
+        (Loss::Mse, _) => mean_squared_error(logits, &targets(batch)?)?,
+        // Validation refuses hinge with CutMix or label smoothing.
+        (Loss::Hinge, _) => multiclass_hinge(logits, &batch.y, 1.0)?,
+    })
+}
+
+/// One-hot targets with label smoothing: (1 − ε)·onehot + ε / classes.
+fn mixed_targets_without_mix<B: Backend>(
+    y: &Tensor<B>,
+    classes: usize,
+    smoothing: f32,
+) -> Result<Tensor<B>> {
+    let hot = one_hot(y, classes, DType::F32)?;
+    Ok(if smoothing > 0.0 {
+        ((hot * (1.0 - smoothing))? + smoothing / classes as f32)?
+    } else {
+        hot
+    })
 }

@@ -7,7 +7,7 @@
 //! on the device and read at the end of the epoch (and the loss at monitoring steps).
 
 use crate::checkpoint::Checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{Loss, TrainConfig};
 use crate::error::{write_atomically, Result, TrainError};
 use crate::history::{EpochRecord, LayerStats};
 use crate::metrics::Evaluation;
@@ -513,13 +513,15 @@ fn check_monitored_loss<B: Backend, M: Module<B>>(
         run.progress.initial_loss = loss;
         let classes = run.class_names.len();
         let expected = (classes as f64).ln();
-        if !quiet {
+        if !quiet && run.config.loss == Loss::CrossEntropy {
             let verdict = if initial_loss_is_plausible(loss, classes) {
                 "as expected for random initial weights"
             } else {
                 "warning: far from ln(C); check the initialisation and the labels"
             };
             println!("initial loss {loss:.4} vs ln({classes}) = {expected:.4}: {verdict}");
+        } else if !quiet {
+            println!("initial loss {loss:.4} ({:?})", run.config.loss);
         }
     }
     check_not_diverged(run, loss, epoch, lr)
