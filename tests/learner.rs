@@ -230,3 +230,45 @@ fn the_loss_is_the_callers_choice() {
         );
     }
 }
+
+/// Takes images [N, 1, 8, 8] (refusing anything else), flattens them, and runs the residual
+/// module: what a convolutional front end will see.
+struct FromImages<B: Backend>(Residual<B>);
+
+impl<B: Backend> Module<B> for FromImages<B> {
+    fn forward(&self, x: &Var<B>) -> kiln::tensor::Result<Var<B>> {
+        let dims = x.shape().dims().to_vec();
+        if dims.len() != 4 || dims[1..] != [1, 8, 8] {
+            return Err(KilnError::invalid("FromImages", format!("got {dims:?}")));
+        }
+        self.0.forward(&x.reshape([dims[0], 64])?)
+    }
+
+    fn parameters(&self) -> Vec<Parameter<B>> {
+        self.0.parameters()
+    }
+}
+
+#[test]
+fn image_batches_reach_the_model_as_n_c_h_w_with_augmentation() {
+    let d = data();
+    let model = FromImages(Residual::new(64, 32, 4, 7, &cpu()));
+    let jitter = kiln::data::Augmentation {
+        transforms: vec!["jitter".into()],
+        ..Default::default()
+    };
+    let (mut model, outcome) = learner()
+        .layout(InputLayout::Images)
+        .augmentation(jitter)
+        .fit(&cpu(), model, &d)
+        .unwrap();
+    assert!(outcome.test.accuracy >= 0.9, "{}", outcome.test.accuracy);
+    // Vectors are refused by the model: the layout is what reached it.
+    let test = kiln::data::DeviceDataset::upload(&d.test, &d.normalization, &cpu(), None).unwrap();
+    assert!(evaluate(&mut model, &test, 4, 256).is_err());
+    let images = test.image_batches(true);
+    assert_eq!(
+        evaluate(&mut model, &images, 4, 256).unwrap().accuracy,
+        outcome.test.accuracy
+    );
+}

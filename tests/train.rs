@@ -64,6 +64,7 @@ fn config() -> TrainConfig {
         precision: "f32".into(),
         regularization: Default::default(),
         loss: Default::default(),
+        layout: Default::default(),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct DeviceDataset<B: Backend> {
     raw_shift: Tensor<B>,
     whitening: Option<Tensor<B>>,
     image: ImageShape,
+    /// Batches as [b, channels, height, width] instead of [b, features].
+    image_batches: bool,
     host_labels: Vec<u8>,
     features: usize,
 }
@@ -90,6 +92,7 @@ impl<B: Backend> DeviceDataset<B> {
             raw_shift: Tensor::from_vec(vec![0.0f32; features], [features], backend)?,
             whitening,
             image: data.image_shape(),
+            image_batches: false,
             chunks,
             labels: Tensor::from_vec(labels, [data.len(), 1], backend)?,
             in_order: Tensor::from_vec((0..data.len() as u32).collect(), [data.len()], backend)?,
@@ -130,10 +133,18 @@ impl<B: Backend> DeviceDataset<B> {
         &self.in_order
     }
 
-    /// The normalised images (f32 [b, features]) and labels (u32 [b]) at `indices` (u32 [b]).
+    /// Batches (from `batch` and `normalize`) shaped [b, channels, height, width], the layout
+    /// convolution layers take, instead of [b, features] (a view: the same elements).
+    pub fn image_batches(mut self, on: bool) -> Self {
+        self.image_batches = on;
+        self
+    }
+
+    /// The normalised images (f32 [b, features], or [b, c, h, w] with `image_batches`) and
+    /// labels (u32 [b]) at `indices` (u32 [b]).
     pub fn batch(&self, indices: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
         let (x, y) = self.gather(indices, &self.scale, &self.shift)?;
-        Ok((self.whiten(x)?, y))
+        Ok((self.model_input(x)?, y))
     }
 
     /// The images with pixels scaled to [0, 1] (before normalisation, for augmentation) and
@@ -145,14 +156,25 @@ impl<B: Backend> DeviceDataset<B> {
     /// The fitted preprocessing applied to images in [0, 1] (from `raw_batch`).
     pub fn normalize(&self, unit: &Tensor<B>) -> Result<Tensor<B>> {
         let x = ((unit * &self.unit_scale)? + &self.unit_shift)?;
-        self.whiten(x)
+        self.model_input(x)
     }
 
-    fn whiten(&self, x: Tensor<B>) -> Result<Tensor<B>> {
-        Ok(match &self.whitening {
+    /// Whitened when the preprocessing says so, then shaped as the model takes it.
+    fn model_input(&self, x: Tensor<B>) -> Result<Tensor<B>> {
+        let x = match &self.whitening {
             Some(w) => x.matmul(w)?,
             None => x,
-        })
+        };
+        if !self.image_batches {
+            return Ok(x);
+        }
+        let rows = x.dims()[0];
+        let ImageShape {
+            channels,
+            height,
+            width,
+        } = self.image;
+        Ok(x.reshape([rows, channels, height, width])?)
     }
 
     fn gather(

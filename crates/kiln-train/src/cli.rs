@@ -277,6 +277,7 @@ impl Args {
                 max_norm: self.max_norm.or(d.regularization.max_norm),
             },
             loss: self.loss.unwrap_or(d.loss),
+            layout: d.layout,
         };
         if let Some(n) = self.overfit_tiny {
             // No regularisation, the N samples in one batch, enough steps to memorise them.

@@ -81,6 +81,20 @@ pub struct TrainConfig {
     /// The training loss (validation and test always report the cross-entropy).
     #[serde(default)]
     pub loss: Loss,
+    /// How batches reach the model: rows of features, or images [N, C, H, W].
+    #[serde(default)]
+    pub layout: InputLayout,
+}
+
+/// The shape of the batches a model receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputLayout {
+    /// [N, F]: each sample a row of features (MLPs).
+    #[default]
+    Vectors,
+    /// [N, C, H, W]: each sample an image, channels first (convolution layers).
+    Images,
 }
 
 /// The loss a step minimises over the class scores.

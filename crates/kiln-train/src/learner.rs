@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{Loss, Regularization, TrainConfig};
+use crate::config::{InputLayout, Loss, Regularization, TrainConfig};
 use crate::error::Result;
 use crate::recipes::fashion_mnist_recipe;
 use crate::trainer::{fit, EpochHook, Outcome, RunData, TrainOptions};
@@ -93,6 +93,12 @@ impl<'a> Learner<'a> {
     /// The L1 penalty, gradient clipping and max-norm constraint.
     pub fn regularization(mut self, regularization: Regularization) -> Self {
         self.config.regularization = regularization;
+        self
+    }
+
+    /// Batches as rows of features (the default) or as images [N, C, H, W].
+    pub fn layout(mut self, layout: InputLayout) -> Self {
+        self.config.layout = layout;
         self
     }
 

@@ -26,8 +26,8 @@ mod trainer;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
 pub use config::{
-    Loss, Regularization, TrainConfig, ACTIVATIONS, OPTIMIZERS, PRECISIONS, PREPROCESSING,
-    SCHEDULES,
+    InputLayout, Loss, Regularization, TrainConfig, ACTIVATIONS, OPTIMIZERS, PRECISIONS,
+    PREPROCESSING, SCHEDULES,
 };
 pub use crossval::{cross_validate, CrossValidation};
 pub use ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble, EnsembleEvaluation};

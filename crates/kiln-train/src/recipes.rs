@@ -37,6 +37,7 @@ fn base(dataset: &str) -> TrainConfig {
         precision: "f32".into(),
         regularization: Default::default(),
         loss: Default::default(),
+        layout: Default::default(),
     }
 }
 

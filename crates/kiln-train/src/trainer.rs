@@ -7,7 +7,7 @@
 //! on the device and read at the end of the epoch (and the loss at monitoring steps).
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{Loss, TrainConfig};
+use crate::config::{InputLayout, Loss, TrainConfig};
 use crate::error::{write_atomically, Result, TrainError};
 use crate::history::{EpochRecord, LayerStats};
 use crate::metrics::Evaluation;
@@ -281,7 +281,7 @@ pub(crate) fn fit<B: Backend, M: Module<B>>(
         data,
         options.resume.as_deref(),
     )?;
-    let splits = Splits::upload(data, backend)?;
+    let splits = Splits::upload(data, config.layout, backend)?;
     config.augmentation.check_image(splits.image)?;
     let schedule = config.build_schedule(splits.train.len().div_ceil(config.batch_size))?;
     let start = Instant::now();
@@ -370,18 +370,24 @@ struct Splits<B: Backend> {
 }
 
 impl<B: Backend> Splits<B> {
-    fn upload(data: &RunData, backend: &B) -> Result<Self> {
+    fn upload(data: &RunData, layout: InputLayout, backend: &B) -> Result<Self> {
         Ok(Splits {
-            train: DeviceDataset::upload(&data.train, &data.normalization, backend, None)?,
-            validation: DeviceDataset::upload(
-                &data.validation,
-                &data.normalization,
-                backend,
-                None,
-            )?,
+            train: upload(&data.train, data, layout, backend)?,
+            validation: upload(&data.validation, data, layout, backend)?,
             image: data.train.image_shape(),
         })
     }
+}
+
+/// One split on the device, its batches shaped as `layout` says.
+fn upload<B: Backend>(
+    split: &Dataset,
+    data: &RunData,
+    layout: InputLayout,
+    backend: &B,
+) -> Result<DeviceDataset<B>> {
+    let images = layout == InputLayout::Images;
+    Ok(DeviceDataset::upload(split, &data.normalization, backend, None)?.image_batches(images))
 }
 
 fn patience_ran_out<B: Backend, M: Module<B>>(run: &Run<'_, B, M>) -> bool {
@@ -691,7 +697,7 @@ fn finish<B: Backend, M: Module<B>>(
     let train_seconds = start.elapsed().as_secs_f64();
     let classes = run.class_names.len();
     let batch = config.batch_size.max(256);
-    let test_set = DeviceDataset::upload(&data.test, &data.normalization, run.backend, None)?;
+    let test_set = upload(&data.test, data, config.layout, run.backend)?;
     let test = evaluate(&mut run.model, &test_set, classes, batch)?;
     let test_ema = evaluate_averaged(&mut run, &test_set, classes, batch)?;
     if let Some(out) = out {
