@@ -5,7 +5,6 @@
 
 mod common;
 use common::*;
-use kiln::data::Dataset;
 use kiln::prelude::*;
 use kiln::tensor::UnaryOp;
 use kiln::train::*;
@@ -67,35 +66,6 @@ impl<B: Backend> Module<B> for Residual<B> {
             .iter()
             .flat_map(|l| l.parameters())
             .collect()
-    }
-}
-
-/// Class c is a bright quadrant c of an 8 × 8 image, with noise.
-fn quadrants(n: usize, seed: u64) -> Dataset {
-    let noise = random_vec(seed, n * 64, 0.0, 60.0);
-    let labels: Vec<u8> = (0..n)
-        .map(|i| ((i * 3 + seed as usize) % 4) as u8)
-        .collect();
-    let images = (0..n * 64)
-        .map(|k| {
-            let (i, p) = (k / 64, k % 64);
-            let quadrant = (p / 8 / 4) * 2 + (p % 8) / 4;
-            let base = if quadrant == labels[i] as usize {
-                180.0
-            } else {
-                20.0
-            };
-            (base + noise[k]) as u8
-        })
-        .collect();
-    Dataset {
-        name: "quadrants".into(),
-        channels: 1,
-        height: 8,
-        width: 8,
-        images,
-        labels,
-        class_names: (0..4).map(|c| format!("q{c}")).collect(),
     }
 }
 

@@ -157,3 +157,33 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `n` 8 × 8 grey images of 4 classes: class c is a bright quadrant c, with noise.
+pub fn quadrants(n: usize, seed: u64) -> kiln::data::Dataset {
+    let noise = random_vec(seed, n * 64, 0.0, 60.0);
+    let labels: Vec<u8> = (0..n)
+        .map(|i| ((i * 3 + seed as usize) % 4) as u8)
+        .collect();
+    let images = (0..n * 64)
+        .map(|k| {
+            let (i, p) = (k / 64, k % 64);
+            let (y, x) = (p / 8, p % 8);
+            let quadrant = (y / 4) * 2 + x / 4;
+            let base = if quadrant == labels[i] as usize {
+                180.0
+            } else {
+                20.0
+            };
+            (base + noise[k]) as u8
+        })
+        .collect();
+    kiln::data::Dataset {
+        name: "quadrants".into(),
+        channels: 1,
+        height: 8,
+        width: 8,
+        images,
+        labels,
+        class_names: (0..4).map(|c| format!("q{c}")).collect(),
+    }
+}

@@ -7,6 +7,7 @@ pub mod cli;
 mod config;
 mod crossval;
 mod ensemble;
+mod epoch;
 mod error;
 mod history;
 mod learner;
