@@ -18,7 +18,14 @@ fn every_doctor_check_passes_on_the_adapter() {
     names.dedup();
     assert_eq!(names.len(), checks.len(), "check names are distinct");
     for check in checks {
-        assert!(!check.outputs(&cpu).unwrap().is_empty(), "{}", check.name());
+        let outputs = check.outputs(&cpu).unwrap();
+        assert!(!outputs.is_empty(), "{}", check.name());
+        assert_eq!(
+            check.tolerances().len(),
+            outputs.len(),
+            "{}: one tolerance per output",
+            check.name()
+        );
         let result = check.run(&gpu, &cpu);
         assert!(result.passed, "{result:?}");
     }

@@ -9,7 +9,6 @@ use crate::config::{Loss, TrainConfig};
 use crate::error::Result;
 use crate::monitor::{self, Pending};
 use crate::run_state::Run;
-use crate::trainer::mixed_targets;
 use kiln_autograd::Var;
 use kiln_data::{DeviceAugmentation, DeviceDataset, LabelMix};
 use kiln_nn::loss::{mean_squared_error, multiclass_hinge, one_hot, softmax_cross_entropy};
@@ -166,31 +165,40 @@ fn step_loss<B: Backend>(
     classes: usize,
 ) -> Result<Var<B>> {
     let smoothing = config.label_smoothing;
-    let targets = |batch: &Batch<B>| -> Result<Tensor<B>> {
-        Ok(match &batch.mix {
-            Some(mix) => mixed_targets(&batch.y, mix, classes, smoothing)?,
-            None => mixed_targets_without_mix(&batch.y, classes, smoothing)?,
-        })
-    };
+    let targets = || targets(&batch.y, batch.mix.as_ref(), classes, smoothing);
     Ok(match (config.loss, &batch.mix) {
         (Loss::CrossEntropy, None) => softmax_cross_entropy(logits, &batch.y, smoothing)?,
-        (Loss::CrossEntropy, Some(_)) => logits.softmax_xent(&targets(batch)?)?.mean_all()?,
-        (Loss::Mse, _) => mean_squared_error(logits, &targets(batch)?)?,
+        (Loss::CrossEntropy, Some(_)) => logits.softmax_xent(&targets()?)?.mean_all()?,
+        (Loss::Mse, _) => mean_squared_error(logits, &targets()?)?,
         // Validation refuses hinge with CutMix or label smoothing.
         (Loss::Hinge, _) => multiclass_hinge(logits, &batch.y, 1.0)?,
     })
 }
 
-/// One-hot targets with label smoothing: (1 − ε)·onehot + ε / classes.
-fn mixed_targets_without_mix<B: Backend>(
+/// Target probabilities: one-hot labels, mixed under CutMix as (1 − w)·onehot(y) +
+/// w·onehot(y[partner]) per row, then label smoothing (1 − ε)·t + ε / classes.
+fn targets<B: Backend>(
     y: &Tensor<B>,
+    mix: Option<&LabelMix<B>>,
     classes: usize,
     smoothing: f32,
 ) -> Result<Tensor<B>> {
-    let hot = one_hot(y, classes, DType::F32)?;
+    let own = one_hot(y, classes, DType::F32)?;
+    let targets = match mix {
+        Some(mix) => {
+            let len = y.numel();
+            let partner_labels = y
+                .reshape([len, 1])?
+                .gather_rows(&mix.partner)?
+                .reshape([len])?;
+            let other = one_hot(&partner_labels, classes, DType::F32)?;
+            (&own + &((&other - &own)? * &mix.weight)?)?
+        }
+        None => own,
+    };
     Ok(if smoothing > 0.0 {
-        ((hot * (1.0 - smoothing))? + smoothing / classes as f32)?
+        ((targets * (1.0 - smoothing))? + smoothing / classes as f32)?
     } else {
-        hot
+        targets
     })
 }

@@ -15,8 +15,7 @@ use crate::metrics::Evaluation;
 use crate::report::write_report;
 use crate::run_state::{architecture_json, Progress, Run};
 use kiln_autograd::{no_grad, Var};
-use kiln_data::{DataError, Dataset, DeviceDataset, LabelMix, Normalization, Preprocessing};
-use kiln_nn::loss::one_hot;
+use kiln_data::{DataError, Dataset, DeviceDataset, Normalization, Preprocessing};
 use kiln_nn::Ema;
 use kiln_nn::{LossScaler, Mlp, Module, Precision, Sequential};
 use kiln_tensor::{Backend, DType, Tensor};
@@ -479,29 +478,6 @@ pub(crate) fn evaluate_averaged<B: Backend, M: Module<B>>(
     let averaged = evaluate(&mut run.model, data, classes, batch_size);
     ema.swap(&run.params);
     averaged.map(Some)
-}
-
-/// CutMix's soft targets: (1 − w) · onehot(y) + w · onehot(y[partner]) per row, then label
-/// smoothing (1 − ε) · t + ε / classes.
-pub(crate) fn mixed_targets<B: Backend>(
-    y: &Tensor<B>,
-    mix: &LabelMix<B>,
-    classes: usize,
-    smoothing: f32,
-) -> Result<Tensor<B>> {
-    let len = y.numel();
-    let own = one_hot(y, classes, DType::F32)?;
-    let partner_labels = y
-        .reshape([len, 1])?
-        .gather_rows(&mix.partner)?
-        .reshape([len])?;
-    let other = one_hot(&partner_labels, classes, DType::F32)?;
-    let targets = (&own + &((&other - &own)? * &mix.weight)?)?;
-    Ok(if smoothing > 0.0 {
-        ((targets * (1.0 - smoothing))? + smoothing / classes as f32)?
-    } else {
-        targets
-    })
 }
 
 /// The seed lecture's first sanity check: a classifier with small random weights predicts
