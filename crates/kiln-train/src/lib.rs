@@ -13,6 +13,7 @@ mod history;
 mod learner;
 mod load_weights;
 mod metrics;
+mod modes;
 mod monitor;
 mod predict;
 mod preview;
