@@ -4,7 +4,7 @@
 //!     cargo run --release --example gradcheck -- --hidden 16,8 --activation tanh --batch-norm
 //!
 //! Flags: --inputs N (default 10), --hidden W,W,... (default 16,8), --classes N (default 4),
-//! --batch N (default 6), --activation tanh|relu|sigmoid|elu|softplus|leaky-relu (default tanh,
+//! --batch N (default 6), --activation relu|leaky-relu|elu|tanh|sigmoid|softplus|hard-tanh (default tanh,
 //! spelled as in the training programs), --batch-norm, --seed N.
 
 use kiln::prelude::*;
@@ -59,15 +59,10 @@ fn parse() -> std::result::Result<Config, String> {
             }
             "--activation" => {
                 let value = args.next().ok_or("--activation needs a value")?;
-                config.activation = match value.as_str() {
-                    "tanh" => UnaryOp::Tanh,
-                    "relu" => UnaryOp::Relu,
-                    "sigmoid" => UnaryOp::Sigmoid,
-                    "elu" => UnaryOp::Elu { alpha: 1.0 },
-                    "softplus" => UnaryOp::Softplus,
-                    "leaky-relu" => UnaryOp::LeakyRelu { alpha: 0.01 },
-                    other => return Err(format!("--activation {other:?} is not one of tanh, relu, sigmoid, elu, softplus, leaky-relu")),
-                };
+                config.activation = value
+                    .parse::<ActivationKind>()
+                    .map_err(|e| format!("--activation: {e}"))?
+                    .op();
             }
             other => {
                 return Err(format!(

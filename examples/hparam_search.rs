@@ -10,7 +10,7 @@
 use clap::Parser;
 use kiln::cpu::CpuBackend;
 use kiln::data::{DeviceDataset, FASHION_MNIST_SYSTEM_DIR};
-use kiln::prelude::Backend;
+use kiln::prelude::{Backend, OptimizerKind};
 use kiln::train::cli::{usable_gpu, AugmentArgs};
 use kiln::train::{
     check_writable, cifar10_recipe, evaluate_ensemble, fashion_mnist_recipe, load_cifar10_dataset,
@@ -53,8 +53,13 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "0,0.5")]
     dropout_range: Vec<f32>,
     /// Optimisers to choose from.
-    #[arg(long, value_delimiter = ',', default_value = "adam,adamw,nesterov")]
-    optimizers: Vec<String>,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "adam,adamw,nesterov"
+    )]
+    optimizers: Vec<OptimizerKind>,
     /// Architectures to choose from: hidden widths separated by ',', architectures by ';'.
     #[arg(long, default_value = "256,256;512,512;1024,512")]
     widths: String,

@@ -37,13 +37,15 @@ pub use kiln_train as train;
 pub mod prelude {
     pub use kiln_autograd::{gradcheck, no_grad, GradcheckOptions, Var};
     pub use kiln_cpu::CpuBackend;
+    pub use kiln_data::{Augmentation, PaddingMode, Preprocessing, Transform};
     pub use kiln_nn::optim::{adagrad, rmsprop, Adam, Lbfgs, Optimizer, OptimizerState, Sgd};
     pub use kiln_nn::{
-        Fan, Init, LayerOutput, Linear, LossScaler, Mlp, Module, Parameter, Precision, Sequential,
+        ActivationKind, Fan, Init, LayerOutput, LayerSpec, Linear, LossScaler, Mlp, Module,
+        Parameter, Precision, Sequential,
     };
     pub use kiln_tensor::{
         AdamStep, AdaptiveStep, Backend, BinaryOp, DType, Distribution, KilnError, LossScaleRule,
         ReduceOp, Result, RngState, SgdStep, Shape, Tensor, UnaryOp, WgpuBackend,
     };
-    pub use kiln_train::{Learner, RunData};
+    pub use kiln_train::{Learner, OptimizerKind, RunData, ScheduleKind};
 }

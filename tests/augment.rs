@@ -29,7 +29,7 @@ const SHAPES: [ImageShape; 3] = [
 
 fn augmentation(transforms: &[&str]) -> Augmentation {
     Augmentation {
-        transforms: transforms.iter().map(|t| t.to_string()).collect(),
+        transforms: transforms.iter().map(|t| t.parse().unwrap()).collect(),
         ..Augmentation::default()
     }
 }
@@ -76,7 +76,7 @@ fn every_transform_matches_the_cpu() {
             let mut aug = augmentation(transforms);
             aug.cutmix_p = 1.0;
             if name == "crop reflect" {
-                aug.crop_padding_mode = "reflect".into();
+                aug.crop_padding_mode = PaddingMode::Reflect;
             }
             aug.crop_padding = aug.crop_padding.min(image.height.min(image.width) - 1);
             let count = 33;
@@ -349,7 +349,8 @@ fn bad_options_are_clear_errors() {
             .unwrap_err()
             .to_string()
     };
-    let m = message(augmentation(&["flip", "rotate"]));
+    // Names are parsed into the enum; an unknown one is refused with the list.
+    let m = "rotate".parse::<Transform>().unwrap_err();
     assert!(
         m.contains("rotate") && m.contains("flip, crop, jitter, cutmix, affine"),
         "{m}"
@@ -366,12 +367,12 @@ fn bad_options_are_clear_errors() {
         ..augmentation(&["cutmix"])
     });
     assert!(m.contains("--cutmix-p"), "{m}");
-    let m = message(Augmentation {
-        crop_padding_mode: "wrap".into(),
-        ..augmentation(&["crop"])
-    });
+    // A config.json with an unknown padding mode names it and the allowed ones.
+    let m = serde_json::from_str::<Augmentation>(r#"{"crop_padding_mode": "wrap"}"#)
+        .unwrap_err()
+        .to_string();
     assert!(
-        m.contains("--crop-padding-mode") && m.contains("zero, reflect"),
+        m.contains("wrap") && m.contains("zero") && m.contains("reflect"),
         "{m}"
     );
     let m = message(Augmentation {

@@ -298,7 +298,7 @@ fn unwritable_out_and_bad_checkpoints_fail_and_keep_existing_files() {
         files
     };
     let before = snapshot(&out);
-    // Resuming into another architecture lists the mismatched tensors.
+    // A resumed run keeps its model: a flag asking for another names both.
     let o_str = out.to_str().unwrap();
     fails_with(
         &[
@@ -316,8 +316,9 @@ fn unwritable_out_and_bad_checkpoints_fail_and_keep_existing_files() {
             o_str,
         ],
         &[
-            "layer0.weight: checkpoint [784, 16], model [784, 8]",
-            "layer1.weight",
+            "--hidden = [8]",
+            "[16], the value of the run in",
+            "keeps its model",
         ],
     );
     assert_eq!(
@@ -361,6 +362,104 @@ fn unwritable_out_and_bad_checkpoints_fail_and_keep_existing_files() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     let eval: serde_json::Value = serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(eval["test_accuracy"], summary["test_accuracy"]);
+}
+
+#[test]
+fn a_resumed_run_rebuilds_its_model_and_settings_from_the_checkpoint() {
+    let dir = temp_dir("resume-model");
+    write_data(&dir, 200, 50);
+    let d = dir.to_str().unwrap();
+    let out = dir.join("run");
+    let o_str = out.to_str().unwrap();
+    let model = [
+        "--hidden",
+        "12,8",
+        "--activation",
+        "tanh",
+        "--batch-norm",
+        "--dropout",
+        "0.1",
+    ];
+    let settings = ["--epochs", "1", "--validation", "50", "--batch-size", "50"];
+    let o = run(&[&["--data", d, "--out", o_str], &settings[..], &model[..]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // No model flags: the tanh 12-8 network with batch norm and dropout comes from the
+    // checkpoint, and its settings (--validation 50, --batch-size 50) with it.
+    let o = run(&[
+        "--data", d, "--resume", o_str, "--out", o_str, "--epochs", "2",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["epochs"], 2, "{summary}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["hidden"], serde_json::json!([12, 8]));
+    assert_eq!(config["activation"], "tanh");
+    assert_eq!(config["validation"], 50);
+    let o = run(&[
+        "--data",
+        d,
+        "--evaluate",
+        out.join("checkpoint.safetensors").to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+#[test]
+fn lbfgs_trains_full_batch_and_refuses_minibatches() {
+    let dir = temp_dir("lbfgs");
+    write_data(&dir, 200, 50);
+    let d = dir.to_str().unwrap();
+    let full = [
+        "--optimizer",
+        "lbfgs",
+        "--limit-train",
+        "100",
+        "--batch-size",
+        "100",
+        "--validation",
+        "50",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--dropout",
+        "0",
+    ];
+    let o = run(&[&["--data", d][..], &full[..]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(o.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["epochs"], 3, "{summary}");
+    fails_with(
+        &[
+            "--data",
+            d,
+            "--optimizer",
+            "lbfgs",
+            "--limit-train",
+            "100",
+            "--batch-size",
+            "50",
+            "--validation",
+            "50",
+        ],
+        &[
+            "--optimizer = lbfgs",
+            "full-batch",
+            "--batch-size 50 for 100 training samples",
+            "adam",
+        ],
+    );
+    fails_with(
+        &["--data", d, "--optimizer", "lbfgs", "--validation", "50"],
+        &[
+            "--optimizer = lbfgs",
+            "full-batch",
+            "--batch-size 128 for 150 training samples",
+        ],
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use kiln::nn::{Activation, BatchNorm1d, Dropout, Maxout, Prelu};
 use kiln::prelude::*;
 use kiln::tensor::UnaryOp;
 use kiln::train::*;
@@ -184,7 +185,7 @@ fn the_loss_is_the_callers_choice() {
         model.output.parameters()[0]
             .set(Tensor::zeros(w.dims().to_vec(), DType::F32, &cpu()).unwrap());
         let (_, outcome) = learner()
-            .optimizer("adam", 3e-3)
+            .optimizer(OptimizerKind::Adam, 3e-3)
             .loss(loss)
             .fit(&cpu(), model, &d)
             .unwrap();
@@ -224,7 +225,7 @@ fn image_batches_reach_the_model_as_n_c_h_w_with_augmentation() {
     let d = data();
     let model = FromImages(Residual::new(64, 32, 4, 7, &cpu()));
     let jitter = kiln::data::Augmentation {
-        transforms: vec!["jitter".into()],
+        transforms: vec![Transform::Jitter],
         ..Default::default()
     };
     let (mut model, outcome) = learner()
@@ -240,5 +241,97 @@ fn image_batches_reach_the_model_as_n_c_h_w_with_augmentation() {
     assert_eq!(
         evaluate(&mut model, &images, 4, 256).unwrap().accuracy,
         outcome.test.accuracy
+    );
+}
+
+/// A stack of every describable layer: PReLU, Maxout, BatchNorm1d, dropout, activations fused
+/// and apart, nested sequences.
+fn every_layer(backend: &CpuBackend) -> Sequential<CpuBackend> {
+    let inner = Sequential::new()
+        .push(
+            BatchNorm1d::new("bn", 24, backend)
+                .unwrap()
+                .momentum(0.2)
+                .unwrap(),
+        )
+        .push(Activation(UnaryOp::Elu { alpha: 1.0 }))
+        .push(Dropout::new(0.1, 5).unwrap().named("drop"));
+    Sequential::new()
+        .push(
+            Linear::new(
+                "fc0",
+                64,
+                24,
+                Init::HeNormal(Fan::In),
+                Some(UnaryOp::LeakyRelu { alpha: 0.01 }),
+                3,
+                backend,
+            )
+            .unwrap(),
+        )
+        .push(inner)
+        .push(Prelu::new("prelu", 24, 0.25, backend).unwrap())
+        .push(Maxout::new("maxout", 24, 16, 3, Init::XavierUniform, 4, backend).unwrap())
+        .push(Linear::new("out", 16, 4, Init::Normal { std: 0.01 }, None, 6, backend).unwrap())
+}
+
+#[test]
+fn a_stack_of_kiln_layers_travels_in_its_checkpoint() {
+    let d = data();
+    let out = temp_dir("learner-layers");
+    let model = every_layer(&cpu());
+    let spec = model.spec().expect("every layer describes itself");
+    // The description survives JSON and builds the same parameters and buffers.
+    let json = serde_json::to_string(&spec).unwrap();
+    let back: LayerSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, spec);
+    let rebuilt = back.build(&cpu()).unwrap();
+    let shapes = |params: Vec<Parameter<CpuBackend>>| -> Vec<(String, Vec<usize>)> {
+        params
+            .iter()
+            .map(|p| (p.name().to_string(), p.value().dims().to_vec()))
+            .collect()
+    };
+    assert_eq!(shapes(rebuilt.parameters()), shapes(model.parameters()));
+    assert_eq!(rebuilt.spec(), Some(spec.clone()));
+    assert_eq!(spec.widths(), [64, 24, 16, 4]);
+    // Trained, its checkpoint evaluates from the file alone to the run's test accuracy.
+    let (_, outcome) = learner().out(&out).fit(&cpu(), model, &d).unwrap();
+    assert!(outcome.test.accuracy >= 0.9, "{}", outcome.test.accuracy);
+    let checkpoint = out.join("checkpoint.safetensors");
+    let evaluated = evaluate_checkpoint(&checkpoint, &d.test, &cpu()).unwrap();
+    assert_eq!(evaluated.accuracy, outcome.test.accuracy);
+    assert_eq!(evaluated.loss, outcome.test.loss);
+    // A module of the caller's own is not describable (the previous test covers its error).
+    assert!(Residual::new(64, 32, 4, 7, &cpu()).spec().is_none());
+}
+
+#[test]
+fn lbfgs_trains_full_batch_and_refuses_minibatches() {
+    let settings = TrainConfig {
+        validation: 80,
+        limit_train: Some(200),
+        ..Learner::new().settings().clone()
+    };
+    let d = RunData::prepare(&quadrants(480, 1), quadrants(160, 2), &settings).unwrap();
+    let model = Mlp::new(&[64, 16, 4]).seed(2).build(&cpu()).unwrap();
+    let full_batch = learner()
+        .epochs(3)
+        .batch_size(200)
+        .optimizer(OptimizerKind::Lbfgs, 1.0);
+    let (_, outcome) = full_batch.fit(&cpu(), model, &d).unwrap();
+    let losses: Vec<f64> = outcome.history.iter().map(|r| r.train_loss).collect();
+    assert!(losses[2] < 0.5 * losses[0], "{losses:?}");
+    assert!(outcome.test.accuracy >= 0.9, "{}", outcome.test.accuracy);
+    let model = Mlp::new(&[64, 16, 4]).build(&cpu()).unwrap();
+    let err = learner()
+        .optimizer(OptimizerKind::Lbfgs, 1.0)
+        .fit(&cpu(), model, &d)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("full-batch") && err.contains("--batch-size 40 for 200 training samples"),
+        "{err}"
     );
 }

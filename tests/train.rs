@@ -40,12 +40,12 @@ fn config() -> TrainConfig {
     TrainConfig {
         dataset: "generated".into(),
         hidden: vec![32],
-        activation: "relu".into(),
+        activation: ActivationKind::Relu,
         batch_norm: false,
         dropout: 0.0,
-        optimizer: "adam".into(),
+        optimizer: OptimizerKind::Adam,
         lr: 1e-3,
-        schedule: "constant".into(),
+        schedule: ScheduleKind::Constant,
         warmup_epochs: 0,
         weight_decay: 0.0,
         label_smoothing: 0.0,
@@ -54,14 +54,14 @@ fn config() -> TrainConfig {
         seed: 3,
         patience: 0,
         monitor_every: 5,
-        preprocessing: "per-channel".into(),
+        preprocessing: Preprocessing::PerChannel,
         validation: 100,
         limit_train: None,
         augmentation: Default::default(),
         ema_decay: 0.0,
         whiten_epsilon: kiln_data::DEFAULT_WHITENING_EPSILON,
         restore_best: true,
-        precision: "f32".into(),
+        precision: Precision::F32,
         regularization: Default::default(),
         loss: Default::default(),
         layout: Default::default(),
@@ -138,7 +138,7 @@ fn training_on_generated_cifar_reaches_90_percent_on_both_backends() {
 #[test]
 fn a_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one() {
     let mut c = config();
-    c.optimizer = "momentum".into();
+    c.optimizer = OptimizerKind::Momentum;
     c.lr = 0.01;
     c.dropout = 0.3;
     c.batch_norm = true;
@@ -259,7 +259,7 @@ fn early_stopping_restores_the_best_parameters() {
 #[test]
 fn the_explosion_guard_stops_a_diverging_run() {
     let mut c = config();
-    c.optimizer = "sgd".into();
+    c.optimizer = OptimizerKind::Sgd;
     c.lr = 50.0;
     c.monitor_every = 1;
     let d = data(&c);
@@ -335,7 +335,7 @@ fn accuracy_and_checkpoint<B: Backend>(
 fn mixed_precision_training_matches_f32_accuracy_on_both_backends() {
     let f32_config = config();
     let mixed = TrainConfig {
-        precision: "mixed".into(),
+        precision: Precision::Mixed,
         ..config()
     };
     let d = data(&f32_config);
@@ -367,7 +367,7 @@ fn mixed_precision_training_matches_f32_accuracy_on_both_backends() {
 #[test]
 fn a_resumed_mixed_precision_run_keeps_its_loss_scale() {
     let c = TrainConfig {
-        precision: "mixed".into(),
+        precision: Precision::Mixed,
         ..config()
     };
     let d = data(&c);

@@ -39,9 +39,12 @@ fn quiet() -> TrainOptions<'static> {
 fn check_augmented_training<B: Backend>(backend: &B, name: &str) -> Outcome {
     let mut c = config();
     c.augmentation = Augmentation {
-        transforms: ["crop", "affine", "jitter", "cutmix"]
-            .map(String::from)
-            .to_vec(),
+        transforms: vec![
+            Transform::Crop,
+            Transform::Affine,
+            Transform::Jitter,
+            Transform::Cutmix,
+        ],
         crop_padding: 1,
         affine_degrees: 5.0,
         affine_translate: 0.05,
@@ -86,9 +89,7 @@ fn augmented_training_with_cutmix_and_ema_learns_on_both_backends() {
 fn augmented_steps_do_not_submit() {
     let Some(gpu) = fresh_gpu() else { return };
     let mut c = config();
-    c.augmentation.transforms = ["flip", "crop", "affine", "jitter", "cutmix"]
-        .map(String::from)
-        .to_vec();
+    c.augmentation.transforms = Transform::ALL.to_vec();
     c.monitor_every = 1000;
     c.epochs = 3;
     let submits = std::cell::RefCell::new(Vec::new());
@@ -135,7 +136,7 @@ fn zca_whitening_decorrelates_and_travels_in_the_checkpoint() {
     assert_ne!(pca.whitening, norm.whitening);
     // A run with ZCA saves the matrix; the checkpoint alone reproduces the test accuracy.
     let mut c = config();
-    c.preprocessing = "zca".into();
+    c.preprocessing = Preprocessing::Zca;
     // Whitened inputs take a few more epochs than raw ones (0.80 after 4, 0.97 after 8).
     c.epochs = 8;
     let d = data(&c);
@@ -237,7 +238,7 @@ fn space() -> SearchSpace {
         lr: (1e-4, 3e-2),
         weight_decay: (1e-6, 1e-3),
         dropout: (0.0, 0.3),
-        optimizers: vec!["adam".into(), "nesterov".into()],
+        optimizers: vec![OptimizerKind::Adam, OptimizerKind::Nesterov],
         widths: vec![vec![16], vec![32]],
     }
 }
@@ -298,7 +299,7 @@ fn exploding_trials_are_recorded_and_bad_budgets_refused() {
     let d = data(&c);
     let exploding = SearchSpace {
         lr: (50.0, 100.0),
-        optimizers: vec!["sgd".into()],
+        optimizers: vec![OptimizerKind::Sgd],
         ..space()
     };
     let plan = SearchPlan {
@@ -319,10 +320,17 @@ fn exploding_trials_are_recorded_and_bad_budgets_refused() {
     let err = random_search(&cpu(), &c, &d, &space(), &zero, |_| {}).unwrap_err();
     assert!(err.to_string().contains("--trials"), "{err}");
     let bad = SearchSpace {
-        optimizers: vec!["adamax".into()],
+        optimizers: vec![OptimizerKind::Lbfgs],
         ..space()
     };
     let err = random_search(&cpu(), &c, &d, &bad, &plan, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--optimizers"), "{err}");
+    assert!(err.to_string().contains("first-order"), "{err}");
+    let empty = SearchSpace {
+        optimizers: vec![],
+        ..space()
+    };
+    let err = random_search(&cpu(), &c, &d, &empty, &plan, |_| {}).unwrap_err();
     assert!(err.to_string().contains("--optimizers"), "{err}");
 }
 
@@ -365,9 +373,9 @@ fn change(from: &[(String, Vec<f32>)], to: &[(String, Vec<f32>)]) -> (f64, f64) 
 #[test]
 fn regularisation_settings_act_as_stated() {
     let mut c = config();
-    c.optimizer = "sgd".into();
+    c.optimizer = OptimizerKind::Sgd;
     c.lr = 0.1;
-    c.schedule = "constant".into();
+    c.schedule = ScheduleKind::Constant;
     let d = data(&c);
     // 400 training samples in batches of 40, 4 epochs: 40 steps of SGD. Each step also rounds
     // every weight (|w| < 2) to f32: up to f32::EPSILON of movement besides the update.
@@ -435,12 +443,12 @@ fn regularisation_settings_act_as_stated() {
 #[test]
 fn plateau_and_inverse_time_schedules_set_the_stated_rates() {
     let mut c = config();
-    c.optimizer = "sgd".into();
+    c.optimizer = OptimizerKind::Sgd;
     c.epochs = 6;
     // So small a rate that the validation loss stops improving (by 1e-4 relative) after the
     // first epoch: after 3 stale epochs (more than the patience of 2) the rate falls tenfold.
     c.lr = 1e-9;
-    c.schedule = "plateau".into();
+    c.schedule = ScheduleKind::Plateau;
     let d = data(&c);
     let o = train(&cpu(), &c, &d, quiet()).unwrap();
     let rates: Vec<f64> = o.history.iter().map(|r| r.lr as f64).collect();
@@ -452,7 +460,7 @@ fn plateau_and_inverse_time_schedules_set_the_stated_rates() {
     // lr / (1 + 9/10).
     c.lr = 0.01;
     c.epochs = 1;
-    c.schedule = "inverse-time".into();
+    c.schedule = ScheduleKind::InverseTime;
     let o = train(&cpu(), &c, &d, quiet()).unwrap();
     let expected = 0.01 / (1.0 + 9.0 / 10.0);
     assert!(

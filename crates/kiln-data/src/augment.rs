@@ -11,21 +11,86 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution};
 use serde::{Deserialize, Serialize};
 
-/// The transforms, by the names `--augment` accepts.
-pub const TRANSFORM_NAMES: [&str; 5] = ["flip", "crop", "jitter", "cutmix", "affine"];
+/// A minibatch transform, by the name `--augment` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Transform {
+    /// Horizontal flip with probability `flip_p`.
+    Flip,
+    /// Pad by `crop_padding`, crop back to the original size at a random offset.
+    Crop,
+    /// Brightness, contrast and saturation factors.
+    Jitter,
+    /// A box from a partner image pasted in; the labels mixed by area.
+    Cutmix,
+    /// Rotation, translation, scale and shear, bilinear.
+    Affine,
+}
+
+impl Transform {
+    pub const ALL: [Transform; 5] = [
+        Transform::Flip,
+        Transform::Crop,
+        Transform::Jitter,
+        Transform::Cutmix,
+        Transform::Affine,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::Flip => "flip",
+            Transform::Crop => "crop",
+            Transform::Jitter => "jitter",
+            Transform::Cutmix => "cutmix",
+            Transform::Affine => "affine",
+        }
+    }
+}
+
+impl std::str::FromStr for Transform {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Transform::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Transform::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown transform `{s}`; allowed: {}", names.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the random crop pads with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum PaddingMode {
+    /// Zeros (black).
+    #[default]
+    Zero,
+    /// The image mirrored at its edge (the edge pixel not repeated).
+    Reflect,
+}
 
 /// Which transforms run, and their parameters (defaults follow torchvision's usual choices).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Augmentation {
-    /// Enabled transforms, from [`TRANSFORM_NAMES`].
-    pub transforms: Vec<String>,
+    /// Enabled transforms (applied in a fixed order whatever the order here).
+    pub transforms: Vec<Transform>,
     /// Probability of a horizontal flip.
     pub flip_p: f32,
     /// Random crop: the image padded by this many pixels on each side, then cropped back.
     pub crop_padding: usize,
-    /// "zero" or "reflect".
-    pub crop_padding_mode: String,
+    pub crop_padding_mode: PaddingMode,
     /// Colour jitter factors drawn from [1 − x, 1 + x].
     pub jitter_brightness: f32,
     pub jitter_contrast: f32,
@@ -50,7 +115,7 @@ impl Default for Augmentation {
             transforms: Vec::new(),
             flip_p: 0.5,
             crop_padding: 2,
-            crop_padding_mode: "zero".into(),
+            crop_padding_mode: PaddingMode::Zero,
             jitter_brightness: 0.2,
             jitter_contrast: 0.2,
             jitter_saturation: 0.2,
@@ -67,8 +132,8 @@ impl Default for Augmentation {
 }
 
 impl Augmentation {
-    pub fn enabled(&self, name: &str) -> bool {
-        self.transforms.iter().any(|t| t == name)
+    pub fn enabled(&self, transform: Transform) -> bool {
+        self.transforms.contains(&transform)
     }
 
     pub fn is_active(&self) -> bool {
@@ -78,14 +143,6 @@ impl Augmentation {
     /// Checks every name and parameter; messages name the option and the allowed values.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(DataError::Invalid(m));
-        for t in &self.transforms {
-            if !TRANSFORM_NAMES.contains(&t.as_str()) {
-                return bad(format!(
-                    "unknown transform `{t}` in --augment; allowed: {}",
-                    TRANSFORM_NAMES.join(", ")
-                ));
-            }
-        }
         for (flag, p) in [
             ("--flip-p", self.flip_p),
             ("--jitter-p", self.jitter_p),
@@ -130,12 +187,6 @@ impl Augmentation {
                 self.cutmix_alpha
             ));
         }
-        if !["zero", "reflect"].contains(&self.crop_padding_mode.as_str()) {
-            return bad(format!(
-                "--crop-padding-mode `{}` is not one of: zero, reflect",
-                self.crop_padding_mode
-            ));
-        }
         Ok(())
     }
 
@@ -144,13 +195,13 @@ impl Augmentation {
     pub fn check_image(&self, image: ImageShape) -> Result<()> {
         let bad = |m: String| Err(DataError::Invalid(m));
         let side = image.height.min(image.width);
-        if self.enabled("crop") && self.crop_padding >= side {
+        if self.enabled(Transform::Crop) && self.crop_padding >= side {
             return bad(format!(
                 "--crop-padding {} must be smaller than the image side ({side})",
                 self.crop_padding
             ));
         }
-        if self.enabled("jitter") && !(1..=4).contains(&image.channels) {
+        if self.enabled(Transform::Jitter) && !(1..=4).contains(&image.channels) {
             return bad(format!(
                 "colour jitter takes images of 1 to 4 channels, these have {}",
                 image.channels
@@ -235,7 +286,7 @@ impl EpochChoices {
     ) -> EpochChoices {
         let mut choices = EpochChoices::default();
         let (w, h) = (image.width as f32, image.height as f32);
-        if aug.enabled("crop") {
+        if aug.enabled(Transform::Crop) {
             let mut r = rng(seed, epoch, 1);
             let pad = aug.crop_padding as i64;
             let mut v = Vec::with_capacity(n * 6);
@@ -246,7 +297,7 @@ impl EpochChoices {
             }
             choices.crop = Some(v);
         }
-        if aug.enabled("flip") {
+        if aug.enabled(Transform::Flip) {
             let mut r = rng(seed, epoch, 2);
             let mut v = Vec::with_capacity(n * 6);
             for _ in 0..n {
@@ -258,7 +309,7 @@ impl EpochChoices {
             }
             choices.flip = Some(v);
         }
-        if aug.enabled("affine") {
+        if aug.enabled(Transform::Affine) {
             let mut r = rng(seed, epoch, 3);
             let mut v = Vec::with_capacity(n * 6);
             let sym = |r: &mut StdRng, x: f64| if x > 0.0 { r.random_range(-x..=x) } else { 0.0 };
@@ -277,7 +328,7 @@ impl EpochChoices {
             }
             choices.affine = Some(v);
         }
-        if aug.enabled("jitter") {
+        if aug.enabled(Transform::Jitter) {
             let mut r = rng(seed, epoch, 4);
             let mut v = Vec::with_capacity(n * 3);
             let factor = |r: &mut StdRng, x: f32| {
@@ -298,7 +349,7 @@ impl EpochChoices {
             }
             choices.jitter = Some(v);
         }
-        if aug.enabled("cutmix") {
+        if aug.enabled(Transform::Cutmix) {
             let mut r = rng(seed, epoch, 5);
             let beta = Beta::new(aug.cutmix_alpha as f64, aug.cutmix_alpha as f64)
                 .expect("alpha was validated positive");
@@ -386,7 +437,7 @@ impl<B: Backend> DeviceAugmentation<B> {
         }
         Ok(DeviceAugmentation {
             image,
-            reflect: aug.crop_padding_mode == "reflect",
+            reflect: aug.crop_padding_mode == PaddingMode::Reflect,
             crop: maps(&choices.crop, 6)?,
             flip: maps(&choices.flip, 6)?,
             affine: maps(&choices.affine, 6)?,

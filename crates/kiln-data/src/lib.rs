@@ -17,7 +17,8 @@ mod preprocess;
 mod whitening;
 
 pub use augment::{
-    affine_inverse, Augmentation, DeviceAugmentation, EpochChoices, LabelMix, TRANSFORM_NAMES,
+    affine_inverse, Augmentation, DeviceAugmentation, EpochChoices, LabelMix, PaddingMode,
+    Transform,
 };
 pub use cifar::{load_cifar10, read_cifar_batch, CIFAR10_CLASSES, CIFAR_RECORD_BYTES};
 pub use dataset::Dataset;

@@ -4,10 +4,15 @@
 //! matrix product x ↦ x · W.
 
 use crate::dataset::Dataset;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How features are standardised (`per-channel` by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
 pub enum Preprocessing {
     /// Each channel standardised by its own mean and standard deviation.
+    #[default]
     PerChannel,
     /// The mean image subtracted, then divided by the standard deviation of the result over
     /// all pixels.

@@ -7,6 +7,78 @@ use crate::module::{Module, Parameter};
 use kiln_autograd::Var;
 use kiln_tensor::{Backend, DType, Result, Tensor, UnaryOp};
 
+/// The activations a configuration names (`--activation`), each one [`UnaryOp`] with fixed
+/// parameters: leaky ReLU's slope 0.01 and ELU's α = 1, PyTorch's defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ActivationKind {
+    #[default]
+    Relu,
+    LeakyRelu,
+    Elu,
+    Tanh,
+    Sigmoid,
+    Softplus,
+    HardTanh,
+}
+
+impl ActivationKind {
+    pub const ALL: [ActivationKind; 7] = [
+        ActivationKind::Relu,
+        ActivationKind::LeakyRelu,
+        ActivationKind::Elu,
+        ActivationKind::Tanh,
+        ActivationKind::Sigmoid,
+        ActivationKind::Softplus,
+        ActivationKind::HardTanh,
+    ];
+
+    pub fn op(self) -> UnaryOp {
+        match self {
+            ActivationKind::Relu => UnaryOp::Relu,
+            ActivationKind::LeakyRelu => UnaryOp::LeakyRelu { alpha: 0.01 },
+            ActivationKind::Elu => UnaryOp::Elu { alpha: 1.0 },
+            ActivationKind::Tanh => UnaryOp::Tanh,
+            ActivationKind::Sigmoid => UnaryOp::Sigmoid,
+            ActivationKind::Softplus => UnaryOp::Softplus,
+            ActivationKind::HardTanh => UnaryOp::HardTanh,
+        }
+    }
+
+    /// The kind whose op is `op` exactly (parameters included), if any.
+    pub fn from_op(op: UnaryOp) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.op() == op)
+    }
+
+    /// The name configurations and command lines use (`leaky-relu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivationKind::Relu => "relu",
+            ActivationKind::LeakyRelu => "leaky-relu",
+            ActivationKind::Elu => "elu",
+            ActivationKind::Tanh => "tanh",
+            ActivationKind::Sigmoid => "sigmoid",
+            ActivationKind::Softplus => "softplus",
+            ActivationKind::HardTanh => "hard-tanh",
+        }
+    }
+}
+
+impl std::str::FromStr for ActivationKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown activation `{s}`; allowed: {}", names.join(", "))
+            })
+    }
+}
+
 /// A parameter-free activation layer (sigmoid, tanh, ReLU, leaky ReLU, ELU, softplus, hard tanh…).
 pub struct Activation(pub UnaryOp);
 
@@ -25,6 +97,12 @@ impl<B: Backend> Module<B> for Activation {
 
     fn output_activation(&self) -> Option<UnaryOp> {
         Some(self.0)
+    }
+
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        Some(crate::LayerSpec::Activation {
+            activation: ActivationKind::from_op(self.0)?,
+        })
     }
 }
 
@@ -60,6 +138,14 @@ impl<B: Backend> Module<B> for Prelu<B> {
 
     fn parameters(&self) -> Vec<Parameter<B>> {
         vec![self.alpha.clone()]
+    }
+
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        let name = self.alpha.name().strip_suffix(".alpha")?.to_string();
+        Some(crate::LayerSpec::Prelu {
+            name,
+            units: self.alpha.value().numel(),
+        })
     }
 }
 
@@ -113,5 +199,14 @@ impl<B: Backend> Module<B> for Maxout<B> {
 
     fn set_precision(&mut self, precision: crate::Precision) {
         self.linear.set_precision(precision);
+    }
+
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        Some(crate::LayerSpec::Maxout {
+            name: self.linear.name().to_string(),
+            inputs: self.linear.weight().value().dims()[0],
+            outputs: self.outputs,
+            pieces: self.pieces,
+        })
     }
 }

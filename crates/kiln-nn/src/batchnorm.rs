@@ -63,6 +63,14 @@ impl<B: Backend> BatchNorm1d<B> {
 }
 
 impl<B: Backend> Module<B> for BatchNorm1d<B> {
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        Some(crate::LayerSpec::BatchNorm1d {
+            name: self.name.clone(),
+            features: self.gamma.value().numel(),
+            momentum: self.momentum,
+        })
+    }
+
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
         let normalised = if self.training {
             let (normalised, mean, var) = x.batch_norm(self.eps)?;

@@ -50,6 +50,14 @@ impl Dropout {
 }
 
 impl<B: Backend> Module<B> for Dropout {
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        Some(crate::LayerSpec::Dropout {
+            name: self.name.clone(),
+            p: self.p,
+            seed: self.seed,
+        })
+    }
+
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
         if !self.training || self.p == 0.0 {
             return Ok(x.clone());

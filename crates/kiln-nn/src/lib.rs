@@ -21,8 +21,9 @@ mod precision;
 pub mod regularization;
 pub mod schedule;
 mod sequential;
+mod spec;
 
-pub use activation::{Activation, Maxout, Prelu};
+pub use activation::{Activation, ActivationKind, Maxout, Prelu};
 pub use batchnorm::BatchNorm1d;
 pub use dropout::Dropout;
 pub use ema::Ema;
@@ -34,6 +35,7 @@ pub use mlp::Mlp;
 pub use module::{LayerOutput, Module, Parameter};
 pub use precision::Precision;
 pub use sequential::Sequential;
+pub use spec::{sequential, BoxedModule, LayerSpec};
 
 pub use kiln_autograd::Var;
 pub use kiln_tensor::{Backend, KilnError, Result, Tensor};

@@ -71,6 +71,19 @@ impl<B: Backend> Linear<B> {
 }
 
 impl<B: Backend> Module<B> for Linear<B> {
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        let dims = self.weight.value().dims().to_vec();
+        Some(crate::LayerSpec::Linear {
+            name: self.name.clone(),
+            inputs: dims[0],
+            outputs: dims[1],
+            activation: match self.activation {
+                Some(op) => Some(crate::ActivationKind::from_op(op)?),
+                None => None,
+            },
+        })
+    }
+
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
         match self.precision {
             Precision::F32 => {

@@ -128,6 +128,13 @@ pub trait Module<B: Backend> {
         false
     }
 
+    /// The serialisable description of this layer (or stack of layers), which a checkpoint
+    /// stores to rebuild it; `None` for a module of the caller's own, which only its own code
+    /// can build.
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        None
+    }
+
     fn zero_grad(&self) {
         for p in self.parameters() {
             p.zero_grad();

@@ -1,5 +1,6 @@
 //! The arithmetic a model's matrix products use.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -7,7 +8,9 @@ use std::str::FromStr;
 /// ("master weights"); each linear layer casts its input and weight to f16 and multiplies them
 /// with f32 accumulation into an f32 result, and its backward products read f16 too. Train with
 /// a [`crate::LossScaler`] so small gradients survive f16.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
 pub enum Precision {
     #[default]
     F32,

@@ -24,6 +24,12 @@ impl<B: Backend> Sequential<B> {
         self
     }
 
+    /// Appends a layer already boxed (what [`crate::LayerSpec::build`] returns).
+    pub fn push_boxed(mut self, layer: crate::BoxedModule<B>) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.layers.len()
     }
@@ -48,6 +54,16 @@ impl<B: Backend> Module<B> for Sequential<B> {
             });
         }
         Ok(outputs)
+    }
+
+    /// Described when every layer is.
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.spec())
+            .collect::<Option<_>>()?;
+        Some(crate::LayerSpec::Sequential { layers })
     }
 
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {

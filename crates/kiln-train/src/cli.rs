@@ -2,13 +2,16 @@
 //! flags, per-dataset defaults (the best recipe found, see docs/performance.md), device
 //! choice with CPU fallback, and the run summary printed as the last line of stdout.
 
+use crate::choices::{OptimizerKind, ScheduleKind};
 use crate::config::{Loss, Regularization, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::modes::{run_on, Device, Mode};
+use crate::predict::checkpoint_config;
 use crate::trainer::check_writable;
 use clap::Parser;
 use kiln_cpu::CpuBackend;
-use kiln_data::{Augmentation, Dataset};
+use kiln_data::{Augmentation, Dataset, PaddingMode, Preprocessing, Transform};
+use kiln_nn::{ActivationKind, Precision};
 use kiln_tensor::wgpu::kernel_table;
 use kiln_tensor::WgpuBackend;
 use std::path::PathBuf;
@@ -36,21 +39,21 @@ pub struct Args {
     pub batch_size: Option<usize>,
     #[arg(long)]
     pub lr: Option<f32>,
-    /// sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
-    #[arg(long)]
-    pub optimizer: Option<String>,
-    /// constant, step, exponential, cosine, triangular, inverse-time (lr / (1 + epochs
-    /// done)) or plateau (÷10 when the validation loss stalls for 2 epochs).
-    #[arg(long)]
-    pub schedule: Option<String>,
+    /// The optimiser; lbfgs needs a full batch (--limit-train N --batch-size N).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// The learning-rate schedule: inverse-time is lr / (1 + epochs done), plateau ÷10 when
+    /// the validation loss stalls for 2 epochs.
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
     /// Hidden layer widths, e.g. 1024,512.
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    /// relu, leaky-relu, elu, tanh, sigmoid, softplus or hard-tanh.
-    #[arg(long)]
-    pub activation: Option<String>,
+    /// The hidden layers' activation.
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationKind>,
     /// Batch normalisation after every hidden layer (true or false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub batch_norm: Option<bool>,
@@ -85,14 +88,14 @@ pub struct Args {
     #[arg(long)]
     pub patience: Option<usize>,
     /// f32, or mixed: f16 matrix products with f32 master weights and dynamic loss scaling.
-    #[arg(long)]
-    pub precision: Option<String>,
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// End with the best-validation epoch's parameters (true) or the last epoch's (false).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub restore_best: Option<bool>,
-    /// per-channel or mean-image.
-    #[arg(long)]
-    pub preprocessing: Option<String>,
+    /// How features are standardised (pca and zca whiten them too).
+    #[arg(long, value_enum)]
+    pub preprocessing: Option<Preprocessing>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Steps between monitoring snapshots.
@@ -101,7 +104,8 @@ pub struct Args {
     /// Output directory: metrics.jsonl, report.svg, checkpoint.safetensors, config.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run whose outputs are in this directory.
+    /// Continue the run whose outputs are in this directory: its model and settings come from
+    /// its checkpoint (flags given now override the settings).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Train on N samples without regularisation (500 full-batch steps unless --epochs) and
@@ -142,8 +146,8 @@ pub struct Args {
 pub struct AugmentArgs {
     /// Transforms applied to every training minibatch on the device, comma-separated:
     /// flip, crop, jitter, cutmix, affine ("none" for none).
-    #[arg(long, value_delimiter = ',')]
-    pub augment: Option<Vec<String>>,
+    #[arg(long, value_parser = transform_list)]
+    pub augment: Option<Transforms>,
     /// Write a PNG grid of N augmented training images (augmented.png in --out, or the
     /// working directory) before training.
     #[arg(long)]
@@ -154,9 +158,9 @@ pub struct AugmentArgs {
     /// Pixels of padding around the image before the random crop (default 2).
     #[arg(long)]
     pub crop_padding: Option<usize>,
-    /// How the crop pads: zero or reflect (default zero).
-    #[arg(long)]
-    pub crop_padding_mode: Option<String>,
+    /// How the crop pads (default zero).
+    #[arg(long, value_enum)]
+    pub crop_padding_mode: Option<PaddingMode>,
     /// Brightness factor range 1 ± x (default 0.2).
     #[arg(long)]
     pub jitter_brightness: Option<f32>,
@@ -192,16 +196,24 @@ pub struct AugmentArgs {
     pub affine_p: Option<f32>,
 }
 
+/// The transforms `--augment` lists (a named type, so clap parses the list as one value).
+pub type Transforms = Vec<Transform>;
+
+/// `flip,crop`, or `none`: the error lists the allowed names.
+fn transform_list(list: &str) -> std::result::Result<Transforms, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && *t != "none")
+        .map(|t| t.parse::<Transform>().map_err(|e| format!("{e}, or none")))
+        .collect()
+}
+
 impl AugmentArgs {
     /// `defaults` with every flag given here applied.
     pub fn apply(&self, defaults: &Augmentation) -> Augmentation {
         let mut a = defaults.clone();
         if let Some(list) = &self.augment {
-            a.transforms = list
-                .iter()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty() && t != "none")
-                .collect();
+            a.transforms = list.clone();
         }
         let set = |slot: &mut f32, v: Option<f32>| {
             if let Some(v) = v {
@@ -223,8 +235,8 @@ impl AugmentArgs {
         if let Some(p) = self.crop_padding {
             a.crop_padding = p;
         }
-        if let Some(m) = &self.crop_padding_mode {
-            a.crop_padding_mode = m.clone();
+        if let Some(m) = self.crop_padding_mode {
+            a.crop_padding_mode = m;
         }
         a
     }
@@ -245,12 +257,12 @@ impl Args {
         let mut c = TrainConfig {
             dataset: d.dataset,
             hidden: self.hidden.clone().unwrap_or(d.hidden),
-            activation: self.activation.clone().unwrap_or(d.activation),
+            activation: self.activation.unwrap_or(d.activation),
             batch_norm: self.batch_norm.unwrap_or(d.batch_norm),
             dropout: self.dropout.unwrap_or(d.dropout),
-            optimizer: self.optimizer.clone().unwrap_or(d.optimizer),
+            optimizer: self.optimizer.unwrap_or(d.optimizer),
             lr: self.lr.unwrap_or(d.lr),
-            schedule: self.schedule.clone().unwrap_or(d.schedule),
+            schedule: self.schedule.unwrap_or(d.schedule),
             warmup_epochs: self.warmup_epochs.unwrap_or(d.warmup_epochs),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             label_smoothing: self.label_smoothing.unwrap_or(d.label_smoothing),
@@ -260,13 +272,13 @@ impl Args {
             patience: self.patience.unwrap_or(d.patience),
             restore_best: self.restore_best.unwrap_or(d.restore_best),
             monitor_every: self.monitor_every.unwrap_or(d.monitor_every),
-            preprocessing: self.preprocessing.clone().unwrap_or(d.preprocessing),
+            preprocessing: self.preprocessing.unwrap_or(d.preprocessing),
             validation: self.validation.unwrap_or(d.validation),
-            limit_train: self.limit_train,
+            limit_train: self.limit_train.or(d.limit_train),
             augmentation: self.augment.apply(&d.augmentation),
             ema_decay: self.ema.unwrap_or(d.ema_decay),
             whiten_epsilon: self.whiten_epsilon.unwrap_or(d.whiten_epsilon),
-            precision: self.precision.clone().unwrap_or(d.precision),
+            precision: self.precision.unwrap_or(d.precision),
             regularization: Regularization {
                 l1: self.l1.unwrap_or(d.regularization.l1),
                 clip_grad_norm: self.clip_grad_norm.or(d.regularization.clip_grad_norm),
@@ -285,13 +297,52 @@ impl Args {
             c.limit_train = Some(n);
             c.batch_size = n.max(1);
             c.epochs = self.epochs.unwrap_or(500);
-            c.schedule = "constant".into();
+            c.schedule = ScheduleKind::Constant;
             c.warmup_epochs = 0;
             c.patience = 0;
             c.monitor_every = c.epochs.max(1);
             c.augmentation.transforms.clear();
         }
         c
+    }
+}
+
+/// A resumed run keeps the model its checkpoint holds: a model flag that asks for another is
+/// an error naming both.
+fn same_model(config: &TrainConfig, saved: &TrainConfig, dir: &std::path::Path) -> Result<()> {
+    let differs = [
+        (
+            "--hidden",
+            format!("{:?}", config.hidden),
+            format!("{:?}", saved.hidden),
+        ),
+        (
+            "--activation",
+            config.activation.name().into(),
+            saved.activation.name().into(),
+        ),
+        (
+            "--batch-norm",
+            config.batch_norm.to_string(),
+            saved.batch_norm.to_string(),
+        ),
+        (
+            "--dropout",
+            config.dropout.to_string(),
+            saved.dropout.to_string(),
+        ),
+    ];
+    match differs.into_iter().find(|(_, asked, held)| asked != held) {
+        Some((flag, asked, held)) => Err(TrainError::flag(
+            flag,
+            asked,
+            &format!(
+                "{held}, the value of the run in {} (a resumed run keeps its model: drop the \
+                 flag, or start a new run without --resume)",
+                dir.display()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -345,7 +396,15 @@ pub fn main(program: Program) -> ExitCode {
 }
 
 fn run(program: &Program, args: &Args) -> Result<String> {
-    let config = args.config(&program.defaults);
+    // A resumed run continues with its own settings; flags given now override them.
+    let defaults = match &args.resume {
+        Some(dir) => checkpoint_config(&dir.join("checkpoint.safetensors"))?,
+        None => program.defaults.clone(),
+    };
+    let config = args.config(&defaults);
+    if let Some(dir) = &args.resume {
+        same_model(&config, &defaults, dir)?;
+    }
     config.validate()?;
     let mode = Mode::from_args(args)?;
     kiln_autograd::set_anomaly_detection(args.detect_anomaly);

@@ -1,48 +1,25 @@
 //! A run's configuration: everything the command-line programs accept, validated before any
 //! work starts (each error names the flag and its allowed values), saved as config.json.
 
+use crate::choices::{OptimizerKind, ScheduleKind};
 use crate::error::{Result, TrainError};
-use kiln_data::{Augmentation, DEFAULT_WHITENING_EPSILON};
+use kiln_data::{Augmentation, Preprocessing, Transform, DEFAULT_WHITENING_EPSILON};
 use kiln_nn::optim::{adagrad, rmsprop, Adam, Optimizer, Sgd};
 use kiln_nn::schedule::{Decay, ReduceOnPlateau, Schedule};
-use kiln_nn::Precision;
-use kiln_tensor::{Backend, UnaryOp};
+use kiln_nn::{ActivationKind, Precision};
+use kiln_tensor::Backend;
 use serde::{Deserialize, Serialize};
-
-pub const OPTIMIZERS: [&str; 7] = [
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
-];
-pub const SCHEDULES: [&str; 7] = [
-    "constant",
-    "step",
-    "exponential",
-    "cosine",
-    "triangular",
-    "inverse-time",
-    "plateau",
-];
-pub const ACTIVATIONS: [&str; 7] = [
-    "relu",
-    "leaky-relu",
-    "elu",
-    "tanh",
-    "sigmoid",
-    "softplus",
-    "hard-tanh",
-];
-pub const PREPROCESSING: [&str; 4] = ["per-channel", "mean-image", "pca", "zca"];
-pub const PRECISIONS: [&str; 2] = ["f32", "mixed"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub dataset: String,
     pub hidden: Vec<usize>,
-    pub activation: String,
+    pub activation: ActivationKind,
     pub batch_norm: bool,
     pub dropout: f32,
-    pub optimizer: String,
+    pub optimizer: OptimizerKind,
     pub lr: f32,
-    pub schedule: String,
+    pub schedule: ScheduleKind,
     /// Epochs of linear warm-up before the schedule (0 = none).
     pub warmup_epochs: usize,
     pub weight_decay: f32,
@@ -58,7 +35,7 @@ pub struct TrainConfig {
     pub restore_best: bool,
     /// Steps between monitoring snapshots.
     pub monitor_every: usize,
-    pub preprocessing: String,
+    pub preprocessing: Preprocessing,
     /// Samples held out of the training set for validation.
     pub validation: usize,
     pub limit_train: Option<usize>,
@@ -72,9 +49,9 @@ pub struct TrainConfig {
     /// ε added to the covariance eigenvalues for PCA/ZCA whitening.
     #[serde(default = "default_whiten_epsilon")]
     pub whiten_epsilon: f32,
-    /// "f32", or "mixed": f16 products with f32 master weights and dynamic loss scaling.
-    #[serde(default = "default_precision")]
-    pub precision: String,
+    /// F32, or mixed: f16 products with f32 master weights and dynamic loss scaling.
+    #[serde(default)]
+    pub precision: Precision,
     /// Penalties, constraints and clipping beyond the optimiser's weight decay.
     #[serde(default)]
     pub regularization: Regularization,
@@ -147,10 +124,6 @@ fn default_restore_best() -> bool {
     true
 }
 
-fn default_precision() -> String {
-    "f32".into()
-}
-
 fn default_whiten_epsilon() -> f32 {
     DEFAULT_WHITENING_EPSILON
 }
@@ -158,22 +131,6 @@ fn default_whiten_epsilon() -> f32 {
 impl TrainConfig {
     /// Checks every value; the error names the flag and what is allowed.
     pub fn validate(&self) -> Result<()> {
-        let one_of = |flag: &'static str, value: &str, allowed: &[&str]| {
-            if allowed.contains(&value) {
-                Ok(())
-            } else {
-                Err(TrainError::flag(
-                    flag,
-                    value,
-                    &format!("one of {}", allowed.join(", ")),
-                ))
-            }
-        };
-        one_of("--optimizer", &self.optimizer, &OPTIMIZERS)?;
-        one_of("--schedule", &self.schedule, &SCHEDULES)?;
-        one_of("--activation", &self.activation, &ACTIVATIONS)?;
-        one_of("--preprocessing", &self.preprocessing, &PREPROCESSING)?;
-        one_of("--precision", &self.precision, &PRECISIONS)?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(TrainError::flag("--lr", self.lr, "a number > 0"));
         }
@@ -233,8 +190,11 @@ impl TrainConfig {
         }
         self.augmentation.validate()?;
         self.regularization.validate()?;
+        if self.optimizer == OptimizerKind::Lbfgs {
+            self.check_lbfgs()?;
+        }
         if self.loss == Loss::Hinge {
-            if self.augmentation.transforms.iter().any(|t| t == "cutmix") {
+            if self.augmentation.enabled(Transform::Cutmix) {
                 return Err(TrainError::flag(
                     "--loss",
                     "hinge",
@@ -252,21 +212,44 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The arithmetic of the model's products (`precision` is validated first).
-    pub fn precision_mode(&self) -> Precision {
-        self.precision.parse().unwrap_or_default()
+    /// L-BFGS takes the whole training set as one batch (a line search over minibatches
+    /// would chase noise): checked against the training split's size before a run starts.
+    pub fn check_full_batch(&self, samples: usize) -> Result<()> {
+        if self.optimizer == OptimizerKind::Lbfgs && self.batch_size < samples {
+            return Err(TrainError::flag(
+                "--optimizer",
+                "lbfgs",
+                &format!(
+                    "a full-batch run: --batch-size {} for {samples} training samples; use \
+                     --batch-size ≥ the training samples (with --limit-train N for a small \
+                     run), or for minibatches sgd, momentum, nesterov, adagrad, rmsprop, adam \
+                     or adamw",
+                    self.batch_size,
+                ),
+            ));
+        }
+        Ok(())
     }
 
-    pub fn activation_op(&self) -> UnaryOp {
-        match self.activation.as_str() {
-            "leaky-relu" => UnaryOp::LeakyRelu { alpha: 0.01 },
-            "elu" => UnaryOp::Elu { alpha: 1.0 },
-            "tanh" => UnaryOp::Tanh,
-            "sigmoid" => UnaryOp::Sigmoid,
-            "softplus" => UnaryOp::Softplus,
-            "hard-tanh" => UnaryOp::HardTanh,
-            _ => UnaryOp::Relu,
+    /// L-BFGS runs in f32, without gradient clipping (its line search controls the step).
+    fn check_lbfgs(&self) -> Result<()> {
+        if self.precision == Precision::Mixed {
+            return Err(TrainError::flag(
+                "--optimizer",
+                "lbfgs",
+                "--precision f32 (the line search compares losses to 1e-4: f16 products blur them)",
+            ));
         }
+        if self.regularization.clip_grad_norm.is_some()
+            || self.regularization.clip_grad_value.is_some()
+        {
+            return Err(TrainError::flag(
+                "--optimizer",
+                "lbfgs",
+                "no --clip-grad-norm or --clip-grad-value (its line search controls the step)",
+            ));
+        }
+        Ok(())
     }
 
     /// Layer widths from input to output.
@@ -277,25 +260,33 @@ impl TrainConfig {
         w
     }
 
-    /// The optimiser, with `weight_decay` as L2 (SGD family, AdaGrad, RMSProp, Adam) or
-    /// decoupled (AdamW).
+    /// The first-order optimiser, with `weight_decay` as L2 (SGD family, AdaGrad, RMSProp,
+    /// Adam) or decoupled (AdamW). L-BFGS is not one: it evaluates the loss itself (see
+    /// [`Updater`](crate::run_state)), and asking for it here is an error.
     pub fn build_optimizer<B: Backend>(&self) -> Result<Box<dyn Optimizer<B>>> {
         let (lr, wd) = (self.lr, self.weight_decay);
-        Ok(match self.optimizer.as_str() {
-            "sgd" => Box::new(Sgd::new(lr)?.weight_decay(wd)?),
-            "momentum" => Box::new(Sgd::new(lr)?.momentum(0.9)?.weight_decay(wd)?),
-            "nesterov" => Box::new(Sgd::new(lr)?.nesterov(0.9)?.weight_decay(wd)?),
-            "adagrad" => Box::new(adagrad(lr)?.weight_decay(wd)?),
-            "rmsprop" => Box::new(rmsprop(lr, 0.99)?.weight_decay(wd)?),
-            "adamw" => Box::new(Adam::adamw(lr, wd)?),
-            _ => Box::new(Adam::new(lr)?.weight_decay(wd)?),
+        Ok(match self.optimizer {
+            OptimizerKind::Sgd => Box::new(Sgd::new(lr)?.weight_decay(wd)?),
+            OptimizerKind::Momentum => Box::new(Sgd::new(lr)?.momentum(0.9)?.weight_decay(wd)?),
+            OptimizerKind::Nesterov => Box::new(Sgd::new(lr)?.nesterov(0.9)?.weight_decay(wd)?),
+            OptimizerKind::Adagrad => Box::new(adagrad(lr)?.weight_decay(wd)?),
+            OptimizerKind::Rmsprop => Box::new(rmsprop(lr, 0.99)?.weight_decay(wd)?),
+            OptimizerKind::Adamw => Box::new(Adam::adamw(lr, wd)?),
+            OptimizerKind::Adam => Box::new(Adam::new(lr)?.weight_decay(wd)?),
+            OptimizerKind::Lbfgs => {
+                return Err(TrainError::flag(
+                    "--optimizer",
+                    "lbfgs",
+                    "a first-order optimiser here (L-BFGS runs its own closure, full batch)",
+                ))
+            }
         })
     }
 
     /// Reduce-on-plateau for `--schedule plateau`: the rate falls tenfold when the validation
     /// loss has not improved for 2 epochs.
     pub fn plateau(&self) -> Result<Option<ReduceOnPlateau>> {
-        if self.schedule != "plateau" {
+        if self.schedule != ScheduleKind::Plateau {
             return Ok(None);
         }
         Ok(Some(ReduceOnPlateau::new(0.1, 2, 0.0)?))
@@ -305,30 +296,30 @@ impl TrainConfig {
     pub fn build_schedule(&self, steps_per_epoch: usize) -> Result<Schedule> {
         let per_epoch = steps_per_epoch.max(1);
         let total = per_epoch * self.epochs;
-        let decay = match self.schedule.as_str() {
-            "step" => Decay::Step {
+        let decay = match self.schedule {
+            ScheduleKind::Step => Decay::Step {
                 every: (total / 3).max(1),
                 gamma: 0.1,
             },
-            "exponential" => Decay::Exponential {
+            ScheduleKind::Exponential => Decay::Exponential {
                 gamma: 0.9f32.powf(1.0 / per_epoch as f32),
             },
-            "cosine" => Decay::Cosine {
+            ScheduleKind::Cosine => Decay::Cosine {
                 period: total,
                 min_lr: 0.0,
                 restarts: false,
                 period_mult: 1,
             },
-            "triangular" => Decay::Triangular {
+            ScheduleKind::Triangular => Decay::Triangular {
                 half_cycle: 2 * per_epoch,
                 max_lr: self.lr * 10.0,
             },
             // lr / (1 + t / steps per epoch): half the rate after one epoch, a third after two.
-            "inverse-time" => Decay::InverseTime {
+            ScheduleKind::InverseTime => Decay::InverseTime {
                 k: 1.0 / per_epoch as f32,
             },
-            // "plateau" steps the rate down at epoch ends (`plateau`); between them it holds.
-            _ => Decay::Constant,
+            // Plateau steps the rate down at epoch ends (`plateau`); between them it holds.
+            ScheduleKind::Constant | ScheduleKind::Plateau => Decay::Constant,
         };
         Ok(Schedule::new(self.lr, decay)?.with_warmup(self.warmup_epochs * per_epoch))
     }

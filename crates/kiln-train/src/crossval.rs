@@ -5,7 +5,7 @@
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::trainer::{train, RunData, TrainOptions};
-use kiln_data::{Dataset, Normalization, Preprocessing};
+use kiln_data::{Dataset, Normalization};
 use kiln_tensor::Backend;
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ pub fn cross_validate<B: Backend>(
             ),
         ));
     }
-    let kind = Preprocessing::from_name(&config.preprocessing).unwrap_or(Preprocessing::PerChannel);
+    let kind = config.preprocessing;
     let mut fold_accuracy = Vec::with_capacity(k);
     for (i, (train_fold, validation)) in full_train.folds(k, config.seed).into_iter().enumerate() {
         let train_fold = match config.limit_train {

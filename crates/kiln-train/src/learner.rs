@@ -17,12 +17,13 @@
 //! # Ok(()) }
 //! ```
 
+use crate::choices::{OptimizerKind, ScheduleKind};
 use crate::config::{InputLayout, Loss, Regularization, TrainConfig};
 use crate::error::Result;
 use crate::recipes::fashion_mnist_recipe;
 use crate::trainer::{fit, EpochHook, Outcome, RunData, TrainOptions};
 use kiln_data::Augmentation;
-use kiln_nn::Module;
+use kiln_nn::{Module, Precision};
 use kiln_tensor::Backend;
 use std::path::PathBuf;
 
@@ -69,17 +70,16 @@ impl<'a> Learner<'a> {
         self
     }
 
-    /// One of `sgd`, `momentum`, `nesterov`, `adagrad`, `rmsprop`, `adam`, `adamw`, at rate `lr`.
-    pub fn optimizer(mut self, optimizer: &str, lr: f32) -> Self {
-        self.config.optimizer = optimizer.into();
+    /// The optimiser at rate `lr` (L-BFGS: full batch, the rate unused).
+    pub fn optimizer(mut self, optimizer: OptimizerKind, lr: f32) -> Self {
+        self.config.optimizer = optimizer;
         self.config.lr = lr;
         self
     }
 
-    /// One of `constant`, `step`, `exponential`, `cosine`, `triangular`, `inverse-time`,
-    /// `plateau`, after `warmup_epochs` of linear warm-up.
-    pub fn schedule(mut self, schedule: &str, warmup_epochs: usize) -> Self {
-        self.config.schedule = schedule.into();
+    /// The learning-rate schedule, after `warmup_epochs` of linear warm-up.
+    pub fn schedule(mut self, schedule: ScheduleKind, warmup_epochs: usize) -> Self {
+        self.config.schedule = schedule;
         self.config.warmup_epochs = warmup_epochs;
         self
     }
@@ -125,9 +125,9 @@ impl<'a> Learner<'a> {
         self
     }
 
-    /// `f32`, or `mixed`: f16 products, f32 master weights, dynamic loss scaling.
-    pub fn precision(mut self, precision: &str) -> Self {
-        self.config.precision = precision.into();
+    /// F32, or mixed: f16 products, f32 master weights, dynamic loss scaling.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.config.precision = precision;
         self
     }
 
@@ -193,26 +193,7 @@ impl<'a> Learner<'a> {
         model: M,
         data: &RunData,
     ) -> Result<(M, Outcome)> {
-        let architecture = describe(&model);
-        let (outcome, model) = fit(
-            backend,
-            model,
-            &architecture,
-            &self.config,
-            data,
-            self.options,
-        )?;
+        let (outcome, model) = fit(backend, model, &self.config, data, self.options)?;
         Ok((model, outcome))
     }
-}
-
-/// A module of the caller's own, for the checkpoint's `architecture` metadata: its parameters'
-/// names and shapes (its weights load back by name with `load_weights`).
-fn describe<B: Backend, M: Module<B>>(model: &M) -> String {
-    let parameters: serde_json::Map<String, serde_json::Value> = model
-        .parameters()
-        .iter()
-        .map(|p| (p.name().to_string(), serde_json::json!(p.value().dims())))
-        .collect();
-    serde_json::json!({ "kind": "custom", "parameters": parameters }).to_string()
 }

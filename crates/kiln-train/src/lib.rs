@@ -3,6 +3,7 @@
 //! report, and prediction from a checkpoint alone.
 
 mod checkpoint;
+mod choices;
 pub mod cli;
 mod config;
 mod crossval;
@@ -25,12 +26,11 @@ mod search;
 mod search_plot;
 mod step;
 mod trainer;
+mod updater;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
-pub use config::{
-    InputLayout, Loss, Regularization, TrainConfig, ACTIVATIONS, OPTIMIZERS, PRECISIONS,
-    PREPROCESSING, SCHEDULES,
-};
+pub use choices::{name_of, OptimizerKind, ScheduleKind};
+pub use config::{InputLayout, Loss, Regularization, TrainConfig};
 pub use crossval::{cross_validate, CrossValidation};
 pub use ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble, EnsembleEvaluation};
 pub use error::{write_atomically, Result, TrainError};
@@ -38,7 +38,7 @@ pub use history::{EpochRecord, LayerStats};
 pub use learner::Learner;
 pub use load_weights::{load_weights, LoadReport};
 pub use metrics::{argmax, roc_auc, Evaluation};
-pub use predict::{evaluate_checkpoint, load_model};
+pub use predict::{checkpoint_config, described_model, evaluate_checkpoint, load_model};
 pub use preview::save_augmented;
 pub use recipes::{cifar10_recipe, fashion_mnist_recipe, load_cifar10_dataset, load_fashion_mnist};
 pub use search::{random_search, ranked, results_table, SearchPlan, SearchSpace, Trial, TrialRun};

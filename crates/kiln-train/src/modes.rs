@@ -186,8 +186,7 @@ fn prepare_data<B: Backend>(
     let data = match overfit_tiny {
         Some(n) => {
             let tiny = train_full.take(n);
-            let kind = kiln_data::Preprocessing::from_name(&config.preprocessing)
-                .unwrap_or(kiln_data::Preprocessing::PerChannel);
+            let kind = config.preprocessing;
             RunData {
                 normalization: kiln_data::Normalization::fit(&tiny, kind),
                 train: tiny.clone(),
@@ -237,7 +236,8 @@ fn save_preview<B: Backend>(
         backend,
     )?;
     let transforms = if a.is_active() {
-        a.transforms.join(", ")
+        let names: Vec<_> = a.transforms.iter().map(|t| t.name()).collect();
+        names.join(", ")
     } else {
         "none".into()
     };

@@ -7,9 +7,68 @@ use crate::error::{Result, TrainError};
 use crate::metrics::Evaluation;
 use crate::trainer::{build_model, evaluate};
 use kiln_data::{Dataset, DeviceDataset, Normalization, Preprocessing};
-use kiln_nn::{Module, Sequential};
+use kiln_nn::{LayerSpec, Module, Sequential};
 use kiln_tensor::Backend;
 use std::path::Path;
+
+/// The configuration a checkpoint was trained with (its `config` metadata).
+pub fn checkpoint_config(path: &Path) -> Result<TrainConfig> {
+    config_of(path, &Checkpoint::load(path)?)
+}
+
+fn config_of(path: &Path, c: &Checkpoint) -> Result<TrainConfig> {
+    serde_json::from_str(c.get_meta(path, "config")?).map_err(|e| TrainError::Checkpoint {
+        path: path.into(),
+        message: format!("unreadable config metadata: {e}"),
+    })
+}
+
+/// The model a checkpoint describes, with fresh weights (what `--resume` restores into and
+/// `load_model` loads into): the layer stack in its `architecture` metadata, or for a
+/// checkpoint written before the stack was stored, the MLP its widths and configuration give.
+pub fn described_model<B: Backend>(
+    path: &Path,
+    c: &Checkpoint,
+    backend: &B,
+) -> Result<Sequential<B>> {
+    let config = config_of(path, c)?;
+    let unreadable = |message: String| TrainError::Checkpoint {
+        path: path.into(),
+        message,
+    };
+    let architecture: serde_json::Value =
+        serde_json::from_str(c.get_meta(path, "architecture")?)
+            .map_err(|e| unreadable(format!("unreadable architecture metadata: {e}")))?;
+    let mut model = match architecture["kind"].as_str() {
+        Some("layers") => {
+            let spec: LayerSpec = serde_json::from_value(architecture["spec"].clone())
+                .map_err(|e| unreadable(format!("unreadable layer description: {e}")))?;
+            match spec {
+                LayerSpec::Sequential { layers } => kiln_nn::sequential(&layers, backend)?,
+                layer => Sequential::new().push_boxed(layer.build(backend)?),
+            }
+        }
+        Some("mlp") => {
+            let widths: Vec<usize> = serde_json::from_value(architecture["widths"].clone())
+                .map_err(|e| unreadable(format!("the architecture's widths: {e}")))?;
+            if widths.len() < 2 {
+                return Err(unreadable(
+                    "the architecture metadata has no layer widths".into(),
+                ));
+            }
+            build_model(&config, widths[0], widths[widths.len() - 1], backend)?
+        }
+        _ => {
+            return Err(unreadable(
+                "it holds the weights of a module of the caller's own, which only that \
+                 module's code can build: build it and load the weights with load_weights"
+                    .into(),
+            ))
+        }
+    };
+    model.set_precision(config.precision);
+    Ok(model)
+}
 
 /// The model (in evaluation mode), its preprocessing and its configuration.
 pub fn load_model<B: Backend>(
@@ -17,40 +76,8 @@ pub fn load_model<B: Backend>(
     backend: &B,
 ) -> Result<(Sequential<B>, Normalization, TrainConfig)> {
     let c = Checkpoint::load(path)?;
-    let config: TrainConfig =
-        serde_json::from_str(c.get_meta(path, "config")?).map_err(|e| TrainError::Checkpoint {
-            path: path.into(),
-            message: format!("unreadable config metadata: {e}"),
-        })?;
-    let architecture: serde_json::Value = serde_json::from_str(c.get_meta(path, "architecture")?)
-        .map_err(|e| TrainError::Checkpoint {
-        path: path.into(),
-        message: format!("unreadable architecture metadata: {e}"),
-    })?;
-    if architecture["kind"] == "custom" {
-        return Err(TrainError::Checkpoint {
-            path: path.into(),
-            message: "it holds the weights of a module of the caller's own, which only that \
-                      module's code can build: build it and load the weights with load_weights"
-                .into(),
-        });
-    }
-    let widths: Vec<usize> = architecture["widths"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|w| w.as_u64())
-                .map(|w| w as usize)
-                .collect()
-        })
-        .unwrap_or_default();
-    if widths.len() < 2 {
-        return Err(TrainError::Checkpoint {
-            path: path.into(),
-            message: "the architecture metadata has no layer widths".into(),
-        });
-    }
-    let mut model = build_model(&config, widths[0], widths[widths.len() - 1], backend)?;
+    let config = config_of(path, &c)?;
+    let mut model = described_model(path, &c, backend)?;
     for p in model.parameters() {
         p.set(c.tensor(path, &format!("param.{}", p.name()), backend)?);
     }

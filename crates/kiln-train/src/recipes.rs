@@ -1,24 +1,26 @@
 //! The default recipe and loader of each dataset the programs train on (the recipes are the
 //! best found so far, see docs/performance.md).
 
+use crate::choices::{OptimizerKind, ScheduleKind};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use kiln_data::{
-    download_cifar10, load_cifar10, load_idx_dir, Dataset, DEFAULT_WHITENING_EPSILON,
-    FASHION_MNIST_CLASSES,
+    download_cifar10, load_cifar10, load_idx_dir, Dataset, Preprocessing,
+    DEFAULT_WHITENING_EPSILON, FASHION_MNIST_CLASSES,
 };
+use kiln_nn::{ActivationKind, Precision};
 use std::path::Path;
 
 fn base(dataset: &str) -> TrainConfig {
     TrainConfig {
         dataset: dataset.into(),
         hidden: vec![512, 512],
-        activation: "relu".into(),
+        activation: ActivationKind::Relu,
         batch_norm: true,
         dropout: 0.2,
-        optimizer: "adam".into(),
+        optimizer: OptimizerKind::Adam,
         lr: 1e-3,
-        schedule: "cosine".into(),
+        schedule: ScheduleKind::Cosine,
         warmup_epochs: 0,
         weight_decay: 0.0,
         label_smoothing: 0.0,
@@ -27,14 +29,14 @@ fn base(dataset: &str) -> TrainConfig {
         seed: 1,
         patience: 5,
         monitor_every: 100,
-        preprocessing: "per-channel".into(),
+        preprocessing: Preprocessing::PerChannel,
         validation: 5_000,
         limit_train: None,
         augmentation: Default::default(),
         ema_decay: 0.0,
         whiten_epsilon: DEFAULT_WHITENING_EPSILON,
         restore_best: true,
-        precision: "f32".into(),
+        precision: Precision::F32,
         regularization: Default::default(),
         loss: Default::default(),
         layout: Default::default(),

@@ -6,8 +6,9 @@ use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::history::EpochRecord;
+use crate::updater::Updater;
 use kiln_data::Normalization;
-use kiln_nn::optim::{Optimizer, OptimizerState};
+use kiln_nn::optim::OptimizerState;
 use kiln_nn::schedule::ReduceOnPlateau;
 use kiln_nn::{Ema, LossScaler, Module, Parameter};
 use kiln_tensor::{Backend, RngState, Tensor};
@@ -15,15 +16,22 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub(crate) fn architecture_json(config: &TrainConfig, widths: &[usize]) -> String {
-    serde_json::json!({
-        "kind": "mlp",
-        "widths": widths,
-        "activation": config.activation,
-        "batch_norm": config.batch_norm,
-        "dropout": config.dropout,
-    })
-    .to_string()
+/// The model's description for the checkpoint's `architecture` metadata: its layer stack when
+/// every layer is one of Kiln's (so `--evaluate` and `--resume` rebuild it), otherwise, for a
+/// module of the caller's own, its parameters' names and shapes (its weights load back by name
+/// with `load_weights`).
+pub(crate) fn describe<B: Backend, M: Module<B>>(model: &M) -> String {
+    match model.spec() {
+        Some(spec) => serde_json::json!({ "kind": "layers", "spec": spec }).to_string(),
+        None => {
+            let parameters: serde_json::Map<String, serde_json::Value> = model
+                .parameters()
+                .iter()
+                .map(|p| (p.name().to_string(), serde_json::json!(p.value().dims())))
+                .collect();
+            serde_json::json!({ "kind": "custom", "parameters": parameters }).to_string()
+        }
+    }
 }
 
 /// Resumable state beyond the tensors.
@@ -53,7 +61,7 @@ pub(crate) struct Run<'a, B: Backend, M: Module<B>> {
     pub(crate) backend: &'a B,
     pub(crate) model: M,
     pub(crate) params: Vec<Parameter<B>>,
-    pub(crate) optimizer: Box<dyn Optimizer<B>>,
+    pub(crate) updater: Updater<B>,
     pub(crate) progress: Progress,
     pub(crate) best: Option<Snapshot<B>>,
     /// The model's description for the checkpoint's `architecture` metadata (JSON).
@@ -74,7 +82,7 @@ impl<B: Backend, M: Module<B>> Run<'_, B, M> {
         for (name, t) in self.model.buffers() {
             c.put(format!("buffer.{name}"), &t)?;
         }
-        let state = self.optimizer.state()?;
+        let state = self.updater.state()?;
         for (name, t) in &state.tensors {
             c.put(format!("optim.{name}"), t)?;
         }
@@ -217,7 +225,7 @@ impl<B: Backend, M: Module<B>> Run<'_, B, M> {
         }
         let step: u64 = c.get_meta(path, "optimizer_step")?.parse().unwrap_or(0);
         let kind = c.get_meta(path, "optimizer")?.to_string();
-        self.optimizer
+        self.updater
             .load_state(
                 &OptimizerState {
                     kind,

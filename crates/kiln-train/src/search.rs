@@ -7,7 +7,8 @@
 //! draw comes from one generator seeded by the plan, and each trial trains with its own seed,
 //! so a search is reproducible.
 
-use crate::config::{TrainConfig, OPTIMIZERS};
+use crate::choices::{name_of, OptimizerKind};
+use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::trainer::{train, Outcome, RunData, TrainOptions};
 use kiln_tensor::Backend;
@@ -24,7 +25,7 @@ pub struct SearchSpace {
     pub weight_decay: (f32, f32),
     /// Uniform range of the dropout probability.
     pub dropout: (f32, f32),
-    pub optimizers: Vec<String>,
+    pub optimizers: Vec<OptimizerKind>,
     pub widths: Vec<Vec<usize>>,
 }
 
@@ -46,7 +47,7 @@ pub struct Trial {
     pub lr: f32,
     pub weight_decay: f32,
     pub dropout: f32,
-    pub optimizer: String,
+    pub optimizer: OptimizerKind,
     pub hidden: Vec<usize>,
     pub epochs: usize,
     pub seed: u64,
@@ -85,22 +86,13 @@ impl SearchSpace {
                 "LOW,HIGH with 0 ≤ LOW ≤ HIGH < 1",
             ));
         }
-        if self.optimizers.is_empty() {
+        if self.optimizers.is_empty() || self.optimizers.contains(&OptimizerKind::Lbfgs) {
+            let names: Vec<String> = self.optimizers.iter().map(|&o| name_of(o)).collect();
             return Err(TrainError::flag(
                 "--optimizers",
-                "(empty)",
-                &format!("a comma-separated list from {}", OPTIMIZERS.join(", ")),
-            ));
-        }
-        if let Some(o) = self
-            .optimizers
-            .iter()
-            .find(|o| !OPTIMIZERS.contains(&o.as_str()))
-        {
-            return Err(TrainError::flag(
-                "--optimizers",
-                o,
-                &format!("a comma-separated list from {}", OPTIMIZERS.join(", ")),
+                format!("{:?}", names.join(",")),
+                "a comma-separated list of first-order optimisers (sgd, momentum, nesterov, \
+                 adagrad, rmsprop, adam, adamw): a search trains minibatches",
             ));
         }
         if self.widths.is_empty() || self.widths.iter().any(|w| w.is_empty() || w.contains(&0)) {
@@ -119,12 +111,12 @@ impl SearchSpace {
             lr: (best.lr / 3.0, best.lr * 3.0),
             weight_decay: (best.weight_decay / 3.0, best.weight_decay * 3.0),
             dropout: ((best.dropout - 0.1).max(0.0), (best.dropout + 0.1).min(0.9)),
-            optimizers: vec![best.optimizer.clone()],
+            optimizers: vec![best.optimizer],
             widths: vec![best.hidden.clone()],
         }
     }
 
-    fn draw(&self, rng: &mut StdRng) -> (f32, f32, f32, String, Vec<usize>) {
+    fn draw(&self, rng: &mut StdRng) -> (f32, f32, f32, OptimizerKind, Vec<usize>) {
         let log_uniform = |rng: &mut StdRng, (lo, hi): (f32, f32)| {
             let (lo, hi) = ((lo as f64).ln(), (hi as f64).ln());
             if hi > lo {
@@ -141,7 +133,7 @@ impl SearchSpace {
         } else {
             lo
         };
-        let optimizer = self.optimizers[rng.random_range(0..self.optimizers.len())].clone();
+        let optimizer = self.optimizers[rng.random_range(0..self.optimizers.len())];
         let hidden = self.widths[rng.random_range(0..self.widths.len())].clone();
         (lr, wd, dropout, optimizer, hidden)
     }
@@ -195,7 +187,7 @@ pub fn random_search<B: Backend>(
                 lr,
                 weight_decay,
                 dropout,
-                optimizer: optimizer.clone(),
+                optimizer,
                 hidden: hidden.clone(),
                 epochs,
                 seed: plan.seed.wrapping_add(id as u64),
@@ -312,7 +304,7 @@ pub fn results_table(trials: &[Trial]) -> String {
             t.lr,
             t.weight_decay,
             t.dropout,
-            t.optimizer,
+            name_of(t.optimizer),
             hidden,
             t.epochs,
             t.val_accuracy,
@@ -344,7 +336,7 @@ mod tests {
             lr: (1e-5, 1e-1),
             weight_decay: (1e-6, 1e-2),
             dropout: (0.0, 0.5),
-            optimizers: vec!["adam".into()],
+            optimizers: vec![OptimizerKind::Adam],
             widths: vec![vec![8]],
         };
         let mut rng = StdRng::seed_from_u64(3);

@@ -66,7 +66,7 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     weights: &[(String, Parameter<B>)],
 ) -> Result<StepSums<B>> {
     let classes = run.class_names.len();
-    run.optimizer.set_learning_rate(lr);
+    run.updater.set_learning_rate(lr);
     run.model.zero_grad();
     let input = Var::constant(batch.x.clone());
     let outputs = if monitoring {
@@ -98,10 +98,13 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     } else {
         None
     };
-    match &run.loss_scaler {
-        Some(scaler) => scaler.step(run.optimizer.as_mut(), &run.params)?,
-        None => run.optimizer.step(&run.params)?,
-    }
+    let (model, config) = (&run.model, run.config);
+    run.updater
+        .step(&run.params, run.loss_scaler.as_ref(), || {
+            let logits = model.forward(&input)?;
+            let loss = step_loss(config, &logits, &batch, classes)?;
+            with_penalty(&loss, config.regularization.l1, weights)
+        })?;
     if let Some(max_norm) = run.config.regularization.max_norm {
         for (_, w) in weights {
             apply_max_norm(w, max_norm)?;
@@ -134,7 +137,7 @@ fn with_penalty<B: Backend>(
     loss: &Var<B>,
     l1: f32,
     weights: &[(String, Parameter<B>)],
-) -> Result<Var<B>> {
+) -> kiln_tensor::Result<Var<B>> {
     if l1 == 0.0 {
         return Ok(loss.clone());
     }
@@ -163,7 +166,7 @@ fn step_loss<B: Backend>(
     logits: &Var<B>,
     batch: &Batch<B>,
     classes: usize,
-) -> Result<Var<B>> {
+) -> kiln_tensor::Result<Var<B>> {
     let smoothing = config.label_smoothing;
     let targets = || targets(&batch.y, batch.mix.as_ref(), classes, smoothing);
     Ok(match (config.loss, &batch.mix) {
@@ -182,7 +185,7 @@ fn targets<B: Backend>(
     mix: Option<&LabelMix<B>>,
     classes: usize,
     smoothing: f32,
-) -> Result<Tensor<B>> {
+) -> kiln_tensor::Result<Tensor<B>> {
     let own = one_hot(y, classes, DType::F32)?;
     let targets = match mix {
         Some(mix) => {

@@ -12,10 +12,12 @@ use crate::epoch::{end_epoch, patience_ran_out, train_epoch, upload, Splits};
 use crate::error::{write_atomically, Result, TrainError};
 use crate::history::EpochRecord;
 use crate::metrics::Evaluation;
+use crate::predict::described_model;
 use crate::report::write_report;
-use crate::run_state::{architecture_json, Progress, Run};
+use crate::run_state::{describe, Progress, Run};
+use crate::updater::Updater;
 use kiln_autograd::{no_grad, Var};
-use kiln_data::{DataError, Dataset, DeviceDataset, Normalization, Preprocessing};
+use kiln_data::{DataError, Dataset, DeviceDataset, Normalization};
 use kiln_nn::Ema;
 use kiln_nn::{LossScaler, Mlp, Module, Precision, Sequential};
 use kiln_tensor::{Backend, DType, Tensor};
@@ -39,8 +41,7 @@ impl RunData {
         if let Some(n) = config.limit_train {
             train = train.take(n);
         }
-        let kind =
-            Preprocessing::from_name(&config.preprocessing).unwrap_or(Preprocessing::PerChannel);
+        let kind = config.preprocessing;
         let normalization = Normalization::fit_with_epsilon(&train, kind, config.whiten_epsilon);
         Ok(RunData {
             train,
@@ -130,12 +131,12 @@ pub fn build_model<B: Backend>(
     backend: &B,
 ) -> Result<Sequential<B>> {
     let mut model = Mlp::new(&config.widths(features, classes))
-        .activation(config.activation_op())
+        .activation(config.activation.op())
         .batch_norm(config.batch_norm)
         .dropout(config.dropout)
         .seed(config.seed)
         .build(backend)?;
-    model.set_precision(config.precision_mode());
+    model.set_precision(config.precision);
     Ok(model)
 }
 
@@ -206,11 +207,12 @@ fn write_outputs(
         lines.push('\n');
     }
     write_atomically(&out.join("metrics.jsonl"), lines.as_bytes())?;
-    let model = if architecture.contains("\"custom\"") {
-        "custom model".to_string()
-    } else {
-        format!("MLP {:?}", config.hidden)
-    };
+    let model = serde_json::from_str::<serde_json::Value>(architecture)
+        .ok()
+        .and_then(|a| serde_json::from_value::<kiln_nn::LayerSpec>(a["spec"].clone()).ok())
+        .map_or("custom model".to_string(), |spec| {
+            format!("layers {:?}", spec.widths())
+        });
     write_report(
         &out.join("report.svg"),
         &format!(
@@ -233,9 +235,9 @@ pub fn check_writable(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains the MLP `config` describes on `data` (what the programs run): `fit` with the model
-/// built from the config and described in the checkpoint, so `--evaluate` and `--resume`
-/// rebuild it.
+/// Trains the MLP `config` describes on `data` (what the programs run), or when resuming, the
+/// model the checkpoint describes: `fit` stores the model's layer stack in the checkpoint, so
+/// `--evaluate` and `--resume` rebuild it.
 pub fn train<B: Backend>(
     backend: &B,
     config: &TrainConfig,
@@ -244,20 +246,24 @@ pub fn train<B: Backend>(
 ) -> Result<Outcome> {
     config.validate()?;
     let (features, classes) = (data.train.features(), data.train.classes());
-    let model = build_model(config, features, classes, backend)?;
-    let architecture = architecture_json(config, &config.widths(features, classes));
-    fit(backend, model, &architecture, config, data, options).map(|(outcome, _)| outcome)
+    let model = match &options.resume {
+        Some(dir) => {
+            let path = dir.join("checkpoint.safetensors");
+            described_model(&path, &Checkpoint::load(&path)?, backend)?
+        }
+        None => build_model(config, features, classes, backend)?,
+    };
+    fit(backend, model, config, data, options).map(|(outcome, _)| outcome)
 }
 
 /// Trains `model`, any module, on `data` with the training settings of `config` (its model
 /// fields are not read): prepare the run, then epochs of steps, each epoch ending with
 /// validation, the best-so-far bookkeeping and the outputs, then the finish (the best
 /// parameters restored, the test evaluation, the final checkpoint). Returns the outcome and
-/// the trained model. `architecture` describes the model in the checkpoint's metadata.
+/// the trained model.
 pub(crate) fn fit<B: Backend, M: Module<B>>(
     backend: &B,
     model: M,
-    architecture: &str,
     config: &TrainConfig,
     data: &RunData,
     mut options: TrainOptions,
@@ -266,10 +272,12 @@ pub(crate) fn fit<B: Backend, M: Module<B>>(
     if let Some(out) = &options.out {
         check_writable(out)?;
     }
+    config.check_full_batch(data.train.len())?;
+    let architecture = describe(&model);
     let mut run = prepare_run(
         backend,
         model,
-        architecture,
+        &architecture,
         config,
         data,
         options.resume.as_deref(),
@@ -318,14 +326,14 @@ fn prepare_run<'a, B: Backend, M: Module<B>>(
     resume: Option<&Path>,
 ) -> Result<Run<'a, B, M>> {
     model.set_training(true);
-    model.set_precision(config.precision_mode());
+    model.set_precision(config.precision);
     let params = model.parameters();
     let mut run = Run {
         config,
         backend,
         model,
         params,
-        optimizer: config.build_optimizer()?,
+        updater: Updater::new(config)?,
         progress: Progress::default(),
         best: None,
         architecture: architecture.to_string(),
@@ -336,7 +344,7 @@ fn prepare_run<'a, B: Backend, M: Module<B>>(
         } else {
             None
         },
-        loss_scaler: match config.precision_mode() {
+        loss_scaler: match config.precision {
             Precision::Mixed => Some(LossScaler::new(backend)?),
             Precision::F32 => None,
         },
