@@ -195,12 +195,12 @@ fn elementwise_and_fused(c: &mut Criterion) {
     group.throughput(Throughput::Elements(256 * 1024));
     on_both!(
         group,
-        "batchnorm_stats_256x1024",
+        "batch_norm_stats_256x1024",
         cpu,
         gpu,
         1e-4,
         |b| Tensor::rand_normal([256, 1024], 1.0, 2.0, rng(4), b).unwrap(),
-        |t| t.batchnorm_stats().unwrap().1
+        |t| t.batch_norm_stats().unwrap().1
     );
     group.finish();
 }

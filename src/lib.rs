@@ -44,8 +44,9 @@ pub mod prelude {
         Parameter, Precision, Sequential,
     };
     pub use kiln_tensor::{
-        AdamStep, AdaptiveStep, Backend, BinaryOp, DType, Distribution, KilnError, LossScaleRule,
-        ReduceOp, Result, RngState, SgdStep, Shape, Tensor, UnaryOp, WgpuBackend,
+        AdamStep, AdaptiveStep, Backend, BinaryOp, CoreOps, DType, DataOps, Distribution,
+        KilnError, LossScaleRule, NnOps, OptimOps, ReduceOp, Result, RngState, SgdStep, Shape,
+        Tensor, UnaryOp, WgpuBackend,
     };
     pub use kiln_train::{Learner, OptimizerKind, RunData, ScheduleKind};
 }

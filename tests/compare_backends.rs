@@ -7,6 +7,7 @@ use common::*;
 use kiln::bench::harness::{items, Item};
 use kiln::bench::{kernel_table, profile_kernels, run_suite, table, Options, Row, Suite};
 use kiln::tensor::Backend;
+use kiln::tensor::CoreOps;
 
 fn quick() -> Options {
     Options {
@@ -119,7 +120,7 @@ fn profiling_a_training_step_accounts_for_every_dispatch_of_the_step() {
         times.iter().map(|t| t.dispatches).sum::<u64>(),
         3 * per_step
     );
-    for kernel in ["matmul", "softmax_xent", "optim_adam_step", "batchnorm"] {
+    for kernel in ["matmul", "softmax_xent", "optim_adam_step", "batch_norm"] {
         assert!(
             times.iter().any(|t| t.kernel.starts_with(kernel)),
             "{kernel} in {times:?}"

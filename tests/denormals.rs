@@ -25,7 +25,7 @@ fn report_flushing(gpu: &WgpuBackend) {
     let y = (&x * 1.0).unwrap().to_vec::<f32>().unwrap()[0];
     eprintln!(
         "{} {} subnormals",
-        kiln::tensor::Backend::name(gpu),
+        kiln::tensor::CoreOps::name(gpu),
         if y == 0.0 { "flushes" } else { "keeps" }
     );
 }
@@ -169,8 +169,8 @@ fn batch_norm_agrees_on_subnormal_features_and_gradients() {
         .collect();
     let (gx, cx) = pair(&x, &[rows, cols], &gpu);
     let (gdy, cdy) = pair(&dy, &[rows, cols], &gpu);
-    let (gm, gv) = gx.batchnorm_stats().unwrap();
-    let (cm, cv) = cx.batchnorm_stats().unwrap();
+    let (gm, gv) = gx.batch_norm_stats().unwrap();
+    let (cm, cv) = cx.batch_norm_stats().unwrap();
     // |x| ≤ 0.5 · (1 + 39/8) < 3, |x − mean| < 3.
     let depth = precision::column_sum_depth(rows);
     assert_tensors_close("mean", &gm, &cm, precision::sum(depth, 3.0));
@@ -178,9 +178,9 @@ fn batch_norm_agrees_on_subnormal_features_and_gradients() {
     let to_gpu =
         |t: &Tensor<CpuBackend>| Tensor::from_host(&t.to_host().unwrap(), [cols], &gpu).unwrap();
     let (ga, gb) = gx
-        .batchnorm_backward_reduce(&gdy, &to_gpu(&cm), &to_gpu(&cv), 1e-5)
+        .batch_norm_backward_reduce(&gdy, &to_gpu(&cm), &to_gpu(&cv), 1e-5)
         .unwrap();
-    let (ca, cb) = cx.batchnorm_backward_reduce(&cdy, &cm, &cv, 1e-5).unwrap();
+    let (ca, cb) = cx.batch_norm_backward_reduce(&cdy, &cm, &cv, 1e-5).unwrap();
     let r = rows as f64;
     assert_tensors_close("Σdy", &ga, &ca, precision::sum(depth, r));
     // |x̂| < 2 in the ordinary columns; in the tiny ones x − mean is itself tiny (≤ 10⁻¹⁹), so

@@ -52,7 +52,7 @@ impl<B: Backend> Checked for Tensor<B> {
         values(self.softmax_xent(&l).unwrap().to_host().unwrap())
     }
     fn bn(&self) -> (Vec<f64>, Vec<f64>) {
-        let (m, v) = self.batchnorm_stats().unwrap();
+        let (m, v) = self.batch_norm_stats().unwrap();
         (values(m.to_host().unwrap()), values(v.to_host().unwrap()))
     }
 }
@@ -139,7 +139,7 @@ fn softmax_and_cross_entropy_known_values() {
 }
 
 #[test]
-fn batchnorm_statistics_known_values() {
+fn batch_norm_statistics_known_values() {
     on_every_backend(|t| {
         // Columns [1,3,5] and [2,2,2]: means 3 and 2; biased variances (4+0+4)/3 and 0.
         let x = t(&[1.0, 2.0, 3.0, 2.0, 5.0, 2.0], &[3, 2]);

@@ -62,7 +62,7 @@ fn gradcheck_maxout_input_weights_and_bias() {
 }
 
 #[test]
-fn gradcheck_batchnorm_in_training_mode() {
+fn gradcheck_batch_norm_in_training_mode() {
     let bn = BatchNorm1d::new("bn", 4, &cpu()).unwrap();
     // γ and β away from their initial 1 and 0 so that both terms matter.
     let params = bn.parameters();
@@ -72,7 +72,7 @@ fn gradcheck_batchnorm_in_training_mode() {
 }
 
 #[test]
-fn gradcheck_batchnorm_in_evaluation_mode() {
+fn gradcheck_batch_norm_in_evaluation_mode() {
     let mut bn = BatchNorm1d::new("bn", 3, &cpu()).unwrap();
     bn.set_training(false);
     check_module("BatchNorm1d (eval)", &bn, f64_tensor(6, &[4, 3], -2.0, 2.0));

@@ -208,7 +208,7 @@ fn fused_cross_entropy_equals_composed_log_softmax() {
 }
 
 #[test]
-fn batchnorm_statistics_match_including_constant_columns() {
+fn batch_norm_statistics_match_including_constant_columns() {
     let Some(gpu) = gpu() else { return };
     for &(r, c) in &[(1usize, 1usize), (3, 17), (256, 33), (17, 257), (1000, 3)] {
         let mut x = random_vec((r * c) as u64, r * c, -2.0, 2.0);
@@ -217,8 +217,8 @@ fn batchnorm_statistics_match_including_constant_columns() {
             x[row * c] = 1000.5;
         }
         let (gx, cx) = pair(&x, &[r, c], &gpu);
-        let (gm, gv) = gx.batchnorm_stats().unwrap();
-        let (cm, cv) = cx.batchnorm_stats().unwrap();
+        let (gm, gv) = gx.batch_norm_stats().unwrap();
+        let (cm, cv) = cx.batch_norm_stats().unwrap();
         // Column sums of r terms (|x| ≤ 1000.5 in column 0, ≤ 2 elsewhere), divided by r; the
         // variance sums r squares of |x − mean| ≤ 4 after a subtraction and a multiply.
         let depth = precision::column_sum_depth(r);
@@ -242,9 +242,9 @@ fn batchnorm_statistics_match_including_constant_columns() {
         let to_gpu =
             |t: &Tensor<CpuBackend>| Tensor::from_host(&t.to_host().unwrap(), [c], &gpu).unwrap();
         let (ga, gb) = gx
-            .batchnorm_backward_reduce(&gdy, &to_gpu(&cm), &to_gpu(&cv), 1e-5)
+            .batch_norm_backward_reduce(&gdy, &to_gpu(&cm), &to_gpu(&cv), 1e-5)
             .unwrap();
-        let (ca, cb) = cx.batchnorm_backward_reduce(&cdy, &cm, &cv, 1e-5).unwrap();
+        let (ca, cb) = cx.batch_norm_backward_reduce(&cdy, &cm, &cv, 1e-5).unwrap();
         let rows = r as f64;
         assert_tensors_close(
             &format!("bn Σdy {r}×{c}"),

@@ -39,7 +39,7 @@ pub fn gpu() -> Option<WgpuBackend> {
     static GPU: OnceLock<Option<WgpuBackend>> = OnceLock::new();
     GPU.get_or_init(|| match WgpuBackend::new() {
         Ok(backend) => {
-            eprintln!("GPU tests run on {}", kiln::tensor::Backend::name(&backend));
+            eprintln!("GPU tests run on {}", kiln::tensor::CoreOps::name(&backend));
             Some(backend)
         }
         Err(e) if std::env::var("KILN_ALLOW_NO_GPU").as_deref() == Ok("1") => {

@@ -289,7 +289,7 @@ impl<B: Backend> Var<B> {
         eps: f32,
     ) -> Result<(Self, kiln_tensor::Tensor<B>, kiln_tensor::Tensor<B>)> {
         let x = self.value();
-        let (mean, var) = x.batchnorm_stats()?;
+        let (mean, var) = x.batch_norm_stats()?;
         let value = ((x - &mean)? / &(&var + eps)?.sqrt()?)?;
         let out = Var::record(
             value,

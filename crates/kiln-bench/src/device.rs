@@ -3,6 +3,7 @@
 //! by the wall clock around the work and a sync.
 
 use kiln_cpu::CpuBackend;
+use kiln_tensor::CoreOps;
 use kiln_tensor::{Backend, Result, Tensor, WgpuBackend};
 use serde::Serialize;
 use std::time::{Duration, Instant};

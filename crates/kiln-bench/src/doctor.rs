@@ -398,8 +398,8 @@ impl Check {
             Check::BatchNorm => {
                 let x = uniform(&[127, 33], -2.0, 3.0, 21, b)?;
                 let dy = uniform(&[127, 33], -1.0, 1.0, 22, b)?;
-                let (mean, var) = x.batchnorm_stats()?;
-                let (sum_dy, sum_dy_xhat) = x.batchnorm_backward_reduce(&dy, &mean, &var, 1e-5)?;
+                let (mean, var) = x.batch_norm_stats()?;
+                let (sum_dy, sum_dy_xhat) = x.batch_norm_backward_reduce(&dy, &mean, &var, 1e-5)?;
                 vec![mean, var, sum_dy, sum_dy_xhat]
             }
             Check::Adam => {

@@ -131,11 +131,11 @@ pub fn items(suite: Suite) -> Vec<Item> {
     }
     let (rows, cols) = (pick(256, 17), pick(1024, 65));
     items.push(micro(
-        "batchnorm_forward",
+        "batch_norm_forward",
         Op::BatchNormForward { rows, cols },
     ));
     items.push(micro(
-        "batchnorm_backward",
+        "batch_norm_backward",
         Op::BatchNormBackward { rows, cols },
     ));
     let n = pick(4 << 20, 1 << 12);

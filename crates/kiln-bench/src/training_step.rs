@@ -6,6 +6,7 @@ use kiln_autograd::Var;
 use kiln_nn::optim::{Adam, Optimizer};
 use kiln_nn::{LossScaler, Module, Parameter, Precision, Sequential};
 use kiln_tensor::wgpu::KernelTime;
+use kiln_tensor::CoreOps;
 use kiln_tensor::{Backend, Result, RngState, Tensor, WgpuBackend};
 
 /// An MLP, the batch size it trains at, and the arithmetic of its products (mixed: f16

@@ -205,14 +205,15 @@ impl Workload {
             Op::SumRows { .. } => t[0].sum(1),
             Op::SoftmaxXent { .. } => t[0].softmax_xent(&t[1]),
             Op::BatchNormForward { .. } => {
-                let (mean, var) = t[0].batchnorm_stats()?;
+                let (mean, var) = t[0].batch_norm_stats()?;
                 let inv_std = (var + BN_EPS)?.sqrt()?.recip()?;
                 (&t[0] - &mean)? * &inv_std
             }
             Op::BatchNormBackward { rows, .. } => {
                 let (x, dy) = (&t[0], &t[1]);
-                let (mean, var) = x.batchnorm_stats()?;
-                let (sum_dy, sum_dy_xhat) = x.batchnorm_backward_reduce(dy, &mean, &var, BN_EPS)?;
+                let (mean, var) = x.batch_norm_stats()?;
+                let (sum_dy, sum_dy_xhat) =
+                    x.batch_norm_backward_reduce(dy, &mean, &var, BN_EPS)?;
                 let inv_std = (var + BN_EPS)?.sqrt()?.recip()?;
                 let xhat = ((x - &mean)? * &inv_std)?;
                 let n = rows as f32;

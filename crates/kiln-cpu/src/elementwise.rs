@@ -1,8 +1,8 @@
 //! Elementwise ops on the CPU: strided reads, contiguous outputs, rayon above a size threshold.
 
-use crate::real::{binary_eval, unary_derivative, unary_eval, Real};
+use crate::real::{binary_eval, unary_eval, Real};
 use crate::{float_dispatch, PARALLEL_THRESHOLD};
-use kiln_tensor::{BinaryOp, HostData, KilnError, Layout, ReduceDims, Result, UnaryOp};
+use kiln_tensor::{BinaryOp, HostData, KilnError, Layout, Result, UnaryOp};
 use rayon::prelude::*;
 
 /// Fills `out[i] = f(i)` for every i, in parallel chunks when large.
@@ -122,7 +122,7 @@ fn map2_rows<T: Real>(
     out
 }
 
-fn map2<T: Real>(
+pub(crate) fn map2<T: Real>(
     a: &[T],
     al: &Layout,
     b: &[T],
@@ -141,7 +141,7 @@ fn map2<T: Real>(
     out
 }
 
-fn same_dtype(op: &'static str, a: &HostData, b: &HostData) -> Result<()> {
+pub(crate) fn same_dtype(op: &'static str, a: &HostData, b: &HostData) -> Result<()> {
     if a.dtype() == b.dtype() {
         Ok(())
     } else {
@@ -157,25 +157,6 @@ pub fn unary(op: UnaryOp, x: &HostData, layout: &Layout) -> Result<HostData> {
     Ok(float_dispatch!(x, op.name(), |v| map1(v, layout, |a| {
         unary_eval(op, a)
     })))
-}
-
-pub fn unary_backward(
-    op: UnaryOp,
-    x: &HostData,
-    xl: &Layout,
-    grad: &HostData,
-    gl: &Layout,
-) -> Result<HostData> {
-    same_dtype(op.name(), x, grad)?;
-    Ok(match (x, grad) {
-        (HostData::F32(x), HostData::F32(g)) => {
-            HostData::F32(map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a)))
-        }
-        (HostData::F64(x), HostData::F64(g)) => {
-            HostData::F64(map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a)))
-        }
-        _ => return Err(crate::unsupported(op.name(), x.dtype())),
-    })
 }
 
 pub fn binary(
@@ -248,66 +229,5 @@ pub fn select(
             HostData::F64(go(c0, c.1, t0, t.1, f0, f.1))
         }
         _ => return Err(crate::unsupported("select", c.0.dtype())),
-    })
-}
-
-fn channel(i: usize, dims: ReduceDims) -> usize {
-    (i / dims.inner.max(1)) % dims.len
-}
-
-pub fn prelu(x: &HostData, alpha: &HostData, dims: ReduceDims) -> Result<HostData> {
-    fn go<T: Real>(x: &[T], alpha: &[T], dims: ReduceDims) -> Vec<T> {
-        let mut out = vec![T::ZERO; x.len()];
-        fill_indexed(&mut out, |i| {
-            if x[i] > T::ZERO {
-                x[i]
-            } else {
-                alpha[channel(i, dims)] * x[i]
-            }
-        });
-        out
-    }
-    same_dtype("prelu", x, alpha)?;
-    Ok(match (x, alpha) {
-        (HostData::F32(x), HostData::F32(a)) => HostData::F32(go(x, a, dims)),
-        (HostData::F64(x), HostData::F64(a)) => HostData::F64(go(x, a, dims)),
-        _ => return Err(crate::unsupported("prelu", x.dtype())),
-    })
-}
-
-pub fn prelu_backward(
-    x: &HostData,
-    alpha: &HostData,
-    grad: &HostData,
-    dims: ReduceDims,
-) -> Result<(HostData, HostData)> {
-    fn go<T: Real>(x: &[T], alpha: &[T], g: &[T], dims: ReduceDims) -> (Vec<T>, Vec<T>) {
-        let mut dx = vec![T::ZERO; x.len()];
-        fill_indexed(&mut dx, |i| {
-            if x[i] > T::ZERO {
-                g[i]
-            } else {
-                alpha[channel(i, dims)] * g[i]
-            }
-        });
-        let mut dalpha = vec![0.0f64; dims.len];
-        for i in 0..x.len() {
-            if x[i] <= T::ZERO {
-                dalpha[channel(i, dims)] += (x[i] * g[i]).to_f64();
-            }
-        }
-        (dx, dalpha.into_iter().map(T::from_f64).collect())
-    }
-    same_dtype("prelu_backward", x, grad)?;
-    Ok(match (x, alpha, grad) {
-        (HostData::F32(x), HostData::F32(a), HostData::F32(g)) => {
-            let (dx, da) = go(x, a, g, dims);
-            (HostData::F32(dx), HostData::F32(da))
-        }
-        (HostData::F64(x), HostData::F64(a), HostData::F64(g)) => {
-            let (dx, da) = go(x, a, g, dims);
-            (HostData::F64(dx), HostData::F64(da))
-        }
-        _ => return Err(crate::unsupported("prelu_backward", x.dtype())),
     })
 }

@@ -2,9 +2,13 @@
 //! kernel is checked against. f32 and f64; GEMM from the `gemm` crate; large elementwise ops
 //! and reductions run on all cores with rayon.
 
+mod activation;
+mod augment;
+mod batch_norm;
+mod cast;
+mod data;
 mod elementwise;
-mod fused;
-mod image;
+mod gather;
 mod loss_scale;
 mod matmul;
 mod memory;
@@ -12,11 +16,12 @@ mod optim;
 pub mod random;
 pub mod real;
 mod reduce;
+mod softmax_xent;
 
 use kiln_tensor::{
-    AdamStep, AdaptiveStep, Backend, BackendStorage, BinaryOp, DType, Distribution, Epilogue,
-    HostData, ImageBatch, KilnError, Layout, LossScaleRule, MatmulShape, ReduceDims, ReduceOp,
-    Result, RngState, Rows, SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BackendStorage, BinaryOp, CoreOps, DType, DataOps, Distribution,
+    Epilogue, HostData, ImageBatch, KilnError, Layout, LossScaleRule, MatmulShape, NnOps, OptimOps,
+    ReduceDims, ReduceOp, Result, RngState, Rows, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -103,7 +108,7 @@ macro_rules! float_dispatch {
 }
 pub(crate) use float_dispatch;
 
-impl Backend for CpuBackend {
+impl CoreOps for CpuBackend {
     type Storage = CpuStorage;
 
     fn name(&self) -> String {
@@ -138,28 +143,11 @@ impl Backend for CpuBackend {
     }
 
     fn cast(&self, src: &CpuStorage, to: DType) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(memory::cast(&src.read(), to)?))
+        Ok(CpuStorage::new(cast::cast(&src.read(), to)?))
     }
 
     fn unary(&self, op: UnaryOp, x: &CpuStorage, layout: &Layout) -> Result<CpuStorage> {
         Ok(CpuStorage::new(elementwise::unary(op, &x.read(), layout)?))
-    }
-
-    fn unary_backward(
-        &self,
-        op: UnaryOp,
-        x: &CpuStorage,
-        x_layout: &Layout,
-        grad: &CpuStorage,
-        grad_layout: &Layout,
-    ) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(elementwise::unary_backward(
-            op,
-            &x.read(),
-            x_layout,
-            &grad.read(),
-            grad_layout,
-        )?))
     }
 
     fn binary(
@@ -209,26 +197,6 @@ impl Backend for CpuBackend {
         )?))
     }
 
-    fn prelu(&self, x: &CpuStorage, alpha: &CpuStorage, dims: ReduceDims) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(elementwise::prelu(
-            &x.read(),
-            &alpha.read(),
-            dims,
-        )?))
-    }
-
-    fn prelu_backward(
-        &self,
-        x: &CpuStorage,
-        alpha: &CpuStorage,
-        grad: &CpuStorage,
-        dims: ReduceDims,
-    ) -> Result<(CpuStorage, CpuStorage)> {
-        let (dx, dalpha) =
-            elementwise::prelu_backward(&x.read(), &alpha.read(), &grad.read(), dims)?;
-        Ok((CpuStorage::new(dx), CpuStorage::new(dalpha)))
-    }
-
     fn reduce(&self, op: ReduceOp, x: &CpuStorage, dims: ReduceDims) -> Result<CpuStorage> {
         Ok(CpuStorage::new(reduce::reduce(op, &x.read(), dims)?))
     }
@@ -237,6 +205,30 @@ impl Backend for CpuBackend {
         Ok(CpuStorage::new(reduce::sum_all(&x.read())?))
     }
 
+    fn gather_rows(
+        &self,
+        src: &CpuStorage,
+        src_rows: Rows,
+        indices: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(gather::gather_rows(
+            &src.read(),
+            src_rows,
+            &indices.read(),
+        )?))
+    }
+
+    fn random(
+        &self,
+        numel: usize,
+        distribution: Distribution,
+        rng: RngState,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(random::random(numel, distribution, rng)))
+    }
+}
+
+impl NnOps for CpuBackend {
     fn matmul(
         &self,
         a: &CpuStorage,
@@ -255,95 +247,49 @@ impl Backend for CpuBackend {
         )?))
     }
 
-    fn gather_rows(
+    fn unary_backward(
         &self,
-        src: &CpuStorage,
-        src_rows: Rows,
-        indices: &CpuStorage,
+        op: UnaryOp,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
     ) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(memory::gather_rows(
-            &src.read(),
-            src_rows,
-            &indices.read(),
+        Ok(CpuStorage::new(activation::unary_backward(
+            op,
+            &x.read(),
+            x_layout,
+            &grad.read(),
+            grad_layout,
         )?))
     }
 
-    fn gather_u8_affine(
-        &self,
-        chunks: &[(&CpuStorage, usize)],
-        features: usize,
-        indices: &CpuStorage,
-        scale: &CpuStorage,
-        shift: &CpuStorage,
-    ) -> Result<CpuStorage> {
-        let guards: Vec<_> = chunks.iter().map(|(s, first)| (s.read(), *first)).collect();
-        let views: Vec<(&HostData, usize)> = guards.iter().map(|(g, f)| (&**g, *f)).collect();
-        Ok(CpuStorage::new(memory::gather_u8_affine(
-            &views,
-            features,
-            &indices.read(),
-            &scale.read(),
-            &shift.read(),
+    fn prelu(&self, x: &CpuStorage, alpha: &CpuStorage, dims: ReduceDims) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(activation::prelu(
+            &x.read(),
+            &alpha.read(),
+            dims,
         )?))
     }
 
-    fn warp_images(
+    fn prelu_backward(
         &self,
-        images: &CpuStorage,
-        shape: ImageBatch,
-        matrices: &CpuStorage,
-        warp: Warp,
-    ) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(image::warp_images(
-            &images.read(),
-            shape,
-            &matrices.read(),
-            warp,
-        )?))
-    }
-
-    fn jitter_images(
-        &self,
-        images: &CpuStorage,
-        shape: ImageBatch,
-        factors: &CpuStorage,
-    ) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(image::jitter_images(
-            &images.read(),
-            shape,
-            &factors.read(),
-        )?))
-    }
-
-    fn cutmix_images(
-        &self,
-        images: &CpuStorage,
-        shape: ImageBatch,
-        boxes: &CpuStorage,
-    ) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(image::cutmix_images(
-            &images.read(),
-            shape,
-            &boxes.read(),
-        )?))
-    }
-
-    fn random(
-        &self,
-        numel: usize,
-        distribution: Distribution,
-        rng: RngState,
-    ) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(fused::random(numel, distribution, rng)))
-    }
-
-    fn dropout(&self, x: &CpuStorage, p: f32, rng: RngState) -> Result<(CpuStorage, CpuStorage)> {
-        let (y, mask) = fused::dropout(&x.read(), p, rng)?;
-        Ok((CpuStorage::new(y), CpuStorage::new(mask)))
+        x: &CpuStorage,
+        alpha: &CpuStorage,
+        grad: &CpuStorage,
+        dims: ReduceDims,
+    ) -> Result<(CpuStorage, CpuStorage)> {
+        let (dx, dalpha) =
+            activation::prelu_backward(&x.read(), &alpha.read(), &grad.read(), dims)?;
+        Ok((CpuStorage::new(dx), CpuStorage::new(dalpha)))
     }
 
     fn softmax(&self, x: &CpuStorage, shape: Rows, log: bool) -> Result<CpuStorage> {
-        Ok(CpuStorage::new(fused::softmax(&x.read(), shape, log)?))
+        Ok(CpuStorage::new(softmax_xent::softmax(
+            &x.read(),
+            shape,
+            log,
+        )?))
     }
 
     fn softmax_xent(
@@ -353,7 +299,7 @@ impl Backend for CpuBackend {
         targets: XentTargets<'_, CpuStorage>,
     ) -> Result<CpuStorage> {
         let (guard, soft) = targets_guard(&targets);
-        Ok(CpuStorage::new(fused::softmax_xent(
+        Ok(CpuStorage::new(softmax_xent::softmax_xent(
             &logits.read(),
             shape,
             &guard,
@@ -369,7 +315,7 @@ impl Backend for CpuBackend {
         grad_rows: &CpuStorage,
     ) -> Result<CpuStorage> {
         let (guard, soft) = targets_guard(&targets);
-        Ok(CpuStorage::new(fused::softmax_xent_backward(
+        Ok(CpuStorage::new(softmax_xent::softmax_xent_backward(
             &logits.read(),
             shape,
             &guard,
@@ -378,12 +324,12 @@ impl Backend for CpuBackend {
         )?))
     }
 
-    fn batchnorm_stats(&self, x: &CpuStorage, shape: Rows) -> Result<(CpuStorage, CpuStorage)> {
-        let (mean, var) = fused::batchnorm_stats(&x.read(), shape)?;
+    fn batch_norm_stats(&self, x: &CpuStorage, shape: Rows) -> Result<(CpuStorage, CpuStorage)> {
+        let (mean, var) = batch_norm::batch_norm_stats(&x.read(), shape)?;
         Ok((CpuStorage::new(mean), CpuStorage::new(var)))
     }
 
-    fn batchnorm_backward_reduce(
+    fn batch_norm_backward_reduce(
         &self,
         x: &CpuStorage,
         dy: &CpuStorage,
@@ -392,7 +338,7 @@ impl Backend for CpuBackend {
         shape: Rows,
         eps: f32,
     ) -> Result<(CpuStorage, CpuStorage)> {
-        let (a, b) = fused::batchnorm_backward_reduce(
+        let (a, b) = batch_norm::batch_norm_backward_reduce(
             &x.read(),
             &dy.read(),
             &mean.read(),
@@ -403,6 +349,13 @@ impl Backend for CpuBackend {
         Ok((CpuStorage::new(a), CpuStorage::new(b)))
     }
 
+    fn dropout(&self, x: &CpuStorage, p: f32, rng: RngState) -> Result<(CpuStorage, CpuStorage)> {
+        let (y, mask) = random::dropout(&x.read(), p, rng)?;
+        Ok((CpuStorage::new(y), CpuStorage::new(mask)))
+    }
+}
+
+impl OptimOps for CpuBackend {
     fn adam_step(
         &self,
         param: &CpuStorage,
@@ -484,6 +437,68 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         distinct_from_gradient("update_loss_scale", scale, &[flags])?;
         loss_scale::update_loss_scale(&mut scale.write(), &mut flags.write(), rule)
+    }
+}
+
+impl DataOps for CpuBackend {
+    fn gather_u8_affine(
+        &self,
+        chunks: &[(&CpuStorage, usize)],
+        features: usize,
+        indices: &CpuStorage,
+        scale: &CpuStorage,
+        shift: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        let guards: Vec<_> = chunks.iter().map(|(s, first)| (s.read(), *first)).collect();
+        let views: Vec<(&HostData, usize)> = guards.iter().map(|(g, f)| (&**g, *f)).collect();
+        Ok(CpuStorage::new(data::gather_u8_affine(
+            &views,
+            features,
+            &indices.read(),
+            &scale.read(),
+            &shift.read(),
+        )?))
+    }
+
+    fn warp_images(
+        &self,
+        images: &CpuStorage,
+        shape: ImageBatch,
+        matrices: &CpuStorage,
+        warp: Warp,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(augment::warp_images(
+            &images.read(),
+            shape,
+            &matrices.read(),
+            warp,
+        )?))
+    }
+
+    fn jitter_images(
+        &self,
+        images: &CpuStorage,
+        shape: ImageBatch,
+        factors: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(augment::jitter_images(
+            &images.read(),
+            shape,
+            &factors.read(),
+        )?))
+    }
+
+    fn cutmix_images(
+        &self,
+        images: &CpuStorage,
+        shape: ImageBatch,
+        boxes: &CpuStorage,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(augment::cutmix_images(
+            &images.read(),
+            shape,
+            &boxes.read(),
+        )?))
     }
 }
 

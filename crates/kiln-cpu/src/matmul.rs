@@ -1,8 +1,8 @@
 //! Matrix products on the CPU through the `gemm` crate (packed, vectorised, multithreaded),
 //! reading transposed operands through strides instead of copying them.
 
+use crate::cast::{narrow_to_f16, widen_f16};
 use crate::elementwise::fill_indexed;
-use crate::memory::{narrow_to_f16, widen_f16};
 use crate::real::{unary_eval, Real};
 use kiln_tensor::{f16, DType, HostData, KilnError, MatmulShape, Result, UnaryOp};
 

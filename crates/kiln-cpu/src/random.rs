@@ -1,7 +1,7 @@
 //! Philox4x32-10, the counter-based generator of shaders/random.wgsl, bit for bit: element i
 //! of a stream (seed, offset) reads word (offset + i) % 4 of block (offset + i) / 4.
 
-use kiln_tensor::RngState;
+use kiln_tensor::{Distribution, HostData, Result, RngState};
 
 pub fn philox(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let mut c = counter;
@@ -172,6 +172,46 @@ mod fixed {
             _ => (s, -c),
         }
     }
+}
+
+/// `numel` f32 values of the stream (seed, offset), element i from counter offset + i.
+pub fn random(numel: usize, distribution: Distribution, rng: RngState) -> HostData {
+    let mut out = vec![0.0f32; numel];
+    match distribution {
+        Distribution::Uniform { low, high } => {
+            crate::elementwise::fill_indexed(&mut out, |i| uniform(rng, i, low, high))
+        }
+        Distribution::Normal { mean, std } => {
+            crate::elementwise::fill_indexed(&mut out, |i| normal(rng, i, mean, std))
+        }
+    }
+    HostData::F32(out)
+}
+
+pub fn dropout(x: &HostData, p: f32, rng: RngState) -> Result<(HostData, HostData)> {
+    let scale = 1.0 / (1.0 - p);
+    let mut mask = vec![0.0f32; x.len()];
+    crate::elementwise::fill_indexed(&mut mask, |i| {
+        if uniform(rng, i, 0.0, 1.0) >= p {
+            scale
+        } else {
+            0.0
+        }
+    });
+    Ok(match x {
+        HostData::F32(v) => (
+            HostData::F32(v.iter().zip(&mask).map(|(a, m)| a * m).collect()),
+            HostData::F32(mask),
+        ),
+        HostData::F64(v) => {
+            let mask: Vec<f64> = mask.iter().map(|&m| m as f64).collect();
+            (
+                HostData::F64(v.iter().zip(&mask).map(|(a, m)| a * m).collect()),
+                HostData::F64(mask),
+            )
+        }
+        other => return Err(crate::unsupported("dropout", other.dtype())),
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! their values in `step`.
 
 mod activation;
-mod batchnorm;
+mod batch_norm;
 mod dropout;
 mod ema;
 mod error;
@@ -24,7 +24,7 @@ mod sequential;
 mod spec;
 
 pub use activation::{Activation, ActivationKind, Maxout, Prelu};
-pub use batchnorm::BatchNorm1d;
+pub use batch_norm::BatchNorm1d;
 pub use dropout::Dropout;
 pub use ema::Ema;
 pub use error::invalid;

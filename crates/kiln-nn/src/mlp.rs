@@ -1,7 +1,7 @@
 //! A builder for multilayer perceptrons: widths, activation, initialiser, seed.
 
 use crate::activation::Activation;
-use crate::batchnorm::BatchNorm1d;
+use crate::batch_norm::BatchNorm1d;
 use crate::dropout::Dropout;
 use crate::error::{check_range, invalid};
 use crate::init::{Fan, Init};

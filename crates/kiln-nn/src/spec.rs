@@ -4,7 +4,7 @@
 //! own has no description (`None`) and is rebuilt by its own code.
 
 use crate::activation::{Activation, ActivationKind, Maxout, Prelu};
-use crate::batchnorm::BatchNorm1d;
+use crate::batch_norm::BatchNorm1d;
 use crate::dropout::Dropout;
 use crate::init::{Fan, Init};
 use crate::linear::Linear;

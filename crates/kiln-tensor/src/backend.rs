@@ -1,5 +1,8 @@
-//! The `Backend` trait: the small set of primitives every backend implements, plus the fused
-//! ops training needs (softmax cross-entropy, batch-norm reductions, Adam, dropout).
+//! What a backend implements, grouped by family: [`CoreOps`] (memory, elementwise,
+//! reductions, gathers, random streams), [`NnOps`] (matmul, activations' derivatives, softmax
+//! cross-entropy, batch norm, dropout), [`OptimOps`] (fused optimiser steps, loss scaling) and
+//! [`DataOps`] (dataset minibatches, image augmentation). [`Backend`] is all four: the one
+//! bound users write.
 //!
 //! Conventions shared by every method:
 //! - Storages are flat buffers of one dtype ([`BackendStorage::dtype`]); elementwise ops read
@@ -63,42 +66,40 @@ pub struct ReduceDims {
     pub inner: usize,
 }
 
-pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
+/// The core tensor ops: memory, elementwise arithmetic, reductions, row gathers and random
+/// streams. Every other family is built on these.
+pub trait CoreOps: Clone + Send + Sync + fmt::Debug + 'static {
     type Storage: BackendStorage;
 
     /// A human-readable name: "cpu", or "wgpu: <adapter> (<api>)".
     fn name(&self) -> String;
+
     fn supports_dtype(&self, dtype: DType) -> bool;
+
     /// The largest buffer one kernel may bind (data larger than this is split in chunks).
     fn max_binding_bytes(&self) -> usize {
         usize::MAX
     }
 
-    // ---- memory ------------------------------------------------------------------------
     fn upload(&self, data: &HostData) -> Result<Self::Storage>;
+
     /// Reads several tensors back in one flush, each through its layout, as contiguous data.
     fn download(&self, tensors: &[(&Self::Storage, &Layout)]) -> Result<Vec<HostData>>;
+
     /// Runs all recorded work and waits for it; surfaces device errors.
     fn sync(&self) -> Result<()>;
+
     /// `numel` elements of `dtype`, all equal to `value` (cast to the dtype).
     fn fill(&self, numel: usize, dtype: DType, value: f64) -> Result<Self::Storage>;
+
     /// Copies a strided view into a new contiguous storage.
     fn copy_strided(&self, src: &Self::Storage, layout: &Layout) -> Result<Self::Storage>;
+
     /// Converts `src` (contiguous) to another dtype: f32↔f16, u8→f32, u32↔f32, f32↔f64.
     fn cast(&self, src: &Self::Storage, to: DType) -> Result<Self::Storage>;
 
-    // ---- elementwise -------------------------------------------------------------------
     fn unary(&self, op: UnaryOp, x: &Self::Storage, layout: &Layout) -> Result<Self::Storage>;
-    /// grad · op'(x): the derivative of a unary op at x, times the incoming gradient.
-    /// Both layouts have the same shape.
-    fn unary_backward(
-        &self,
-        op: UnaryOp,
-        x: &Self::Storage,
-        x_layout: &Layout,
-        grad: &Self::Storage,
-        grad_layout: &Layout,
-    ) -> Result<Self::Storage>;
+
     /// Both layouts already have the output's shape (broadcast views have stride 0).
     fn binary(
         &self,
@@ -108,6 +109,7 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         rhs: &Self::Storage,
         rhs_layout: &Layout,
     ) -> Result<Self::Storage>;
+
     /// `x op scalar`, or `scalar op x` when `scalar_on_left`.
     fn binary_scalar(
         &self,
@@ -117,6 +119,7 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         scalar: f64,
         scalar_on_left: bool,
     ) -> Result<Self::Storage>;
+
     /// cond != 0 ? on_true : on_false, all three layouts of the output's shape.
     fn select(
         &self,
@@ -124,36 +127,13 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         on_true: (&Self::Storage, &Layout),
         on_false: (&Self::Storage, &Layout),
     ) -> Result<Self::Storage>;
-    /// PReLU over [outer, channels, inner]: x > 0 ? x : alpha[channel] · x.
-    fn prelu(
-        &self,
-        x: &Self::Storage,
-        alpha: &Self::Storage,
-        dims: ReduceDims,
-    ) -> Result<Self::Storage>;
-    /// PReLU's gradients: (d/dx, d/dalpha summed per channel).
-    fn prelu_backward(
-        &self,
-        x: &Self::Storage,
-        alpha: &Self::Storage,
-        grad: &Self::Storage,
-        dims: ReduceDims,
-    ) -> Result<(Self::Storage, Self::Storage)>;
 
-    // ---- reductions --------------------------------------------------------------------
     /// Reduces a contiguous [outer, len, inner] tensor over `len`; ArgMax gives u32.
     fn reduce(&self, op: ReduceOp, x: &Self::Storage, dims: ReduceDims) -> Result<Self::Storage>;
+
     /// Sum of every element, as a one-element storage.
     fn sum_all(&self, x: &Self::Storage) -> Result<Self::Storage>;
 
-    // ---- linear algebra and indexing ---------------------------------------------------
-    fn matmul(
-        &self,
-        a: &Self::Storage,
-        b: &Self::Storage,
-        shape: &MatmulShape,
-        epilogue: Epilogue<'_, Self::Storage>,
-    ) -> Result<Self::Storage>;
     /// out[i, :] = src[indices[i], :] for a contiguous [src_rows, cols] source and u32 indices.
     /// An index out of range is an error on the CPU and gives a row of NaN (u32::MAX for
     /// integer dtypes) on the GPU, which cannot check without a readback.
@@ -164,6 +144,166 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         indices: &Self::Storage,
     ) -> Result<Self::Storage>;
 
+    /// `numel` f32 values from a counter-based generator: element i depends only on
+    /// (seed, offset + i), so every backend produces the same stream.
+    fn random(
+        &self,
+        numel: usize,
+        distribution: Distribution,
+        rng: RngState,
+    ) -> Result<Self::Storage>;
+}
+
+/// The neural-network ops: the matrix product with its fused epilogue, the activations'
+/// derivatives and PReLU, softmax cross-entropy, the batch-norm reductions and dropout.
+pub trait NnOps: CoreOps {
+    fn matmul(
+        &self,
+        a: &Self::Storage,
+        b: &Self::Storage,
+        shape: &MatmulShape,
+        epilogue: Epilogue<'_, Self::Storage>,
+    ) -> Result<Self::Storage>;
+
+    /// grad · op'(x): the derivative of a unary op at x, times the incoming gradient.
+    /// Both layouts have the same shape.
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &Self::Storage,
+        x_layout: &Layout,
+        grad: &Self::Storage,
+        grad_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    /// PReLU over [outer, channels, inner]: x > 0 ? x : alpha[channel] · x.
+    fn prelu(
+        &self,
+        x: &Self::Storage,
+        alpha: &Self::Storage,
+        dims: ReduceDims,
+    ) -> Result<Self::Storage>;
+
+    /// PReLU's gradients: (d/dx, d/dalpha summed per channel).
+    fn prelu_backward(
+        &self,
+        x: &Self::Storage,
+        alpha: &Self::Storage,
+        grad: &Self::Storage,
+        dims: ReduceDims,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+
+    /// Softmax (or log-softmax) of each row.
+    fn softmax(&self, x: &Self::Storage, shape: Rows, log: bool) -> Result<Self::Storage>;
+
+    /// Per-row cross-entropy of softmax(logits) against the targets: a [rows] storage.
+    fn softmax_xent(
+        &self,
+        logits: &Self::Storage,
+        shape: Rows,
+        targets: XentTargets<'_, Self::Storage>,
+    ) -> Result<Self::Storage>;
+
+    /// Gradient of the per-row losses with respect to the logits, scaled per row by
+    /// `grad_rows` ([rows]): (softmax · Σt − t) · g.
+    fn softmax_xent_backward(
+        &self,
+        logits: &Self::Storage,
+        shape: Rows,
+        targets: XentTargets<'_, Self::Storage>,
+        grad_rows: &Self::Storage,
+    ) -> Result<Self::Storage>;
+
+    /// Per-column mean and biased variance of a [rows, cols] batch (two-pass, stable).
+    fn batch_norm_stats(
+        &self,
+        x: &Self::Storage,
+        shape: Rows,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+
+    /// Per-column Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps): the two reductions
+    /// the batch-norm backward pass needs.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward_reduce(
+        &self,
+        x: &Self::Storage,
+        dy: &Self::Storage,
+        mean: &Self::Storage,
+        var: &Self::Storage,
+        shape: Rows,
+        eps: f32,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+
+    /// Inverted dropout: returns (y, mask) with mask = keep / (1 - p) and y = x · mask.
+    fn dropout(
+        &self,
+        x: &Self::Storage,
+        p: f32,
+        rng: RngState,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+}
+
+/// The optimiser steps, each one fused kernel updating its tensors in place, and dynamic
+/// loss scaling for mixed precision.
+pub trait OptimOps: CoreOps {
+    /// One fused Adam/AdamW step, updating param, m and v in place. With `skip_if` (a loss
+    /// scaler's u32 flags, see `unscale_gradient`) the step does nothing when flags[0] ≠ 0, and
+    /// the bias corrections count only steps taken (step − flags[1]).
+    fn adam_step(
+        &self,
+        param: &Self::Storage,
+        grad: &Self::Storage,
+        m: &Self::Storage,
+        v: &Self::Storage,
+        step: &AdamStep,
+        skip_if: Option<&Self::Storage>,
+    ) -> Result<()>;
+
+    /// One fused SGD step, updating param (and the velocity, given exactly when
+    /// `step.momentum != 0`) in place; `skip_if` as for `adam_step`.
+    fn sgd_step(
+        &self,
+        param: &Self::Storage,
+        grad: &Self::Storage,
+        velocity: Option<&Self::Storage>,
+        step: &SgdStep,
+        skip_if: Option<&Self::Storage>,
+    ) -> Result<()>;
+
+    /// One fused AdaGrad/RMSProp step, updating param and the accumulator in place; `skip_if`
+    /// as for `adam_step`.
+    fn adaptive_step(
+        &self,
+        param: &Self::Storage,
+        grad: &Self::Storage,
+        accumulator: &Self::Storage,
+        step: &AdaptiveStep,
+        skip_if: Option<&Self::Storage>,
+    ) -> Result<()>;
+
+    /// grad ← grad / scale[0] in place (f32), setting flags[0] = 1 when any element was inf or
+    /// NaN. `flags` is the scaler's u32 state: [found non-finite, steps skipped, finite steps
+    /// since the scale changed].
+    fn unscale_gradient(
+        &self,
+        grad: &Self::Storage,
+        scale: &Self::Storage,
+        flags: &Self::Storage,
+    ) -> Result<()>;
+
+    /// After a step: moves `scale` by `rule` according to flags[0], counts the step in flags[1]
+    /// or flags[2], and clears flags[0].
+    fn update_loss_scale(
+        &self,
+        scale: &Self::Storage,
+        flags: &Self::Storage,
+        rule: &LossScaleRule,
+    ) -> Result<()>;
+}
+
+/// Data on the device: minibatches gathered from u8 datasets and image augmentation
+/// (images f32 [count, channels·height·width] in [0, 1]).
+pub trait DataOps: CoreOps {
     /// Minibatch rows of a u8 dataset mapped to f32 by a per-column affine map:
     /// out[i, c] = data[indices[i], c] · scale[c] + shift[c], with out [indices.len, features].
     /// The dataset is given as chunks of whole rows, `(storage, first row)`, so that each
@@ -178,7 +318,6 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         shift: &Self::Storage,
     ) -> Result<Self::Storage>;
 
-    // ---- image augmentation (images f32 [count, channels·height·width] in [0, 1]) -------
     /// Resamples each image through its 2 × 3 output-to-source map, `matrices` f32
     /// [count, 6]: out(x, y) = sample(image, m · (x, y, 1)).
     fn warp_images(
@@ -188,6 +327,7 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         matrices: &Self::Storage,
         warp: Warp,
     ) -> Result<Self::Storage>;
+
     /// Colour jitter with `factors` f32 [count, 3] = (brightness, contrast, saturation),
     /// applied in that order and clamped to [0, 1] after each (1 to 4 channels).
     fn jitter_images(
@@ -196,6 +336,7 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         shape: ImageBatch,
         factors: &Self::Storage,
     ) -> Result<Self::Storage>;
+
     /// CutMix: the box [x0, x1) × [y0, y1) of each image replaced by the same box of its
     /// partner in the batch, `boxes` u32 [count, 5] = (partner, x0, y0, x1, y1).
     fn cutmix_images(
@@ -204,110 +345,10 @@ pub trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
         shape: ImageBatch,
         boxes: &Self::Storage,
     ) -> Result<Self::Storage>;
-
-    // ---- randomness --------------------------------------------------------------------
-    /// `numel` f32 values from a counter-based generator: element i depends only on
-    /// (seed, offset + i), so every backend produces the same stream.
-    fn random(
-        &self,
-        numel: usize,
-        distribution: Distribution,
-        rng: RngState,
-    ) -> Result<Self::Storage>;
-    /// Inverted dropout: returns (y, mask) with mask = keep / (1 - p) and y = x · mask.
-    fn dropout(
-        &self,
-        x: &Self::Storage,
-        p: f32,
-        rng: RngState,
-    ) -> Result<(Self::Storage, Self::Storage)>;
-
-    // ---- fused training ops ------------------------------------------------------------
-    /// Softmax (or log-softmax) of each row.
-    fn softmax(&self, x: &Self::Storage, shape: Rows, log: bool) -> Result<Self::Storage>;
-    /// Per-row cross-entropy of softmax(logits) against the targets: a [rows] storage.
-    fn softmax_xent(
-        &self,
-        logits: &Self::Storage,
-        shape: Rows,
-        targets: XentTargets<'_, Self::Storage>,
-    ) -> Result<Self::Storage>;
-    /// Gradient of the per-row losses with respect to the logits, scaled per row by
-    /// `grad_rows` ([rows]): (softmax · Σt − t) · g.
-    fn softmax_xent_backward(
-        &self,
-        logits: &Self::Storage,
-        shape: Rows,
-        targets: XentTargets<'_, Self::Storage>,
-        grad_rows: &Self::Storage,
-    ) -> Result<Self::Storage>;
-    /// Per-column mean and biased variance of a [rows, cols] batch (two-pass, stable).
-    fn batchnorm_stats(
-        &self,
-        x: &Self::Storage,
-        shape: Rows,
-    ) -> Result<(Self::Storage, Self::Storage)>;
-    /// Per-column Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps): the two reductions
-    /// the batch-norm backward pass needs.
-    #[allow(clippy::too_many_arguments)]
-    fn batchnorm_backward_reduce(
-        &self,
-        x: &Self::Storage,
-        dy: &Self::Storage,
-        mean: &Self::Storage,
-        var: &Self::Storage,
-        shape: Rows,
-        eps: f32,
-    ) -> Result<(Self::Storage, Self::Storage)>;
-    /// One fused Adam/AdamW step, updating param, m and v in place. With `skip_if` (a loss
-    /// scaler's u32 flags, see `unscale_gradient`) the step does nothing when flags[0] ≠ 0, and
-    /// the bias corrections count only steps taken (step − flags[1]).
-    fn adam_step(
-        &self,
-        param: &Self::Storage,
-        grad: &Self::Storage,
-        m: &Self::Storage,
-        v: &Self::Storage,
-        step: &AdamStep,
-        skip_if: Option<&Self::Storage>,
-    ) -> Result<()>;
-    /// One fused SGD step, updating param (and the velocity, given exactly when
-    /// `step.momentum != 0`) in place; `skip_if` as for `adam_step`.
-    fn sgd_step(
-        &self,
-        param: &Self::Storage,
-        grad: &Self::Storage,
-        velocity: Option<&Self::Storage>,
-        step: &SgdStep,
-        skip_if: Option<&Self::Storage>,
-    ) -> Result<()>;
-    /// One fused AdaGrad/RMSProp step, updating param and the accumulator in place; `skip_if`
-    /// as for `adam_step`.
-    fn adaptive_step(
-        &self,
-        param: &Self::Storage,
-        grad: &Self::Storage,
-        accumulator: &Self::Storage,
-        step: &AdaptiveStep,
-        skip_if: Option<&Self::Storage>,
-    ) -> Result<()>;
-
-    // ---- dynamic loss scaling ------------------------------------------------------------
-    /// grad ← grad / scale[0] in place (f32), setting flags[0] = 1 when any element was inf or
-    /// NaN. `flags` is the scaler's u32 state: [found non-finite, steps skipped, finite steps
-    /// since the scale changed].
-    fn unscale_gradient(
-        &self,
-        grad: &Self::Storage,
-        scale: &Self::Storage,
-        flags: &Self::Storage,
-    ) -> Result<()>;
-    /// After a step: moves `scale` by `rule` according to flags[0], counts the step in flags[1]
-    /// or flags[2], and clears flags[0].
-    fn update_loss_scale(
-        &self,
-        scale: &Self::Storage,
-        flags: &Self::Storage,
-        rule: &LossScaleRule,
-    ) -> Result<()>;
 }
+
+/// Everything a backend implements: the bound users write (`B: Backend`). Implemented for
+/// every type that implements the four families.
+pub trait Backend: CoreOps + NnOps + OptimOps + DataOps {}
+
+impl<T: CoreOps + NnOps + OptimOps + DataOps> Backend for T {}

@@ -25,7 +25,9 @@ mod tensor_fused;
 mod tensor_image;
 pub mod wgpu;
 
-pub use backend::{Backend, BackendStorage, Epilogue, ReduceDims, Rows};
+pub use backend::{
+    Backend, BackendStorage, CoreOps, DataOps, Epilogue, NnOps, OptimOps, ReduceDims, Rows,
+};
 pub use dtype::DType;
 pub use error::{KilnError, Result};
 pub use half::f16;

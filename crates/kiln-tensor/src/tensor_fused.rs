@@ -401,26 +401,26 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// Per-feature mean and biased variance of a [batch, features] tensor.
-    pub fn batchnorm_stats(&self) -> Result<(Self, Self)> {
-        self.require_float("batchnorm_stats")?;
-        let shape = self.as_rows("batchnorm_stats")?;
+    pub fn batch_norm_stats(&self) -> Result<(Self, Self)> {
+        self.require_float("batch_norm_stats")?;
+        let shape = self.as_rows("batch_norm_stats")?;
         let x = self.contiguous()?;
-        let (mean, var) = self.backend.batchnorm_stats(&x.storage, shape)?;
+        let (mean, var) = self.backend.batch_norm_stats(&x.storage, shape)?;
         Ok((self.wrap(mean, [shape.cols]), self.wrap(var, [shape.cols])))
     }
 
     /// Per-feature Σ dy and Σ dy · x̂ for batch-norm's backward pass.
-    pub fn batchnorm_backward_reduce(
+    pub fn batch_norm_backward_reduce(
         &self,
         dy: &Tensor<B>,
         mean: &Tensor<B>,
         var: &Tensor<B>,
         eps: f32,
     ) -> Result<(Self, Self)> {
-        let shape = self.as_rows("batchnorm_backward_reduce")?;
+        let shape = self.as_rows("batch_norm_backward_reduce")?;
         if dy.shape() != self.shape() || mean.dims() != [shape.cols] || var.dims() != [shape.cols] {
             return Err(KilnError::ShapeMismatch {
-                op: "batchnorm_backward_reduce",
+                op: "batch_norm_backward_reduce",
                 lhs: self.shape().clone(),
                 rhs: dy.shape().clone(),
                 reason: "dy must match x, and mean/var must have one entry per feature".into(),
@@ -432,7 +432,7 @@ impl<B: Backend> Tensor<B> {
             mean.contiguous()?,
             var.contiguous()?,
         );
-        let (sum_dy, sum_dy_xhat) = self.backend.batchnorm_backward_reduce(
+        let (sum_dy, sum_dy_xhat) = self.backend.batch_norm_backward_reduce(
             &x.storage, &d.storage, &m.storage, &v.storage, shape, eps,
         )?;
         Ok((

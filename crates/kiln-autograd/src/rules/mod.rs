@@ -2,10 +2,10 @@
 //! and the gradient of the output, and returns one gradient per input (`None` where the input
 //! gets none). Gradients of broadcast inputs are summed back to the input's shape.
 
+mod batch_norm;
 mod elementwise;
 mod linalg;
 mod loss;
-mod normalization;
 mod reduce;
 mod shape;
 
@@ -51,7 +51,7 @@ pub(crate) fn backward<B: Backend>(
         Op::Dropout { mask } => elementwise::dropout(mask, grad),
         Op::GatherRows { indices } => linalg::gather_rows(inputs[0], indices, grad),
         Op::BatchNorm { mean, var, eps } => {
-            normalization::batch_norm(inputs[0], mean, var, *eps, grad)
+            batch_norm::batch_norm(inputs[0], mean, var, *eps, grad)
         }
     }
 }

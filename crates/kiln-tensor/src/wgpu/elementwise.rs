@@ -1,12 +1,12 @@
-//! Host side of elementwise.wgsl and activation.wgsl: strided unary/binary/select ops,
-//! strided copy, fill, activation derivatives and PReLU.
+//! Host side of elementwise.wgsl: strided unary/binary/select ops, strided copy and fill,
+//! and the parameter blocks activation.wgsl shares.
 
 use super::context::{Binding, Context};
 use super::grid;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
-use super::storage::WgpuStorage;
-use crate::backend::{BackendStorage, ReduceDims};
+use super::storage::{require_f32, WgpuStorage};
+use crate::backend::BackendStorage;
 use crate::error::{KilnError, Result};
 use crate::ops::{BinaryOp, UnaryOp};
 use crate::{layout::MAX_RANK, DType, Layout, Shape};
@@ -16,10 +16,10 @@ use std::sync::Arc;
 /// Mirrors `StridedParams` in common.wgsl (used by elementwise.wgsl and activation.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct StridedParams {
+pub(crate) struct StridedParams {
     numel: u32,
     rank: u32,
-    alpha: f32,
+    pub(crate) alpha: f32,
     scalar: f32,
     offsets: [u32; 3],
     flags: u32,
@@ -37,7 +37,7 @@ pub(crate) fn to_u32(value: usize, what: &str) -> Result<u32> {
 }
 
 impl StridedParams {
-    fn new(shape: &Shape, operands: &[&Layout]) -> Result<Self> {
+    pub(crate) fn new(shape: &Shape, operands: &[&Layout]) -> Result<Self> {
         if shape.rank() > MAX_RANK {
             return Err(KilnError::invalid(
                 "elementwise",
@@ -70,9 +70,9 @@ impl StridedParams {
 /// Mirrors `QuadParams` in common.wgsl: the `_vec4` kernels' parameters.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct QuadParams {
+pub(crate) struct QuadParams {
     quads: u32,
-    alpha: f32,
+    pub(crate) alpha: f32,
     scalar: f32,
     flags: u32,
     offsets: [u32; 2],
@@ -110,7 +110,7 @@ fn quad_view(layout: &Layout) -> Option<(u32, u32)> {
 }
 
 /// The `_vec4` kernels' parameters when every operand has a quad view.
-fn quad_params(numel: usize, operands: &[&Layout]) -> Option<QuadParams> {
+pub(crate) fn quad_params(numel: usize, operands: &[&Layout]) -> Option<QuadParams> {
     let mut p = QuadParams::zeroed();
     p.quads = u32::try_from(numel / 4).ok()?;
     for (i, layout) in operands.iter().enumerate() {
@@ -122,7 +122,7 @@ fn quad_params(numel: usize, operands: &[&Layout]) -> Option<QuadParams> {
 }
 
 /// Records one `_vec4` kernel over `q.quads` vec4s (reads, then the output, in `bindings`).
-fn dispatch_quads(
+pub(crate) fn dispatch_quads(
     ctx: &Arc<Context>,
     kernel: Kernel,
     op_code: u32,
@@ -138,21 +138,8 @@ fn dispatch_quads(
     )
 }
 
-fn op_constant(code: u32) -> Specialisation {
+pub(crate) fn op_constant(code: u32) -> Specialisation {
     Specialisation(vec![("OP", code)])
-}
-
-fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
-    if s.dtype() == DType::F32 {
-        Ok(())
-    } else {
-        Err(KilnError::UnsupportedDType {
-            op,
-            dtype: s.dtype(),
-            backend: "wgpu".into(),
-            supported: "f32".into(),
-        })
-    }
 }
 
 pub(crate) fn unary(
@@ -182,39 +169,6 @@ pub(crate) fn unary(
         bytemuck::bytes_of(&p),
         &[x.binding(), out.binding()],
         grid(layout.numel().div_ceil(256)),
-    )?;
-    Ok(out)
-}
-
-pub(crate) fn unary_backward(
-    ctx: &Arc<Context>,
-    op: UnaryOp,
-    x: &WgpuStorage,
-    xl: &Layout,
-    g: &WgpuStorage,
-    gl: &Layout,
-) -> Result<WgpuStorage> {
-    require_f32(x, op.name())?;
-    let out = WgpuStorage::output(ctx, xl.numel(), DType::F32, op.name())?;
-    if let Some(mut q) = quad_params(xl.numel(), &[xl, gl]) {
-        q.alpha = op.param();
-        dispatch_quads(
-            ctx,
-            Kernel::ActivationBackwardVec4,
-            op.code(),
-            &q,
-            &[x.binding(), g.binding(), out.binding()],
-        )?;
-        return Ok(out);
-    }
-    let mut p = StridedParams::new(xl.shape(), &[xl, gl])?;
-    p.alpha = op.param();
-    ctx.dispatch(
-        Kernel::ActivationBackward,
-        op_constant(op.code()),
-        bytemuck::bytes_of(&p),
-        &[x.binding(), g.binding(), out.binding()],
-        grid(xl.numel().div_ceil(256)),
     )?;
     Ok(out)
 }
@@ -366,70 +320,4 @@ pub(crate) fn fill(
         grid(words.div_ceil(256)),
     )?;
     Ok(out)
-}
-
-/// Mirrors `PreluParams` in activation.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PreluParams {
-    outer: u32,
-    channels: u32,
-    inner: u32,
-    numel: u32,
-}
-
-fn prelu_params(dims: ReduceDims) -> Result<PreluParams> {
-    Ok(PreluParams {
-        outer: to_u32(dims.outer, "batch")?,
-        channels: to_u32(dims.len, "channels")?,
-        inner: to_u32(dims.inner.max(1), "inner size")?,
-        numel: to_u32(dims.outer * dims.len * dims.inner, "element count")?,
-    })
-}
-
-pub(crate) fn prelu(
-    ctx: &Arc<Context>,
-    x: &WgpuStorage,
-    alpha: &WgpuStorage,
-    dims: ReduceDims,
-) -> Result<WgpuStorage> {
-    require_f32(x, "prelu")?;
-    let p = prelu_params(dims)?;
-    let out = WgpuStorage::output(ctx, x.len(), DType::F32, "prelu")?;
-    ctx.dispatch(
-        Kernel::ActivationPrelu,
-        Specialisation::default(),
-        bytemuck::bytes_of(&p),
-        &[x.binding(), alpha.binding(), out.binding()],
-        grid((p.numel as usize).div_ceil(256)),
-    )?;
-    Ok(out)
-}
-
-pub(crate) fn prelu_backward(
-    ctx: &Arc<Context>,
-    x: &WgpuStorage,
-    alpha: &WgpuStorage,
-    grad: &WgpuStorage,
-    dims: ReduceDims,
-) -> Result<(WgpuStorage, WgpuStorage)> {
-    require_f32(x, "prelu_backward")?;
-    let p = prelu_params(dims)?;
-    let dx = WgpuStorage::output(ctx, x.len(), DType::F32, "prelu_backward")?;
-    ctx.dispatch(
-        Kernel::ActivationPreluBackward,
-        Specialisation::default(),
-        bytemuck::bytes_of(&p),
-        &[x.binding(), alpha.binding(), grad.binding(), dx.binding()],
-        grid((p.numel as usize).div_ceil(256)),
-    )?;
-    let dalpha = WgpuStorage::output(ctx, dims.len, DType::F32, "prelu_backward")?;
-    ctx.dispatch(
-        Kernel::ActivationPreluAlphaGrad,
-        Specialisation::default(),
-        bytemuck::bytes_of(&p),
-        &[x.binding(), grad.binding(), dalpha.binding()],
-        [p.channels, 1, 1],
-    )?;
-    Ok((dx, dalpha))
 }

@@ -3,10 +3,10 @@
 //! adapters pack them into the texture kernel's f32 textures straight from f16. Without the
 //! feature, the operands are widened by cast.wgsl's packed kernels and the f32 path runs.
 
+use super::cast::cast;
 use super::context::Context;
 use super::matmul::{self, constants, params, tiled_grid};
 use super::matmul_texture;
-use super::memory::cast;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
 use super::storage::WgpuStorage;

@@ -4,12 +4,16 @@
 //! which is submitted at a sync point. Pipelines are built once per process and buffers come
 //! from a size-class pool; `counters()` shows both.
 
+mod activation;
 mod adapter;
 mod augment;
+mod batch_norm;
 mod buffer_pool;
+mod cast;
 mod context;
+mod data;
 mod elementwise;
-mod fused;
+mod gather;
 mod kernel_profile;
 mod loss_scale;
 mod matmul;
@@ -17,10 +21,13 @@ mod matmul_f16;
 mod matmul_texture;
 mod matmul_tuning;
 mod memory;
+mod optim;
 mod pipeline_cache;
+mod random;
 mod readback;
 mod reduce;
 mod shaders;
+mod softmax_xent;
 mod storage;
 mod timer;
 
@@ -35,14 +42,16 @@ pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};
 pub use storage::WgpuStorage;
 
-use crate::backend::{Backend, Epilogue, ReduceDims, Rows};
+use crate::backend::{CoreOps, DataOps, Epilogue, NnOps, OptimOps, ReduceDims, Rows};
 use crate::error::{KilnError, Result};
 use crate::ops::{
     AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
     ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout, Tensor};
+use bytemuck::{Pod, Zeroable};
 use context::Context;
+use elementwise::to_u32;
 use std::fmt;
 use std::sync::Arc;
 
@@ -53,6 +62,26 @@ pub(crate) fn grid(groups: usize) -> [u32; 3] {
     }
     let x = groups.min(65535);
     [x as u32, groups.div_ceil(x) as u32, 1]
+}
+
+/// Mirrors `RowParams` (softmax_xent.wgsl) and `BatchNormParams` (batch_norm.wgsl).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(crate) struct RowParams {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    pad: u32,
+}
+
+pub(crate) fn row_params(shape: Rows, eps: f32) -> Result<RowParams> {
+    to_u32(shape.rows * shape.cols, "element count")?;
+    Ok(RowParams {
+        rows: shape.rows as u32,
+        cols: shape.cols as u32,
+        eps,
+        pad: 0,
+    })
 }
 
 /// A handle to one GPU device; clones share it.
@@ -197,15 +226,8 @@ impl WgpuBackend {
     }
 }
 
-impl Backend for WgpuBackend {
+impl CoreOps for WgpuBackend {
     type Storage = WgpuStorage;
-
-    fn max_binding_bytes(&self) -> usize {
-        let limits = &self.ctx.limits;
-        limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size) as usize
-    }
 
     fn name(&self) -> String {
         format!("wgpu: {}", self.ctx.adapter_description())
@@ -213,6 +235,13 @@ impl Backend for WgpuBackend {
 
     fn supports_dtype(&self, dtype: DType) -> bool {
         dtype != DType::F64
+    }
+
+    fn max_binding_bytes(&self) -> usize {
+        let limits = &self.ctx.limits;
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size) as usize
     }
 
     fn upload(&self, data: &HostData) -> Result<WgpuStorage> {
@@ -238,22 +267,11 @@ impl Backend for WgpuBackend {
     }
 
     fn cast(&self, src: &WgpuStorage, to: DType) -> Result<WgpuStorage> {
-        memory::cast(&self.ctx, src, to)
+        cast::cast(&self.ctx, src, to)
     }
 
     fn unary(&self, op: UnaryOp, x: &WgpuStorage, layout: &Layout) -> Result<WgpuStorage> {
         elementwise::unary(&self.ctx, op, x, layout)
-    }
-
-    fn unary_backward(
-        &self,
-        op: UnaryOp,
-        x: &WgpuStorage,
-        x_layout: &Layout,
-        grad: &WgpuStorage,
-        grad_layout: &Layout,
-    ) -> Result<WgpuStorage> {
-        elementwise::unary_backward(&self.ctx, op, x, x_layout, grad, grad_layout)
     }
 
     fn binary(
@@ -287,20 +305,6 @@ impl Backend for WgpuBackend {
         elementwise::select(&self.ctx, cond, on_true, on_false)
     }
 
-    fn prelu(&self, x: &WgpuStorage, alpha: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
-        elementwise::prelu(&self.ctx, x, alpha, dims)
-    }
-
-    fn prelu_backward(
-        &self,
-        x: &WgpuStorage,
-        alpha: &WgpuStorage,
-        grad: &WgpuStorage,
-        dims: ReduceDims,
-    ) -> Result<(WgpuStorage, WgpuStorage)> {
-        elementwise::prelu_backward(&self.ctx, x, alpha, grad, dims)
-    }
-
     fn reduce(&self, op: ReduceOp, x: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
         reduce::reduce(&self.ctx, op, x, dims)
     }
@@ -309,6 +313,26 @@ impl Backend for WgpuBackend {
         reduce::sum_all(&self.ctx, x)
     }
 
+    fn gather_rows(
+        &self,
+        src: &WgpuStorage,
+        src_rows: Rows,
+        indices: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
+        gather::gather_rows(&self.ctx, src, src_rows, indices)
+    }
+
+    fn random(
+        &self,
+        numel: usize,
+        distribution: Distribution,
+        rng: RngState,
+    ) -> Result<WgpuStorage> {
+        random::random(&self.ctx, numel, distribution, rng)
+    }
+}
+
+impl NnOps for WgpuBackend {
     fn matmul(
         &self,
         a: &WgpuStorage,
@@ -319,15 +343,135 @@ impl Backend for WgpuBackend {
         matmul::matmul(&self.ctx, a, b, shape, epilogue)
     }
 
-    fn gather_rows(
+    fn unary_backward(
         &self,
-        src: &WgpuStorage,
-        src_rows: Rows,
-        indices: &WgpuStorage,
+        op: UnaryOp,
+        x: &WgpuStorage,
+        x_layout: &Layout,
+        grad: &WgpuStorage,
+        grad_layout: &Layout,
     ) -> Result<WgpuStorage> {
-        memory::gather_rows(&self.ctx, src, src_rows, indices)
+        activation::unary_backward(&self.ctx, op, x, x_layout, grad, grad_layout)
     }
 
+    fn prelu(&self, x: &WgpuStorage, alpha: &WgpuStorage, dims: ReduceDims) -> Result<WgpuStorage> {
+        activation::prelu(&self.ctx, x, alpha, dims)
+    }
+
+    fn prelu_backward(
+        &self,
+        x: &WgpuStorage,
+        alpha: &WgpuStorage,
+        grad: &WgpuStorage,
+        dims: ReduceDims,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
+        activation::prelu_backward(&self.ctx, x, alpha, grad, dims)
+    }
+
+    fn softmax(&self, x: &WgpuStorage, shape: Rows, log: bool) -> Result<WgpuStorage> {
+        softmax_xent::softmax(&self.ctx, x, shape, log)
+    }
+
+    fn softmax_xent(
+        &self,
+        logits: &WgpuStorage,
+        shape: Rows,
+        targets: XentTargets<'_, WgpuStorage>,
+    ) -> Result<WgpuStorage> {
+        softmax_xent::softmax_xent(&self.ctx, logits, shape, targets)
+    }
+
+    fn softmax_xent_backward(
+        &self,
+        logits: &WgpuStorage,
+        shape: Rows,
+        targets: XentTargets<'_, WgpuStorage>,
+        grad_rows: &WgpuStorage,
+    ) -> Result<WgpuStorage> {
+        softmax_xent::softmax_xent_backward(&self.ctx, logits, shape, targets, grad_rows)
+    }
+
+    fn batch_norm_stats(&self, x: &WgpuStorage, shape: Rows) -> Result<(WgpuStorage, WgpuStorage)> {
+        batch_norm::batch_norm_stats(&self.ctx, x, shape)
+    }
+
+    fn batch_norm_backward_reduce(
+        &self,
+        x: &WgpuStorage,
+        dy: &WgpuStorage,
+        mean: &WgpuStorage,
+        var: &WgpuStorage,
+        shape: Rows,
+        eps: f32,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
+        batch_norm::batch_norm_backward_reduce(&self.ctx, x, dy, mean, var, shape, eps)
+    }
+
+    fn dropout(
+        &self,
+        x: &WgpuStorage,
+        p: f32,
+        rng: RngState,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
+        random::dropout(&self.ctx, x, p, rng)
+    }
+}
+
+impl OptimOps for WgpuBackend {
+    fn adam_step(
+        &self,
+        param: &WgpuStorage,
+        grad: &WgpuStorage,
+        m: &WgpuStorage,
+        v: &WgpuStorage,
+        step: &AdamStep,
+        skip_if: Option<&WgpuStorage>,
+    ) -> Result<()> {
+        optim::adam_step(&self.ctx, param, grad, m, v, step, skip_if)
+    }
+
+    fn sgd_step(
+        &self,
+        param: &WgpuStorage,
+        grad: &WgpuStorage,
+        velocity: Option<&WgpuStorage>,
+        step: &SgdStep,
+        skip_if: Option<&WgpuStorage>,
+    ) -> Result<()> {
+        optim::sgd_step(&self.ctx, param, grad, velocity, step, skip_if)
+    }
+
+    fn adaptive_step(
+        &self,
+        param: &WgpuStorage,
+        grad: &WgpuStorage,
+        accumulator: &WgpuStorage,
+        step: &AdaptiveStep,
+        skip_if: Option<&WgpuStorage>,
+    ) -> Result<()> {
+        optim::adaptive_step(&self.ctx, param, grad, accumulator, step, skip_if)
+    }
+
+    fn unscale_gradient(
+        &self,
+        grad: &WgpuStorage,
+        scale: &WgpuStorage,
+        flags: &WgpuStorage,
+    ) -> Result<()> {
+        loss_scale::unscale_gradient(&self.ctx, grad, scale, flags)
+    }
+
+    fn update_loss_scale(
+        &self,
+        scale: &WgpuStorage,
+        flags: &WgpuStorage,
+        rule: &LossScaleRule,
+    ) -> Result<()> {
+        loss_scale::update_loss_scale(&self.ctx, scale, flags, rule)
+    }
+}
+
+impl DataOps for WgpuBackend {
     fn gather_u8_affine(
         &self,
         chunks: &[(&WgpuStorage, usize)],
@@ -336,7 +480,7 @@ impl Backend for WgpuBackend {
         scale: &WgpuStorage,
         shift: &WgpuStorage,
     ) -> Result<WgpuStorage> {
-        memory::gather_u8_affine(&self.ctx, chunks, features, indices, scale, shift)
+        data::gather_u8_affine(&self.ctx, chunks, features, indices, scale, shift)
     }
 
     fn warp_images(
@@ -365,114 +509,5 @@ impl Backend for WgpuBackend {
         boxes: &WgpuStorage,
     ) -> Result<WgpuStorage> {
         augment::cutmix_images(&self.ctx, images, shape, boxes)
-    }
-
-    fn random(
-        &self,
-        numel: usize,
-        distribution: Distribution,
-        rng: RngState,
-    ) -> Result<WgpuStorage> {
-        fused::random(&self.ctx, numel, distribution, rng)
-    }
-
-    fn dropout(
-        &self,
-        x: &WgpuStorage,
-        p: f32,
-        rng: RngState,
-    ) -> Result<(WgpuStorage, WgpuStorage)> {
-        fused::dropout(&self.ctx, x, p, rng)
-    }
-
-    fn softmax(&self, x: &WgpuStorage, shape: Rows, log: bool) -> Result<WgpuStorage> {
-        fused::softmax(&self.ctx, x, shape, log)
-    }
-
-    fn softmax_xent(
-        &self,
-        logits: &WgpuStorage,
-        shape: Rows,
-        targets: XentTargets<'_, WgpuStorage>,
-    ) -> Result<WgpuStorage> {
-        fused::softmax_xent(&self.ctx, logits, shape, targets)
-    }
-
-    fn softmax_xent_backward(
-        &self,
-        logits: &WgpuStorage,
-        shape: Rows,
-        targets: XentTargets<'_, WgpuStorage>,
-        grad_rows: &WgpuStorage,
-    ) -> Result<WgpuStorage> {
-        fused::softmax_xent_backward(&self.ctx, logits, shape, targets, grad_rows)
-    }
-
-    fn batchnorm_stats(&self, x: &WgpuStorage, shape: Rows) -> Result<(WgpuStorage, WgpuStorage)> {
-        fused::batchnorm_stats(&self.ctx, x, shape)
-    }
-
-    fn batchnorm_backward_reduce(
-        &self,
-        x: &WgpuStorage,
-        dy: &WgpuStorage,
-        mean: &WgpuStorage,
-        var: &WgpuStorage,
-        shape: Rows,
-        eps: f32,
-    ) -> Result<(WgpuStorage, WgpuStorage)> {
-        fused::batchnorm_backward_reduce(&self.ctx, x, dy, mean, var, shape, eps)
-    }
-
-    fn adam_step(
-        &self,
-        param: &WgpuStorage,
-        grad: &WgpuStorage,
-        m: &WgpuStorage,
-        v: &WgpuStorage,
-        step: &AdamStep,
-        skip_if: Option<&WgpuStorage>,
-    ) -> Result<()> {
-        fused::adam_step(&self.ctx, param, grad, m, v, step, skip_if)
-    }
-
-    fn sgd_step(
-        &self,
-        param: &WgpuStorage,
-        grad: &WgpuStorage,
-        velocity: Option<&WgpuStorage>,
-        step: &SgdStep,
-        skip_if: Option<&WgpuStorage>,
-    ) -> Result<()> {
-        fused::sgd_step(&self.ctx, param, grad, velocity, step, skip_if)
-    }
-
-    fn adaptive_step(
-        &self,
-        param: &WgpuStorage,
-        grad: &WgpuStorage,
-        accumulator: &WgpuStorage,
-        step: &AdaptiveStep,
-        skip_if: Option<&WgpuStorage>,
-    ) -> Result<()> {
-        fused::adaptive_step(&self.ctx, param, grad, accumulator, step, skip_if)
-    }
-
-    fn unscale_gradient(
-        &self,
-        grad: &WgpuStorage,
-        scale: &WgpuStorage,
-        flags: &WgpuStorage,
-    ) -> Result<()> {
-        loss_scale::unscale_gradient(&self.ctx, grad, scale, flags)
-    }
-
-    fn update_loss_scale(
-        &self,
-        scale: &WgpuStorage,
-        flags: &WgpuStorage,
-        rule: &LossScaleRule,
-    ) -> Result<()> {
-        loss_scale::update_loss_scale(&self.ctx, scale, flags, rule)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::context::{Binding, Context};
 use crate::backend::BackendStorage;
+use crate::error::{KilnError, Result};
 use crate::DType;
 use std::fmt;
 use std::sync::Arc;
@@ -79,5 +80,18 @@ impl Drop for WgpuStorage {
         if let Some(buffer) = self.buffer.take() {
             self.ctx.release(buffer);
         }
+    }
+}
+
+pub(crate) fn require_f32(s: &WgpuStorage, op: &'static str) -> Result<()> {
+    if s.dtype() == DType::F32 {
+        Ok(())
+    } else {
+        Err(KilnError::UnsupportedDType {
+            op,
+            dtype: s.dtype(),
+            backend: "wgpu".into(),
+            supported: "f32".into(),
+        })
     }
 }

@@ -1,10 +1,9 @@
-//! The fused training ops on the CPU: softmax and cross-entropy, batch-norm reductions,
-//! random fills and dropout. Row reductions accumulate in f64.
+//! Softmax, log-softmax and softmax cross-entropy on the CPU (softmax_xent.wgsl's family).
+//! Row reductions accumulate in f64.
 
-use crate::random;
 use crate::real::Real;
 use crate::PARALLEL_THRESHOLD;
-use kiln_tensor::{Distribution, HostData, KilnError, Result, RngState, Rows};
+use kiln_tensor::{HostData, KilnError, Result, Rows};
 use rayon::prelude::*;
 
 /// Applies `f(row index, row)` to each output row, in parallel when large.
@@ -198,135 +197,4 @@ pub fn softmax_xent_backward(
             _ => unreachable!("checked above"),
         },
     )
-}
-
-/// Per-column mean and biased variance, two-pass in f64.
-fn stats_typed<T: Real>(x: &[T], shape: Rows) -> (Vec<T>, Vec<T>) {
-    let mut mean = vec![0.0f64; shape.cols];
-    for row in x.chunks(shape.cols.max(1)).take(shape.rows) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v.to_f64();
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= shape.rows as f64);
-    let mut var = vec![0.0f64; shape.cols];
-    for row in x.chunks(shape.cols.max(1)).take(shape.rows) {
-        for ((s, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
-            let d = v.to_f64() - m;
-            *s += d * d;
-        }
-    }
-    var.iter_mut().for_each(|s| *s /= shape.rows as f64);
-    (
-        mean.into_iter().map(T::from_f64).collect(),
-        var.into_iter().map(T::from_f64).collect(),
-    )
-}
-
-pub fn batchnorm_stats(x: &HostData, shape: Rows) -> Result<(HostData, HostData)> {
-    Ok(match x {
-        HostData::F32(v) => {
-            let (m, s) = stats_typed(v, shape);
-            (HostData::F32(m), HostData::F32(s))
-        }
-        HostData::F64(v) => {
-            let (m, s) = stats_typed(v, shape);
-            (HostData::F64(m), HostData::F64(s))
-        }
-        other => return Err(crate::unsupported("batchnorm_stats", other.dtype())),
-    })
-}
-
-fn backward_reduce_typed<T: Real>(
-    x: &[T],
-    dy: &[T],
-    mean: &[T],
-    var: &[T],
-    shape: Rows,
-    eps: f64,
-) -> (Vec<T>, Vec<T>) {
-    let mut sum_dy = vec![0.0f64; shape.cols];
-    let mut sum_dy_xhat = vec![0.0f64; shape.cols];
-    let inv_std: Vec<f64> = var
-        .iter()
-        .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
-        .collect();
-    for r in 0..shape.rows {
-        for c in 0..shape.cols {
-            let i = r * shape.cols + c;
-            let d = dy[i].to_f64();
-            sum_dy[c] += d;
-            sum_dy_xhat[c] += d * (x[i].to_f64() - mean[c].to_f64()) * inv_std[c];
-        }
-    }
-    (
-        sum_dy.into_iter().map(T::from_f64).collect(),
-        sum_dy_xhat.into_iter().map(T::from_f64).collect(),
-    )
-}
-
-pub fn batchnorm_backward_reduce(
-    x: &HostData,
-    dy: &HostData,
-    mean: &HostData,
-    var: &HostData,
-    shape: Rows,
-    eps: f32,
-) -> Result<(HostData, HostData)> {
-    Ok(match (x, dy, mean, var) {
-        (HostData::F32(x), HostData::F32(dy), HostData::F32(m), HostData::F32(v)) => {
-            let (a, b) = backward_reduce_typed(x, dy, m, v, shape, eps as f64);
-            (HostData::F32(a), HostData::F32(b))
-        }
-        (HostData::F64(x), HostData::F64(dy), HostData::F64(m), HostData::F64(v)) => {
-            let (a, b) = backward_reduce_typed(x, dy, m, v, shape, eps as f64);
-            (HostData::F64(a), HostData::F64(b))
-        }
-        _ => {
-            return Err(KilnError::DTypeMismatch {
-                op: "batchnorm_backward_reduce",
-                lhs: x.dtype(),
-                rhs: dy.dtype(),
-            })
-        }
-    })
-}
-
-pub fn random(numel: usize, distribution: Distribution, rng: RngState) -> HostData {
-    let mut out = vec![0.0f32; numel];
-    match distribution {
-        Distribution::Uniform { low, high } => {
-            crate::elementwise::fill_indexed(&mut out, |i| random::uniform(rng, i, low, high))
-        }
-        Distribution::Normal { mean, std } => {
-            crate::elementwise::fill_indexed(&mut out, |i| random::normal(rng, i, mean, std))
-        }
-    }
-    HostData::F32(out)
-}
-
-pub fn dropout(x: &HostData, p: f32, rng: RngState) -> Result<(HostData, HostData)> {
-    let scale = 1.0 / (1.0 - p);
-    let mut mask = vec![0.0f32; x.len()];
-    crate::elementwise::fill_indexed(&mut mask, |i| {
-        if random::uniform(rng, i, 0.0, 1.0) >= p {
-            scale
-        } else {
-            0.0
-        }
-    });
-    Ok(match x {
-        HostData::F32(v) => (
-            HostData::F32(v.iter().zip(&mask).map(|(a, m)| a * m).collect()),
-            HostData::F32(mask),
-        ),
-        HostData::F64(v) => {
-            let mask: Vec<f64> = mask.iter().map(|&m| m as f64).collect();
-            (
-                HostData::F64(v.iter().zip(&mask).map(|(a, m)| a * m).collect()),
-                HostData::F64(mask),
-            )
-        }
-        other => return Err(crate::unsupported("dropout", other.dtype())),
-    })
 }

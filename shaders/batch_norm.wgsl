@@ -1,22 +1,22 @@
-// batchnorm.wgsl: batch-norm statistics and the reductions of its backward pass.
+// batch_norm.wgsl: batch-norm statistics and the reductions of its backward pass.
 //
 // Layout: x and dy are contiguous [rows, cols] (a batch of rows, one feature per column);
 // mean and var are [cols].
 // Mapping: one workgroup per block of 64 columns; 4 lanes of 64 invocations each fold every
 // 4th row (consecutive invocations read consecutive columns), then lane 0 combines the lanes.
-// - batchnorm_stats: two passes over the block: mean first, then Σ (x − mean)² / rows (the
+// - batch_norm_stats: two passes over the block: mean first, then Σ (x − mean)² / rows (the
 //   biased variance). Never E[x²] − E[x]², which cancels catastrophically.
-// - batchnorm_backward_reduce: Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps).
+// - batch_norm_backward_reduce: Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps).
 // Traffic: stats read x twice; backward reads x and dy once.
 
-struct BatchnormParams {
+struct BatchNormParams {
     rows: u32,
     cols: u32,
     eps: f32,
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: BatchnormParams;
+@group(0) @binding(0) var<uniform> p: BatchNormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mean_out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> var_out: array<f32>;
@@ -41,7 +41,7 @@ fn combine_lanes(lid: u32) -> vec2<f32> {
 }
 
 @compute @workgroup_size(256)
-fn batchnorm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let column = wid.x * 64u + lid.x % 64u;
     let lane = lid.x / 64u;
     let valid = column < p.cols;
@@ -72,7 +72,7 @@ fn batchnorm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 }
 
 @compute @workgroup_size(256)
-fn batchnorm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let column = wid.x * 64u + lid.x % 64u;
     let lane = lid.x / 64u;
     let valid = column < p.cols;

@@ -13,7 +13,7 @@ pub(crate) fn batch_norm<B: Backend>(
 ) -> Result<InputGrads<B>> {
     let n = x.dims()[0] as f32;
     let grad = grad.contiguous()?;
-    let (sum_dy, sum_dy_xhat) = x.batchnorm_backward_reduce(&grad, mean, var, eps)?;
+    let (sum_dy, sum_dy_xhat) = x.batch_norm_backward_reduce(&grad, mean, var, eps)?;
     let inv_std = (var + eps)?.sqrt()?.recip()?;
     let x_hat = ((x - mean)? * &inv_std)?;
     let centred = ((&grad - &(sum_dy / n)?)? - &(x_hat * &(sum_dy_xhat / n)?)?)?;
