@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use kiln::bench::harness::{items, Item};
 use kiln::bench::{kernel_table, profile_kernels, run_suite, table, Options, Row, Suite};
-use kiln::tensor::Backend;
 use kiln::tensor::CoreOps;
 
 fn quick() -> Options {
