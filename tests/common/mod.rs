@@ -187,3 +187,29 @@ pub fn quadrants(n: usize, seed: u64) -> kiln::data::Dataset {
         class_names: (0..4).map(|c| format!("q{c}")).collect(),
     }
 }
+
+/// Bit patterns, so that −0, infinities and NaN payloads count.
+pub fn f16_bits<B: Backend>(t: &Tensor<B>) -> Vec<u16> {
+    t.to_vec::<kiln::tensor::f16>()
+        .unwrap()
+        .iter()
+        .map(|h| h.to_bits())
+        .collect()
+}
+
+/// Bit patterns of f32 values.
+pub fn f32_bits<B: Backend>(t: &Tensor<B>) -> Vec<u32> {
+    t.to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+/// Inputs inside each op's domain (log/sqrt need positive values, pow a positive base).
+pub fn input_range(op: UnaryOp) -> (f32, f32) {
+    match op {
+        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip => (0.1, 4.0),
+        _ => (-4.0, 4.0),
+    }
+}

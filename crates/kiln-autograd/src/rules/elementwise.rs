@@ -1,17 +1,8 @@
-//! Backward of elementwise ops: unary (through `unary_backward`), binary with broadcasting,
-//! and the scalar forms.
+//! Backward of elementwise ops: binary with broadcasting, the scalar forms, and select.
 
 use super::shape::sum_to_shape;
 use super::InputGrads;
-use kiln_tensor::{Backend, BinaryOp, Result, Tensor, UnaryOp};
-
-pub(crate) fn unary<B: Backend>(
-    op: UnaryOp,
-    x: &Tensor<B>,
-    grad: &Tensor<B>,
-) -> Result<InputGrads<B>> {
-    Ok(vec![Some(x.unary_backward(op, &grad.contiguous()?)?)])
-}
+use kiln_tensor::{Backend, BinaryOp, Result, Tensor};
 
 /// d(a op b)/da and d(a op b)/db, as tensors of the output's shape.
 fn partials<B: Backend>(
@@ -104,19 +95,6 @@ pub(crate) fn binary_scalar<B: Backend>(
         ) => None,
     };
     Ok(vec![g])
-}
-
-pub(crate) fn prelu<B: Backend>(
-    x: &Tensor<B>,
-    alpha: &Tensor<B>,
-    grad: &Tensor<B>,
-) -> Result<InputGrads<B>> {
-    let (dx, dalpha) = x.prelu_backward(alpha, grad)?;
-    Ok(vec![Some(dx), Some(dalpha)])
-}
-
-pub(crate) fn dropout<B: Backend>(mask: &Tensor<B>, grad: &Tensor<B>) -> Result<InputGrads<B>> {
-    Ok(vec![Some((grad * mask)?)])
 }
 
 /// select: the gradient goes to whichever branch was taken; the condition gets none.

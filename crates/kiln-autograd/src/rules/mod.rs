@@ -2,12 +2,15 @@
 //! and the gradient of the output, and returns one gradient per input (`None` where the input
 //! gets none). Gradients of broadcast inputs are summed back to the input's shape.
 
+mod activation;
 mod batch_norm;
 mod elementwise;
-mod linalg;
-mod loss;
+mod gather;
+mod matmul;
+mod random;
 mod reduce;
 mod shape;
+mod softmax_xent;
 
 use crate::ops::Op;
 use kiln_tensor::{Backend, Result, Tensor};
@@ -24,16 +27,16 @@ pub(crate) fn backward<B: Backend>(
     needs: &[bool],
 ) -> Result<InputGrads<B>> {
     match op {
-        Op::Unary(op) => elementwise::unary(*op, inputs[0], grad),
+        Op::Unary(op) => activation::unary(*op, inputs[0], grad),
         Op::Binary(op) => elementwise::binary(*op, inputs[0], inputs[1], output, grad, needs),
         Op::BinaryScalar {
             op,
             scalar,
             scalar_on_left,
         } => elementwise::binary_scalar(*op, *scalar, *scalar_on_left, inputs[0], output, grad),
-        Op::Matmul => linalg::matmul(inputs[0], inputs[1], grad, needs),
+        Op::Matmul => matmul::matmul(inputs[0], inputs[1], grad, needs),
         Op::MatmulBiasAct { activation } => {
-            linalg::matmul_bias_act(*activation, inputs, output, grad, needs)
+            matmul::matmul_bias_act(*activation, inputs, output, grad, needs)
         }
         Op::Narrow { dim, start } => shape::narrow(inputs[0], *dim, *start, grad),
         Op::Sum { axis } => reduce::sum(inputs[0], *axis, grad, false),
@@ -44,12 +47,12 @@ pub(crate) fn backward<B: Backend>(
         Op::Transpose { a, b } => shape::transpose(*a, *b, grad),
         Op::BroadcastTo => shape::broadcast_to(inputs[0], grad),
         Op::Max { axis } | Op::Min { axis } => reduce::extreme(inputs[0], *axis, output, grad),
-        Op::SoftmaxXent { targets } => loss::softmax_xent(inputs[0], targets, grad),
-        Op::Softmax { log } => loss::softmax(*log, output, grad),
+        Op::SoftmaxXent { targets } => softmax_xent::softmax_xent(inputs[0], targets, grad),
+        Op::Softmax { log } => softmax_xent::softmax(*log, output, grad),
         Op::Select => elementwise::select(inputs[0], inputs[1], inputs[2], grad),
-        Op::Prelu => elementwise::prelu(inputs[0], inputs[1], grad),
-        Op::Dropout { mask } => elementwise::dropout(mask, grad),
-        Op::GatherRows { indices } => linalg::gather_rows(inputs[0], indices, grad),
+        Op::Prelu => activation::prelu(inputs[0], inputs[1], grad),
+        Op::Dropout { mask } => random::dropout(mask, grad),
+        Op::GatherRows { indices } => gather::gather_rows(inputs[0], indices, grad),
         Op::BatchNorm { mean, var, eps } => {
             batch_norm::batch_norm(inputs[0], mean, var, *eps, grad)
         }
