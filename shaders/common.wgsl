@@ -4,8 +4,46 @@
 // - Dispatches larger than 65535 workgroups use a 2-D grid; `workgroup_linear` turns the
 //   workgroup id back into one index.
 // - Op codes: `unary_eval`/`unary_derivative` switch on UnaryOp::code() and `binary_eval` on
-//   BinaryOp::code() (crates/kiln-tensor/src/ops.rs). Kernels pass the code as an `override`,
-//   so each pipeline folds the switch away.
+//   BinaryOp::code() (crates/kiln-tensor/src/ops.rs), through the named constants below
+//   (UNARY_RELU, BINARY_ADD, REDUCE_ARGMAX, ...). Kernels pass the code as an `override`, so
+//   each pipeline folds the switch away.
+
+// Op codes, by name: UnaryOp::code() and BinaryOp::code() (crates/kiln-tensor/src/ops.rs);
+// tests/shaders_validate.rs checks that each constant equals its op's code.
+const UNARY_IDENTITY: u32 = 0u;
+const UNARY_NEG: u32 = 1u;
+const UNARY_ABS: u32 = 2u;
+const UNARY_EXP: u32 = 3u;
+const UNARY_LOG: u32 = 4u;
+const UNARY_SQRT: u32 = 5u;
+const UNARY_SQUARE: u32 = 6u;
+const UNARY_RECIP: u32 = 7u;
+const UNARY_SIGN: u32 = 8u;
+const UNARY_SIGMOID: u32 = 9u;
+const UNARY_TANH: u32 = 10u;
+const UNARY_RELU: u32 = 11u;
+const UNARY_LEAKY_RELU: u32 = 12u;
+const UNARY_ELU: u32 = 13u;
+const UNARY_SOFTPLUS: u32 = 14u;
+const UNARY_HARD_TANH: u32 = 15u;
+const BINARY_ADD: u32 = 0u;
+const BINARY_SUB: u32 = 1u;
+const BINARY_MUL: u32 = 2u;
+const BINARY_DIV: u32 = 3u;
+const BINARY_MAX: u32 = 4u;
+const BINARY_MIN: u32 = 5u;
+const BINARY_POW: u32 = 6u;
+const BINARY_EQ: u32 = 7u;
+const BINARY_NE: u32 = 8u;
+const BINARY_LT: u32 = 9u;
+const BINARY_LE: u32 = 10u;
+const BINARY_GT: u32 = 11u;
+const BINARY_GE: u32 = 12u;
+const REDUCE_SUM: u32 = 0u;
+const REDUCE_MEAN: u32 = 1u;
+const REDUCE_MAX: u32 = 2u;
+const REDUCE_MIN: u32 = 3u;
+const REDUCE_ARGMAX: u32 = 4u;
 
 const NAN_BITS: u32 = 0x7fc00000u;
 
@@ -84,22 +122,22 @@ fn stable_sigmoid(x: f32) -> f32 {
 
 fn unary_eval(op: u32, x: f32, alpha: f32) -> f32 {
     switch op {
-        case 0u: { return x; }
-        case 1u: { return -x; }
-        case 2u: { return abs(x); }
-        case 3u: { return exp(x); }
-        case 4u: { return log(x); }
-        case 5u: { return sqrt(x); }
-        case 6u: { return x * x; }
-        case 7u: { return 1.0 / x; }
-        case 8u: { return sign(x); }
-        case 9u: { return stable_sigmoid(x); }
-        case 10u: { return safe_tanh(x); }
-        case 11u: { return max(x, 0.0); }
-        case 12u: { return select(alpha * x, x, x > 0.0); }
-        case 13u: { return select(alpha * (exp(min(x, 0.0)) - 1.0), x, x > 0.0); }
-        case 14u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-        case 15u: { return clamp(x, -1.0, 1.0); }
+        case UNARY_IDENTITY: { return x; }
+        case UNARY_NEG: { return -x; }
+        case UNARY_ABS: { return abs(x); }
+        case UNARY_EXP: { return exp(x); }
+        case UNARY_LOG: { return log(x); }
+        case UNARY_SQRT: { return sqrt(x); }
+        case UNARY_SQUARE: { return x * x; }
+        case UNARY_RECIP: { return 1.0 / x; }
+        case UNARY_SIGN: { return sign(x); }
+        case UNARY_SIGMOID: { return stable_sigmoid(x); }
+        case UNARY_TANH: { return safe_tanh(x); }
+        case UNARY_RELU: { return max(x, 0.0); }
+        case UNARY_LEAKY_RELU: { return select(alpha * x, x, x > 0.0); }
+        case UNARY_ELU: { return select(alpha * (exp(min(x, 0.0)) - 1.0), x, x > 0.0); }
+        case UNARY_SOFTPLUS: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        case UNARY_HARD_TANH: { return clamp(x, -1.0, 1.0); }
         default: { return x; }
     }
 }
@@ -107,41 +145,41 @@ fn unary_eval(op: u32, x: f32, alpha: f32) -> f32 {
 // d/dx of unary_eval(op, x) at x.
 fn unary_derivative(op: u32, x: f32, alpha: f32) -> f32 {
     switch op {
-        case 0u: { return 1.0; }
-        case 1u: { return -1.0; }
-        case 2u: { return sign(x); }
-        case 3u: { return exp(x); }
-        case 4u: { return 1.0 / x; }
-        case 5u: { return 0.5 / sqrt(x); }
-        case 6u: { return 2.0 * x; }
-        case 7u: { return -1.0 / (x * x); }
-        case 8u: { return 0.0; }
-        case 9u: { let s = stable_sigmoid(x); return s * (1.0 - s); }
-        case 10u: { let t = safe_tanh(x); return 1.0 - t * t; }
-        case 11u: { return select(0.0, 1.0, x > 0.0); }
-        case 12u: { return select(alpha, 1.0, x > 0.0); }
-        case 13u: { return select(alpha * exp(min(x, 0.0)), 1.0, x > 0.0); }
-        case 14u: { return stable_sigmoid(x); }
-        case 15u: { return select(0.0, 1.0, abs(x) < 1.0); }
+        case UNARY_IDENTITY: { return 1.0; }
+        case UNARY_NEG: { return -1.0; }
+        case UNARY_ABS: { return sign(x); }
+        case UNARY_EXP: { return exp(x); }
+        case UNARY_LOG: { return 1.0 / x; }
+        case UNARY_SQRT: { return 0.5 / sqrt(x); }
+        case UNARY_SQUARE: { return 2.0 * x; }
+        case UNARY_RECIP: { return -1.0 / (x * x); }
+        case UNARY_SIGN: { return 0.0; }
+        case UNARY_SIGMOID: { let s = stable_sigmoid(x); return s * (1.0 - s); }
+        case UNARY_TANH: { let t = safe_tanh(x); return 1.0 - t * t; }
+        case UNARY_RELU: { return select(0.0, 1.0, x > 0.0); }
+        case UNARY_LEAKY_RELU: { return select(alpha, 1.0, x > 0.0); }
+        case UNARY_ELU: { return select(alpha * exp(min(x, 0.0)), 1.0, x > 0.0); }
+        case UNARY_SOFTPLUS: { return stable_sigmoid(x); }
+        case UNARY_HARD_TANH: { return select(0.0, 1.0, abs(x) < 1.0); }
         default: { return 1.0; }
     }
 }
 
 fn binary_eval(op: u32, a: f32, b: f32) -> f32 {
     switch op {
-        case 0u: { return a + b; }
-        case 1u: { return a - b; }
-        case 2u: { return a * b; }
-        case 3u: { return a / b; }
-        case 4u: { return max(a, b); }
-        case 5u: { return min(a, b); }
-        case 6u: { return pow(a, b); }
-        case 7u: { return select(0.0, 1.0, a == b); }
-        case 8u: { return select(0.0, 1.0, a != b); }
-        case 9u: { return select(0.0, 1.0, a < b); }
-        case 10u: { return select(0.0, 1.0, a <= b); }
-        case 11u: { return select(0.0, 1.0, a > b); }
-        case 12u: { return select(0.0, 1.0, a >= b); }
+        case BINARY_ADD: { return a + b; }
+        case BINARY_SUB: { return a - b; }
+        case BINARY_MUL: { return a * b; }
+        case BINARY_DIV: { return a / b; }
+        case BINARY_MAX: { return max(a, b); }
+        case BINARY_MIN: { return min(a, b); }
+        case BINARY_POW: { return pow(a, b); }
+        case BINARY_EQ: { return select(0.0, 1.0, a == b); }
+        case BINARY_NE: { return select(0.0, 1.0, a != b); }
+        case BINARY_LT: { return select(0.0, 1.0, a < b); }
+        case BINARY_LE: { return select(0.0, 1.0, a <= b); }
+        case BINARY_GT: { return select(0.0, 1.0, a > b); }
+        case BINARY_GE: { return select(0.0, 1.0, a >= b); }
         default: { return a; }
     }
 }

@@ -33,8 +33,8 @@ var<workgroup> indices: array<u32, 256>;
 
 fn identity_value() -> f32 {
     switch OP {
-        case 2u, 4u: { return -3.4028235e38; }
-        case 3u: { return 3.4028235e38; }
+        case REDUCE_MAX, REDUCE_ARGMAX: { return -3.4028235e38; }
+        case REDUCE_MIN: { return 3.4028235e38; }
         default: { return 0.0; }
     }
 }
@@ -42,9 +42,9 @@ fn identity_value() -> f32 {
 // Folds (b, bi) into the running (a, ai); ties keep the smaller index.
 fn combine(a: f32, ai: u32, b: f32, bi: u32) -> vec2<u32> {
     switch OP {
-        case 2u: { return vec2<u32>(bitcast<u32>(max(a, b)), 0u); }
-        case 3u: { return vec2<u32>(bitcast<u32>(min(a, b)), 0u); }
-        case 4u: {
+        case REDUCE_MAX: { return vec2<u32>(bitcast<u32>(max(a, b)), 0u); }
+        case REDUCE_MIN: { return vec2<u32>(bitcast<u32>(min(a, b)), 0u); }
+        case REDUCE_ARGMAX: {
             if (b > a || (b == a && bi < ai)) {
                 return vec2<u32>(bitcast<u32>(b), bi);
             }
@@ -56,8 +56,8 @@ fn combine(a: f32, ai: u32, b: f32, bi: u32) -> vec2<u32> {
 
 fn finish(value: f32, index: u32) -> f32 {
     switch OP {
-        case 1u: { return value / f32(p.len); }
-        case 4u: { return bitcast<f32>(index); }
+        case REDUCE_MEAN: { return value / f32(p.len); }
+        case REDUCE_ARGMAX: { return bitcast<f32>(index); }
         default: { return value; }
     }
 }

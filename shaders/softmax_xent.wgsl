@@ -12,11 +12,12 @@
 // Backward: (softmax(x) · Σt − t) · g, with t one-hot for labels. A label ≥ cols gives NaN.
 // Traffic: 2–3 reads of the row, one write; ~cols exp per row.
 
+// The parameter block batch_norm.wgsl shares (RowParams in src/wgpu/mod.rs); eps unused here.
 struct RowParams {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    eps: f32,
+    _pad: u32,
 }
 
 override LOG: bool = false;

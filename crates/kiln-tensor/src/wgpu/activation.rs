@@ -4,8 +4,10 @@
 use super::context::Context;
 use super::elementwise::{dispatch_quads, op_constant, quad_params, to_u32, StridedParams};
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::{require_f32, WgpuStorage};
 use crate::backend::{BackendStorage, ReduceDims};
 use crate::error::Result;
@@ -111,4 +113,14 @@ pub(crate) fn prelu_backward(
         [p.channels, 1, 1],
     )?;
     Ok((dx, dalpha))
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        PreluParams,
+        ShaderFile::Activation,
+        "PreluParams",
+        [outer, channels, inner, numel]
+    )]
 }

@@ -4,8 +4,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::BackendStorage;
 use crate::error::{KilnError, Result};
@@ -114,4 +116,14 @@ pub(crate) fn cutmix_images(
     boxes: &WgpuStorage,
 ) -> Result<WgpuStorage> {
     run(ctx, Kernel::AugmentCutmix, images, shape, boxes, NO_WARP)
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        ImageParams,
+        ShaderFile::Augment,
+        "ImageParams",
+        [count, channels, height, width, bilinear, reflect]
+    )]
 }

@@ -3,8 +3,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::BackendStorage;
 use crate::error::{KilnError, Result};
@@ -75,4 +77,14 @@ pub(crate) fn gather_u8_affine(
         )?;
     }
     Ok(out)
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        DataParams,
+        ShaderFile::Data,
+        "DataParams",
+        [count, features, first_row, rows]
+    )]
 }

@@ -3,8 +3,10 @@
 
 use super::context::{Binding, Context};
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::{require_f32, WgpuStorage};
 use crate::backend::BackendStorage;
 use crate::error::{KilnError, Result};
@@ -320,4 +322,12 @@ pub(crate) fn fill(
         grid(words.div_ceil(256)),
     )?;
     Ok(out)
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![
+        param_layout!(StridedParams, ShaderFile::Elementwise, "StridedParams", [numel, rank, alpha, scalar, offsets => "offset_a", flags, shape, strides => "strides_a"]),
+        param_layout!(QuadParams, ShaderFile::Elementwise, "QuadParams", [quads, alpha, scalar, flags, offsets => "offset_a", periods => "period_a"]),
+    ]
 }

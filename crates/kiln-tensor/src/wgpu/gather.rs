@@ -3,8 +3,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::{BackendStorage, Rows};
 use crate::error::{KilnError, Result};
@@ -51,4 +53,14 @@ pub(crate) fn gather_rows(
         grid((count * shape.cols).div_ceil(256)),
     )?;
     Ok(out)
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        GatherParams,
+        ShaderFile::Gather,
+        "GatherParams",
+        [count, cols, src_rows]
+    )]
 }

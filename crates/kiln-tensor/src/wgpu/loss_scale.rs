@@ -4,8 +4,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::BackendStorage;
 use crate::error::Result;
@@ -69,4 +71,22 @@ pub(crate) fn update_loss_scale(
         &[scale.binding(), flags.binding()],
         [1, 1, 1],
     )
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![
+        param_layout!(
+            UnscaleParams,
+            ShaderFile::LossScale,
+            "UnscaleParams",
+            [numel]
+        ),
+        param_layout!(
+            UpdateParams,
+            ShaderFile::LossScale,
+            "UpdateParams",
+            [growth, backoff, interval]
+        ),
+    ]
 }

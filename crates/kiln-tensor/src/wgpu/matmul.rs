@@ -9,8 +9,10 @@ use super::elementwise::to_u32;
 use super::matmul_f16;
 use super::matmul_texture;
 use super::matmul_tuning::Tuner;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::{BackendStorage, Epilogue};
 use crate::error::{KilnError, Result};
@@ -237,4 +239,14 @@ pub(crate) fn tiled_grid(s: &MatmulShape, tile: usize) -> [u32; 3] {
         s.m.div_ceil(tile) as u32,
         s.batch as u32,
     ]
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        MatmulParams,
+        ShaderFile::Matmul,
+        "MatmulParams",
+        [m, n, k, alpha, batch_stride_a, batch_stride_b, c_texels]
+    )]
 }

@@ -5,8 +5,10 @@
 use super::context::{Context, PackedTexture, TextureBindings};
 use super::elementwise::copy_strided;
 use super::matmul::MatmulParams;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::BackendStorage;
 use crate::error::Result;
@@ -179,4 +181,22 @@ pub(crate) fn matmul(
     }
     let narrowed = Layout::contiguous([s.m, padded_n]).narrow(1, 0, s.n)?;
     copy_strided(ctx, &out, &narrowed)
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![
+        param_layout!(
+            PackParams,
+            ShaderFile::MatmulTexture,
+            "PackParams",
+            [k, x, height, width]
+        ),
+        param_layout!(
+            PackParams,
+            ShaderFile::MatmulF16,
+            "PackParams",
+            [k, x, height, width]
+        ),
+    ]
 }

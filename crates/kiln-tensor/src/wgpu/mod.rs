@@ -22,6 +22,7 @@ mod matmul_texture;
 mod matmul_tuning;
 mod memory;
 mod optim;
+mod param_layout;
 mod pipeline_cache;
 mod random;
 mod readback;
@@ -38,6 +39,7 @@ pub use buffer_pool::size_class;
 pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
 pub use kernel_profile::{kernel_table, KernelTime};
 pub use matmul_tuning::{ShapeClass, TunedClass, TuningReport};
+pub use param_layout::{FieldLayout, ParamLayout};
 pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};
 pub use storage::WgpuStorage;
@@ -52,6 +54,7 @@ use crate::{DType, HostData, Layout, Tensor};
 use bytemuck::{Pod, Zeroable};
 use context::Context;
 use elementwise::to_u32;
+use param_layout::param_layout;
 use std::fmt;
 use std::sync::Arc;
 
@@ -82,6 +85,45 @@ pub(crate) fn row_params(shape: Rows, eps: f32) -> Result<RowParams> {
         eps,
         pad: 0,
     })
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+fn own_param_layouts() -> Vec<param_layout::ParamLayout> {
+    vec![
+        param_layout!(
+            RowParams,
+            ShaderFile::SoftmaxXent,
+            "RowParams",
+            [rows, cols, eps]
+        ),
+        param_layout!(
+            RowParams,
+            ShaderFile::BatchNorm,
+            "BatchNormParams",
+            [rows, cols, eps]
+        ),
+    ]
+}
+
+/// Every parameter block Rust and WGSL share, with the WGSL struct it mirrors; a test holds
+/// each against the shader (tests/shaders_validate.rs).
+pub fn param_layouts() -> Vec<ParamLayout> {
+    [
+        own_param_layouts(),
+        activation::param_layouts(),
+        augment::param_layouts(),
+        cast::param_layouts(),
+        data::param_layouts(),
+        elementwise::param_layouts(),
+        gather::param_layouts(),
+        loss_scale::param_layouts(),
+        matmul::param_layouts(),
+        matmul_texture::param_layouts(),
+        optim::param_layouts(),
+        random::param_layouts(),
+        reduce::param_layouts(),
+    ]
+    .concat()
 }
 
 /// A handle to one GPU device; clones share it.

@@ -4,8 +4,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::{require_f32, WgpuStorage};
 use crate::backend::BackendStorage;
 use crate::error::Result;
@@ -173,4 +175,39 @@ pub(crate) fn adaptive_step(
         ],
         grid(param.len().div_ceil(256)),
     )
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![
+        param_layout!(
+            AdamParams,
+            ShaderFile::Optim,
+            "AdamParams",
+            [
+                numel,
+                decoupled,
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                bias_correction1,
+                bias_correction2,
+                step
+            ]
+        ),
+        param_layout!(
+            SgdParams,
+            ShaderFile::Optim,
+            "SgdParams",
+            [numel, nesterov, lr, momentum, weight_decay]
+        ),
+        param_layout!(
+            AdaptiveParams,
+            ShaderFile::Optim,
+            "AdaptiveParams",
+            [numel, lr, eps, weight_decay, decay, gain]
+        ),
+    ]
 }

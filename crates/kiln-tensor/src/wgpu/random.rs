@@ -3,8 +3,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::{require_f32, WgpuStorage};
 use crate::backend::BackendStorage;
 use crate::error::Result;
@@ -83,4 +85,14 @@ pub(crate) fn dropout(
         grid(x.len().div_ceil(256)),
     )?;
     Ok((y, mask))
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        RandomParams,
+        ShaderFile::Random,
+        "RandomParams",
+        [numel, seed_lo, seed_hi, offset_lo, offset_hi, a, b]
+    )]
 }

@@ -3,8 +3,10 @@
 use super::context::Context;
 use super::elementwise::to_u32;
 use super::grid;
+use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::shaders::Kernel;
+use super::shaders::ShaderFile;
 use super::storage::WgpuStorage;
 use crate::backend::{BackendStorage, ReduceDims};
 use crate::error::{KilnError, Result};
@@ -115,4 +117,14 @@ pub(crate) fn sum_all(ctx: &Arc<Context>, x: &WgpuStorage) -> Result<WgpuStorage
         [partials as u32, 1, 1],
     )?;
     reduce(ctx, ReduceOp::Sum, &partial, whole(partials))
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        ReduceParams,
+        ShaderFile::Reduce,
+        "ReduceParams",
+        [outer, len, inner, numel]
+    )]
 }
