@@ -26,6 +26,7 @@ const UNARY_LEAKY_RELU: u32 = 12u;
 const UNARY_ELU: u32 = 13u;
 const UNARY_SOFTPLUS: u32 = 14u;
 const UNARY_HARD_TANH: u32 = 15u;
+const UNARY_SILU: u32 = 16u;
 const BINARY_ADD: u32 = 0u;
 const BINARY_SUB: u32 = 1u;
 const BINARY_MUL: u32 = 2u;
@@ -138,6 +139,7 @@ fn unary_eval(op: u32, x: f32, alpha: f32) -> f32 {
         case UNARY_ELU: { return select(alpha * (exp(min(x, 0.0)) - 1.0), x, x > 0.0); }
         case UNARY_SOFTPLUS: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
         case UNARY_HARD_TANH: { return clamp(x, -1.0, 1.0); }
+        case UNARY_SILU: { return x * stable_sigmoid(x); }
         default: { return x; }
     }
 }
@@ -161,6 +163,7 @@ fn unary_derivative(op: u32, x: f32, alpha: f32) -> f32 {
         case UNARY_ELU: { return select(alpha * exp(min(x, 0.0)), 1.0, x > 0.0); }
         case UNARY_SOFTPLUS: { return stable_sigmoid(x); }
         case UNARY_HARD_TANH: { return select(0.0, 1.0, abs(x) < 1.0); }
+        case UNARY_SILU: { let s = stable_sigmoid(x); return s * (1.0 + x * (1.0 - s)); }
         default: { return 1.0; }
     }
 }

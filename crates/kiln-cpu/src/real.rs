@@ -128,6 +128,7 @@ pub fn unary_eval<T: Real>(op: UnaryOp, x: T) -> T {
         }
         UnaryOp::Softplus => x.max(T::ZERO) + (T::ONE + (-x.abs()).exp()).ln(),
         UnaryOp::HardTanh => x.max(-T::ONE).min(T::ONE),
+        UnaryOp::Silu => x * sigmoid(x),
     }
 }
 
@@ -170,6 +171,10 @@ pub fn unary_derivative<T: Real>(op: UnaryOp, x: T) -> T {
         }
         UnaryOp::Softplus => sigmoid(x),
         UnaryOp::HardTanh => step(x.abs() < T::ONE),
+        UnaryOp::Silu => {
+            let s = sigmoid(x);
+            s * (T::ONE + x * (T::ONE - s))
+        }
     }
 }
 

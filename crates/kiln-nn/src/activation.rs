@@ -21,10 +21,12 @@ pub enum ActivationKind {
     Sigmoid,
     Softplus,
     HardTanh,
+    /// x · sigmoid(x) (swish).
+    Silu,
 }
 
 impl ActivationKind {
-    pub const ALL: [ActivationKind; 7] = [
+    pub const ALL: [ActivationKind; 8] = [
         ActivationKind::Relu,
         ActivationKind::LeakyRelu,
         ActivationKind::Elu,
@@ -32,6 +34,7 @@ impl ActivationKind {
         ActivationKind::Sigmoid,
         ActivationKind::Softplus,
         ActivationKind::HardTanh,
+        ActivationKind::Silu,
     ];
 
     pub fn op(self) -> UnaryOp {
@@ -43,6 +46,7 @@ impl ActivationKind {
             ActivationKind::Sigmoid => UnaryOp::Sigmoid,
             ActivationKind::Softplus => UnaryOp::Softplus,
             ActivationKind::HardTanh => UnaryOp::HardTanh,
+            ActivationKind::Silu => UnaryOp::Silu,
         }
     }
 
@@ -61,6 +65,7 @@ impl ActivationKind {
             ActivationKind::Sigmoid => "sigmoid",
             ActivationKind::Softplus => "softplus",
             ActivationKind::HardTanh => "hard-tanh",
+            ActivationKind::Silu => "silu",
         }
     }
 }

@@ -26,11 +26,13 @@ pub enum UnaryOp {
     Softplus,
     /// Clamp to [-1, 1].
     HardTanh,
+    /// SiLU (swish): x · sigmoid(x).
+    Silu,
 }
 
 impl UnaryOp {
     /// Every op, with representative parameters; tests iterate over it.
-    pub const ALL: [UnaryOp; 16] = [
+    pub const ALL: [UnaryOp; 17] = [
         UnaryOp::Identity,
         UnaryOp::Neg,
         UnaryOp::Abs,
@@ -47,6 +49,7 @@ impl UnaryOp {
         UnaryOp::Elu { alpha: 1.0 },
         UnaryOp::Softplus,
         UnaryOp::HardTanh,
+        UnaryOp::Silu,
     ];
 
     /// The op code the WGSL `unary_eval`/`unary_derivative` functions switch on.
@@ -68,6 +71,7 @@ impl UnaryOp {
             UnaryOp::Elu { .. } => 13,
             UnaryOp::Softplus => 14,
             UnaryOp::HardTanh => 15,
+            UnaryOp::Silu => 16,
         }
     }
 
@@ -97,6 +101,7 @@ impl UnaryOp {
             UnaryOp::Elu { .. } => "elu",
             UnaryOp::Softplus => "softplus",
             UnaryOp::HardTanh => "hard_tanh",
+            UnaryOp::Silu => "silu",
         }
     }
 

@@ -279,6 +279,10 @@ pub fn unary(op: UnaryOp, max_abs_x: f64) -> Tolerance {
         // max(x, 0) + log(1 + exp(−|x|)): exp(−|x|) ≤ 1 is off by its ULP bound absolutely, the
         // log of a value in [1, 2] by 2⁻²¹, and three roundings follow.
         UnaryOp::Softplus => Tolerance::new("softplus", FLUSH + LOG_ABS + exp(x).rel, 3.0 * ULP),
+        // x · sigmoid(x): sigmoid's relative bound and one more rounding.
+        UnaryOp::Silu => unary(UnaryOp::Sigmoid, x)
+            .plus(Tolerance::new("", 0.0, 0.5 * ULP))
+            .named("silu"),
     }
 }
 
@@ -310,6 +314,16 @@ pub fn unary_derivative(op: UnaryOp, max_abs_x: f64) -> Tolerance {
         // 1 − t²: an error δ in t moves it by 2|t|·δ ≤ 2δ.
         UnaryOp::Tanh => Tolerance::new("tanh derivative", 2.0 * TANH_ABS, 3.0 * ULP),
         UnaryOp::Elu { .. } => exp(x).plus(ROUNDED),
+        // s(1 + x(1 − s)): an error δ in s moves it by |1 + x(1 − 2s)|·δ ≤ (1 + |x|)·δ, and
+        // four roundings of terms up to 1 + |x| follow.
+        UnaryOp::Silu => {
+            let s = unary(UnaryOp::Sigmoid, x);
+            Tolerance::new(
+                "silu derivative",
+                FLUSH + (1.0 + x) * (s.rel + 4.0 * ULP),
+                ULP,
+            )
+        }
     };
     class.plus(times_dy)
 }
