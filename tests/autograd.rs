@@ -615,8 +615,7 @@ fn mixed_precision_gradients_flow_through_casts_to_f32_parameters() {
     let loss = mixed_mlp(&mixed, &Tensor::from_slice(&labels, [33], &cpu()).unwrap()).unwrap();
     assert_eq!(loss.value().dtype(), DType::F32);
     loss.backward().unwrap();
-    // f16 operands: about three decimal digits.
-    let f16_tolerance = Tolerance::new("f16 operands", 2e-3, 2e-2);
+    let f16_tolerance = precision::F16_OPERANDS;
     for (i, (m, r)) in mixed.iter().zip(&reference).enumerate() {
         let g = m.grad().unwrap();
         assert_eq!(g.dtype(), DType::F32, "parameter {i} keeps an f32 gradient");

@@ -231,7 +231,7 @@ fn a_mixed_precision_mlp_trains_like_the_f32_one() {
         "mixed vs f32 losses (CPU)",
         &mixed_cpu,
         &f32_losses,
-        Tolerance::new("mixed vs f32 training", 2e-2, 2e-2),
+        precision::MIXED_VS_F32_TRAINING,
     );
     let Some(gpu) = gpu() else { return };
     let mixed_gpu = train(&gpu, Precision::Mixed, 30);
@@ -239,7 +239,7 @@ fn a_mixed_precision_mlp_trains_like_the_f32_one() {
         "mixed losses, GPU vs CPU",
         &mixed_gpu,
         &mixed_cpu,
-        Tolerance::new("mixed training, GPU vs CPU", 1e-2, 1e-2),
+        precision::training_steps(true),
     );
 }
 

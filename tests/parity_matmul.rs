@@ -468,7 +468,5 @@ fn f16_result(k: usize, act: Option<UnaryOp>) -> Tolerance {
         Some(op) => matmul_tolerance(k).plus(precision::unary(op, k as f64)),
         None => matmul_tolerance(k),
     };
-    f32_result
-        .plus(Tolerance::new("", 5.960_464_5e-8, 9.765_625e-4))
-        .named("f16 result")
+    f32_result.plus(precision::F16_ROUNDING).named("f16 result")
 }

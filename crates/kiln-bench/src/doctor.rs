@@ -660,13 +660,7 @@ pub fn training_run<B: Backend>(
     }
 }
 
-/// A few training steps compound every step's differences (each within the table's bounds)
-/// through the next; not a per-operation bound, but measured on both software drivers. Mixed
-/// precision allows 10×: an f32 sum that differs in its last bit can round to the neighbouring
-/// f16.
+/// A few training steps, GPU against CPU: the table's `training_steps`.
 pub fn training_tolerance(precision: Precision) -> Tolerance {
-    match precision {
-        Precision::F32 => Tolerance::new("training steps (f32)", 1e-3, 1e-3),
-        Precision::Mixed => Tolerance::new("training steps (mixed)", 1e-2, 1e-2),
-    }
+    precision::training_steps(precision == Precision::Mixed)
 }

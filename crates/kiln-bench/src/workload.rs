@@ -121,7 +121,7 @@ impl Workload {
             Op::Matmul { k, .. } => precision::dot(k, k as f64),
             // Rounded to f16 at the end: one f16 step (2⁻¹⁰) more.
             Op::MatmulF16 { n } => precision::dot(n, n as f64)
-                .plus(Tolerance::new("", 6e-8, 9.765_625e-4))
+                .plus(precision::F16_ROUNDING)
                 .named("f16 dot product"),
             Op::Add { .. } => precision::ROUNDED,
             Op::SumRows { cols, .. } => precision::sum(precision::row_sum_depth(cols), cols as f64),

@@ -141,6 +141,30 @@ pub const LOG: Tolerance = Tolerance::new("log", LOG_ABS + FLUSH, 4.0 * ULP);
 /// |x| ≤ 15 Kiln passes: 2(3 + 30) + 4 ULP ≈ 8·10⁻⁶); 1 ULP on the CPU.
 pub const TANH: Tolerance = Tolerance::new("tanh", TANH_ABS, ULP);
 
+/// One more rounding of an f32 result to f16: half an f16 step (2⁻¹¹ relative, stated as 2⁻¹⁰
+/// for the f16 ULP of values just under a power of two) and f16's smallest subnormal, 2⁻²⁴.
+pub const F16_ROUNDING: Tolerance = Tolerance::new("f16 rounding", 5.960_464_5e-8, 9.765_625e-4);
+
+/// Products of f16-rounded operands against the f32 products (a mixed-precision layer against
+/// the f32 one): each operand carries 2⁻¹¹ relative error, so about three decimal digits.
+pub const F16_OPERANDS: Tolerance = Tolerance::new("f16 operands", 2e-3, 2e-2);
+
+/// A mixed-precision training run's losses against the f32 run's over tens of steps: the
+/// f16 operands' error compounds through the steps.
+pub const MIXED_VS_F32_TRAINING: Tolerance = Tolerance::new("mixed vs f32 training", 2e-2, 2e-2);
+
+/// A few training steps on the GPU against the CPU: every step's differences (each within the
+/// table's bounds) compound through the next; not a per-operation bound, but measured on both
+/// software drivers. With f16 products (`mixed`) 10×: an f32 sum that differs in its last bit
+/// can round to the neighbouring f16.
+pub fn training_steps(mixed: bool) -> Tolerance {
+    if mixed {
+        Tolerance::new("training steps (mixed)", 1e-2, 1e-2)
+    } else {
+        Tolerance::new("training steps (f32)", 1e-3, 1e-3)
+    }
+}
+
 /// `exp(x)` for |x| ≤ `max_abs_x`: 3 + 2|x| ULP on the GPU, 1 on the CPU.
 pub fn exp(max_abs_x: f64) -> Tolerance {
     Tolerance::new("exp", FLUSH, (4.0 + 2.0 * max_abs_x) * ULP)
