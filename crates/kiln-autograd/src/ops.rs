@@ -1,7 +1,7 @@
 //! The recorded operations. Each variant keeps what its backward rule needs beyond the
 //! inputs' values (which the graph keeps anyway).
 
-use kiln_tensor::{Backend, BinaryOp, Tensor, UnaryOp};
+use kiln_tensor::{Backend, BinaryOp, Conv2dShape, Pool2dShape, Tensor, UnaryOp};
 
 pub enum Op<B: Backend> {
     Unary(UnaryOp),
@@ -67,6 +67,19 @@ pub enum Op<B: Backend> {
     GatherRows {
         indices: Tensor<B>,
     },
+    /// act(conv(x, w) + bias) over NCHW, inputs (x, w) or (x, w, bias).
+    Conv2d {
+        shape: Conv2dShape,
+        activation: Option<UnaryOp>,
+    },
+    /// Max pooling with the arg-max indices it found.
+    MaxPool2d {
+        shape: Pool2dShape,
+        indices: Tensor<B>,
+    },
+    AvgPool2d {
+        shape: Pool2dShape,
+    },
     /// Batch normalisation with batch statistics: (x − mean) / sqrt(var + eps), per column.
     BatchNorm {
         mean: Tensor<B>,
@@ -101,6 +114,9 @@ impl<B: Backend> Op<B> {
             Op::Dropout { .. } => "dropout",
             Op::GatherRows { .. } => "gather_rows",
             Op::BatchNorm { .. } => "batch_norm",
+            Op::Conv2d { .. } => "conv2d",
+            Op::MaxPool2d { .. } => "max_pool2d",
+            Op::AvgPool2d { .. } => "avg_pool2d",
         }
     }
 }

@@ -267,6 +267,41 @@ impl<B: Backend> Var<B> {
         Var::record(value, Op::Dropout { mask }, vec![self.clone()])
     }
 
+    /// act(conv(self, weight) + bias) over NCHW: self [N, C, H, W], weight [O, C, KH, KW],
+    /// bias [O].
+    #[track_caller]
+    pub fn conv2d(
+        &self,
+        weight: &Var<B>,
+        bias: Option<&Var<B>>,
+        activation: Option<kiln_tensor::UnaryOp>,
+        options: kiln_tensor::Conv2dOptions,
+    ) -> Result<Self> {
+        let shape = self.value().conv2d_shape(weight.value(), options)?;
+        let value =
+            self.value()
+                .conv2d(weight.value(), bias.map(|b| b.value()), activation, options)?;
+        let mut inputs = vec![self.clone(), weight.clone()];
+        inputs.extend(bias.cloned());
+        Var::record(value, Op::Conv2d { shape, activation }, inputs)
+    }
+
+    /// Max pooling by a `kernel`×`kernel` window of an NCHW variable.
+    #[track_caller]
+    pub fn max_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Self> {
+        let shape = self.value().pool2d_shape(kernel, stride, padding)?;
+        let (value, indices) = self.value().max_pool2d(kernel, stride, padding)?;
+        Var::record(value, Op::MaxPool2d { shape, indices }, vec![self.clone()])
+    }
+
+    /// Average pooling by a `kernel`×`kernel` window of an NCHW variable.
+    #[track_caller]
+    pub fn avg_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Self> {
+        let shape = self.value().pool2d_shape(kernel, stride, padding)?;
+        let value = self.value().avg_pool2d(kernel, stride, padding)?;
+        Var::record(value, Op::AvgPool2d { shape }, vec![self.clone()])
+    }
+
     /// Rows picked by a u32 index tensor.
     #[track_caller]
     pub fn gather_rows(&self, indices: &kiln_tensor::Tensor<B>) -> Result<Self> {

@@ -6,6 +6,7 @@ mod activation;
 mod augment;
 mod batch_norm;
 mod cast;
+mod conv;
 mod data;
 mod elementwise;
 mod gather;
@@ -13,15 +14,17 @@ mod loss_scale;
 mod matmul;
 mod memory;
 mod optim;
+mod pool;
 pub mod random;
 pub mod real;
 mod reduce;
 mod softmax_xent;
 
 use kiln_tensor::{
-    AdamStep, AdaptiveStep, BackendStorage, BinaryOp, CoreOps, DType, DataOps, Distribution,
-    Epilogue, HostData, ImageBatch, KilnError, Layout, LossScaleRule, MatmulShape, NnOps, OptimOps,
-    ReduceDims, ReduceOp, Result, RngState, Rows, SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BackendStorage, BinaryOp, Conv2dShape, CoreOps, DType, DataOps,
+    Distribution, Epilogue, HostData, ImageBatch, KilnError, Layout, LossScaleRule, MatmulShape,
+    NnOps, OptimOps, Pool2dShape, ReduceDims, ReduceOp, Result, RngState, Rows, SgdStep, UnaryOp,
+    Warp, XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -352,6 +355,79 @@ impl NnOps for CpuBackend {
     fn dropout(&self, x: &CpuStorage, p: f32, rng: RngState) -> Result<(CpuStorage, CpuStorage)> {
         let (y, mask) = random::dropout(&x.read(), p, rng)?;
         Ok((CpuStorage::new(y), CpuStorage::new(mask)))
+    }
+
+    fn conv2d(
+        &self,
+        x: &CpuStorage,
+        w: &CpuStorage,
+        bias: Option<&CpuStorage>,
+        activation: Option<UnaryOp>,
+        shape: &Conv2dShape,
+    ) -> Result<CpuStorage> {
+        let bias = bias.map(|b| b.read());
+        Ok(CpuStorage::new(conv::conv2d(
+            &x.read(),
+            &w.read(),
+            bias.as_deref(),
+            activation,
+            shape,
+        )?))
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        dy: &CpuStorage,
+        w: &CpuStorage,
+        shape: &Conv2dShape,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(conv::conv2d_backward_input(
+            &dy.read(),
+            &w.read(),
+            shape,
+        )?))
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &CpuStorage,
+        dy: &CpuStorage,
+        shape: &Conv2dShape,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(conv::conv2d_backward_weight(
+            &x.read(),
+            &dy.read(),
+            shape,
+        )?))
+    }
+
+    fn max_pool2d(&self, x: &CpuStorage, shape: &Pool2dShape) -> Result<(CpuStorage, CpuStorage)> {
+        let (y, indices) = pool::max_pool2d(&x.read(), shape)?;
+        Ok((CpuStorage::new(y), CpuStorage::new(indices)))
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        dy: &CpuStorage,
+        indices: &CpuStorage,
+        shape: &Pool2dShape,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(pool::max_pool2d_backward(
+            &dy.read(),
+            &indices.read(),
+            shape,
+        )?))
+    }
+
+    fn avg_pool2d(&self, x: &CpuStorage, shape: &Pool2dShape) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(pool::avg_pool2d(&x.read(), shape)?))
+    }
+
+    fn avg_pool2d_backward(&self, dy: &CpuStorage, shape: &Pool2dShape) -> Result<CpuStorage> {
+        Ok(CpuStorage::new(pool::avg_pool2d_backward(
+            &dy.read(),
+            shape,
+        )?))
     }
 }
 

@@ -142,3 +142,84 @@ impl<B: Backend> Module<B> for BatchNorm1d<B> {
         Ok(true)
     }
 }
+
+/// BatchNorm2d: per-channel normalisation of NCHW images, the statistics of each channel taken
+/// over N·H·W (PyTorch's semantics: biased variance to normalise, unbiased for the running
+/// variance). The images are viewed as rows of channels, [N·H·W, C], and normalised by the
+/// batch-norm family's kernels; parameters and buffers are named as BatchNorm1d's.
+pub struct BatchNorm2d<B: Backend> {
+    rows: BatchNorm1d<B>,
+}
+
+impl<B: Backend> BatchNorm2d<B> {
+    /// PyTorch's defaults: momentum 0.1, eps 1e-5.
+    pub fn new(name: impl Into<String>, channels: usize, backend: &B) -> Result<Self> {
+        Ok(BatchNorm2d {
+            rows: BatchNorm1d::new(name, channels, backend)?,
+        })
+    }
+
+    pub fn momentum(self, momentum: f32) -> Result<Self> {
+        Ok(BatchNorm2d {
+            rows: self.rows.momentum(momentum)?,
+        })
+    }
+
+    pub fn running_statistics(&self) -> (Tensor<B>, Tensor<B>) {
+        self.rows.running_statistics()
+    }
+}
+
+impl<B: Backend> Module<B> for BatchNorm2d<B> {
+    fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
+        let d = x.shape().dims().to_vec();
+        let channels = self.rows.gamma.value().numel();
+        if d.len() != 4 || d[1] != channels {
+            return Err(kiln_tensor::KilnError::invalid(
+                "BatchNorm2d::forward",
+                format!(
+                    "{} takes [N, {channels}, H, W] images, got shape {d:?}",
+                    self.rows.name
+                ),
+            ));
+        }
+        let (n, c, pixels) = (d[0], d[1], d[2] * d[3]);
+        let rows = x
+            .reshape([n, c, pixels])?
+            .transpose(1, 2)?
+            .reshape([n * pixels, c])?;
+        self.rows
+            .forward(&rows)?
+            .reshape([n, pixels, c])?
+            .transpose(1, 2)?
+            .reshape([n, c, d[2], d[3]])
+    }
+
+    fn parameters(&self) -> Vec<Parameter<B>> {
+        self.rows.parameters()
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.rows.set_training(training);
+    }
+
+    fn name(&self) -> String {
+        self.rows.name.clone()
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor<B>)> {
+        self.rows.buffers()
+    }
+
+    fn set_buffer(&mut self, name: &str, value: &Tensor<B>) -> Result<bool> {
+        self.rows.set_buffer(name, value)
+    }
+
+    fn spec(&self) -> Option<crate::LayerSpec> {
+        Some(crate::LayerSpec::BatchNorm2d {
+            name: self.rows.name.clone(),
+            channels: self.rows.gamma.value().numel(),
+            momentum: self.rows.momentum,
+        })
+    }
+}

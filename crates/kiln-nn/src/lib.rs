@@ -6,6 +6,7 @@
 
 mod activation;
 mod batch_norm;
+mod conv;
 mod dropout;
 mod ema;
 mod error;
@@ -17,6 +18,7 @@ mod loss_scale;
 mod mlp;
 mod module;
 pub mod optim;
+mod pool;
 mod precision;
 pub mod regularization;
 pub mod schedule;
@@ -24,7 +26,8 @@ mod sequential;
 mod spec;
 
 pub use activation::{Activation, ActivationKind, Maxout, Prelu};
-pub use batch_norm::BatchNorm1d;
+pub use batch_norm::{BatchNorm1d, BatchNorm2d};
+pub use conv::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use ema::Ema;
 pub use error::invalid;
@@ -33,6 +36,7 @@ pub use linear::Linear;
 pub use loss_scale::LossScaler;
 pub use mlp::Mlp;
 pub use module::{LayerOutput, Module, Parameter};
+pub use pool::{Flatten, GlobalAvgPool, Pool2d, PoolKind};
 pub use precision::Precision;
 pub use sequential::Sequential;
 pub use spec::{sequential, BoxedModule, LayerSpec};

@@ -4,11 +4,13 @@
 //! own has no description (`None`) and is rebuilt by its own code.
 
 use crate::activation::{Activation, ActivationKind, Maxout, Prelu};
-use crate::batch_norm::BatchNorm1d;
+use crate::batch_norm::{BatchNorm1d, BatchNorm2d};
+use crate::conv::{Conv2d, Conv2dConfig};
 use crate::dropout::Dropout;
 use crate::init::{Fan, Init};
 use crate::linear::Linear;
 use crate::module::Module;
+use crate::pool::{Flatten, GlobalAvgPool, Pool2d, PoolKind};
 use crate::sequential::Sequential;
 use kiln_tensor::{Backend, Result};
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,30 @@ pub enum LayerSpec {
     Sequential {
         layers: Vec<LayerSpec>,
     },
+    Conv2d {
+        name: String,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        bias: bool,
+        activation: Option<ActivationKind>,
+    },
+    Pool2d {
+        kind: PoolKind,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    GlobalAvgPool,
+    BatchNorm2d {
+        name: String,
+        channels: usize,
+        momentum: f32,
+    },
+    Flatten,
 }
 
 /// A boxed layer, as `Sequential` holds them.
@@ -105,6 +131,45 @@ impl LayerSpec {
                 Box::new(Dropout::new(*p, *seed)?.named(name.as_str()))
             }
             LayerSpec::Sequential { layers } => Box::new(self::sequential(layers, backend)?),
+            LayerSpec::Conv2d {
+                name,
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                bias,
+                activation,
+            } => {
+                let config = Conv2dConfig::new(*in_channels, *out_channels, *kernel)
+                    .stride(*stride)
+                    .padding(*padding)
+                    .dilation(*dilation)
+                    .bias(*bias)
+                    .activation(activation.map(ActivationKind::op));
+                Box::new(Conv2d::new(name.as_str(), config, init, 0, backend)?)
+            }
+            LayerSpec::Pool2d {
+                kind,
+                kernel,
+                stride,
+                padding,
+            } => Box::new(Pool2d {
+                kind: *kind,
+                kernel: *kernel,
+                stride: *stride,
+                padding: *padding,
+            }),
+            LayerSpec::GlobalAvgPool => Box::new(GlobalAvgPool),
+            LayerSpec::BatchNorm2d {
+                name,
+                channels,
+                momentum,
+            } => {
+                Box::new(BatchNorm2d::new(name.as_str(), *channels, backend)?.momentum(*momentum)?)
+            }
+            LayerSpec::Flatten => Box::new(Flatten),
         })
     }
 }

@@ -15,8 +15,8 @@
 
 use crate::error::Result;
 use crate::ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
-    ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Conv2dShape, Distribution, ImageBatch, LossScaleRule,
+    MatmulShape, Pool2dShape, ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout};
 use std::fmt;
@@ -155,7 +155,8 @@ pub trait CoreOps: Clone + Send + Sync + fmt::Debug + 'static {
 }
 
 /// The neural-network ops: the matrix product with its fused epilogue, the activations'
-/// derivatives and PReLU, softmax cross-entropy, the batch-norm reductions and dropout.
+/// derivatives and PReLU, softmax cross-entropy, the batch-norm reductions, dropout, and 2-D
+/// convolution and pooling over NCHW images.
 pub trait NnOps: CoreOps {
     fn matmul(
         &self,
@@ -241,6 +242,51 @@ pub trait NnOps: CoreOps {
         p: f32,
         rng: RngState,
     ) -> Result<(Self::Storage, Self::Storage)>;
+
+    /// y = act(conv(x, w) + bias) over NCHW (see [`Conv2dShape`]): x, w and bias contiguous,
+    /// bias [out_channels]; y [batch, out_channels, out_height, out_width].
+    fn conv2d(
+        &self,
+        x: &Self::Storage,
+        w: &Self::Storage,
+        bias: Option<&Self::Storage>,
+        activation: Option<UnaryOp>,
+        shape: &Conv2dShape,
+    ) -> Result<Self::Storage>;
+    /// dx [batch, in_channels, height, width] of a convolution from dy and w.
+    fn conv2d_backward_input(
+        &self,
+        dy: &Self::Storage,
+        w: &Self::Storage,
+        shape: &Conv2dShape,
+    ) -> Result<Self::Storage>;
+    /// dw [out_channels, in_channels, kernel_h, kernel_w] of a convolution from x and dy,
+    /// summed over the batch.
+    fn conv2d_backward_weight(
+        &self,
+        x: &Self::Storage,
+        dy: &Self::Storage,
+        shape: &Conv2dShape,
+    ) -> Result<Self::Storage>;
+    /// Max pooling: (y, the arg-max of each window as a u32 index into its input plane; ties
+    /// go to the first maximum in scan order).
+    fn max_pool2d(
+        &self,
+        x: &Self::Storage,
+        shape: &Pool2dShape,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+    /// dx of max pooling: each window's gradient to its arg-max.
+    fn max_pool2d_backward(
+        &self,
+        dy: &Self::Storage,
+        indices: &Self::Storage,
+        shape: &Pool2dShape,
+    ) -> Result<Self::Storage>;
+    /// Average pooling (zero padding counts in the average).
+    fn avg_pool2d(&self, x: &Self::Storage, shape: &Pool2dShape) -> Result<Self::Storage>;
+    /// dx of average pooling.
+    fn avg_pool2d_backward(&self, dy: &Self::Storage, shape: &Pool2dShape)
+        -> Result<Self::Storage>;
 }
 
 /// The optimiser steps, each one fused kernel updating its tensors in place, and dynamic

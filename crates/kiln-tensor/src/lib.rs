@@ -20,6 +20,7 @@ pub mod ops;
 pub mod precision;
 mod shape;
 mod tensor;
+mod tensor_conv;
 mod tensor_elementwise;
 mod tensor_fused;
 mod tensor_image;
@@ -34,10 +35,11 @@ pub use half::f16;
 pub use host::{Element, HostData};
 pub use layout::Layout;
 pub use ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
-    ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Conv2dShape, Distribution, ImageBatch, LossScaleRule,
+    MatmulShape, Pool2dShape, ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 pub use shape::Shape;
 pub use tensor::Tensor;
+pub use tensor_conv::Conv2dOptions;
 pub use tensor_image::ImageShape;
 pub use wgpu::WgpuBackend;

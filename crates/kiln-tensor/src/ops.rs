@@ -357,3 +357,98 @@ pub struct Warp {
     /// 2); otherwise they read zero.
     pub reflect: bool,
 }
+
+/// A 2-D convolution over NCHW tensors: x [batch, in_channels, height, width], w [out_channels,
+/// in_channels, kernel_h, kernel_w], y [batch, out_channels, out_height, out_width]. Output
+/// pixel (oh, ow) reads input pixel (oh·stride + kh·dilation − padding, ...) through tap
+/// (kh, kw); taps outside the image read the zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl Conv2dShape {
+    /// The kernel's extent with dilation: (kernel − 1)·dilation + 1.
+    fn span(&self, kernel: usize) -> usize {
+        (kernel.max(1) - 1) * self.dilation + 1
+    }
+
+    /// Output rows: (height + 2·padding − span) / stride + 1 (0 when the kernel does not fit).
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding)
+            .checked_sub(self.span(self.kernel_h))
+            .map_or(0, |r| r / self.stride.max(1) + 1)
+    }
+
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding)
+            .checked_sub(self.span(self.kernel_w))
+            .map_or(0, |r| r / self.stride.max(1) + 1)
+    }
+
+    /// Taps per output pixel: in_channels · kernel_h · kernel_w (the GEMM depth).
+    pub fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel_h * self.kernel_w
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_channels * self.height * self.width
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.patch_len()
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_channels * self.out_height() * self.out_width()
+    }
+
+    pub fn flops(&self) -> f64 {
+        2.0 * self.output_len() as f64 * self.patch_len() as f64
+    }
+}
+
+/// 2-D pooling over NCHW tensors with a square `kernel` window: x [batch, channels, height,
+/// width], y [batch, channels, out_height, out_width]; window (oh, ow) starts at input pixel
+/// (oh·stride − padding, ow·stride − padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pool2dShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Pool2dShape {
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding)
+            .checked_sub(self.kernel)
+            .map_or(0, |r| r / self.stride.max(1) + 1)
+    }
+
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding)
+            .checked_sub(self.kernel)
+            .map_or(0, |r| r / self.stride.max(1) + 1)
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.channels * self.height * self.width
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch * self.channels * self.out_height() * self.out_width()
+    }
+}

@@ -32,7 +32,7 @@ pub(crate) fn matmul<B: Backend>(
 /// Activations whose derivative at z equals the same derivative evaluated at act(z): it
 /// depends only on which side of the kinks z lies, and act preserves that (ReLU, leaky ReLU
 /// with a positive slope, hard tanh).
-fn derivative_readable_from_output(op: UnaryOp) -> bool {
+pub(crate) fn derivative_readable_from_output(op: UnaryOp) -> bool {
     match op {
         UnaryOp::Relu | UnaryOp::HardTanh => true,
         UnaryOp::LeakyRelu { alpha } => alpha > 0.0,

@@ -4,9 +4,11 @@
 
 mod activation;
 mod batch_norm;
+mod conv;
 mod elementwise;
 mod gather;
 mod matmul;
+mod pool;
 mod random;
 mod reduce;
 mod shape;
@@ -53,6 +55,11 @@ pub(crate) fn backward<B: Backend>(
         Op::Prelu => activation::prelu(inputs[0], inputs[1], grad),
         Op::Dropout { mask } => random::dropout(mask, grad),
         Op::GatherRows { indices } => gather::gather_rows(inputs[0], indices, grad),
+        Op::Conv2d { shape, activation } => {
+            conv::conv2d(shape, *activation, inputs, output, grad, needs)
+        }
+        Op::MaxPool2d { shape, indices } => pool::max_pool2d(shape, indices, grad),
+        Op::AvgPool2d { shape } => pool::avg_pool2d(shape, grad),
         Op::BatchNorm { mean, var, eps } => {
             batch_norm::batch_norm(inputs[0], mean, var, *eps, grad)
         }

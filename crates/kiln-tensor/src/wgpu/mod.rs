@@ -11,6 +11,7 @@ mod batch_norm;
 mod buffer_pool;
 mod cast;
 mod context;
+mod conv;
 mod data;
 mod elementwise;
 mod gather;
@@ -24,6 +25,7 @@ mod memory;
 mod optim;
 mod param_layout;
 mod pipeline_cache;
+mod pool;
 mod random;
 mod readback;
 mod reduce;
@@ -47,8 +49,8 @@ pub use storage::WgpuStorage;
 use crate::backend::{CoreOps, DataOps, Epilogue, NnOps, OptimOps, ReduceDims, Rows};
 use crate::error::{KilnError, Result};
 use crate::ops::{
-    AdamStep, AdaptiveStep, BinaryOp, Distribution, ImageBatch, LossScaleRule, MatmulShape,
-    ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
+    AdamStep, AdaptiveStep, BinaryOp, Conv2dShape, Distribution, ImageBatch, LossScaleRule,
+    MatmulShape, Pool2dShape, ReduceOp, RngState, SgdStep, UnaryOp, Warp, XentTargets,
 };
 use crate::{DType, HostData, Layout, Tensor};
 use bytemuck::{Pod, Zeroable};
@@ -113,6 +115,7 @@ pub fn param_layouts() -> Vec<ParamLayout> {
         activation::param_layouts(),
         augment::param_layouts(),
         cast::param_layouts(),
+        conv::param_layouts(),
         data::param_layouts(),
         elementwise::param_layouts(),
         gather::param_layouts(),
@@ -120,6 +123,7 @@ pub fn param_layouts() -> Vec<ParamLayout> {
         matmul::param_layouts(),
         matmul_texture::param_layouts(),
         optim::param_layouts(),
+        pool::param_layouts(),
         random::param_layouts(),
         reduce::param_layouts(),
     ]
@@ -456,6 +460,60 @@ impl NnOps for WgpuBackend {
         rng: RngState,
     ) -> Result<(WgpuStorage, WgpuStorage)> {
         random::dropout(&self.ctx, x, p, rng)
+    }
+
+    fn conv2d(
+        &self,
+        x: &WgpuStorage,
+        w: &WgpuStorage,
+        bias: Option<&WgpuStorage>,
+        activation: Option<UnaryOp>,
+        shape: &Conv2dShape,
+    ) -> Result<WgpuStorage> {
+        conv::conv2d(&self.ctx, x, w, bias, activation, shape)
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        dy: &WgpuStorage,
+        w: &WgpuStorage,
+        shape: &Conv2dShape,
+    ) -> Result<WgpuStorage> {
+        conv::conv2d_backward_input(&self.ctx, dy, w, shape)
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &WgpuStorage,
+        dy: &WgpuStorage,
+        shape: &Conv2dShape,
+    ) -> Result<WgpuStorage> {
+        conv::conv2d_backward_weight(&self.ctx, x, dy, shape)
+    }
+
+    fn max_pool2d(
+        &self,
+        x: &WgpuStorage,
+        shape: &Pool2dShape,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
+        pool::max_pool2d(&self.ctx, x, shape)
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        dy: &WgpuStorage,
+        indices: &WgpuStorage,
+        shape: &Pool2dShape,
+    ) -> Result<WgpuStorage> {
+        pool::max_pool2d_backward(&self.ctx, dy, indices, shape)
+    }
+
+    fn avg_pool2d(&self, x: &WgpuStorage, shape: &Pool2dShape) -> Result<WgpuStorage> {
+        pool::avg_pool2d(&self.ctx, x, shape)
+    }
+
+    fn avg_pool2d_backward(&self, dy: &WgpuStorage, shape: &Pool2dShape) -> Result<WgpuStorage> {
+        pool::avg_pool2d_backward(&self.ctx, dy, shape)
     }
 }
 

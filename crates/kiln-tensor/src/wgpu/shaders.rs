@@ -21,12 +21,14 @@ pub enum ShaderFile {
     Gather,
     Cast,
     Augment,
+    Conv,
+    Pool,
 }
 
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 16] = [
+    pub const ALL: [ShaderFile; 18] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -43,6 +45,8 @@ impl ShaderFile {
         ShaderFile::Gather,
         ShaderFile::Cast,
         ShaderFile::Augment,
+        ShaderFile::Conv,
+        ShaderFile::Pool,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -63,6 +67,8 @@ impl ShaderFile {
             ShaderFile::Gather => "gather.wgsl",
             ShaderFile::Cast => "cast.wgsl",
             ShaderFile::Augment => "augment.wgsl",
+            ShaderFile::Conv => "conv.wgsl",
+            ShaderFile::Pool => "pool.wgsl",
         }
     }
 
@@ -84,6 +90,8 @@ impl ShaderFile {
             ShaderFile::Gather => include_str!("../../../../shaders/gather.wgsl"),
             ShaderFile::Cast => include_str!("../../../../shaders/cast.wgsl"),
             ShaderFile::Augment => include_str!("../../../../shaders/augment.wgsl"),
+            ShaderFile::Conv => include_str!("../../../../shaders/conv.wgsl"),
+            ShaderFile::Pool => include_str!("../../../../shaders/pool.wgsl"),
         }
     }
 
@@ -170,10 +178,17 @@ pub enum Kernel {
     AugmentWarp,
     AugmentJitter,
     AugmentCutmix,
+    ConvForward,
+    ConvBackwardInput,
+    ConvBackwardWeight,
+    PoolMax,
+    PoolMaxBackward,
+    PoolAvg,
+    PoolAvgBackward,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 60] = [
+    pub const ALL: [Kernel; 67] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -234,6 +249,13 @@ impl Kernel {
         Kernel::AugmentWarp,
         Kernel::AugmentJitter,
         Kernel::AugmentCutmix,
+        Kernel::ConvForward,
+        Kernel::ConvBackwardInput,
+        Kernel::ConvBackwardWeight,
+        Kernel::PoolMax,
+        Kernel::PoolMaxBackward,
+        Kernel::PoolAvg,
+        Kernel::PoolAvgBackward,
     ];
 
     /// (file, entry point, storage buffers read, storage buffers written). Binding 0 is the
@@ -311,6 +333,13 @@ impl Kernel {
             AugmentWarp => (F::Augment, "augment_warp", 2, 1),
             AugmentJitter => (F::Augment, "augment_jitter", 2, 1),
             AugmentCutmix => (F::Augment, "augment_cutmix", 2, 1),
+            ConvForward => (F::Conv, "conv_forward", 3, 1),
+            ConvBackwardInput => (F::Conv, "conv_backward_input", 2, 1),
+            ConvBackwardWeight => (F::Conv, "conv_backward_weight", 2, 1),
+            PoolMax => (F::Pool, "pool_max", 1, 2),
+            PoolMaxBackward => (F::Pool, "pool_max_backward", 2, 1),
+            PoolAvg => (F::Pool, "pool_avg", 1, 1),
+            PoolAvgBackward => (F::Pool, "pool_avg_backward", 1, 1),
         }
     }
 

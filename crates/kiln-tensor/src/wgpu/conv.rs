@@ -1,0 +1,216 @@
+//! Host side of conv.wgsl: 2-D convolution forward (with the bias + activation epilogue) and
+//! both backward passes as implicit GEMM, no im2col buffer. A 1×1 convolution with stride 1
+//! and no padding is routed by the tensor layer to the plain matmul instead. The weight
+//! gradient splits its N·OH·OW-long reduction across workgroup layers and sums the layers'
+//! partial results with the reduce kernel.
+
+use super::context::Context;
+use super::elementwise::to_u32;
+use super::param_layout::param_layout;
+use super::pipeline_cache::Specialisation;
+use super::reduce::reduce;
+use super::shaders::{Kernel, ShaderFile};
+use super::storage::{require_f32, WgpuStorage};
+use crate::backend::ReduceDims;
+use crate::error::{KilnError, Result};
+use crate::ops::{Conv2dShape, ReduceOp, UnaryOp};
+use crate::DType;
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// Mirrors `ConvParams` in conv.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ConvParams {
+    batch: u32,
+    in_channels: u32,
+    height: u32,
+    width: u32,
+    out_channels: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride: u32,
+    padding: u32,
+    dilation: u32,
+    out_height: u32,
+    out_width: u32,
+    m: u32,
+    n: u32,
+    k: u32,
+    k_split: u32,
+    alpha: f32,
+    pad: [u32; 3],
+}
+
+/// The tile each workgroup computes (64 × 64 outputs).
+const TILE: usize = 64;
+/// Reduction length per split of the weight gradient: long enough to amortise a workgroup's
+/// start, short enough to give the adapter a few hundred workgroups.
+const SPLIT_K: usize = 2048;
+
+fn params(s: &Conv2dShape, (m, n, k): (usize, usize, usize), k_split: usize) -> Result<ConvParams> {
+    to_u32(s.input_len().max(s.output_len()), "element count")?;
+    let u = |v: usize, what: &str| to_u32(v, what);
+    Ok(ConvParams {
+        batch: u(s.batch, "batch")?,
+        in_channels: u(s.in_channels, "input channels")?,
+        height: u(s.height, "height")?,
+        width: u(s.width, "width")?,
+        out_channels: u(s.out_channels, "output channels")?,
+        kernel_h: u(s.kernel_h, "kernel height")?,
+        kernel_w: u(s.kernel_w, "kernel width")?,
+        stride: u(s.stride, "stride")?,
+        padding: u(s.padding, "padding")?,
+        dilation: u(s.dilation, "dilation")?,
+        out_height: u(s.out_height(), "output height")?,
+        out_width: u(s.out_width(), "output width")?,
+        m: u(m, "GEMM rows")?,
+        n: u(n, "GEMM columns")?,
+        k: u(k, "GEMM depth")?,
+        k_split: u(k_split, "split length")?,
+        alpha: 0.0,
+        pad: [0; 3],
+    })
+}
+
+/// Workgroups over an m × n GEMM in `layers` layers; each grid side is limited to 65535.
+fn tiles(op: &'static str, m: usize, n: usize, layers: usize) -> Result<[u32; 3]> {
+    let (x, y) = (n.div_ceil(TILE), m.div_ceil(TILE));
+    if x > 65535 || y > 65535 || layers > 65535 {
+        return Err(KilnError::invalid(
+            op,
+            format!("a {m} × {n} product is past the adapter's 65535 workgroups per side; use smaller batches"),
+        ));
+    }
+    Ok([x as u32, y as u32, layers as u32])
+}
+
+/// y = act(conv(x, w) + bias).
+pub(crate) fn conv2d(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    w: &WgpuStorage,
+    bias: Option<&WgpuStorage>,
+    activation: Option<UnaryOp>,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
+    require_f32(x, "conv2d")?;
+    require_f32(w, "conv2d")?;
+    let gemm = (
+        s.batch * s.out_height() * s.out_width(),
+        s.out_channels,
+        s.patch_len(),
+    );
+    let mut p = params(s, gemm, 0)?;
+    p.alpha = activation.map_or(0.0, |op| op.param());
+    let y = WgpuStorage::output(ctx, s.output_len(), DType::F32, "conv2d")?;
+    let constants = Specialisation(vec![
+        ("HAS_BIAS", bias.is_some() as u32),
+        ("ACTIVATION", activation.map_or(0, |op| op.code())),
+    ]);
+    ctx.dispatch(
+        Kernel::ConvForward,
+        constants,
+        bytemuck::bytes_of(&p),
+        // Without a bias, w is bound in its place: the kernel never reads it.
+        &[
+            x.binding(),
+            w.binding(),
+            bias.unwrap_or(w).binding(),
+            y.binding(),
+        ],
+        tiles("conv2d", gemm.0, gemm.1, 1)?,
+    )?;
+    Ok(y)
+}
+
+/// dx = the transposed convolution of dy with w.
+pub(crate) fn conv2d_backward_input(
+    ctx: &Arc<Context>,
+    dy: &WgpuStorage,
+    w: &WgpuStorage,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
+    require_f32(dy, "conv2d_backward_input")?;
+    let taps = s.kernel_h * s.kernel_w;
+    let gemm = (
+        s.batch * s.height * s.width,
+        s.in_channels,
+        s.out_channels * taps,
+    );
+    let p = params(s, gemm, 0)?;
+    let dx = WgpuStorage::output(ctx, s.input_len(), DType::F32, "conv2d_backward_input")?;
+    ctx.dispatch(
+        Kernel::ConvBackwardInput,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[dy.binding(), w.binding(), dx.binding()],
+        tiles("conv2d_backward_input", gemm.0, gemm.1, 1)?,
+    )?;
+    Ok(dx)
+}
+
+/// dw = Σ over the batch and the output pixels of dy · the input taps.
+pub(crate) fn conv2d_backward_weight(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    dy: &WgpuStorage,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
+    require_f32(x, "conv2d_backward_weight")?;
+    let depth = s.batch * s.out_height() * s.out_width();
+    let gemm = (s.out_channels, s.patch_len(), depth);
+    let splits = depth.div_ceil(SPLIT_K).max(1);
+    let k_split = depth.div_ceil(splits).next_multiple_of(16);
+    let p = params(s, gemm, k_split)?;
+    let partial = WgpuStorage::output(
+        ctx,
+        splits * s.weight_len(),
+        DType::F32,
+        "conv2d_backward_weight",
+    )?;
+    ctx.dispatch(
+        Kernel::ConvBackwardWeight,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[dy.binding(), x.binding(), partial.binding()],
+        tiles("conv2d_backward_weight", gemm.0, gemm.1, splits)?,
+    )?;
+    if splits == 1 {
+        return Ok(partial);
+    }
+    let dims = ReduceDims {
+        outer: 1,
+        len: splits,
+        inner: s.weight_len(),
+    };
+    reduce(ctx, ReduceOp::Sum, &partial, dims)
+}
+
+/// This file's parameter blocks, for the layout test (see `param_layout`).
+pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
+    vec![param_layout!(
+        ConvParams,
+        ShaderFile::Conv,
+        "ConvParams",
+        [
+            batch,
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+            dilation,
+            out_height,
+            out_width,
+            m,
+            n,
+            k,
+            k_split,
+            alpha
+        ]
+    )]
+}

@@ -1,0 +1,172 @@
+//! GPU vs CPU, the conv family: forward (with and without the bias and activation epilogue,
+//! 1×1 kernels through the matmul), the input gradient and the weight gradient, at awkward
+//! shapes (odd and tiny images, channels 1, 3, 5, 33, strides 1 and 2, padding 0–2, kernels
+//! 1, 3, 5, dilation 2, batches 1 and 33). The GPU computes in f32, the CPU reference in f64
+//! from the same f32 values; the bounds are the dot-product bound of the table over each
+//! output's terms.
+
+mod common;
+use common::*;
+use kiln::prelude::*;
+use kiln::tensor::{Conv2dOptions, Conv2dShape};
+
+/// (batch, in channels, height, width, out channels, kernel, stride, padding, dilation).
+const CASES: [[usize; 9]; 10] = [
+    [1, 1, 1, 1, 1, 1, 1, 0, 1],
+    [2, 3, 5, 7, 4, 3, 1, 1, 1],
+    [33, 5, 9, 6, 33, 3, 2, 1, 1],
+    [3, 33, 7, 7, 5, 5, 1, 2, 1],
+    [2, 3, 11, 9, 5, 3, 1, 2, 2],
+    [4, 5, 8, 8, 6, 1, 1, 0, 1],
+    [2, 3, 8, 8, 4, 1, 2, 0, 1],
+    [1, 1, 3, 3, 1, 5, 1, 2, 1],
+    [33, 1, 6, 5, 3, 3, 2, 0, 1],
+    [2, 3, 13, 13, 5, 5, 2, 2, 1],
+];
+
+fn options(c: &[usize; 9]) -> Conv2dOptions {
+    Conv2dOptions {
+        stride: c[6],
+        padding: c[7],
+        dilation: c[8],
+    }
+}
+
+fn f64_of(t: &Tensor<CpuBackend>) -> Tensor<CpuBackend> {
+    t.cast(DType::F64).unwrap()
+}
+
+fn host<B: Backend>(t: &Tensor<B>) -> Vec<f64> {
+    values(t.to_host().unwrap())
+}
+
+#[test]
+fn forward_and_both_gradients_match_at_awkward_shapes() {
+    let Some(gpu) = gpu() else { return };
+    for (i, c) in CASES.iter().enumerate() {
+        let seed = i as u64 * 10;
+        let (x_g, x_c) = pair(
+            &random_vec(seed, c[0] * c[1] * c[2] * c[3], -1.0, 1.0),
+            &[c[0], c[1], c[2], c[3]],
+            &gpu,
+        );
+        let (w_g, w_c) = pair(
+            &random_vec(seed + 1, c[4] * c[1] * c[5] * c[5], -1.0, 1.0),
+            &[c[4], c[1], c[5], c[5]],
+            &gpu,
+        );
+        let (b_g, b_c) = pair(&random_vec(seed + 2, c[4], -1.0, 1.0), &[c[4]], &gpu);
+        let s: Conv2dShape = x_c.conv2d_shape(&w_c, options(c)).unwrap();
+        let terms = s.patch_len();
+        let what = format!("case {c:?}");
+        // Without epilogue, with a bias, with bias and ReLU (through the output), and with
+        // bias and tanh.
+        for (bias, act) in [
+            (false, None),
+            (true, None),
+            (true, Some(UnaryOp::Relu)),
+            (true, Some(UnaryOp::Tanh)),
+        ] {
+            let g = x_g
+                .conv2d(&w_g, bias.then_some(&b_g), act, options(c))
+                .unwrap();
+            let b64 = f64_of(&b_c);
+            let r = f64_of(&x_c)
+                .conv2d(&f64_of(&w_c), bias.then_some(&b64), act, options(c))
+                .unwrap();
+            assert_eq!(g.dims(), r.dims(), "{what}");
+            let mut tol = precision::dot(terms + 1, terms as f64 + 1.0);
+            if let Some(op) = act {
+                tol = tol.plus(precision::unary(op, terms as f64 + 1.0));
+            }
+            assert_close(
+                &format!("{what} forward, bias {bias}, {act:?}"),
+                &host(&g),
+                &host(&r),
+                tol,
+            );
+        }
+        let dy_data = random_vec(seed + 3, s.output_len(), -1.0, 1.0);
+        let (dy_g, dy_c) = pair(&dy_data, &[c[0], c[4], s.out_height(), s.out_width()], &gpu);
+        let dx = dy_g.conv2d_backward_input(&w_g, &s).unwrap();
+        let dx_ref = f64_of(&dy_c)
+            .conv2d_backward_input(&f64_of(&w_c), &s)
+            .unwrap();
+        let taps = c[4] * c[5] * c[5];
+        assert_close(
+            &format!("{what} dx"),
+            &host(&dx),
+            &host(&dx_ref),
+            precision::dot(taps, taps as f64),
+        );
+        let dw = x_g.conv2d_backward_weight(&dy_g, &s).unwrap();
+        let dw_ref = f64_of(&x_c)
+            .conv2d_backward_weight(&f64_of(&dy_c), &s)
+            .unwrap();
+        let pixels = c[0] * s.out_height() * s.out_width();
+        assert_close(
+            &format!("{what} dw"),
+            &host(&dw),
+            &host(&dw_ref),
+            precision::dot(pixels, pixels as f64),
+        );
+    }
+}
+
+#[test]
+fn a_weight_gradient_split_across_many_workgroup_layers_sums_them_all() {
+    // 64 · 32 · 32 output pixels: the reduction splits into 32 layers of 2048.
+    let Some(gpu) = gpu() else { return };
+    let (n, c, h, o) = (64, 2, 32, 3);
+    let (x_g, x_c) = pair(
+        &random_vec(5, n * c * h * h, -1.0, 1.0),
+        &[n, c, h, h],
+        &gpu,
+    );
+    let w_c =
+        Tensor::from_slice(&random_vec(6, o * c * 9, -1.0, 1.0), [o, c, 3, 3], &cpu()).unwrap();
+    let options = Conv2dOptions {
+        stride: 1,
+        padding: 1,
+        dilation: 1,
+    };
+    let s = x_c.conv2d_shape(&w_c, options).unwrap();
+    let (dy_g, dy_c) = pair(
+        &random_vec(7, s.output_len(), -1.0, 1.0),
+        &[n, o, h, h],
+        &gpu,
+    );
+    let dw = x_g.conv2d_backward_weight(&dy_g, &s).unwrap();
+    let dw_ref = f64_of(&x_c)
+        .conv2d_backward_weight(&f64_of(&dy_c), &s)
+        .unwrap();
+    let pixels = n * h * h;
+    assert_close(
+        "split dw",
+        &host(&dw),
+        &host(&dw_ref),
+        precision::dot(pixels, pixels as f64),
+    );
+}
+
+#[test]
+fn shapes_that_do_not_fit_are_errors_naming_them() {
+    let x = Tensor::zeros([1, 3, 4, 4], DType::F32, &cpu()).unwrap();
+    let w = Tensor::zeros([2, 3, 5, 5], DType::F32, &cpu()).unwrap();
+    let e = x
+        .conv2d(&w, None, None, Conv2dOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("5×5 kernel") && e.contains("4×4 image"), "{e}");
+    let w = Tensor::zeros([2, 4, 3, 3], DType::F32, &cpu()).unwrap();
+    let e = x
+        .conv2d(&w, None, None, Conv2dOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[1, 3, 4, 4]") && e.contains("[2, 4, 3, 3]"),
+        "{e}"
+    );
+    let e = x.max_pool2d(5, 5, 0).unwrap_err().to_string();
+    assert!(e.contains("5×5 window") && e.contains("4×4 image"), "{e}");
+}
