@@ -201,14 +201,14 @@ fn search<B: Backend>(
     });
     if args.ensemble > 0 && !best.is_empty() {
         let members = &best[..args.ensemble.min(best.len())];
-        let (features, classes) = (data.train.features(), data.train.classes());
+        let (image, classes) = (data.train.image_shape(), data.train.classes());
         let mut models = members
             .iter()
             .map(|r| {
                 r.outcome
                     .as_ref()
                     .expect("ranked trials trained")
-                    .model(&r.config, features, classes, backend)
+                    .model(&r.config, image, classes, backend)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let test = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?;

@@ -185,3 +185,44 @@ fn cpu_backend_computes_in_f64() {
     assert_eq!(d.to_host().unwrap(), HostData::F64(vec![expected]));
     assert!(expected > 0.0 && (1.0f32 + 1e-12) - 1.0 == 0.0);
 }
+
+#[test]
+fn a_small_convolution_and_pooling_by_hand() {
+    use kiln::tensor::Conv2dOptions;
+    // x (1×1×3×3) = 1..9, w (1×1×2×2) = [[1, 0], [0, -1]], bias 0.5, stride 1, no padding:
+    // y[i, j] = x[i, j] − x[i+1, j+1] + 0.5 = −4 + 0.5 everywhere.
+    let x = Tensor::from_vec(
+        (1..=9).map(|v| v as f32).collect::<Vec<_>>(),
+        [1, 1, 3, 3],
+        &cpu(),
+    )
+    .unwrap();
+    let w = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, -1.0], [1, 1, 2, 2], &cpu()).unwrap();
+    let b = Tensor::from_vec(vec![0.5f32], [1], &cpu()).unwrap();
+    let y = x
+        .conv2d(&w, Some(&b), None, Conv2dOptions::default())
+        .unwrap();
+    assert_eq!(y.dims(), [1, 1, 2, 2]);
+    assert_eq!(values(y.to_host().unwrap()), [-3.5; 4]);
+    // Padding 1, stride 2: tap (kh, kw) of output (i, j) reads x[2i − 1 + kh, 2j − 1 + kw].
+    let padded = Conv2dOptions {
+        stride: 2,
+        padding: 1,
+        dilation: 1,
+    };
+    let y = x.conv2d(&w, Some(&b), None, padded).unwrap();
+    assert_eq!(y.dims(), [1, 1, 2, 2]);
+    // (0,0): −x[0,0] = −1; (0,1): −x[0,2] = −3; (1,0): −x[2,0] = −7; (1,1): x[1,1] − x[2,2] = −4.
+    assert_eq!(values(y.to_host().unwrap()), [-0.5, -2.5, -6.5, -3.5]);
+    // Max and average pooling of x by 2×2 windows, stride 1: maxima 5, 6, 8, 9 (each window's
+    // bottom-right, index 4, 5, 7, 8 in the plane), means 3, 4, 6, 7.
+    let (m, idx) = x.max_pool2d(2, 1, 0).unwrap();
+    assert_eq!(values(m.to_host().unwrap()), [5.0, 6.0, 8.0, 9.0]);
+    assert_eq!(idx.to_vec::<u32>().unwrap(), [4, 5, 7, 8]);
+    let a = x.avg_pool2d(2, 1, 0).unwrap();
+    assert_eq!(values(a.to_host().unwrap()), [3.0, 4.0, 6.0, 7.0]);
+    // A tie goes to the first maximum in scan order.
+    let flat = Tensor::from_vec(vec![2.0f32, 2.0, 1.0, 2.0], [1, 1, 2, 2], &cpu()).unwrap();
+    let (_, idx) = flat.max_pool2d(2, 2, 0).unwrap();
+    assert_eq!(idx.to_vec::<u32>().unwrap(), [0]);
+}

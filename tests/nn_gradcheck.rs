@@ -119,3 +119,79 @@ fn gradcheck_each_loss() {
         binary_cross_entropy_with_logits(v, &binary)
     });
 }
+
+#[test]
+fn gradcheck_conv2d_input_weights_and_bias() {
+    use kiln::nn::{Conv2d, Conv2dConfig};
+    // Stride 2, padding 1, a fused smooth activation, a bias.
+    let config = Conv2dConfig::new(3, 4, 3)
+        .stride(2)
+        .padding(1)
+        .activation(Some(UnaryOp::Tanh));
+    let conv = Conv2d::new("conv", config, Init::XavierNormal, 3, &cpu()).unwrap();
+    check_module(
+        "Conv2d 3×3 s2 p1 tanh",
+        &conv,
+        f64_tensor(2, &[2, 3, 5, 6], -1.0, 1.0),
+    );
+    // Dilation 2, no bias, no activation; a 1×1 kernel (the matmul route) too.
+    let config = Conv2dConfig::new(2, 3, 3)
+        .dilation(2)
+        .padding(2)
+        .bias(false);
+    let conv = Conv2d::new("dilated", config, Init::XavierNormal, 4, &cpu()).unwrap();
+    check_module(
+        "Conv2d dilation 2",
+        &conv,
+        f64_tensor(3, &[2, 2, 7, 5], -1.0, 1.0),
+    );
+    let config = Conv2dConfig::new(3, 2, 1);
+    let conv = Conv2d::new("pointwise", config, Init::XavierNormal, 5, &cpu()).unwrap();
+    check_module("Conv2d 1×1", &conv, f64_tensor(4, &[2, 3, 4, 3], -1.0, 1.0));
+}
+
+#[test]
+fn gradcheck_pooling_and_batch_norm_2d() {
+    use kiln::nn::{BatchNorm2d, Flatten, GlobalAvgPool, Pool2d};
+    let x = || f64_tensor(5, &[2, 3, 7, 6], -2.0, 2.0);
+    check_module(
+        "max pool 3 s2 p1",
+        &Pool2d::max(3).stride(2).padding(1),
+        x(),
+    );
+    check_module("max pool 2", &Pool2d::max(2), x());
+    check_module(
+        "avg pool 2 s1 p1",
+        &Pool2d::avg(2).stride(1).padding(1),
+        x(),
+    );
+    check_module("global average pool", &GlobalAvgPool, x());
+    check_module("flatten", &Flatten, x());
+    let bn = BatchNorm2d::new("bn", 3, &cpu()).unwrap();
+    check_module("BatchNorm2d", &bn, x());
+}
+
+#[test]
+fn max_pool_ties_are_kinks_to_gradcheck() {
+    // Integer pixels: most 2×2 windows hold a tie, where the arg-max (and so the gradient)
+    // jumps; gradcheck must skip those elements, not fail on them.
+    let data: Vec<f64> = random_vec(8, 2 * 2 * 6 * 6, 0.0, 3.0)
+        .iter()
+        .map(|v| v.floor() as f64)
+        .collect();
+    let x = Tensor::from_vec(data, [2, 2, 6, 6], &cpu()).unwrap();
+    let weights = f64_tensor(9, &[2, 2, 3, 3], -1.0, 1.0);
+    let report = gradcheck(
+        |v: &[Var<CpuBackend>]| {
+            v[0].max_pool2d(2, 2, 0)?
+                .mul(&Var::constant(weights.clone()))?
+                .sum_all()
+        },
+        &[x],
+        GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(report.passed(), "{report}");
+    assert!(report.inputs[0].skipped_at_kinks > 0, "{report}");
+    assert!(report.inputs[0].checked > 0, "{report}");
+}

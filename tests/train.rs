@@ -39,6 +39,7 @@ fn generated(n: usize, seed: u64) -> Dataset {
 fn config() -> TrainConfig {
     TrainConfig {
         dataset: "generated".into(),
+        model: ModelKind::Mlp,
         hidden: vec![32],
         activation: ActivationKind::Relu,
         batch_norm: false,

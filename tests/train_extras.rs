@@ -205,7 +205,9 @@ fn an_ensemble_of_one_is_that_model_and_more_members_help() {
             ..c.clone()
         };
         let outcome = train(&cpu(), &member, &d, quiet()).unwrap();
-        let mut model = outcome.model(&member, 64, 4, &cpu()).unwrap();
+        let mut model = outcome
+            .model(&member, d.train.image_shape(), 4, &cpu())
+            .unwrap();
         // The rebuilt model reproduces the outcome's test evaluation.
         let own = evaluate(&mut model, &test, 4, 64).unwrap();
         assert_eq!(own.accuracy, outcome.test.accuracy);
@@ -344,7 +346,12 @@ fn weight(parameters: &[(String, Vec<f32>)], name: &str) -> Vec<f32> {
 }
 
 fn initial_parameters(c: &TrainConfig) -> Vec<(String, Vec<f32>)> {
-    build_model(c, 64, 4, &cpu())
+    let image = kiln::tensor::ImageShape {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
+    build_model(c, image, 4, &cpu())
         .unwrap()
         .parameters()
         .iter()

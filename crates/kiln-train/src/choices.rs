@@ -47,6 +47,22 @@ pub enum ScheduleKind {
     Plateau,
 }
 
+/// The model a program builds (`--model`); a run resumed or evaluated from a checkpoint
+/// rebuilds the model the checkpoint describes instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Linear layers of `--hidden` widths, with `--batch-norm` and `--dropout`.
+    #[default]
+    Mlp,
+    /// The reference CNN: two conv-BN-ReLU-max-pool blocks (32, 64 channels), a hidden linear
+    /// layer of `--hidden` (128) with dropout, and the classifier.
+    SmallCnn,
+    /// Six conv-BN-ReLU blocks (64, 64, 128, 128, 256, 256 channels, pooling after every
+    /// second), global average pooling, dropout and the classifier.
+    DeepCnn,
+}
+
 /// The kebab-case name of any of these choices, as config.json and the flags spell it.
 pub fn name_of(value: impl clap::ValueEnum) -> String {
     value
@@ -56,6 +72,12 @@ pub fn name_of(value: impl clap::ValueEnum) -> String {
 }
 
 impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&name_of(*self))
+    }
+}
+
+impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(&name_of(*self))
     }

@@ -2,7 +2,7 @@
 //! flags, per-dataset defaults (the best recipe found, see docs/performance.md), device
 //! choice with CPU fallback, and the run summary printed as the last line of stdout.
 
-use crate::choices::{OptimizerKind, ScheduleKind};
+use crate::choices::{ModelKind, OptimizerKind, ScheduleKind};
 use crate::config::{Loss, Regularization, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::modes::{run_on, Device, Mode};
@@ -48,7 +48,11 @@ pub struct Args {
     pub schedule: Option<ScheduleKind>,
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
-    /// Hidden layer widths, e.g. 1024,512.
+    /// The model: mlp, small-cnn (two conv blocks; the CNN programs' default) or deep-cnn
+    /// (six conv blocks).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Hidden layer widths, e.g. 1024,512 (a CNN's hidden linear layer: its first).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
     /// The hidden layers' activation.
@@ -256,6 +260,7 @@ impl Args {
         let d = defaults.clone();
         let mut c = TrainConfig {
             dataset: d.dataset,
+            model: self.model.unwrap_or(d.model),
             hidden: self.hidden.clone().unwrap_or(d.hidden),
             activation: self.activation.unwrap_or(d.activation),
             batch_norm: self.batch_norm.unwrap_or(d.batch_norm),
@@ -311,6 +316,7 @@ impl Args {
 /// an error naming both.
 fn same_model(config: &TrainConfig, saved: &TrainConfig, dir: &std::path::Path) -> Result<()> {
     let differs = [
+        ("--model", config.model.to_string(), saved.model.to_string()),
         (
             "--hidden",
             format!("{:?}", config.hidden),

@@ -1,7 +1,7 @@
 //! A run's configuration: everything the command-line programs accept, validated before any
 //! work starts (each error names the flag and its allowed values), saved as config.json.
 
-use crate::choices::{OptimizerKind, ScheduleKind};
+use crate::choices::{ModelKind, OptimizerKind, ScheduleKind};
 use crate::error::{Result, TrainError};
 use kiln_data::{Augmentation, Preprocessing, Transform, DEFAULT_WHITENING_EPSILON};
 use kiln_nn::optim::{adagrad, rmsprop, Adam, Optimizer, Sgd};
@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub dataset: String,
+    /// The model the programs build (an MLP unless a recipe says otherwise).
+    #[serde(default)]
+    pub model: ModelKind,
     pub hidden: Vec<usize>,
     pub activation: ActivationKind,
     pub batch_norm: bool,

@@ -14,6 +14,7 @@ mod history;
 mod learner;
 mod load_weights;
 mod metrics;
+mod models;
 mod modes;
 mod monitor;
 mod predict;
@@ -29,7 +30,7 @@ mod trainer;
 mod updater;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
-pub use choices::{name_of, OptimizerKind, ScheduleKind};
+pub use choices::{name_of, ModelKind, OptimizerKind, ScheduleKind};
 pub use config::{InputLayout, Loss, Regularization, TrainConfig};
 pub use crossval::{cross_validate, CrossValidation};
 pub use ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble, EnsembleEvaluation};
@@ -38,12 +39,16 @@ pub use history::{EpochRecord, LayerStats};
 pub use learner::Learner;
 pub use load_weights::{load_weights, LoadReport};
 pub use metrics::{argmax, roc_auc, Evaluation};
+pub use models::build_model;
 pub use predict::{checkpoint_config, described_model, evaluate_checkpoint, load_model};
 pub use preview::save_augmented;
-pub use recipes::{cifar10_recipe, fashion_mnist_recipe, load_cifar10_dataset, load_fashion_mnist};
+pub use recipes::{
+    cifar10_cnn_recipe, cifar10_recipe, fashion_mnist_cnn_recipe, fashion_mnist_recipe,
+    load_cifar10_dataset, load_fashion_mnist,
+};
 pub use search::{random_search, ranked, results_table, SearchPlan, SearchSpace, Trial, TrialRun};
 pub use search_plot::write_search_plot;
 pub use trainer::{
-    build_model, check_writable, evaluate, initial_loss_is_plausible, predict_probabilities, train,
-    Outcome, RunData, TrainOptions,
+    check_writable, evaluate, initial_loss_is_plausible, predict_probabilities, train, Outcome,
+    RunData, TrainOptions,
 };

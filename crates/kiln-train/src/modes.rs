@@ -2,6 +2,7 @@
 //! cross-validate, train an ensemble, overfit a few samples, or train one model), one
 //! function each, each returning the fields of the run's JSON summary line.
 
+use crate::choices::ModelKind;
 use crate::cli::{Args, Program};
 use crate::config::TrainConfig;
 use crate::crossval::cross_validate;
@@ -197,14 +198,20 @@ fn prepare_data<B: Backend>(
         None => RunData::prepare(train_full, test, config)?,
     };
     println!(
-        "{}: {} training, {} validation, {} test samples on {} ({}); model {:?}",
+        "{}: {} training, {} validation, {} test samples on {} ({}); model {}",
         program.dataset,
         data.train.len(),
         data.validation.len(),
         data.test.len(),
         device.name,
         device.adapter,
-        config.widths(data.train.features(), data.train.classes())
+        match config.model {
+            ModelKind::Mlp => format!(
+                "MLP {:?}",
+                config.widths(data.train.features(), data.train.classes())
+            ),
+            other => format!("{other} (hidden {:?})", config.hidden),
+        }
     );
     if let Some(n) = args.augment.save_augmented {
         save_preview(args, config, &data, n, device.backend)?;
@@ -308,7 +315,7 @@ fn run_ensemble<B: Backend>(
     device: &Device<'_, B>,
 ) -> Result<Summary> {
     let backend = device.backend;
-    let (features, classes) = (data.train.features(), data.train.classes());
+    let (image, classes) = (data.train.image_shape(), data.train.classes());
     let mut models = Vec::with_capacity(members);
     for k in 0..members {
         let member = TrainConfig {
@@ -328,7 +335,7 @@ fn run_ensemble<B: Backend>(
                 ..TrainOptions::default()
             },
         )?;
-        models.push(outcome.model(&member, features, classes, backend)?);
+        models.push(outcome.model(&member, image, classes, backend)?);
     }
     let test = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?;
     let report = evaluate_ensemble(&mut models, &test, classes, config.batch_size.max(256))?;

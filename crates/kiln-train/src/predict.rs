@@ -5,10 +5,11 @@ use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::metrics::Evaluation;
-use crate::trainer::{build_model, evaluate};
+use crate::models::build_model;
+use crate::trainer::evaluate;
 use kiln_data::{Dataset, DeviceDataset, Normalization, Preprocessing};
 use kiln_nn::{LayerSpec, Module, Sequential};
-use kiln_tensor::Backend;
+use kiln_tensor::{Backend, ImageShape};
 use std::path::Path;
 
 /// The configuration a checkpoint was trained with (its `config` metadata).
@@ -56,7 +57,12 @@ pub fn described_model<B: Backend>(
                     "the architecture metadata has no layer widths".into(),
                 ));
             }
-            build_model(&config, widths[0], widths[widths.len() - 1], backend)?
+            let image = ImageShape {
+                channels: 1,
+                height: 1,
+                width: widths[0],
+            };
+            build_model(&config, image, widths[widths.len() - 1], backend)?
         }
         _ => {
             return Err(unreadable(

@@ -12,6 +12,7 @@ use crate::epoch::{end_epoch, patience_ran_out, train_epoch, upload, Splits};
 use crate::error::{write_atomically, Result, TrainError};
 use crate::history::EpochRecord;
 use crate::metrics::Evaluation;
+use crate::models::build_model;
 use crate::predict::described_model;
 use crate::report::write_report;
 use crate::run_state::{describe, Progress, Run};
@@ -19,8 +20,8 @@ use crate::updater::Updater;
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{DataError, Dataset, DeviceDataset, Normalization};
 use kiln_nn::Ema;
-use kiln_nn::{LossScaler, Mlp, Module, Precision, Sequential};
-use kiln_tensor::{Backend, DType, Tensor};
+use kiln_nn::{LossScaler, Module, Precision, Sequential};
+use kiln_tensor::{Backend, DType, ImageShape, Tensor};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -95,11 +96,11 @@ impl Outcome {
     pub fn model<B: Backend>(
         &self,
         config: &TrainConfig,
-        features: usize,
+        image: ImageShape,
         classes: usize,
         backend: &B,
     ) -> Result<Sequential<B>> {
-        let mut model = build_model(config, features, classes, backend)?;
+        let mut model = build_model(config, image, classes, backend)?;
         for p in model.parameters() {
             let values = self
                 .parameters
@@ -121,23 +122,6 @@ impl Outcome {
         model.set_training(false);
         Ok(model)
     }
-}
-
-/// The model a config describes, for `features` inputs and `classes` outputs.
-pub fn build_model<B: Backend>(
-    config: &TrainConfig,
-    features: usize,
-    classes: usize,
-    backend: &B,
-) -> Result<Sequential<B>> {
-    let mut model = Mlp::new(&config.widths(features, classes))
-        .activation(config.activation.op())
-        .batch_norm(config.batch_norm)
-        .dropout(config.dropout)
-        .seed(config.seed)
-        .build(backend)?;
-    model.set_precision(config.precision);
-    Ok(model)
 }
 
 /// Evaluates `model` (in evaluation mode) on a whole device dataset: one read-back.
@@ -245,13 +229,17 @@ pub fn train<B: Backend>(
     options: TrainOptions,
 ) -> Result<Outcome> {
     config.validate()?;
-    let (features, classes) = (data.train.features(), data.train.classes());
     let model = match &options.resume {
         Some(dir) => {
             let path = dir.join("checkpoint.safetensors");
             described_model(&path, &Checkpoint::load(&path)?, backend)?
         }
-        None => build_model(config, features, classes, backend)?,
+        None => build_model(
+            config,
+            data.train.image_shape(),
+            data.train.classes(),
+            backend,
+        )?,
     };
     fit(backend, model, config, data, options).map(|(outcome, _)| outcome)
 }
