@@ -1,31 +1,32 @@
 //! 2-D convolution on the CPU (conv.wgsl's family), f32 and f64: the reference the GPU's
 //! implicit-GEMM kernels are checked against. Each image is unfolded (im2col) into a
-//! [C·KH·KW, OH·OW] matrix and multiplied by the [O, C·KH·KW] weights with the `gemm` crate;
-//! images run in parallel, one product each. A 1×1 convolution with stride 1 and no padding
-//! multiplies the image itself.
+//! [C·KH·KW, OH·OW] block of one matrix for a chunk of images (in parallel over its rows), and
+//! the chunk is multiplied by the [O, C·KH·KW] weights in one multithreaded product of the
+//! `gemm` crate; the backward passes are the two other products of the same matrices.
 
 use crate::real::{unary_eval, Real};
 use crate::unsupported;
 use kiln_tensor::{Conv2dShape, HostData, KilnError, Result, UnaryOp};
 use rayon::prelude::*;
 
-/// C (m × n, row stride `c_rs`) = A · B, or C += A · B with `accumulate`; A and B read through
-/// (row, column) strides, so transposed operands are never copied. Single-threaded: callers
-/// parallelise over images.
-#[allow(clippy::too_many_arguments)]
+/// C (m × n, row-major) = A · B, or C += A · B with `accumulate`; A and B read through (row,
+/// column) strides, so transposed operands are never copied. Multithreaded for large products.
 fn gemm<T: Real>(
     (m, n, k): (usize, usize, usize),
     c: &mut [T],
-    a: &[T],
-    (a_rs, a_cs): (isize, isize),
-    b: &[T],
-    (b_rs, b_cs): (isize, isize),
+    (a, a_strides): (&[T], (isize, isize)),
+    (b, b_strides): (&[T], (isize, isize)),
     accumulate: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     assert!(c.len() >= m * n);
+    let parallelism = if m * n * k >= 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the strides describe an m×k matrix inside `a`, a k×n one inside `b` and the
     // m×n `c` (asserted above; the callers size `a` and `b` from the same shape), and `c`
     // aliases neither input.
@@ -39,78 +40,114 @@ fn gemm<T: Real>(
             n as isize,
             accumulate,
             a.as_ptr(),
-            a_cs,
-            a_rs,
+            a_strides.1,
+            a_strides.0,
             b.as_ptr(),
-            b_cs,
-            b_rs,
+            b_strides.1,
+            b_strides.0,
             T::ONE,
             T::ONE,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }
 
-/// Whether the unfolded image is the image itself (1×1 kernel, stride 1, no padding).
-fn is_pointwise(s: &Conv2dShape) -> bool {
-    s.kernel_h == 1 && s.kernel_w == 1 && s.stride == 1 && s.padding == 0
+/// Images per chunk: the unfolded chunk holds at most this many elements.
+const COLS_BUDGET: usize = 1 << 24;
+
+fn images_per_chunk(s: &Conv2dShape) -> usize {
+    let per_image = s.patch_len() * s.out_height() * s.out_width();
+    (COLS_BUDGET / per_image.max(1)).clamp(1, s.batch.max(1))
 }
 
-/// The input pixel (row, column) kernel tap (kh, kw) of output pixel (oh, ow) reads, if it is
-/// inside the image (outside is the zero padding).
-fn source(s: &Conv2dShape, oh: usize, ow: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
-    let ih = (oh * s.stride + kh * s.dilation).checked_sub(s.padding)?;
-    let iw = (ow * s.stride + kw * s.dilation).checked_sub(s.padding)?;
-    (ih < s.height && iw < s.width).then_some((ih, iw))
+/// Input row (or column) of output row `o` at tap `t`, if inside the image.
+fn source(o: usize, t: usize, s: &Conv2dShape, len: usize) -> Option<usize> {
+    let i = (o * s.stride + t * s.dilation).checked_sub(s.padding)?;
+    (i < len).then_some(i)
 }
 
-/// One image [C, H, W] unfolded to [C·KH·KW, OH·OW]: row (c, kh, kw), column (oh, ow).
-fn im2col<T: Real>(s: &Conv2dShape, image: &[T], cols: &mut [T]) {
+/// The outputs [lo, hi) along a side of `out_len` whose tap `t` lands inside the `len` input
+/// pixels (the others read the zero padding); input o·stride + t·dilation − padding.
+fn inside(out_len: usize, t: usize, s: &Conv2dShape, len: usize) -> (usize, usize) {
+    let shift = t * s.dilation;
+    let lo = s.padding.saturating_sub(shift).div_ceil(s.stride);
+    let hi = match (len + s.padding).checked_sub(shift + 1) {
+        Some(last) => (last / s.stride + 1).min(out_len),
+        None => 0,
+    };
+    (lo.min(hi), hi)
+}
+
+/// Images [n0, n0 + count) of x unfolded to [C·KH·KW, count·OH·OW]: row (c, kh, kw), column
+/// (image, oh, ow). Rows fill in parallel.
+fn im2col<T: Real>(s: &Conv2dShape, x: &[T], n0: usize, count: usize, cols: &mut [T]) {
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
-    let mut row = 0;
-    for c in 0..s.in_channels {
-        let plane = &image[c * s.height * s.width..(c + 1) * s.height * s.width];
-        for kh in 0..s.kernel_h {
-            for kw in 0..s.kernel_w {
-                let out = &mut cols[row * oh_n * ow_n..(row + 1) * oh_n * ow_n];
+    let pixels = oh_n * ow_n;
+    let (plane, image_len) = (s.height * s.width, s.in_channels * s.height * s.width);
+    let taps = s.kernel_h * s.kernel_w;
+    cols.par_chunks_mut((count * pixels).max(1))
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
+            for n in 0..count {
+                let src = &x[(n0 + n) * image_len + c * plane..][..plane];
+                let dst = &mut out[n * pixels..(n + 1) * pixels];
                 for oh in 0..oh_n {
-                    for ow in 0..ow_n {
-                        out[oh * ow_n + ow] = match source(s, oh, ow, kh, kw) {
-                            Some((ih, iw)) => plane[ih * s.width + iw],
-                            None => T::ZERO,
-                        };
-                    }
-                }
-                row += 1;
-            }
-        }
-    }
-}
-
-/// The adjoint of `im2col`: each column entry added back to the pixel it was read from.
-fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], image: &mut [T]) {
-    let (oh_n, ow_n) = (s.out_height(), s.out_width());
-    let mut row = 0;
-    for c in 0..s.in_channels {
-        let plane = &mut image[c * s.height * s.width..(c + 1) * s.height * s.width];
-        for kh in 0..s.kernel_h {
-            for kw in 0..s.kernel_w {
-                let col = &cols[row * oh_n * ow_n..(row + 1) * oh_n * ow_n];
-                for oh in 0..oh_n {
-                    for ow in 0..ow_n {
-                        if let Some((ih, iw)) = source(s, oh, ow, kh, kw) {
-                            plane[ih * s.width + iw] =
-                                plane[ih * s.width + iw] + col[oh * ow_n + ow];
+                    let line = &mut dst[oh * ow_n..(oh + 1) * ow_n];
+                    match source(oh, kh, s, s.height) {
+                        None => line.fill(T::ZERO),
+                        Some(ih) => {
+                            let row = &src[ih * s.width..(ih + 1) * s.width];
+                            let (lo, hi) = inside(ow_n, kw, s, s.width);
+                            line[..lo].fill(T::ZERO);
+                            line[hi..].fill(T::ZERO);
+                            let first = lo * s.stride + kw * s.dilation - s.padding;
+                            for (j, v) in line[lo..hi].iter_mut().enumerate() {
+                                *v = row[first + j * s.stride];
+                            }
                         }
                     }
                 }
-                row += 1;
+            }
+        });
+}
+
+/// The adjoint of `im2col` for one image: its columns added back to the pixels they read.
+fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], stride: usize, n: usize, image: &mut [T]) {
+    let (oh_n, ow_n) = (s.out_height(), s.out_width());
+    let pixels = oh_n * ow_n;
+    let plane = s.height * s.width;
+    let taps = s.kernel_h * s.kernel_w;
+    for row in 0..s.patch_len() {
+        let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
+        let col = &cols[row * stride + n * pixels..][..pixels];
+        let dst = &mut image[c * plane..(c + 1) * plane];
+        let (lo, hi) = inside(ow_n, kw, s, s.width);
+        for oh in 0..oh_n {
+            let Some(ih) = source(oh, kh, s, s.height) else {
+                continue;
+            };
+            let first = ih * s.width + lo * s.stride + kw * s.dilation - s.padding;
+            for (j, &g) in col[oh * ow_n + lo..oh * ow_n + hi].iter().enumerate() {
+                let at = first + j * s.stride;
+                dst[at] = dst[at] + g;
             }
         }
     }
+}
+
+/// [count, O, P] (images of channel planes) ↔ [O, count · P] (channel rows), in parallel.
+fn channels_first<T: Real>(src: &[T], (count, o, p): (usize, usize, usize), dst: &mut [T]) {
+    dst.par_chunks_mut((count * p).max(1))
+        .enumerate()
+        .for_each(|(ch, row)| {
+            for n in 0..count {
+                row[n * p..(n + 1) * p].copy_from_slice(&src[(n * o + ch) * p..][..p]);
+            }
+        });
 }
 
 fn forward_typed<T: Real>(
@@ -120,116 +157,103 @@ fn forward_typed<T: Real>(
     bias: Option<&[T]>,
     activation: Option<UnaryOp>,
 ) -> Vec<T> {
-    let (ckk, pixels) = (s.patch_len(), s.out_height() * s.out_width());
-    let image_len = s.in_channels * s.height * s.width;
-    let mut y = vec![T::ZERO; s.batch * s.out_channels * pixels];
-    y.par_chunks_mut(s.out_channels * pixels.max(1))
-        .enumerate()
-        .for_each(|(n, out)| {
-            let image = &x[n * image_len..(n + 1) * image_len];
-            let mut unfolded = Vec::new();
-            let cols: &[T] = if is_pointwise(s) {
-                image
-            } else {
-                unfolded.resize(ckk * pixels, T::ZERO);
-                im2col(s, image, &mut unfolded);
-                &unfolded
-            };
-            // y_n [O, OH·OW] = W [O, CKK] · cols [CKK, OH·OW].
-            let dims = (s.out_channels, pixels, ckk);
-            let w_strides = (ckk as isize, 1);
-            gemm(dims, out, w, w_strides, cols, (pixels as isize, 1), false);
-            if bias.is_some() || activation.is_some() {
-                for (o, row) in out.chunks_mut(pixels.max(1)).enumerate() {
-                    let b = bias.map_or(T::ZERO, |b| b[o]);
-                    for v in row {
-                        let z = *v + b;
-                        *v = activation.map_or(z, |op| unary_eval(op, z));
-                    }
+    let (ckk, pixels, o) = (
+        s.patch_len(),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let mut y = vec![T::ZERO; s.batch * o * pixels];
+    let chunk = images_per_chunk(s);
+    let mut cols = vec![T::ZERO; ckk * chunk * pixels];
+    let mut product = vec![T::ZERO; o * chunk * pixels];
+    for n0 in (0..s.batch).step_by(chunk) {
+        let count = chunk.min(s.batch - n0);
+        let width = count * pixels;
+        im2col(s, x, n0, count, &mut cols[..ckk * width]);
+        // [O, count·P] = W [O, CKK] · cols [CKK, count·P].
+        gemm(
+            (o, width, ckk),
+            &mut product[..o * width],
+            (w, (ckk as isize, 1)),
+            (&cols[..ckk * width], (width as isize, 1)),
+            false,
+        );
+        // Back to [count, O, P], with the epilogue.
+        y[n0 * o * pixels..(n0 + count) * o * pixels]
+            .par_chunks_mut(pixels.max(1))
+            .enumerate()
+            .for_each(|(i, plane)| {
+                let (n, ch) = (i / o, i % o);
+                let b = bias.map_or(T::ZERO, |b| b[ch]);
+                let src = &product[ch * width + n * pixels..][..pixels];
+                for (v, &z) in plane.iter_mut().zip(src) {
+                    let z = z + b;
+                    *v = activation.map_or(z, |op| unary_eval(op, z));
                 }
-            }
-        });
+            });
+    }
     y
 }
 
 fn backward_input_typed<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T]) -> Vec<T> {
-    let (ckk, pixels) = (s.patch_len(), s.out_height() * s.out_width());
+    let (ckk, pixels, o) = (
+        s.patch_len(),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
     let image_len = s.in_channels * s.height * s.width;
     let mut dx = vec![T::ZERO; s.batch * image_len];
-    dx.par_chunks_mut(image_len.max(1))
-        .enumerate()
-        .for_each(|(n, image)| {
-            let dy_n = &dy[n * s.out_channels * pixels..(n + 1) * s.out_channels * pixels];
-            // dcols [CKK, OH·OW] = Wᵀ [CKK, O] · dy_n [O, OH·OW].
-            let dims = (ckk, pixels, s.out_channels);
-            let w_transposed = (1, ckk as isize);
-            if is_pointwise(s) {
-                gemm(
-                    dims,
-                    image,
-                    w,
-                    w_transposed,
-                    dy_n,
-                    (pixels as isize, 1),
-                    false,
-                );
-            } else {
-                let mut dcols = vec![T::ZERO; ckk * pixels];
-                gemm(
-                    dims,
-                    &mut dcols,
-                    w,
-                    w_transposed,
-                    dy_n,
-                    (pixels as isize, 1),
-                    false,
-                );
-                col2im(s, &dcols, image);
-            }
-        });
+    let chunk = images_per_chunk(s);
+    let mut rows = vec![T::ZERO; o * chunk * pixels];
+    let mut dcols = vec![T::ZERO; ckk * chunk * pixels];
+    for n0 in (0..s.batch).step_by(chunk) {
+        let count = chunk.min(s.batch - n0);
+        let width = count * pixels;
+        let dy_chunk = &dy[n0 * o * pixels..(n0 + count) * o * pixels];
+        channels_first(dy_chunk, (count, o, pixels), &mut rows[..o * width]);
+        // dcols [CKK, count·P] = Wᵀ [CKK, O] · dy [O, count·P].
+        gemm(
+            (ckk, width, o),
+            &mut dcols[..ckk * width],
+            (w, (1, ckk as isize)),
+            (&rows[..o * width], (width as isize, 1)),
+            false,
+        );
+        dx[n0 * image_len..(n0 + count) * image_len]
+            .par_chunks_mut(image_len.max(1))
+            .enumerate()
+            .for_each(|(n, image)| col2im(s, &dcols, width, n, image));
+    }
     dx
 }
 
 fn backward_weight_typed<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T]) -> Vec<T> {
-    let (ckk, pixels) = (s.patch_len(), s.out_height() * s.out_width());
-    let image_len = s.in_channels * s.height * s.width;
-    let size = s.out_channels * ckk;
-    // Per-thread partial sums over images, then their sum.
-    (0..s.batch)
-        .into_par_iter()
-        .fold(
-            || (vec![T::ZERO; size], Vec::new()),
-            |(mut dw, mut unfolded), n| {
-                let image = &x[n * image_len..(n + 1) * image_len];
-                let cols: &[T] = if is_pointwise(s) {
-                    image
-                } else {
-                    unfolded.resize(ckk * pixels, T::ZERO);
-                    im2col(s, image, &mut unfolded);
-                    &unfolded
-                };
-                let dy_n = &dy[n * s.out_channels * pixels..(n + 1) * s.out_channels * pixels];
-                // dW [O, CKK] += dy_n [O, OH·OW] · colsᵀ [OH·OW, CKK].
-                let dims = (s.out_channels, ckk, pixels);
-                gemm(
-                    dims,
-                    &mut dw,
-                    dy_n,
-                    (pixels as isize, 1),
-                    cols,
-                    (1, pixels as isize),
-                    true,
-                );
-                (dw, unfolded)
-            },
-        )
-        .map(|(dw, _)| dw)
-        .reduce(
-            || vec![T::ZERO; size],
-            |a, b| a.iter().zip(&b).map(|(&u, &v)| u + v).collect(),
-        )
+    let (ckk, pixels, o) = (
+        s.patch_len(),
+        s.out_height() * s.out_width(),
+        s.out_channels,
+    );
+    let mut dw = vec![T::ZERO; o * ckk];
+    let chunk = images_per_chunk(s);
+    let mut rows = vec![T::ZERO; o * chunk * pixels];
+    let mut cols = vec![T::ZERO; ckk * chunk * pixels];
+    for n0 in (0..s.batch).step_by(chunk) {
+        let count = chunk.min(s.batch - n0);
+        let width = count * pixels;
+        let dy_chunk = &dy[n0 * o * pixels..(n0 + count) * o * pixels];
+        channels_first(dy_chunk, (count, o, pixels), &mut rows[..o * width]);
+        im2col(s, x, n0, count, &mut cols[..ckk * width]);
+        // dW [O, CKK] += dy [O, count·P] · colsᵀ [count·P, CKK].
+        gemm(
+            (o, ckk, width),
+            &mut dw,
+            (&rows[..o * width], (width as isize, 1)),
+            (&cols[..ckk * width], (1, width as isize)),
+            n0 > 0,
+        );
+    }
+    dw
 }
-
 fn check(op: &'static str, name: &str, data: &HostData, need: usize) -> Result<()> {
     if data.len() != need {
         return Err(KilnError::invalid(

@@ -13,13 +13,43 @@ pub fn fill(numel: usize, dtype: DType, value: f64) -> HostData {
     }
 }
 
+/// A strided view copied out row by row (a row: the last dimension): one index computation
+/// per row, then a constant stride, in parallel chunks of rows when large.
 fn gather_view<T: Copy + Default + Send + Sync>(data: &[T], layout: &Layout) -> Vec<T> {
+    use rayon::prelude::*;
     if layout.is_contiguous() {
         return data[layout.offset()..layout.offset() + layout.numel()].to_vec();
     }
-    let read = reader(data, layout);
+    let (Some(&row_len), Some(&stride)) = (layout.shape().dims().last(), layout.strides().last())
+    else {
+        let read = reader(data, layout);
+        let mut out = vec![T::default(); layout.numel()];
+        fill_indexed(&mut out, read);
+        return out;
+    };
     let mut out = vec![T::default(); layout.numel()];
-    fill_indexed(&mut out, read);
+    if row_len == 0 {
+        return out;
+    }
+    let copy_row = |(r, row): (usize, &mut [T])| {
+        let base = layout.storage_index(r * row_len);
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = data[base + j * stride];
+        }
+    };
+    let rows_per_task = (crate::PARALLEL_THRESHOLD / row_len).max(1);
+    if out.len() >= crate::PARALLEL_THRESHOLD {
+        out.par_chunks_mut(rows_per_task * row_len)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                chunk
+                    .chunks_mut(row_len)
+                    .enumerate()
+                    .for_each(|(i, row)| copy_row((t * rows_per_task + i, row)))
+            });
+    } else {
+        out.chunks_mut(row_len).enumerate().for_each(copy_row);
+    }
     out
 }
 

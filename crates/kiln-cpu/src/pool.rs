@@ -8,15 +8,11 @@ use rayon::prelude::*;
 
 use crate::real::Real;
 
-/// The input pixels (row, column) of window (oh, ow), in scan order, padding left out.
-fn window(s: &Pool2dShape, oh: usize, ow: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-    (0..s.kernel).flat_map(move |kh| {
-        (0..s.kernel).filter_map(move |kw| {
-            let ih = (oh * s.stride + kh).checked_sub(s.padding)?;
-            let iw = (ow * s.stride + kw).checked_sub(s.padding)?;
-            (ih < s.height && iw < s.width).then_some((ih, iw))
-        })
-    })
+/// The input rows (or columns) window `o` covers along a side of `len`, padding left out.
+fn span(s: &Pool2dShape, o: usize, len: usize) -> std::ops::Range<usize> {
+    let start = (o * s.stride).saturating_sub(s.padding);
+    let end = (o * s.stride + s.kernel).saturating_sub(s.padding).min(len);
+    start..end.max(start)
 }
 
 /// The output rows (or columns) whose windows cover input row `i` of a side of `len` outputs.
@@ -42,14 +38,18 @@ fn max_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> (Vec<T>, Vec<u32>) {
             for oh in 0..oh_n {
                 for ow in 0..ow_n {
                     // The first maximum in scan order (ties go to the earliest tap).
-                    let mut best: Option<(T, usize)> = None;
-                    for (ih, iw) in window(s, oh, ow) {
-                        let v = plane[ih * s.width + iw];
-                        if best.is_none_or(|(b, _)| v > b) {
-                            best = Some((v, ih * s.width + iw));
+                    let (rows, cols) = (span(s, oh, s.height), span(s, ow, s.width));
+                    let mut best = (plane[rows.start * s.width + cols.start], 0);
+                    best.1 = rows.start * s.width + cols.start;
+                    for ih in rows {
+                        for iw in cols.clone() {
+                            let v = plane[ih * s.width + iw];
+                            if v > best.0 {
+                                best = (v, ih * s.width + iw);
+                            }
                         }
                     }
-                    let (v, i) = best.expect("every window covers a pixel");
+                    let (v, i) = best;
                     y[oh * ow_n + ow] = v;
                     idx[oh * ow_n + ow] = i as u32;
                 }
@@ -100,8 +100,13 @@ fn avg_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> Vec<T> {
             let plane = &x[p * plane_in..(p + 1) * plane_in];
             for oh in 0..oh_n {
                 for ow in 0..ow_n {
-                    let sum = window(s, oh, ow)
-                        .fold(T::ZERO, |acc, (ih, iw)| acc + plane[ih * s.width + iw]);
+                    let (rows, cols) = (span(s, oh, s.height), span(s, ow, s.width));
+                    let mut sum = T::ZERO;
+                    for ih in rows {
+                        for iw in cols.clone() {
+                            sum = sum + plane[ih * s.width + iw];
+                        }
+                    }
                     // Padding counts as zeros (PyTorch's count_include_pad).
                     y[oh * ow_n + ow] = sum / area;
                 }
