@@ -8,11 +8,11 @@
 use crate::training_step::TrainingStep;
 use kiln_cpu::CpuBackend;
 use kiln_nn::Precision;
-use kiln_tensor::precision::{self, Tolerance, EXACT, EXACT_UP_TO_FLUSH, ROUNDED};
+use kiln_tensor::precision::{self, Tolerance, DIVISION, EXACT, EXACT_UP_TO_FLUSH, ROUNDED};
 use kiln_tensor::wgpu::{MatmulKernel, WgpuBackend, WgpuOptions};
 use kiln_tensor::{
-    AdamStep, AdaptiveStep, Backend, BinaryOp, DType, ImageShape, KilnError, Result, RngState,
-    SgdStep, Tensor, UnaryOp, Warp,
+    AdamStep, AdaptiveStep, Backend, BinaryOp, Conv2dOptions, DType, ImageShape, KilnError, Result,
+    RngState, SgdStep, Tensor, UnaryOp, Warp,
 };
 
 /// One kernel (or a few kernels of one family) checked against the CPU backend. Where an op
@@ -60,6 +60,12 @@ pub enum Check {
     StridedCopy,
     /// The augmentation kernels: bilinear affine warp with reflection, colour jitter, CutMix.
     Augment,
+    /// Convolution [3, 5, 9, 7] ⊛ [6, 5, 3, 3], stride 2, padding 1, with bias and ReLU, and
+    /// both gradients; a 1×1 convolution (the matmul route).
+    Conv,
+    /// Max pooling (values, arg-max indices, gradient) and average pooling (forward and
+    /// backward), 3×3 windows, stride 2, padding 1, on [3, 5, 9, 7].
+    Pool,
 }
 
 /// The matmul checks again with each kernel the device did not pick by default: a tuned device
@@ -162,6 +168,8 @@ impl Check {
             Check::Casts,
             Check::StridedCopy,
             Check::Augment,
+            Check::Conv,
+            Check::Pool,
         ]);
         checks
     }
@@ -196,6 +204,10 @@ impl Check {
             Check::Casts => "casts f32↔f16, u8→f32".into(),
             Check::StridedCopy => "strided copy (transpose)".into(),
             Check::Augment => "augmentation: affine warp, colour jitter, cutmix".into(),
+            Check::Conv => {
+                "convolution forward (bias, relu), input and weight gradients, 1×1".into()
+            }
+            Check::Pool => "max and average pooling, forward and backward".into(),
         }
     }
 
@@ -261,6 +273,23 @@ impl Check {
             Check::Casts => vec![EXACT; 2],
             // byte · scale + shift with scale ≤ 2, |shift| ≤ 1.
             Check::DataGather => vec![precision::scale_and_shift(1.0, 510.0); 2],
+            // Two f32 sums, the device's and the CPU's: twice the dot bound. Forward: 45 terms
+            // of |x·w| ≤ 1 (and the bias); dx: 6·9 terms; dw: 3·5·4 terms; 1×1: 5 terms.
+            Check::Conv => vec![
+                precision::dot(92, 46.0),
+                precision::dot(108, 54.0),
+                precision::dot(120, 60.0),
+                precision::dot(10, 5.0),
+            ],
+            // Max: exact values and indices; its gradient sums ≤ 4 windows; average: 9 taps and
+            // a division, and ≤ 4 windows of gradient.
+            Check::Pool => vec![
+                EXACT,
+                EXACT,
+                precision::sum(4, 4.0),
+                precision::sum(9, 9.0).plus(DIVISION),
+                precision::sum(4, 4.0).plus(DIVISION),
+            ],
             Check::Augment => vec![
                 precision::augmentation(13),
                 precision::augmentation(13),
@@ -495,6 +524,39 @@ impl Check {
             Check::StridedCopy => {
                 let x = uniform(&[33, 127], -1.0, 1.0, 28, b)?;
                 vec![x.t()?.contiguous()?]
+            }
+            Check::Conv => {
+                let x = uniform(&[3, 5, 9, 7], -1.0, 1.0, 40, b)?;
+                let w = uniform(&[6, 5, 3, 3], -1.0, 1.0, 41, b)?;
+                let bias = uniform(&[6], -1.0, 1.0, 42, b)?;
+                let options = Conv2dOptions {
+                    stride: 2,
+                    padding: 1,
+                    dilation: 1,
+                };
+                let s = x.conv2d_shape(&w, options)?;
+                let y = x.conv2d(&w, Some(&bias), Some(UnaryOp::Relu), options)?;
+                let dy = uniform(y.dims(), -1.0, 1.0, 43, b)?;
+                let pointwise = uniform(&[4, 5, 1, 1], -1.0, 1.0, 44, b)?;
+                vec![
+                    y,
+                    dy.conv2d_backward_input(&w, &s)?,
+                    x.conv2d_backward_weight(&dy, &s)?,
+                    x.conv2d(&pointwise, None, None, Conv2dOptions::default())?,
+                ]
+            }
+            Check::Pool => {
+                let x = uniform(&[3, 5, 9, 7], -1.0, 1.0, 45, b)?;
+                let s = x.pool2d_shape(3, 2, 1)?;
+                let (m, indices) = x.max_pool2d(3, 2, 1)?;
+                let dy = uniform(m.dims(), -1.0, 1.0, 46, b)?;
+                vec![
+                    m,
+                    indices.cast(DType::F32)?,
+                    dy.max_pool2d_backward(&indices, &s)?,
+                    x.avg_pool2d(3, 2, 1)?,
+                    dy.avg_pool2d_backward(&s)?,
+                ]
             }
             Check::Augment => {
                 let image = ImageShape {
