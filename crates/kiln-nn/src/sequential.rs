@@ -2,7 +2,7 @@
 
 use crate::module::{LayerOutput, Module, Parameter};
 use kiln_autograd::Var;
-use kiln_tensor::{Backend, Result, RngState, Tensor};
+use kiln_tensor::{Backend, KilnError, Result, RngState, Tensor};
 
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B> + Send + Sync>>,
@@ -46,7 +46,9 @@ impl<B: Backend> Module<B> for Sequential<B> {
         let mut outputs = Vec::with_capacity(self.layers.len());
         let mut h = x.clone();
         for layer in &self.layers {
-            h = layer.forward(&h)?;
+            h = layer
+                .forward(&h)
+                .map_err(|e| at_layer(e, &layer.name(), h.shape()))?;
             outputs.push(LayerOutput {
                 layer: layer.name(),
                 activation: layer.output_activation(),
@@ -69,7 +71,9 @@ impl<B: Backend> Module<B> for Sequential<B> {
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
         let mut h = x.clone();
         for layer in &self.layers {
-            h = layer.forward(&h)?;
+            h = layer
+                .forward(&h)
+                .map_err(|e| at_layer(e, &layer.name(), h.shape()))?;
         }
         Ok(h)
     }
@@ -113,5 +117,17 @@ impl<B: Backend> Module<B> for Sequential<B> {
             }
         }
         Ok(false)
+    }
+}
+
+/// A shape error inside a layer, with the layer's name and the shape it was given (the fix is
+/// usually in the layer before it); other errors pass through unchanged.
+fn at_layer(e: KilnError, layer: &str, input: &kiln_tensor::Shape) -> KilnError {
+    match e {
+        KilnError::ShapeMismatch { .. } | KilnError::InvalidArgument { .. } => KilnError::invalid(
+            "Sequential::forward",
+            format!("layer `{layer}` given input of shape {input}: {e}"),
+        ),
+        other => other,
     }
 }

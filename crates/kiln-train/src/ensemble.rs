@@ -1,6 +1,7 @@
 //! Ensembles: the predictions of several trained models averaged (the mean of their softmax
 //! probabilities), evaluated beside each member.
 
+use crate::config::InputLayout;
 use crate::error::Result;
 use crate::metrics::Evaluation;
 use crate::predict::load_model;
@@ -42,7 +43,9 @@ pub fn evaluate_checkpoint_ensemble<B: Backend>(
         .iter()
         .map(|path| {
             let (mut model, normalization, config) = load_model(path, backend)?;
-            let device = DeviceDataset::upload(data, &normalization, backend, None)?;
+            let images = config.layout == InputLayout::Images;
+            let device =
+                DeviceDataset::upload(data, &normalization, backend, None)?.image_batches(images);
             predict_probabilities(&mut model, &device, config.batch_size.max(256))
         })
         .collect::<Result<Vec<_>>>()?;

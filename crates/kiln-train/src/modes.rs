@@ -4,7 +4,7 @@
 
 use crate::choices::ModelKind;
 use crate::cli::{Args, Program};
-use crate::config::TrainConfig;
+use crate::config::{InputLayout, TrainConfig};
 use crate::crossval::cross_validate;
 use crate::ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble};
 use crate::error::{Result, TrainError};
@@ -337,7 +337,9 @@ fn run_ensemble<B: Backend>(
         )?;
         models.push(outcome.model(&member, image, classes, backend)?);
     }
-    let test = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?;
+    let images = config.layout == InputLayout::Images;
+    let test = DeviceDataset::upload(&data.test, &data.normalization, backend, None)?
+        .image_batches(images);
     let report = evaluate_ensemble(&mut models, &test, classes, config.batch_size.max(256))?;
     for (k, m) in report.members.iter().enumerate() {
         println!("member {}: test accuracy {:.4}", k + 1, m.accuracy);

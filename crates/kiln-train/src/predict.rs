@@ -2,7 +2,7 @@
 //! so evaluating the test set reproduces the accuracy the training run reported.
 
 use crate::checkpoint::Checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{InputLayout, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::metrics::Evaluation;
 use crate::models::build_model;
@@ -115,7 +115,8 @@ pub fn evaluate_checkpoint<B: Backend>(
     backend: &B,
 ) -> Result<Evaluation> {
     let (mut model, normalization, config) = load_model(path, backend)?;
-    let device = DeviceDataset::upload(data, &normalization, backend, None)?;
+    let images = config.layout == InputLayout::Images;
+    let device = DeviceDataset::upload(data, &normalization, backend, None)?.image_batches(images);
     evaluate(
         &mut model,
         &device,
