@@ -63,7 +63,8 @@ fn write_cifar(dir: &Path, records: usize) {
             out.push(label as u8);
             for p in 0..3072 {
                 let (c, y, x) = (p / 1024, (p % 1024) / 32, p % 32);
-                let lit = (y < 16) == (label % 2 == 0) && (x < 16) == (label / 2 % 2 == 0);
+                let lit = (y < 16) == label.is_multiple_of(2)
+                    && (x < 16) == (label / 2).is_multiple_of(2);
                 let base = if lit && c == label % 3 { 180.0 } else { 20.0 };
                 out.push((base + noise[r * 3072 + p]) as u8);
             }
