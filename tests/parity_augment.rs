@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use kiln::data::{Augmentation, DeviceAugmentation, EpochChoices};
+use kiln::data::{normal_quantile, Augmentation, DeviceAugmentation, EpochChoices};
 use kiln::prelude::*;
 use kiln::tensor::{ImageShape, Warp};
 
@@ -398,4 +398,94 @@ fn bad_options_are_clear_errors() {
         err.contains("[count, 784]") && err.contains("[2, 5]"),
         "{err}"
     );
+}
+
+/// CowMix on both backends: the masks come from the same counter-based noise, smoothed by a
+/// convolution whose rounding may move a pixel sitting on the threshold across it, so the two
+/// backends agree on all but a handful of pixels and each image's weight within those pixels.
+#[test]
+fn cowmix_matches_the_cpu_up_to_pixels_on_the_threshold() {
+    let Some(gpu) = gpu() else { return };
+    let image = ImageShape {
+        channels: 3,
+        height: 12,
+        width: 10,
+    };
+    let mut aug = augmentation(&["cowmix"]);
+    aug.cowmix_p = 0.8;
+    let count = 33;
+    let g = augmented(&aug, image, &images(4, count, image, &gpu), 16, 7, &gpu);
+    let c = augmented(&aug, image, &images(4, count, image, &cpu()), 16, 7, &cpu());
+    let (gv, cv) = (g.0.to_vec::<f32>().unwrap(), c.0.to_vec::<f32>().unwrap());
+    let differing = gv.iter().zip(&cv).filter(|(a, b)| a != b).count();
+    assert!(
+        differing * 200 <= gv.len(),
+        "{differing} of {} pixels differ",
+        gv.len()
+    );
+    let (gm, cm) = (g.1.unwrap(), c.1.unwrap());
+    assert_tensors_close("cowmix partners", &gm.partner, &cm.partner, EXACT);
+    let plane = (image.height * image.width) as f32;
+    for (a, b) in gm
+        .weight
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .zip(cm.weight.to_vec::<f32>().unwrap())
+    {
+        assert!((a - b).abs() <= 3.0 / plane, "weights {a} and {b}");
+    }
+}
+
+/// Each pixel is its own image's or the partner's; the weight is the share of pixels taken;
+/// the proportions follow the drawn range; unmixed images keep weight 0.
+#[test]
+fn cowmix_masks_take_the_drawn_share_from_the_partner() {
+    let image = ImageShape {
+        channels: 2,
+        height: 16,
+        width: 16,
+    };
+    let mut aug = augmentation(&["cowmix"]);
+    aug.cowmix_p = 0.5;
+    aug.cowmix_proportion = (0.3, 0.3);
+    let count = 64;
+    let x = images(9, count, image, &cpu());
+    let (mixed, mix) = augmented(&aug, image, &x, count, 0, &cpu());
+    let mix = mix.unwrap();
+    let (xv, mv) = (x.to_vec::<f32>().unwrap(), mixed.to_vec::<f32>().unwrap());
+    let partners = mix.partner.to_vec::<u32>().unwrap();
+    let weights = mix.weight.to_vec::<f32>().unwrap();
+    let features = image.features();
+    let plane = image.height * image.width;
+    let (mut mixed_images, mut share) = (0, 0.0);
+    for i in 0..count {
+        let p = partners[i] as usize;
+        let mut taken = 0;
+        for f in 0..features {
+            let (own, other, out) = (
+                xv[i * features + f],
+                xv[p * features + f],
+                mv[i * features + f],
+            );
+            assert!(
+                out == own || out == other,
+                "image {i} pixel {f}: {out} is neither"
+            );
+            if out == other && out != own && f < plane {
+                taken += 1;
+            }
+        }
+        assert!((taken as f32 / plane as f32 - weights[i]).abs() <= 1.5 / plane as f32);
+        if weights[i] > 0.0 {
+            mixed_images += 1;
+            share += weights[i];
+        }
+    }
+    // About half the images mixed, each taking about 30 % (the threshold's z for a normal
+    // field; smoothing makes the pixels' distribution close to, not exactly, Gaussian).
+    assert!((16..=48).contains(&mixed_images), "{mixed_images} mixed");
+    let mean = share / mixed_images as f32;
+    assert!((0.2..=0.4).contains(&mean), "mean share {mean}");
+    assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
 }

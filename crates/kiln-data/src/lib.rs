@@ -17,8 +17,8 @@ mod preprocess;
 mod whitening;
 
 pub use augment::{
-    affine_inverse, Augmentation, DeviceAugmentation, EpochChoices, LabelMix, PaddingMode,
-    Transform,
+    affine_inverse, normal_quantile, Augmentation, CowMixChoices, DeviceAugmentation, EpochChoices,
+    LabelMix, PaddingMode, Transform,
 };
 pub use cifar::{load_cifar10, read_cifar_batch, CIFAR10_CLASSES, CIFAR_RECORD_BYTES};
 pub use dataset::Dataset;

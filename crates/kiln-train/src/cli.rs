@@ -149,7 +149,7 @@ pub struct Args {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AugmentArgs {
     /// Transforms applied to every training minibatch on the device, comma-separated:
-    /// flip, crop, jitter, cutmix, affine ("none" for none).
+    /// flip, crop, jitter, cutmix, affine, cowmix ("none" for none).
     #[arg(long, value_parser = transform_list)]
     pub augment: Option<Transforms>,
     /// Write a PNG grid of N augmented training images (augmented.png in --out, or the
@@ -198,6 +198,15 @@ pub struct AugmentArgs {
     /// Probability that an image gets a random affine transform (default 1).
     #[arg(long)]
     pub affine_p: Option<f32>,
+    /// CowMix: the range of the masks' Gaussian smoothing σ in pixels, LOW,HIGH (default 2,6).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub cowmix_sigma: Option<Vec<f32>>,
+    /// CowMix: the range of the proportion taken from the partner, LOW,HIGH (default 0.2,0.5).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub cowmix_proportion: Option<Vec<f32>>,
+    /// CowMix: the probability that an image is mixed (default 0.5).
+    #[arg(long)]
+    pub cowmix_p: Option<f32>,
 }
 
 /// The transforms `--augment` lists (a named type, so clap parses the list as one value).
@@ -236,6 +245,13 @@ impl AugmentArgs {
         set(&mut a.affine_scale, self.affine_scale);
         set(&mut a.affine_shear, self.affine_shear);
         set(&mut a.affine_p, self.affine_p);
+        set(&mut a.cowmix_p, self.cowmix_p);
+        if let Some(v) = &self.cowmix_sigma {
+            a.cowmix_sigma = (v[0], v[v.len() - 1]);
+        }
+        if let Some(v) = &self.cowmix_proportion {
+            a.cowmix_proportion = (v[0], v[v.len() - 1]);
+        }
         if let Some(p) = self.crop_padding {
             a.crop_padding = p;
         }

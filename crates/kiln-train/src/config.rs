@@ -197,11 +197,13 @@ impl TrainConfig {
             self.check_lbfgs()?;
         }
         if self.loss == Loss::Hinge {
-            if self.augmentation.enabled(Transform::Cutmix) {
+            if self.augmentation.enabled(Transform::Cutmix)
+                || self.augmentation.enabled(Transform::Cowmix)
+            {
                 return Err(TrainError::flag(
                     "--loss",
                     "hinge",
-                    "cross-entropy or mse with --augment cutmix (the hinge loss takes hard labels; CutMix mixes them)",
+                    "cross-entropy or mse with --augment cutmix or cowmix (the hinge loss takes hard labels; they mix them)",
                 ));
             }
             if self.label_smoothing > 0.0 {
