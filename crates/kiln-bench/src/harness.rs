@@ -8,7 +8,7 @@ use crate::doctor::training_tolerance;
 use crate::overhead::Overhead;
 use crate::report::Row;
 use crate::training_step::{StepOverhead, TrainingStep};
-use crate::workload::{Op, Work, Workload};
+use crate::workload::{ConvPass, Op, Work, Workload};
 use kiln_cpu::CpuBackend;
 use kiln_nn::Precision;
 use kiln_tensor::precision::Tolerance;
@@ -121,6 +121,34 @@ pub fn items(suite: Suite) -> Vec<Item> {
         items.push(matmul("narrow_forward", 128, 512, 10, false, false));
         items.push(matmul("narrow_weight_grad", 512, 128, 10, true, false));
         items.push(matmul("narrow_input_grad", 128, 10, 512, false, true));
+    }
+    // The reference CNN's second convolution (32 → 64 channels on 14×14 images) at batch 32,
+    // each pass beside the plain matmul of its GEMM shape (M = N·H·W, N = O, K = C·9; the
+    // input gradient M = N·H·W, N = C, K = O·9; the weight gradient M = O, N = C·9,
+    // K = N·H·W): the implicit GEMM's rate against the tiled matmul's.
+    let (batch, channels, side, out) = (pick(32, 2), pick(32, 3), pick(14, 7), pick(64, 5));
+    let pixels = batch * side * side;
+    for (pass, (m, k, n)) in [
+        (ConvPass::Forward, (pixels, channels * 9, out)),
+        (ConvPass::BackwardInput, (pixels, out * 9, channels)),
+        (ConvPass::BackwardWeight, (out, pixels, channels * 9)),
+    ] {
+        let name = match pass {
+            ConvPass::Forward => "conv_forward",
+            ConvPass::BackwardInput => "conv_input_grad",
+            ConvPass::BackwardWeight => "conv_weight_grad",
+        };
+        items.push(micro(
+            name,
+            Op::Conv {
+                pass,
+                batch,
+                channels,
+                side,
+                out,
+            },
+        ));
+        items.push(matmul(&format!("{name}_as_matmul"), m, k, n, false, false));
     }
     let n = pick(16 << 20, 1 << 14);
     items.push(micro("add", Op::Add { n }));

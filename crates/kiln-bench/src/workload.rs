@@ -45,6 +45,46 @@ pub enum Op {
     Adam { n: usize },
     /// One SGD-with-momentum step over n parameters (in place).
     SgdMomentum { n: usize },
+    /// A 3×3 convolution (padding 1) of [batch, channels, side, side] into `out` channels: the
+    /// forward pass, the input gradient or the weight gradient.
+    Conv {
+        pass: ConvPass,
+        batch: usize,
+        channels: usize,
+        side: usize,
+        out: usize,
+    },
+}
+
+/// Which pass of a convolution a workload runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPass {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+impl Op {
+    /// The convolution's shape (3×3, stride 1, padding 1).
+    fn conv_shape(
+        batch: usize,
+        channels: usize,
+        side: usize,
+        out: usize,
+    ) -> kiln_tensor::Conv2dShape {
+        kiln_tensor::Conv2dShape {
+            batch,
+            in_channels: channels,
+            height: side,
+            width: side,
+            out_channels: out,
+            kernel_h: 3,
+            kernel_w: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        }
+    }
 }
 
 /// A named op.
@@ -90,6 +130,13 @@ impl Workload {
             | Op::SoftmaxXent { rows, cols }
             | Op::BatchNormForward { rows, cols }
             | Op::BatchNormBackward { rows, cols } => format!("{rows}×{cols}"),
+            Op::Conv {
+                pass,
+                batch,
+                channels,
+                side,
+                out,
+            } => format!("{batch}×{channels}×{side}×{side} ⊛ 3×3→{out} {pass:?}"),
         }
     }
 
@@ -110,6 +157,14 @@ impl Workload {
             Op::Adam { n } => Work::Bytes(28.0 * f(n)),
             // SGD with momentum reads param, grad, velocity and writes param, velocity.
             Op::SgdMomentum { n } => Work::Bytes(20.0 * f(n)),
+            // Each pass multiplies the same three sizes.
+            Op::Conv {
+                batch,
+                channels,
+                side,
+                out,
+                ..
+            } => Work::Flops(Op::conv_shape(batch, channels, side, out).flops()),
         }
     }
 
@@ -130,6 +185,21 @@ impl Workload {
             Op::BatchNormForward { rows, .. } => batch_norm_tolerance(rows, false),
             Op::BatchNormBackward { rows, .. } => batch_norm_tolerance(rows, true),
             Op::Adam { .. } | Op::SgdMomentum { .. } => precision::optimizer_steps(1),
+            // Two f32 sums of K terms (the device's and the CPU's), |x|, |w| ≤ 1.
+            Op::Conv {
+                pass,
+                batch,
+                channels,
+                side,
+                out,
+            } => {
+                let k = match pass {
+                    ConvPass::Forward => channels * 9,
+                    ConvPass::BackwardInput => out * 9,
+                    ConvPass::BackwardWeight => batch * side * side,
+                };
+                precision::dot(2 * k, k as f64)
+            }
         }
     }
 
@@ -180,6 +250,18 @@ impl Workload {
                 uniform(vec![n], 11)?,
                 uniform(vec![n], 12)?,
                 Tensor::zeros([n], DType::F32, b)?,
+            ],
+            // x, w and dy.
+            Op::Conv {
+                batch,
+                channels,
+                side,
+                out,
+                ..
+            } => vec![
+                uniform(vec![batch, channels, side, side], 13)?,
+                uniform(vec![out, channels, 3, 3], 14)?,
+                uniform(vec![batch, out, side, side], 15)?,
             ],
         })
     }
@@ -243,6 +325,25 @@ impl Workload {
                 };
                 t[0].sgd_step(&t[1], Some(&t[2]), &step)?;
                 Ok(t[0].clone())
+            }
+            Op::Conv {
+                pass,
+                batch,
+                channels,
+                side,
+                out,
+            } => {
+                let shape = Op::conv_shape(batch, channels, side, out);
+                let options = kiln_tensor::Conv2dOptions {
+                    stride: 1,
+                    padding: 1,
+                    dilation: 1,
+                };
+                match pass {
+                    ConvPass::Forward => t[0].conv2d(&t[1], None, None, options),
+                    ConvPass::BackwardInput => t[2].conv2d_backward_input(&t[1], &shape),
+                    ConvPass::BackwardWeight => t[0].conv2d_backward_weight(&t[2], &shape),
+                }
             }
         }
     }

@@ -65,13 +65,10 @@ pub fn cifar10_recipe() -> TrainConfig {
 }
 
 /// The Fashion-MNIST CNN: the reference CNN (32 and 64 channels, a 128-unit hidden layer with
-/// dropout 0.3), Adam 1e-3 with cosine decay, 15 epochs of batch 128, with random crops
-/// (2 pixels of padding) and flips, and label smoothing 0.1.
+/// dropout 0.3), Adam 1e-3 with cosine decay, 15 epochs of batch 128: the PyTorch baseline's
+/// recipe (crops, flips and label smoothing 0.1 reached 91.6 % in 15 epochs, below it: see
+/// docs/performance.md).
 pub fn fashion_mnist_cnn_recipe() -> TrainConfig {
-    let augmentation = Augmentation {
-        transforms: vec![Transform::Crop, Transform::Flip],
-        ..Augmentation::default()
-    };
     TrainConfig {
         model: ModelKind::SmallCnn,
         layout: InputLayout::Images,
@@ -80,8 +77,6 @@ pub fn fashion_mnist_cnn_recipe() -> TrainConfig {
         dropout: 0.3,
         epochs: 15,
         patience: 0,
-        label_smoothing: 0.1,
-        augmentation,
         ..base("fashion-mnist")
     }
 }
