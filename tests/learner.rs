@@ -130,12 +130,11 @@ fn a_module_of_its_own_trains_and_its_checkpoint_loads_back() {
     assert!(err.contains("load_weights"), "{err}");
 }
 
-#[test]
-fn the_execution_model_holds_for_a_module_of_its_own() {
-    let Some(gpu) = fresh_gpu() else { return };
+/// Five epochs of `model` on the GPU: no buffer or pipeline created after the first epoch,
+/// and an epoch of 10 steps submits only for its end-of-epoch reads.
+fn check_execution_model<M: Module<WgpuBackend>>(gpu: &WgpuBackend, model: M, layout: InputLayout) {
     let d = data();
     let peaks = std::cell::RefCell::new(Vec::new());
-    let model = Residual::new(64, 32, 4, 7, &gpu);
     let hook = Box::new(|_: &EpochRecord| {
         let c = gpu.counters();
         peaks.borrow_mut().push((
@@ -148,18 +147,17 @@ fn the_execution_model_holds_for_a_module_of_its_own() {
     learner()
         .epochs(5)
         .monitor_every(1000)
+        .layout(layout)
         .on_epoch(hook)
-        .fit(&gpu, model, &d)
+        .fit(gpu, model, &d)
         .unwrap();
     let peaks = peaks.into_inner();
     assert_eq!(peaks.len(), 5);
-    // No buffer or pipeline is created after the first epoch.
     assert_eq!(
         (peaks[0].0, peaks[0].1, peaks[0].2),
         (peaks[4].0, peaks[4].1, peaks[4].2),
         "(pool bytes, buffers, pipelines, submits) after each epoch: {peaks:?}"
     );
-    // An epoch of 10 steps submits only for its end-of-epoch reads.
     for w in peaks.windows(2) {
         let submits = w[1].3 - w[0].3;
         assert!(
@@ -167,6 +165,28 @@ fn the_execution_model_holds_for_a_module_of_its_own() {
             "{submits} submits in an epoch of 10 steps: {peaks:?}"
         );
     }
+}
+
+#[test]
+fn the_execution_model_holds_for_a_module_of_its_own() {
+    let Some(gpu) = fresh_gpu() else { return };
+    let model = Residual::new(64, 32, 4, 7, &gpu);
+    check_execution_model(&gpu, model, InputLayout::Vectors);
+}
+
+#[test]
+fn the_execution_model_holds_for_a_cnn() {
+    use kiln::nn::{BatchNorm2d, Conv2d, Conv2dConfig, Flatten, Pool2d};
+    let Some(gpu) = fresh_gpu() else { return };
+    let conv = Conv2dConfig::new(1, 4, 3).padding(1).bias(false);
+    let model = Sequential::new()
+        .push(Conv2d::new("conv", conv, Init::HeNormal(Fan::In), 1, &gpu).unwrap())
+        .push(BatchNorm2d::new("conv.bn", 4, &gpu).unwrap())
+        .push(Activation(UnaryOp::Relu))
+        .push(Pool2d::max(2))
+        .push(Flatten)
+        .push(Linear::new("fc", 64, 4, Init::Normal { std: 0.01 }, None, 2, &gpu).unwrap());
+    check_execution_model(&gpu, model, InputLayout::Images);
 }
 
 #[test]
