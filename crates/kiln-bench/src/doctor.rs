@@ -4,10 +4,10 @@
 //! hope; this says so before a week of training does. Each output is held to the tolerance
 //! the precision table (kiln_tensor::precision) derives from WGSL's accuracy rules, so a
 //! conforming driver passes and a failure names the precision class and the bound it broke.
+//! The training run is in `training_run.rs`.
 
-use crate::training_step::TrainingStep;
+pub use crate::training_run::{training_run, training_tolerance};
 use kiln_cpu::CpuBackend;
-use kiln_nn::Precision;
 use kiln_tensor::precision::{self, Tolerance, DIVISION, EXACT, EXACT_UP_TO_FLUSH, ROUNDED};
 use kiln_tensor::wgpu::{MatmulKernel, WgpuBackend, WgpuOptions};
 use kiln_tensor::{
@@ -671,58 +671,4 @@ fn batch_norm_tolerances(rows: usize) -> Vec<Tolerance> {
         0.0,
     ));
     vec![mean, var, precision::sum(depth, r), sum_dy_xhat]
-}
-
-/// The loss of each of `steps` training steps on `backend`.
-fn losses<B: Backend>(step: &TrainingStep, backend: &B, steps: usize) -> Result<Vec<f64>> {
-    let mut state = step.prepare(backend)?;
-    (0..steps).map(|_| step.step(&mut state)?.item()).collect()
-}
-
-/// A short training run (a small MLP with batch norm and dropout, Adam, one fixed batch) on
-/// `device` and on the CPU backend, in `precision`: the per-step losses must agree (within
-/// `training_tolerance`) and fall.
-pub fn training_run<B: Backend>(
-    device: &B,
-    cpu: &CpuBackend,
-    steps: usize,
-    precision: Precision,
-) -> CheckResult {
-    let tolerance = training_tolerance(precision);
-    let step = TrainingStep {
-        widths: vec![64, 48, 33, 10],
-        batch: 32,
-        precision,
-        regularised: true,
-    };
-    let on_device = losses(&step, device, steps);
-    let on_cpu = losses(&step, cpu, steps);
-    let kernel = format!(
-        "training run ({steps} steps, 64-48-33-10, batch norm, dropout, Adam, {precision})"
-    );
-    match (on_device, on_cpu) {
-        (Ok(d), Ok(c)) => {
-            let worst = tolerance.worst_ratio(&d, &c);
-            let fell = d.last() < d.first();
-            CheckResult {
-                kernel,
-                worst,
-                tolerance: tolerance.to_string(),
-                passed: worst <= 1.0 && fell,
-                error: (!fell).then(|| format!("the loss did not fall: {:?}", d)),
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => CheckResult {
-            kernel,
-            worst: f64::INFINITY,
-            tolerance: tolerance.to_string(),
-            passed: false,
-            error: Some(e.to_string()),
-        },
-    }
-}
-
-/// A few training steps, GPU against CPU: the table's `training_steps`.
-pub fn training_tolerance(precision: Precision) -> Tolerance {
-    precision::training_steps(precision == Precision::Mixed)
 }

@@ -16,7 +16,8 @@ pub mod doctor;
 pub mod harness;
 pub mod overhead;
 pub mod report;
-pub mod training_step;
+pub mod training_run;
+mod training_step;
 pub mod workload;
 
 pub use device::{BenchDevice, Clock};

@@ -8,6 +8,7 @@
 
 mod augment;
 mod cifar;
+mod cowmix;
 mod dataset;
 mod device;
 mod download;
@@ -17,10 +18,11 @@ mod preprocess;
 mod whitening;
 
 pub use augment::{
-    affine_inverse, normal_quantile, Augmentation, CowMixChoices, DeviceAugmentation, EpochChoices,
-    LabelMix, PaddingMode, Transform,
+    affine_inverse, Augmentation, DeviceAugmentation, EpochChoices, LabelMix, PaddingMode,
+    Transform,
 };
 pub use cifar::{load_cifar10, read_cifar_batch, CIFAR10_CLASSES, CIFAR_RECORD_BYTES};
+pub use cowmix::{normal_quantile, CowMixChoices};
 pub use dataset::Dataset;
 pub use device::{shuffled_indices, DeviceDataset};
 pub use download::{download_and_extract, download_cifar10, CIFAR10_MD5, CIFAR10_URL};
