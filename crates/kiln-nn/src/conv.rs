@@ -163,9 +163,7 @@ impl<B: Backend> Module<B> for Conv2d<B> {
             self.activation,
             self.options,
         )
-        .map_err(|e| {
-            kiln_tensor::KilnError::invalid("Conv2d::forward", format!("{}: {e}", self.name))
-        })
+        .map_err(|e| crate::error::at_layer(e, &self.name, x.shape()))
     }
 
     fn parameters(&self) -> Vec<Parameter<B>> {

@@ -59,16 +59,7 @@ impl<B: Backend> Module<B> for Pool2d {
             PoolKind::Max => x.max_pool2d(self.kernel, self.stride, self.padding),
             PoolKind::Avg => x.avg_pool2d(self.kernel, self.stride, self.padding),
         };
-        pooled.map_err(|e| {
-            KilnError::invalid(
-                "Pool2d::forward",
-                format!(
-                    "{} on shape {}: {e}",
-                    <Self as Module<B>>::name(self),
-                    x.shape()
-                ),
-            )
-        })
+        pooled.map_err(|e| crate::error::at_layer(e, &<Self as Module<B>>::name(self), x.shape()))
     }
 
     fn parameters(&self) -> Vec<Parameter<B>> {

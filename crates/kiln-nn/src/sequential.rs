@@ -2,7 +2,7 @@
 
 use crate::module::{LayerOutput, Module, Parameter};
 use kiln_autograd::Var;
-use kiln_tensor::{Backend, KilnError, Result, RngState, Tensor};
+use kiln_tensor::{Backend, Result, RngState, Tensor};
 
 pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Module<B> + Send + Sync>>,
@@ -48,7 +48,7 @@ impl<B: Backend> Module<B> for Sequential<B> {
         for layer in &self.layers {
             h = layer
                 .forward(&h)
-                .map_err(|e| at_layer(e, &layer.name(), h.shape()))?;
+                .map_err(|e| crate::error::at_layer(e, &layer.name(), h.shape()))?;
             outputs.push(LayerOutput {
                 layer: layer.name(),
                 activation: layer.output_activation(),
@@ -73,7 +73,7 @@ impl<B: Backend> Module<B> for Sequential<B> {
         for layer in &self.layers {
             h = layer
                 .forward(&h)
-                .map_err(|e| at_layer(e, &layer.name(), h.shape()))?;
+                .map_err(|e| crate::error::at_layer(e, &layer.name(), h.shape()))?;
         }
         Ok(h)
     }
@@ -117,17 +117,5 @@ impl<B: Backend> Module<B> for Sequential<B> {
             }
         }
         Ok(false)
-    }
-}
-
-/// A shape error inside a layer, with the layer's name and the shape it was given (the fix is
-/// usually in the layer before it); other errors pass through unchanged.
-fn at_layer(e: KilnError, layer: &str, input: &kiln_tensor::Shape) -> KilnError {
-    match e {
-        KilnError::ShapeMismatch { .. } | KilnError::InvalidArgument { .. } => KilnError::invalid(
-            "Sequential::forward",
-            format!("layer `{layer}` given input of shape {input}: {e}"),
-        ),
-        other => other,
     }
 }
