@@ -149,7 +149,7 @@ fn run(c: &Config) -> kiln::tensor::Result<bool> {
             let hidden = l + 1 < layers;
             h = h.matmul(&p[i])?;
             if hidden && c.batch_norm {
-                h = h.batch_norm(1e-5)?.0.mul(&p[i + 1])?.add(&p[i + 2])?;
+                h = h.batch_norm((&p[i + 1], &p[i + 2]), None, 1e-5)?.0;
                 i += 3;
             } else {
                 h = h.add(&p[i + 1])?;

@@ -413,10 +413,38 @@ fn gradcheck_extremes_prelu_dropout_gather_and_batch_norm() {
         |v| weighted_sum(&v[0].gather_rows(&indices)?),
         std::slice::from_ref(&x),
     );
+    let (gamma, beta) = (
+        f64_tensor(52, &[6], 0.5, 1.5),
+        f64_tensor(53, &[6], -0.5, 0.5),
+    );
+    let bn = |v: &[Var<CpuBackend>],
+              running: Option<(&Tensor<CpuBackend>, &Tensor<CpuBackend>)>| {
+        weighted_sum(&v[0].batch_norm((&v[1], &v[2]), running, 1e-5)?.0)
+    };
     check(
-        "batch_norm",
-        |v| weighted_sum(&v[0].batch_norm(1e-5)?.0),
-        &[x],
+        "batch_norm [4, 6] (batch statistics)",
+        |v| bn(v, None),
+        &[x.clone(), gamma.clone(), beta.clone()],
+    );
+    // Images: statistics per channel over N·H·W.
+    let (gamma3, beta3) = (
+        f64_tensor(54, &[3], 0.5, 1.5),
+        f64_tensor(55, &[3], -0.5, 0.5),
+    );
+    check(
+        "batch_norm [2, 3, 3, 5] (batch statistics)",
+        |v| bn(v, None),
+        &[f64_tensor(56, &[2, 3, 3, 5], -2.0, 2.0), gamma3, beta3],
+    );
+    // Running statistics are constants.
+    let (mean, var) = (
+        f64_tensor(57, &[6], -0.5, 0.5),
+        f64_tensor(58, &[6], 0.5, 2.0),
+    );
+    check(
+        "batch_norm [4, 6] (running statistics)",
+        |v| bn(v, Some((&mean, &var))),
+        &[x, gamma, beta],
     );
 }
 
@@ -428,10 +456,8 @@ fn mlp_bn<B: kiln::tensor::Backend>(
     let (x, w1, gamma, beta, w2, b2) = (&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
     let h = x
         .matmul(w1)?
-        .batch_norm(1e-5)?
+        .batch_norm((gamma, beta), None, 1e-5)?
         .0
-        .mul(gamma)?
-        .add(beta)?
         .relu()?;
     h.matmul(w2)?.add(b2)?.softmax_xent(labels)?.mean_all()
 }

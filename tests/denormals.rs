@@ -178,9 +178,11 @@ fn batch_norm_agrees_on_subnormal_features_and_gradients() {
     let to_gpu =
         |t: &Tensor<CpuBackend>| Tensor::from_host(&t.to_host().unwrap(), [cols], &gpu).unwrap();
     let (ga, gb) = gx
-        .batch_norm_backward_reduce(&gdy, &to_gpu(&cm), &to_gpu(&cv), 1e-5)
+        .batch_norm_backward_reduce(&gdy, (&to_gpu(&cm), &to_gpu(&cv)), 1e-5)
         .unwrap();
-    let (ca, cb) = cx.batch_norm_backward_reduce(&cdy, &cm, &cv, 1e-5).unwrap();
+    let (ca, cb) = cx
+        .batch_norm_backward_reduce(&cdy, (&cm, &cv), 1e-5)
+        .unwrap();
     let r = rows as f64;
     assert_tensors_close("Σdy", &ga, &ca, precision::sum(depth, r));
     // |x̂| < 2 in the ordinary columns; in the tiny ones x − mean is itself tiny (≤ 10⁻¹⁹), so

@@ -80,11 +80,14 @@ pub enum Op<B: Backend> {
     AvgPool2d {
         shape: Pool2dShape,
     },
-    /// Batch normalisation with batch statistics: (x − mean) / sqrt(var + eps), per column.
+    /// Batch normalisation per channel (axis 1): (x − mean) / sqrt(var + eps) · γ + β; inputs
+    /// x, γ, β. `batch_stats`: mean and var are the batch's own (training), so dx flows through
+    /// them too; else they are constants (running statistics, evaluation).
     BatchNorm {
         mean: Tensor<B>,
         var: Tensor<B>,
         eps: f32,
+        batch_stats: bool,
     },
 }
 

@@ -315,25 +315,32 @@ impl<B: Backend> Var<B> {
         )
     }
 
-    /// Batch normalisation of a [batch, features] variable with the batch's statistics:
-    /// (x − mean) / sqrt(var + eps) per feature (scale and shift are ordinary mul/add).
-    /// Also returns the batch mean and biased variance (for running statistics).
+    /// Batch normalisation of a [N, C] or [N, C, ...] variable per channel (axis 1):
+    /// (x − mean) / sqrt(var + eps) · γ + β with γ and β [C], in one kernel. With `running`
+    /// None the batch's own statistics are used (training); with Some((mean, var)) those
+    /// (evaluation). Returns the output and the (mean, biased variance) used.
     #[track_caller]
     pub fn batch_norm(
         &self,
+        (gamma, beta): (&Self, &Self),
+        running: Option<(&kiln_tensor::Tensor<B>, &kiln_tensor::Tensor<B>)>,
         eps: f32,
     ) -> Result<(Self, kiln_tensor::Tensor<B>, kiln_tensor::Tensor<B>)> {
         let x = self.value();
-        let (mean, var) = x.batch_norm_stats()?;
-        let value = ((x - &mean)? / &(&var + eps)?.sqrt()?)?;
+        let (mean, var) = match running {
+            None => x.batch_norm_stats()?,
+            Some((mean, var)) => (mean.clone(), var.clone()),
+        };
+        let value = x.batch_norm_forward((&mean, &var), (gamma.value(), beta.value()), eps)?;
         let out = Var::record(
             value,
             Op::BatchNorm {
                 mean: mean.clone(),
                 var: var.clone(),
                 eps,
+                batch_stats: running.is_none(),
             },
-            vec![self.clone()],
+            vec![self.clone(), gamma.clone(), beta.clone()],
         )?;
         Ok((out, mean, var))
     }

@@ -194,7 +194,7 @@ impl Check {
             Check::MatmulEpilogue => "matmul + bias + relu, K = 1".into(),
             Check::Softmax => "softmax and log-softmax (±80)".into(),
             Check::SoftmaxXent => "softmax cross-entropy forward and backward".into(),
-            Check::BatchNorm => "batch-norm statistics and backward reductions".into(),
+            Check::BatchNorm => "batch-norm statistics, forward, backward reductions and dx".into(),
             Check::Adam => "adam step".into(),
             Check::Sgd => "sgd momentum step".into(),
             Check::Adaptive => "rmsprop step".into(),
@@ -263,7 +263,15 @@ impl Check {
                 .into_iter()
                 .flat_map(|classes| [precision::softmax(classes, 8.0); 2])
                 .collect(),
-            Check::BatchNorm => batch_norm_tolerances(127),
+            // [127, 33] features, then [6, 5, 7, 9] images (378 elements per channel); the
+            // maps (y, dx) with γ = 1, β = 0 as the harness's workloads.
+            Check::BatchNorm => [127, 6 * 7 * 9]
+                .into_iter()
+                .flat_map(|n| {
+                    let maps = [false, true].map(|b| crate::workload::batch_norm_tolerance(n, b));
+                    batch_norm_tolerances(n).into_iter().chain(maps)
+                })
+                .collect(),
             // Adam: (param, m, v) at two lengths; SGD: param, velocity; RMSProp: param, state.
             Check::Adam => vec![precision::optimizer_steps(1); 6],
             Check::Sgd | Check::Adaptive => vec![precision::optimizer_steps(1); 2],
@@ -425,11 +433,23 @@ impl Check {
                 out
             }
             Check::BatchNorm => {
-                let x = uniform(&[127, 33], -2.0, 3.0, 21, b)?;
-                let dy = uniform(&[127, 33], -1.0, 1.0, 22, b)?;
-                let (mean, var) = x.batch_norm_stats()?;
-                let (sum_dy, sum_dy_xhat) = x.batch_norm_backward_reduce(&dy, &mean, &var, 1e-5)?;
-                vec![mean, var, sum_dy, sum_dy_xhat]
+                let mut out = Vec::new();
+                for dims in [vec![127, 33], vec![6, 5, 7, 9]] {
+                    let x = uniform(&dims, -2.0, 3.0, 21, b)?;
+                    let dy = uniform(&dims, -1.0, 1.0, 22, b)?;
+                    let (gamma, beta) = (
+                        Tensor::full([dims[1]], 1.0, DType::F32, b)?,
+                        Tensor::zeros([dims[1]], DType::F32, b)?,
+                    );
+                    let (mean, var) = x.batch_norm_stats()?;
+                    let (sum_dy, sum_dy_xhat) =
+                        x.batch_norm_backward_reduce(&dy, (&mean, &var), 1e-5)?;
+                    let y = x.batch_norm_forward((&mean, &var), (&gamma, &beta), 1e-5)?;
+                    let sums = (&sum_dy, &sum_dy_xhat);
+                    let dx = x.batch_norm_backward_input(&dy, (&mean, &var, &gamma), sums, 1e-5)?;
+                    out.extend([mean, var, sum_dy, sum_dy_xhat, y, dx]);
+                }
+                out
             }
             Check::Adam => {
                 let step = AdamStep {

@@ -21,10 +21,10 @@ mod reduce;
 mod softmax_xent;
 
 use kiln_tensor::{
-    AdamStep, AdaptiveStep, BackendStorage, BinaryOp, Conv2dShape, CoreOps, DType, DataOps,
-    Distribution, Epilogue, HostData, ImageBatch, KilnError, Layout, LossScaleRule, MatmulShape,
-    NnOps, OptimOps, Pool2dShape, ReduceDims, ReduceOp, Result, RngState, Rows, SgdStep, UnaryOp,
-    Warp, XentTargets,
+    AdamStep, AdaptiveStep, BackendStorage, BatchNormShape, BinaryOp, Conv2dShape, CoreOps, DType,
+    DataOps, Distribution, Epilogue, HostData, ImageBatch, KilnError, Layout, LossScaleRule,
+    MatmulShape, NnOps, OptimOps, Pool2dShape, ReduceDims, ReduceOp, Result, RngState, Rows,
+    SgdStep, UnaryOp, Warp, XentTargets,
 };
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -327,9 +327,32 @@ impl NnOps for CpuBackend {
         )?))
     }
 
-    fn batch_norm_stats(&self, x: &CpuStorage, shape: Rows) -> Result<(CpuStorage, CpuStorage)> {
+    fn batch_norm_stats(
+        &self,
+        x: &CpuStorage,
+        shape: BatchNormShape,
+    ) -> Result<(CpuStorage, CpuStorage)> {
         let (mean, var) = batch_norm::batch_norm_stats(&x.read(), shape)?;
         Ok((CpuStorage::new(mean), CpuStorage::new(var)))
+    }
+
+    fn batch_norm_forward(
+        &self,
+        x: &CpuStorage,
+        mean: &CpuStorage,
+        var: &CpuStorage,
+        gamma: &CpuStorage,
+        beta: &CpuStorage,
+        shape: BatchNormShape,
+        eps: f32,
+    ) -> Result<CpuStorage> {
+        let [m, v, g, b] = [mean, var, gamma, beta].map(|t| t.read());
+        Ok(CpuStorage::new(batch_norm::batch_norm_forward(
+            &x.read(),
+            [&*m, &*v, &*g, &*b],
+            shape,
+            eps,
+        )?))
     }
 
     fn batch_norm_backward_reduce(
@@ -338,18 +361,39 @@ impl NnOps for CpuBackend {
         dy: &CpuStorage,
         mean: &CpuStorage,
         var: &CpuStorage,
-        shape: Rows,
+        shape: BatchNormShape,
         eps: f32,
     ) -> Result<(CpuStorage, CpuStorage)> {
         let (a, b) = batch_norm::batch_norm_backward_reduce(
             &x.read(),
             &dy.read(),
-            &mean.read(),
-            &var.read(),
+            [&*mean.read(), &*var.read()],
             shape,
             eps,
         )?;
         Ok((CpuStorage::new(a), CpuStorage::new(b)))
+    }
+
+    fn batch_norm_backward_input(
+        &self,
+        x: &CpuStorage,
+        dy: &CpuStorage,
+        mean: &CpuStorage,
+        var: &CpuStorage,
+        gamma: &CpuStorage,
+        (sum_dy, sum_dy_xhat): (&CpuStorage, &CpuStorage),
+        shape: BatchNormShape,
+        eps: f32,
+    ) -> Result<CpuStorage> {
+        let [m, v, g, a, b] = [mean, var, gamma, sum_dy, sum_dy_xhat].map(|t| t.read());
+        Ok(CpuStorage::new(batch_norm::batch_norm_backward_input(
+            &x.read(),
+            &dy.read(),
+            [&*m, &*v, &*g],
+            [&*a, &*b],
+            shape,
+            eps,
+        )?))
     }
 
     fn dropout(&self, x: &CpuStorage, p: f32, rng: RngState) -> Result<(CpuStorage, CpuStorage)> {

@@ -60,6 +60,52 @@ impl<B: Backend> BatchNorm1d<B> {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    fn channels(&self) -> usize {
+        self.gamma.value().numel()
+    }
+
+    fn wrong_input(&self, layout: &str, x: &Var<B>) -> kiln_tensor::KilnError {
+        let c = self.channels();
+        kiln_tensor::KilnError::invalid(
+            "BatchNorm::forward",
+            format!(
+                "{} takes {} input with C = {c}, got shape {}",
+                self.name,
+                layout.replace('C', &c.to_string()),
+                x.shape()
+            ),
+        )
+    }
+
+    /// Normalises x ([N, C, ...]) per channel: with the batch's statistics in training (and
+    /// the running ones updated from them), the running statistics in evaluation.
+    fn normalise(&self, x: &Var<B>) -> Result<Var<B>> {
+        if x.shape().dims()[1] != self.channels() {
+            return Err(self.wrong_input("[N, C, ...]", x));
+        }
+        let params = (&self.gamma.var(), &self.beta.var());
+        if !self.training {
+            let (mut mean, mut var) = self.running_statistics();
+            let dtype = x.value().dtype();
+            if mean.dtype() != dtype {
+                (mean, var) = (mean.cast(dtype)?, var.cast(dtype)?);
+            }
+            return Ok(x.batch_norm(params, Some((&mean, &var)), self.eps)?.0);
+        }
+        let (y, mean, var) = x.batch_norm(params, None, self.eps)?;
+        let n = (x.value().numel() / self.channels()) as f32;
+        let unbiased = (var * (n / (n - 1.0).max(1.0)))?;
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // The running statistics follow the input's precision (f64 in gradient checks).
+        if running.0.dtype() != mean.dtype() {
+            *running = (running.0.cast(mean.dtype())?, running.1.cast(mean.dtype())?);
+        }
+        let m = self.momentum;
+        running.0 = ((&running.0 * (1.0 - m))? + &(mean * m)?)?;
+        running.1 = ((&running.1 * (1.0 - m))? + &(unbiased * m)?)?;
+        Ok(y)
+    }
 }
 
 impl<B: Backend> Module<B> for BatchNorm1d<B> {
@@ -72,29 +118,11 @@ impl<B: Backend> Module<B> for BatchNorm1d<B> {
     }
 
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
-        let normalised = if self.training {
-            let (normalised, mean, var) = x.batch_norm(self.eps)?;
-            let n = x.shape().dims()[0] as f32;
-            let unbiased = (var * (n / (n - 1.0).max(1.0)))?;
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            // The running statistics follow the input's precision (f64 in gradient checks).
-            if running.0.dtype() != mean.dtype() {
-                *running = (running.0.cast(mean.dtype())?, running.1.cast(mean.dtype())?);
-            }
-            let m = self.momentum;
-            running.0 = ((&running.0 * (1.0 - m))? + &(mean * m)?)?;
-            running.1 = ((&running.1 * (1.0 - m))? + &(unbiased * m)?)?;
-            normalised
-        } else {
-            let (mut mean, mut var) = self.running_statistics();
-            let dtype = x.value().dtype();
-            if mean.dtype() != dtype {
-                (mean, var) = (mean.cast(dtype)?, var.cast(dtype)?);
-            }
-            let inv_std = (var + self.eps)?.sqrt()?.recip()?;
-            x.sub(&Var::constant(mean))?.mul(&Var::constant(inv_std))?
-        };
-        normalised.mul(&self.gamma.var())?.add(&self.beta.var())
+        let rank = x.shape().rank();
+        if rank != 2 && rank != 3 {
+            return Err(self.wrong_input("[N, C] or [N, C, L]", x));
+        }
+        self.normalise(x)
     }
 
     fn parameters(&self) -> Vec<Parameter<B>> {
@@ -145,8 +173,8 @@ impl<B: Backend> Module<B> for BatchNorm1d<B> {
 
 /// BatchNorm2d: per-channel normalisation of NCHW images, the statistics of each channel taken
 /// over N·H·W (PyTorch's semantics: biased variance to normalise, unbiased for the running
-/// variance). The images are viewed as rows of channels, [N·H·W, C], and normalised by the
-/// batch-norm family's kernels; parameters and buffers are named as BatchNorm1d's.
+/// variance), by the batch-norm family's kernels on the NCHW tensor itself (no transposes);
+/// parameters and buffers are named as BatchNorm1d's.
 pub struct BatchNorm2d<B: Backend> {
     rows: BatchNorm1d<B>,
 }
@@ -172,27 +200,10 @@ impl<B: Backend> BatchNorm2d<B> {
 
 impl<B: Backend> Module<B> for BatchNorm2d<B> {
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
-        let d = x.shape().dims().to_vec();
-        let channels = self.rows.gamma.value().numel();
-        if d.len() != 4 || d[1] != channels {
-            return Err(kiln_tensor::KilnError::invalid(
-                "BatchNorm2d::forward",
-                format!(
-                    "{} takes [N, {channels}, H, W] images, got shape {d:?}",
-                    self.rows.name
-                ),
-            ));
+        if x.shape().rank() != 4 {
+            return Err(self.rows.wrong_input("[N, C, H, W]", x));
         }
-        let (n, c, pixels) = (d[0], d[1], d[2] * d[3]);
-        let rows = x
-            .reshape([n, c, pixels])?
-            .transpose(1, 2)?
-            .reshape([n * pixels, c])?;
-        self.rows
-            .forward(&rows)?
-            .reshape([n, pixels, c])?
-            .transpose(1, 2)?
-            .reshape([n, c, d[2], d[3]])
+        self.rows.normalise(x)
     }
 
     fn parameters(&self) -> Vec<Parameter<B>> {

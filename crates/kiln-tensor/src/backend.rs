@@ -38,6 +38,32 @@ pub struct Rows {
     pub cols: usize,
 }
 
+/// The batch-norm family's view of x: [outer, channels, inner], statistics per channel over
+/// outer · inner elements. A [N, C] batch is outer N, inner 1; [N, C, H, W] images are outer N,
+/// inner H·W (PyTorch's BatchNorm1d and BatchNorm2d).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchNormShape {
+    pub outer: usize,
+    pub channels: usize,
+    pub inner: usize,
+}
+
+impl BatchNormShape {
+    /// Elements per channel: the count each statistic averages over.
+    pub fn count(&self) -> usize {
+        self.outer * self.inner
+    }
+
+    pub fn numel(&self) -> usize {
+        self.outer * self.channels * self.inner
+    }
+
+    /// The channel of flat element i.
+    pub fn channel_of(&self, i: usize) -> usize {
+        (i / self.inner.max(1)) % self.channels.max(1)
+    }
+}
+
 /// An optional epilogue fused into matmul: C = act(A·B + bias), bias broadcast over rows.
 /// `output` is C's dtype when it differs from the operands' (f16 operands, f32 C); the bias
 /// has C's dtype.
@@ -215,15 +241,30 @@ pub trait NnOps: CoreOps {
         grad_rows: &Self::Storage,
     ) -> Result<Self::Storage>;
 
-    /// Per-column mean and biased variance of a [rows, cols] batch (two-pass, stable).
+    /// Per-channel mean and biased variance of x viewed as [outer, channels, inner]
+    /// (two-pass, stable).
     fn batch_norm_stats(
         &self,
         x: &Self::Storage,
-        shape: Rows,
+        shape: BatchNormShape,
     ) -> Result<(Self::Storage, Self::Storage)>;
 
-    /// Per-column Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps): the two reductions
-    /// the batch-norm backward pass needs.
+    /// y = (x − mean) / sqrt(var + eps) · γ + β per channel, in one pass; mean, var, γ and β
+    /// are [channels].
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_forward(
+        &self,
+        x: &Self::Storage,
+        mean: &Self::Storage,
+        var: &Self::Storage,
+        gamma: &Self::Storage,
+        beta: &Self::Storage,
+        shape: BatchNormShape,
+        eps: f32,
+    ) -> Result<Self::Storage>;
+
+    /// Per-channel Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps): the two reductions
+    /// the batch-norm backward pass needs (β's and γ's gradients).
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward_reduce(
         &self,
@@ -231,9 +272,24 @@ pub trait NnOps: CoreOps {
         dy: &Self::Storage,
         mean: &Self::Storage,
         var: &Self::Storage,
-        shape: Rows,
+        shape: BatchNormShape,
         eps: f32,
     ) -> Result<(Self::Storage, Self::Storage)>;
+
+    /// dx of batch normalisation with batch statistics, in one pass:
+    /// γ · inv_std · (dy − Σdy / n − x̂ · Σ(dy·x̂) / n), n = outer · inner.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward_input(
+        &self,
+        x: &Self::Storage,
+        dy: &Self::Storage,
+        mean: &Self::Storage,
+        var: &Self::Storage,
+        gamma: &Self::Storage,
+        sums: (&Self::Storage, &Self::Storage),
+        shape: BatchNormShape,
+        eps: f32,
+    ) -> Result<Self::Storage>;
 
     /// Inverted dropout: returns (y, mask) with mask = keep / (1 - p) and y = x · mask.
     fn dropout(

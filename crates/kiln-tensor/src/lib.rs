@@ -20,6 +20,7 @@ pub mod ops;
 pub mod precision;
 mod shape;
 mod tensor;
+mod tensor_batch_norm;
 mod tensor_conv;
 mod tensor_elementwise;
 mod tensor_fused;
@@ -27,7 +28,8 @@ mod tensor_image;
 pub mod wgpu;
 
 pub use backend::{
-    Backend, BackendStorage, CoreOps, DataOps, Epilogue, NnOps, OptimOps, ReduceDims, Rows,
+    Backend, BackendStorage, BatchNormShape, CoreOps, DataOps, Epilogue, NnOps, OptimOps,
+    ReduceDims, Rows,
 };
 pub use dtype::DType;
 pub use error::{KilnError, Result};

@@ -205,6 +205,24 @@ pub fn column_sum_depth(len: usize) -> usize {
     len.div_ceil(4) + 3
 }
 
+/// batch_norm.wgsl's reductions: with inner 1, reduce_columns' 4 lanes and a tree of 2 levels;
+/// with images (inner > 1), 256 lanes each fold ⌈count/256⌉ terms, then a tree of 8 levels.
+pub fn batch_norm_sum_depth(count: usize, inner: usize) -> usize {
+    if inner == 1 {
+        column_sum_depth(count)
+    } else {
+        count.div_ceil(256) + 8
+    }
+}
+
+/// batch_norm_forward and batch_norm_backward_input against the CPU: a per-channel coefficient
+/// from var + eps through a sqrt (WGSL allows 3 ULP, as 1 / inverseSqrt) and a division
+/// (2.5 ULP), then a few subtractions, products and an add, every intermediate at most `bound`
+/// in magnitude: within 16 ULP of `bound`.
+pub fn batch_norm_map(bound: f64) -> Tolerance {
+    Tolerance::new("batch norm map", FLUSH + 16.0 * ULP * bound, 2.0 * ULP)
+}
+
 /// A global sum: one row reduction up to 4096 terms; beyond, ⌈n/256⌉ (at most 1024) workgroups
 /// of 256 lanes each fold a grid-stride share, a tree of 8 levels combines each workgroup's,
 /// and a row reduction sums the partials.

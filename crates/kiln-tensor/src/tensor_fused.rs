@@ -400,47 +400,6 @@ impl<B: Backend> Tensor<B> {
         Ok(self.wrap(storage, self.shape().clone()))
     }
 
-    /// Per-feature mean and biased variance of a [batch, features] tensor.
-    pub fn batch_norm_stats(&self) -> Result<(Self, Self)> {
-        self.require_float("batch_norm_stats")?;
-        let shape = self.as_rows("batch_norm_stats")?;
-        let x = self.contiguous()?;
-        let (mean, var) = self.backend.batch_norm_stats(&x.storage, shape)?;
-        Ok((self.wrap(mean, [shape.cols]), self.wrap(var, [shape.cols])))
-    }
-
-    /// Per-feature Σ dy and Σ dy · x̂ for batch-norm's backward pass.
-    pub fn batch_norm_backward_reduce(
-        &self,
-        dy: &Tensor<B>,
-        mean: &Tensor<B>,
-        var: &Tensor<B>,
-        eps: f32,
-    ) -> Result<(Self, Self)> {
-        let shape = self.as_rows("batch_norm_backward_reduce")?;
-        if dy.shape() != self.shape() || mean.dims() != [shape.cols] || var.dims() != [shape.cols] {
-            return Err(KilnError::ShapeMismatch {
-                op: "batch_norm_backward_reduce",
-                lhs: self.shape().clone(),
-                rhs: dy.shape().clone(),
-                reason: "dy must match x, and mean/var must have one entry per feature".into(),
-            });
-        }
-        let (x, d, m, v) = (
-            self.contiguous()?,
-            dy.contiguous()?,
-            mean.contiguous()?,
-            var.contiguous()?,
-        );
-        let (sum_dy, sum_dy_xhat) = self.backend.batch_norm_backward_reduce(
-            &x.storage, &d.storage, &m.storage, &v.storage, shape, eps,
-        )?;
-        Ok((
-            self.wrap(sum_dy, [shape.cols]),
-            self.wrap(sum_dy_xhat, [shape.cols]),
-        ))
-    }
-
     /// Checks the tensors of an in-place optimiser step: every state tensor and the gradient
     /// match the parameter's shape and dtype, and the parameter and its state are whole
     /// contiguous tensors (they are updated in place).

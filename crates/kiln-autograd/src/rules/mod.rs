@@ -60,8 +60,11 @@ pub(crate) fn backward<B: Backend>(
         }
         Op::MaxPool2d { shape, indices } => pool::max_pool2d(shape, indices, grad),
         Op::AvgPool2d { shape } => pool::avg_pool2d(shape, grad),
-        Op::BatchNorm { mean, var, eps } => {
-            batch_norm::batch_norm(inputs[0], mean, var, *eps, grad)
-        }
+        Op::BatchNorm {
+            mean,
+            var,
+            eps,
+            batch_stats,
+        } => batch_norm::batch_norm(inputs, (mean, var), *eps, *batch_stats, grad),
     }
 }

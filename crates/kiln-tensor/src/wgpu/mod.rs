@@ -46,7 +46,9 @@ pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};
 pub use storage::WgpuStorage;
 
-use crate::backend::{CoreOps, DataOps, Epilogue, NnOps, OptimOps, ReduceDims, Rows};
+use crate::backend::{
+    BatchNormShape, CoreOps, DataOps, Epilogue, NnOps, OptimOps, ReduceDims, Rows,
+};
 use crate::error::{KilnError, Result};
 use crate::ops::{
     AdamStep, AdaptiveStep, BinaryOp, Conv2dShape, Distribution, ImageBatch, LossScaleRule,
@@ -69,7 +71,7 @@ pub(crate) fn grid(groups: usize) -> [u32; 3] {
     [x as u32, groups.div_ceil(x) as u32, 1]
 }
 
-/// Mirrors `RowParams` (softmax_xent.wgsl) and `BatchNormParams` (batch_norm.wgsl).
+/// Mirrors `RowParams` (softmax_xent.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct RowParams {
@@ -91,20 +93,12 @@ pub(crate) fn row_params(shape: Rows, eps: f32) -> Result<RowParams> {
 
 /// This file's parameter blocks, for the layout test (see `param_layout`).
 fn own_param_layouts() -> Vec<param_layout::ParamLayout> {
-    vec![
-        param_layout!(
-            RowParams,
-            ShaderFile::SoftmaxXent,
-            "RowParams",
-            [rows, cols, eps]
-        ),
-        param_layout!(
-            RowParams,
-            ShaderFile::BatchNorm,
-            "BatchNormParams",
-            [rows, cols, eps]
-        ),
-    ]
+    vec![param_layout!(
+        RowParams,
+        ShaderFile::SoftmaxXent,
+        "RowParams",
+        [rows, cols, eps]
+    )]
 }
 
 /// Every parameter block Rust and WGSL share, with the WGSL struct it mirrors; a test holds
@@ -114,6 +108,7 @@ pub fn param_layouts() -> Vec<ParamLayout> {
         own_param_layouts(),
         activation::param_layouts(),
         augment::param_layouts(),
+        batch_norm::param_layouts(),
         cast::param_layouts(),
         conv::param_layouts(),
         data::param_layouts(),
@@ -437,8 +432,25 @@ impl NnOps for WgpuBackend {
         softmax_xent::softmax_xent_backward(&self.ctx, logits, shape, targets, grad_rows)
     }
 
-    fn batch_norm_stats(&self, x: &WgpuStorage, shape: Rows) -> Result<(WgpuStorage, WgpuStorage)> {
+    fn batch_norm_stats(
+        &self,
+        x: &WgpuStorage,
+        shape: BatchNormShape,
+    ) -> Result<(WgpuStorage, WgpuStorage)> {
         batch_norm::batch_norm_stats(&self.ctx, x, shape)
+    }
+
+    fn batch_norm_forward(
+        &self,
+        x: &WgpuStorage,
+        mean: &WgpuStorage,
+        var: &WgpuStorage,
+        gamma: &WgpuStorage,
+        beta: &WgpuStorage,
+        shape: BatchNormShape,
+        eps: f32,
+    ) -> Result<WgpuStorage> {
+        batch_norm::batch_norm_forward(&self.ctx, x, mean, var, gamma, beta, shape, eps)
     }
 
     fn batch_norm_backward_reduce(
@@ -447,10 +459,32 @@ impl NnOps for WgpuBackend {
         dy: &WgpuStorage,
         mean: &WgpuStorage,
         var: &WgpuStorage,
-        shape: Rows,
+        shape: BatchNormShape,
         eps: f32,
     ) -> Result<(WgpuStorage, WgpuStorage)> {
-        batch_norm::batch_norm_backward_reduce(&self.ctx, x, dy, mean, var, shape, eps)
+        batch_norm::batch_norm_backward_reduce(&self.ctx, x, dy, (mean, var), shape, eps)
+    }
+
+    fn batch_norm_backward_input(
+        &self,
+        x: &WgpuStorage,
+        dy: &WgpuStorage,
+        mean: &WgpuStorage,
+        var: &WgpuStorage,
+        gamma: &WgpuStorage,
+        sums: (&WgpuStorage, &WgpuStorage),
+        shape: BatchNormShape,
+        eps: f32,
+    ) -> Result<WgpuStorage> {
+        batch_norm::batch_norm_backward_input(
+            &self.ctx,
+            x,
+            dy,
+            (mean, var, gamma),
+            sums,
+            shape,
+            eps,
+        )
     }
 
     fn dropout(

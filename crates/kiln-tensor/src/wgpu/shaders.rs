@@ -156,7 +156,9 @@ pub enum Kernel {
     SoftmaxXentLabelsBackwardNarrow,
     SoftmaxXentSoftBackwardNarrow,
     BatchNormStats,
+    BatchNormForward,
     BatchNormBackwardReduce,
+    BatchNormBackwardInput,
     OptimAdamStep,
     OptimAdamStepVec4,
     OptimSgdStep,
@@ -188,7 +190,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 67] = [
+    pub const ALL: [Kernel; 69] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -227,7 +229,9 @@ impl Kernel {
         Kernel::SoftmaxXentLabelsBackwardNarrow,
         Kernel::SoftmaxXentSoftBackwardNarrow,
         Kernel::BatchNormStats,
+        Kernel::BatchNormForward,
         Kernel::BatchNormBackwardReduce,
+        Kernel::BatchNormBackwardInput,
         Kernel::OptimAdamStep,
         Kernel::OptimAdamStepVec4,
         Kernel::OptimSgdStep,
@@ -311,7 +315,9 @@ impl Kernel {
                 (F::SoftmaxXent, "softmax_xent_soft_backward_narrow", 3, 1)
             }
             BatchNormStats => (F::BatchNorm, "batch_norm_stats", 1, 2),
+            BatchNormForward => (F::BatchNorm, "batch_norm_forward", 5, 1),
             BatchNormBackwardReduce => (F::BatchNorm, "batch_norm_backward_reduce", 4, 2),
+            BatchNormBackwardInput => (F::BatchNorm, "batch_norm_backward_input", 7, 1),
             OptimAdamStep => (F::Optim, "optim_adam_step", 2, 3),
             OptimAdamStepVec4 => (F::Optim, "optim_adam_step_vec4", 2, 3),
             OptimSgdStep => (F::Optim, "optim_sgd_step", 2, 1),
