@@ -1,32 +1,32 @@
 //! 2-D convolution on the CPU (conv.wgsl's family), f32 and f64: the reference the GPU's
-//! implicit-GEMM kernels are checked against. Each image is unfolded (im2col) into a
-//! [C·KH·KW, OH·OW] block of one matrix for a chunk of images (in parallel over its rows), and
-//! the chunk is multiplied by the [O, C·KH·KW] weights in one multithreaded product of the
-//! `gemm` crate; the backward passes are the two other products of the same matrices.
+//! implicit-GEMM kernels are checked against. Work is split by image, in parallel: each image
+//! is unfolded (im2col) into a [C·KH·KW, OH·OW] block small enough to stay in cache, and
+//! multiplied with the `gemm` crate on its thread. Forward: y_n = W · cols_n, written straight
+//! into y's NCHW planes (the bias prefilled). Input gradient: dcols_n = Wᵀ · dy_n, folded back
+//! (col2im). Weight gradient: dW = Σ_n dy_n · cols_nᵀ over fixed groups of images, the groups'
+//! partial sums added in order, so results do not depend on the thread count.
 
 use crate::real::{unary_eval, Real};
 use crate::unsupported;
 use kiln_tensor::{Conv2dShape, HostData, KilnError, Result, UnaryOp};
 use rayon::prelude::*;
 
-/// C (m × n, row-major) = A · B, or C += A · B with `accumulate`; A and B read through (row,
-/// column) strides, so transposed operands are never copied. Multithreaded for large products.
+/// A matrix operand: its elements and (row, column) strides.
+type Operand<'a, T> = (&'a [T], (isize, isize));
+
+/// C (m × n, row-major) = A · B, or C += A · B with `accumulate`, on the calling thread; A
+/// and B read through strides, so transposed operands are never copied.
 fn gemm<T: Real>(
     (m, n, k): (usize, usize, usize),
     c: &mut [T],
-    (a, a_strides): (&[T], (isize, isize)),
-    (b, b_strides): (&[T], (isize, isize)),
+    (a, a_strides): Operand<'_, T>,
+    (b, b_strides): Operand<'_, T>,
     accumulate: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     assert!(c.len() >= m * n);
-    let parallelism = if m * n * k >= 64 * 64 * 64 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: the strides describe an m×k matrix inside `a`, a k×n one inside `b` and the
     // m×n `c` (asserted above; the callers size `a` and `b` from the same shape), and `c`
     // aliases neither input.
@@ -50,17 +50,18 @@ fn gemm<T: Real>(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
 }
 
-/// Images per chunk: the unfolded chunk holds at most this many elements.
-const COLS_BUDGET: usize = 1 << 24;
+/// Elements of unfolded patches a weight-gradient group holds (about 1 MiB of f32).
+const GROUP_BUDGET: usize = 1 << 18;
 
-fn images_per_chunk(s: &Conv2dShape) -> usize {
+/// Images per weight-gradient group: a fixed function of the shape.
+fn images_per_group(s: &Conv2dShape) -> usize {
     let per_image = s.patch_len() * s.out_height() * s.out_width();
-    (COLS_BUDGET / per_image.max(1)).clamp(1, s.batch.max(1))
+    (GROUP_BUDGET / per_image.max(1)).clamp(1, s.batch.max(1))
 }
 
 /// Input row (or column) of output row `o` at tap `t`, if inside the image.
@@ -82,48 +83,49 @@ fn inside(out_len: usize, t: usize, s: &Conv2dShape, len: usize) -> (usize, usiz
 }
 
 /// Images [n0, n0 + count) of x unfolded to [C·KH·KW, count·OH·OW]: row (c, kh, kw), column
-/// (image, oh, ow). Rows fill in parallel.
+/// (image, oh, ow).
 fn im2col<T: Real>(s: &Conv2dShape, x: &[T], n0: usize, count: usize, cols: &mut [T]) {
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
     let pixels = oh_n * ow_n;
     let (plane, image_len) = (s.height * s.width, s.in_channels * s.height * s.width);
     let taps = s.kernel_h * s.kernel_w;
-    cols.par_chunks_mut((count * pixels).max(1))
-        .enumerate()
-        .for_each(|(row, out)| {
-            let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
-            for n in 0..count {
-                let src = &x[(n0 + n) * image_len + c * plane..][..plane];
-                let dst = &mut out[n * pixels..(n + 1) * pixels];
-                for oh in 0..oh_n {
-                    let line = &mut dst[oh * ow_n..(oh + 1) * ow_n];
-                    match source(oh, kh, s, s.height) {
-                        None => line.fill(T::ZERO),
-                        Some(ih) => {
-                            let row = &src[ih * s.width..(ih + 1) * s.width];
-                            let (lo, hi) = inside(ow_n, kw, s, s.width);
-                            line[..lo].fill(T::ZERO);
-                            line[hi..].fill(T::ZERO);
-                            let first = lo * s.stride + kw * s.dilation - s.padding;
-                            for (j, v) in line[lo..hi].iter_mut().enumerate() {
-                                *v = row[first + j * s.stride];
-                            }
-                        }
+    for (row, out) in cols.chunks_mut((count * pixels).max(1)).enumerate() {
+        let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
+        let (lo, hi) = inside(ow_n, kw, s, s.width);
+        for n in 0..count {
+            let src = &x[(n0 + n) * image_len + c * plane..][..plane];
+            let dst = &mut out[n * pixels..(n + 1) * pixels];
+            for (oh, line) in dst.chunks_mut(ow_n.max(1)).enumerate() {
+                let Some(ih) = source(oh, kh, s, s.height) else {
+                    line.fill(T::ZERO);
+                    continue;
+                };
+                let row = &src[ih * s.width..(ih + 1) * s.width];
+                line[..lo].fill(T::ZERO);
+                line[hi..].fill(T::ZERO);
+                let first = lo * s.stride + kw * s.dilation - s.padding;
+                if s.stride == 1 {
+                    line[lo..hi].copy_from_slice(&row[first..first + hi - lo]);
+                } else {
+                    for (j, v) in line[lo..hi].iter_mut().enumerate() {
+                        *v = row[first + j * s.stride];
                     }
                 }
             }
-        });
+        }
+    }
 }
 
-/// The adjoint of `im2col` for one image: its columns added back to the pixels they read.
-fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], stride: usize, n: usize, image: &mut [T]) {
+/// The adjoint of `im2col` for one image: its [C·KH·KW, OH·OW] columns added back to the
+/// pixels they read.
+fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], image: &mut [T]) {
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
     let pixels = oh_n * ow_n;
     let plane = s.height * s.width;
     let taps = s.kernel_h * s.kernel_w;
     for row in 0..s.patch_len() {
         let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
-        let col = &cols[row * stride + n * pixels..][..pixels];
+        let col = &cols[row * pixels..][..pixels];
         let dst = &mut image[c * plane..(c + 1) * plane];
         let (lo, hi) = inside(ow_n, kw, s, s.width);
         for oh in 0..oh_n {
@@ -139,17 +141,6 @@ fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], stride: usize, n: usize, image: 
     }
 }
 
-/// [count, O, P] (images of channel planes) ↔ [O, count · P] (channel rows), in parallel.
-fn channels_first<T: Real>(src: &[T], (count, o, p): (usize, usize, usize), dst: &mut [T]) {
-    dst.par_chunks_mut((count * p).max(1))
-        .enumerate()
-        .for_each(|(ch, row)| {
-            for n in 0..count {
-                row[n * p..(n + 1) * p].copy_from_slice(&src[(n * o + ch) * p..][..p]);
-            }
-        });
-}
-
 fn forward_typed<T: Real>(
     s: &Conv2dShape,
     x: &[T],
@@ -163,35 +154,30 @@ fn forward_typed<T: Real>(
         s.out_channels,
     );
     let mut y = vec![T::ZERO; s.batch * o * pixels];
-    let chunk = images_per_chunk(s);
-    let mut cols = vec![T::ZERO; ckk * chunk * pixels];
-    let mut product = vec![T::ZERO; o * chunk * pixels];
-    for n0 in (0..s.batch).step_by(chunk) {
-        let count = chunk.min(s.batch - n0);
-        let width = count * pixels;
-        im2col(s, x, n0, count, &mut cols[..ckk * width]);
-        // [O, count·P] = W [O, CKK] · cols [CKK, count·P].
-        gemm(
-            (o, width, ckk),
-            &mut product[..o * width],
-            (w, (ckk as isize, 1)),
-            (&cols[..ckk * width], (width as isize, 1)),
-            false,
-        );
-        // Back to [count, O, P], with the epilogue.
-        y[n0 * o * pixels..(n0 + count) * o * pixels]
-            .par_chunks_mut(pixels.max(1))
-            .enumerate()
-            .for_each(|(i, plane)| {
-                let (n, ch) = (i / o, i % o);
-                let b = bias.map_or(T::ZERO, |b| b[ch]);
-                let src = &product[ch * width + n * pixels..][..pixels];
-                for (v, &z) in plane.iter_mut().zip(src) {
-                    let z = z + b;
-                    *v = activation.map_or(z, |op| unary_eval(op, z));
+    y.par_chunks_mut((o * pixels).max(1))
+        .enumerate()
+        .for_each_init(
+            || vec![T::ZERO; ckk * pixels],
+            |cols, (n, y_n)| {
+                im2col(s, x, n, 1, cols);
+                if let Some(b) = bias {
+                    for (plane, &b) in y_n.chunks_mut(pixels.max(1)).zip(b) {
+                        plane.fill(b);
+                    }
                 }
-            });
-    }
+                // y_n [O, P] (+)= W [O, CKK] · cols [CKK, P].
+                gemm(
+                    (o, pixels, ckk),
+                    y_n,
+                    (w, (ckk as isize, 1)),
+                    (cols, (pixels as isize, 1)),
+                    bias.is_some(),
+                );
+                if let Some(op) = activation {
+                    y_n.iter_mut().for_each(|v| *v = unary_eval(op, *v));
+                }
+            },
+        );
     y
 }
 
@@ -203,27 +189,22 @@ fn backward_input_typed<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T]) -> Vec<T> {
     );
     let image_len = s.in_channels * s.height * s.width;
     let mut dx = vec![T::ZERO; s.batch * image_len];
-    let chunk = images_per_chunk(s);
-    let mut rows = vec![T::ZERO; o * chunk * pixels];
-    let mut dcols = vec![T::ZERO; ckk * chunk * pixels];
-    for n0 in (0..s.batch).step_by(chunk) {
-        let count = chunk.min(s.batch - n0);
-        let width = count * pixels;
-        let dy_chunk = &dy[n0 * o * pixels..(n0 + count) * o * pixels];
-        channels_first(dy_chunk, (count, o, pixels), &mut rows[..o * width]);
-        // dcols [CKK, count·P] = Wᵀ [CKK, O] · dy [O, count·P].
-        gemm(
-            (ckk, width, o),
-            &mut dcols[..ckk * width],
-            (w, (1, ckk as isize)),
-            (&rows[..o * width], (width as isize, 1)),
-            false,
+    dx.par_chunks_mut(image_len.max(1))
+        .enumerate()
+        .for_each_init(
+            || vec![T::ZERO; ckk * pixels],
+            |dcols, (n, dx_n)| {
+                // dcols [CKK, P] = Wᵀ [CKK, O] · dy_n [O, P].
+                gemm(
+                    (ckk, pixels, o),
+                    dcols,
+                    (w, (1, ckk as isize)),
+                    (&dy[n * o * pixels..], (pixels as isize, 1)),
+                    false,
+                );
+                col2im(s, dcols, dx_n);
+            },
         );
-        dx[n0 * image_len..(n0 + count) * image_len]
-            .par_chunks_mut(image_len.max(1))
-            .enumerate()
-            .for_each(|(n, image)| col2im(s, &dcols, width, n, image));
-    }
     dx
 }
 
@@ -233,27 +214,38 @@ fn backward_weight_typed<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T]) -> Vec<T> 
         s.out_height() * s.out_width(),
         s.out_channels,
     );
+    let group = images_per_group(s);
+    let partials: Vec<Vec<T>> = (0..s.batch.div_ceil(group))
+        .into_par_iter()
+        .map_init(
+            || vec![T::ZERO; ckk * group * pixels],
+            |cols, g| {
+                let n0 = g * group;
+                let count = group.min(s.batch - n0);
+                let width = count * pixels;
+                im2col(s, x, n0, count, &mut cols[..ckk * width]);
+                // dW_g [O, CKK] = Σ over the group's images of dy_n [O, P] · cols_nᵀ [P, CKK].
+                let mut dw = vec![T::ZERO; o * ckk];
+                for n in 0..count {
+                    gemm(
+                        (o, ckk, pixels),
+                        &mut dw,
+                        (&dy[(n0 + n) * o * pixels..], (pixels as isize, 1)),
+                        (&cols[n * pixels..], (1, width as isize)),
+                        n > 0,
+                    );
+                }
+                dw
+            },
+        )
+        .collect();
     let mut dw = vec![T::ZERO; o * ckk];
-    let chunk = images_per_chunk(s);
-    let mut rows = vec![T::ZERO; o * chunk * pixels];
-    let mut cols = vec![T::ZERO; ckk * chunk * pixels];
-    for n0 in (0..s.batch).step_by(chunk) {
-        let count = chunk.min(s.batch - n0);
-        let width = count * pixels;
-        let dy_chunk = &dy[n0 * o * pixels..(n0 + count) * o * pixels];
-        channels_first(dy_chunk, (count, o, pixels), &mut rows[..o * width]);
-        im2col(s, x, n0, count, &mut cols[..ckk * width]);
-        // dW [O, CKK] += dy [O, count·P] · colsᵀ [count·P, CKK].
-        gemm(
-            (o, ckk, width),
-            &mut dw,
-            (&rows[..o * width], (width as isize, 1)),
-            (&cols[..ckk * width], (1, width as isize)),
-            n0 > 0,
-        );
+    for partial in partials {
+        dw.iter_mut().zip(partial).for_each(|(a, b)| *a = *a + b);
     }
     dw
 }
+
 fn check(op: &'static str, name: &str, data: &HostData, need: usize) -> Result<()> {
     if data.len() != need {
         return Err(KilnError::invalid(

@@ -154,9 +154,14 @@ pub(crate) fn same_dtype(op: &'static str, a: &HostData, b: &HostData) -> Result
 }
 
 pub fn unary(op: UnaryOp, x: &HostData, layout: &Layout) -> Result<HostData> {
-    Ok(float_dispatch!(x, op.name(), |v| map1(v, layout, |a| {
-        unary_eval(op, a)
-    })))
+    // ReLU gets a loop of its own: `op` a constant there, the match in `unary_eval` folds away
+    // and the loop vectorises.
+    Ok(match op {
+        UnaryOp::Relu => float_dispatch!(x, op.name(), |v| map1(v, layout, |a| {
+            unary_eval(UnaryOp::Relu, a)
+        })),
+        _ => float_dispatch!(x, op.name(), |v| map1(v, layout, |a| unary_eval(op, a))),
+    })
 }
 
 pub fn binary(

@@ -5,18 +5,19 @@
 use crate::unsupported;
 use kiln_tensor::{HostData, KilnError, Pool2dShape, Result};
 use rayon::prelude::*;
+use std::ops::Range;
 
 use crate::real::Real;
 
 /// The input rows (or columns) window `o` covers along a side of `len`, padding left out.
-fn span(s: &Pool2dShape, o: usize, len: usize) -> std::ops::Range<usize> {
+fn span(s: &Pool2dShape, o: usize, len: usize) -> Range<usize> {
     let start = (o * s.stride).saturating_sub(s.padding);
     let end = (o * s.stride + s.kernel).saturating_sub(s.padding).min(len);
     start..end.max(start)
 }
 
 /// The output rows (or columns) whose windows cover input row `i` of a side of `len` outputs.
-fn covering(s: &Pool2dShape, i: usize, len: usize) -> std::ops::Range<usize> {
+fn covering(s: &Pool2dShape, i: usize, len: usize) -> Range<usize> {
     let first = (i + s.padding + 1)
         .saturating_sub(s.kernel)
         .div_ceil(s.stride);
@@ -24,10 +25,17 @@ fn covering(s: &Pool2dShape, i: usize, len: usize) -> std::ops::Range<usize> {
     first..last.max(first)
 }
 
+/// `f(o)` for every o < n: the spans (or coverings) of a side, computed once per call.
+fn table(n: usize, f: impl Fn(usize) -> Range<usize>) -> Vec<Range<usize>> {
+    (0..n).map(f).collect()
+}
+
 fn max_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> (Vec<T>, Vec<u32>) {
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
     let plane_in = s.height * s.width;
     let plane_out = oh_n * ow_n;
+    let rows = table(oh_n, |o| span(s, o, s.height));
+    let cols = table(ow_n, |o| span(s, o, s.width));
     let mut y = vec![T::ZERO; s.batch * s.channels * plane_out];
     let mut idx = vec![0u32; y.len()];
     y.par_chunks_mut(plane_out.max(1))
@@ -35,23 +43,21 @@ fn max_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> (Vec<T>, Vec<u32>) {
         .enumerate()
         .for_each(|(p, (y, idx))| {
             let plane = &x[p * plane_in..(p + 1) * plane_in];
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
+            for (oh, r) in rows.iter().enumerate() {
+                for (ow, c) in cols.iter().enumerate() {
                     // The first maximum in scan order (ties go to the earliest tap).
-                    let (rows, cols) = (span(s, oh, s.height), span(s, ow, s.width));
-                    let mut best = (plane[rows.start * s.width + cols.start], 0);
-                    best.1 = rows.start * s.width + cols.start;
-                    for ih in rows {
-                        for iw in cols.clone() {
-                            let v = plane[ih * s.width + iw];
-                            if v > best.0 {
-                                best = (v, ih * s.width + iw);
+                    let mut at = r.start * s.width + c.start;
+                    let mut best = plane[at];
+                    for ih in r.clone() {
+                        let line = &plane[ih * s.width + c.start..ih * s.width + c.end];
+                        for (j, &v) in line.iter().enumerate() {
+                            if v > best {
+                                (best, at) = (v, ih * s.width + c.start + j);
                             }
                         }
                     }
-                    let (v, i) = best;
-                    y[oh * ow_n + ow] = v;
-                    idx[oh * ow_n + ow] = i as u32;
+                    y[oh * ow_n + ow] = best;
+                    idx[oh * ow_n + ow] = at as u32;
                 }
             }
         });
@@ -63,6 +69,8 @@ fn max_backward_typed<T: Real>(s: &Pool2dShape, dy: &[T], idx: &[u32]) -> Vec<T>
     let plane_in = s.height * s.width;
     let plane_out = oh_n * ow_n;
     let mut dx = vec![T::ZERO; s.batch * s.channels * plane_in];
+    let ih_cover = table(s.height, |i| covering(s, i, oh_n));
+    let iw_cover = table(s.width, |i| covering(s, i, ow_n));
     dx.par_chunks_mut(plane_in.max(1))
         .enumerate()
         .for_each(|(p, dx)| {
@@ -70,12 +78,20 @@ fn max_backward_typed<T: Real>(s: &Pool2dShape, dy: &[T], idx: &[u32]) -> Vec<T>
                 &dy[p * plane_out..(p + 1) * plane_out],
                 &idx[p * plane_out..(p + 1) * plane_out],
             );
-            for ih in 0..s.height {
-                for iw in 0..s.width {
+            if s.stride >= s.kernel {
+                // Windows do not overlap: each pixel gets at most one term, so scattering adds
+                // the same terms as the gather below.
+                for (&g, &i) in dy.iter().zip(idx) {
+                    dx[i as usize] = dx[i as usize] + g;
+                }
+                return;
+            }
+            for (ih, rows) in ih_cover.iter().enumerate() {
+                for (iw, cols) in iw_cover.iter().enumerate() {
                     let me = (ih * s.width + iw) as u32;
                     let mut g = T::ZERO;
-                    for oh in covering(s, ih, oh_n) {
-                        for ow in covering(s, iw, ow_n) {
+                    for oh in rows.clone() {
+                        for ow in cols.clone() {
                             if idx[oh * ow_n + ow] == me {
                                 g = g + dy[oh * ow_n + ow];
                             }
@@ -93,18 +109,19 @@ fn avg_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> Vec<T> {
     let plane_in = s.height * s.width;
     let plane_out = oh_n * ow_n;
     let area = T::from_f64((s.kernel * s.kernel) as f64);
+    let rows = table(oh_n, |o| span(s, o, s.height));
+    let cols = table(ow_n, |o| span(s, o, s.width));
     let mut y = vec![T::ZERO; s.batch * s.channels * plane_out];
     y.par_chunks_mut(plane_out.max(1))
         .enumerate()
         .for_each(|(p, y)| {
             let plane = &x[p * plane_in..(p + 1) * plane_in];
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let (rows, cols) = (span(s, oh, s.height), span(s, ow, s.width));
+            for (oh, r) in rows.iter().enumerate() {
+                for (ow, c) in cols.iter().enumerate() {
                     let mut sum = T::ZERO;
-                    for ih in rows {
-                        for iw in cols.clone() {
-                            sum = sum + plane[ih * s.width + iw];
+                    for ih in r.clone() {
+                        for &v in &plane[ih * s.width + c.start..ih * s.width + c.end] {
+                            sum = sum + v;
                         }
                     }
                     // Padding counts as zeros (PyTorch's count_include_pad).
@@ -120,17 +137,19 @@ fn avg_backward_typed<T: Real>(s: &Pool2dShape, dy: &[T]) -> Vec<T> {
     let plane_in = s.height * s.width;
     let plane_out = oh_n * ow_n;
     let area = T::from_f64((s.kernel * s.kernel) as f64);
+    let ih_cover = table(s.height, |i| covering(s, i, oh_n));
+    let iw_cover = table(s.width, |i| covering(s, i, ow_n));
     let mut dx = vec![T::ZERO; s.batch * s.channels * plane_in];
     dx.par_chunks_mut(plane_in.max(1))
         .enumerate()
         .for_each(|(p, dx)| {
             let dy = &dy[p * plane_out..(p + 1) * plane_out];
-            for ih in 0..s.height {
-                for iw in 0..s.width {
+            for (ih, rows) in ih_cover.iter().enumerate() {
+                for (iw, cols) in iw_cover.iter().enumerate() {
                     let mut g = T::ZERO;
-                    for oh in covering(s, ih, oh_n) {
-                        for ow in covering(s, iw, ow_n) {
-                            g = g + dy[oh * ow_n + ow];
+                    for oh in rows.clone() {
+                        for &d in &dy[oh * ow_n + cols.start..oh * ow_n + cols.end] {
+                            g = g + d;
                         }
                     }
                     dx[ih * s.width + iw] = g / area;
