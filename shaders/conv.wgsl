@@ -20,6 +20,8 @@
 // of C, each invocation a 4×4 block in registers; K is walked 16 at a time, each step staging
 // a 64×16 slice of A and a 16×64 slice of B in workgroup memory (one vec4 of each per
 // invocation, gathered element by element from the tensors), then 16 rank-1 updates of 4×4.
+// The pixel (or tap) decomposition of the 4 rows and 4 columns an invocation stages is fixed
+// across the K loop and computed once (`Lane`); each K step decomposes its k once (`Step`).
 // Work: 2·M·GEMM-N·K FLOPs per pass.
 
 override HAS_BIAS: bool = false;
@@ -65,74 +67,112 @@ const MODE_BACKWARD_WEIGHT: u32 = 2u;
 var<workgroup> tile_a: array<vec4<f32>, 256>;
 var<workgroup> tile_b: array<vec4<f32>, 256>;
 
-// x[n, c, row, col] with zero padding (row and col may be negative or past the edge).
-fn x_at(x_is_a: bool, n: u32, c: u32, row: i32, col: i32) -> f32 {
-    if (row < 0 || col < 0 || row >= i32(p.height) || col >= i32(p.width)) { return 0.0; }
-    let i = ((n * p.in_channels + c) * p.height + u32(row)) * p.width + u32(col);
-    if (x_is_a) { return src_a[i]; }
-    return src_b[i];
+// What staging needs of one of an invocation's 4 rows of A (or columns of B), fixed across
+// the K loop: the element's base offset in its tensor and its pixel's origin (row, col);
+// `valid` is false past the edge of C.
+struct Lane {
+    base: u32,
+    row: i32,
+    col: i32,
+    valid: bool,
 }
 
-// The input pixel (row, col) tap (kh, kw) of output pixel (oh, ow) reads.
-fn tap(oh: u32, ow: u32, kh: u32, kw: u32) -> vec2<i32> {
-    return vec2<i32>(
-        i32(oh * p.stride + kh * p.dilation) - i32(p.padding),
-        i32(ow * p.stride + kw * p.dilation) - i32(p.padding),
-    );
+// What a K index decomposes into, shared by the 4 lanes at one K step: `outer` (a channel, or
+// the image of an output pixel) and the offsets `dh`, `dw` (a tap times the dilation, or an
+// output pixel's origin), `rest` (the tap index within the kernel, or the pixel's offset).
+struct Step {
+    outer: u32,
+    dh: i32,
+    dw: i32,
+    rest: u32,
 }
 
-fn a_at(mode: u32, m: u32, k: u32) -> f32 {
-    let taps = p.kernel_h * p.kernel_w;
+fn a_lane(mode: u32, m: u32) -> Lane {
     let pixels = p.out_height * p.out_width;
     if (mode == MODE_FORWARD) {
+        // Output pixel m: image n, origin (oh·stride − padding, ow·stride − padding).
         let n = m / pixels;
         let oh = (m % pixels) / p.out_width;
         let ow = m % p.out_width;
-        let c = k / taps;
-        let t = tap(oh, ow, (k % taps) / p.kernel_w, k % p.kernel_w);
-        return x_at(true, n, c, t.x, t.y);
+        let base = n * p.in_channels * p.height * p.width;
+        return Lane(base, i32(oh * p.stride) - i32(p.padding), i32(ow * p.stride) - i32(p.padding), m < p.m);
     }
     if (mode == MODE_BACKWARD_INPUT) {
+        // Input pixel m: image n, (h + padding, w + padding).
         let plane = p.height * p.width;
         let n = m / plane;
         let h = (m % plane) / p.width;
         let w = m % p.width;
-        let o = k / taps;
-        let kh = (k % taps) / p.kernel_w;
-        let kw = k % p.kernel_w;
-        let th = i32(h + p.padding) - i32(kh * p.dilation);
-        let tw = i32(w + p.padding) - i32(kw * p.dilation);
-        if (th < 0 || tw < 0) { return 0.0; }
-        let s = p.stride;
-        if (u32(th) % s != 0u || u32(tw) % s != 0u) { return 0.0; }
-        let oh = u32(th) / s;
-        let ow = u32(tw) / s;
-        if (oh >= p.out_height || ow >= p.out_width) { return 0.0; }
-        return src_a[((n * p.out_channels + o) * p.out_height + oh) * p.out_width + ow];
+        let base = n * p.out_channels * pixels;
+        return Lane(base, i32(h + p.padding), i32(w + p.padding), m < p.m);
     }
-    // Backward weight: A(o, k) = dy[n, o, oh, ow] for output pixel k.
-    let n = k / pixels;
-    let oh = (k % pixels) / p.out_width;
-    let ow = k % p.out_width;
-    return src_a[((n * p.out_channels + m) * p.out_height + oh) * p.out_width + ow];
+    // Backward weight: row m is output channel o.
+    return Lane(m * pixels, 0, 0, m < p.m);
 }
 
-fn b_at(mode: u32, k: u32, j: u32) -> f32 {
+fn b_lane(mode: u32, j: u32) -> Lane {
+    if (mode == MODE_BACKWARD_WEIGHT) {
+        // Column j is tap (c, kh, kw): channel plane c, offset (kh, kw) · dilation.
+        let taps = p.kernel_h * p.kernel_w;
+        let kh = (j % taps) / p.kernel_w;
+        let kw = j % p.kernel_w;
+        return Lane((j / taps) * p.height * p.width, i32(kh * p.dilation), i32(kw * p.dilation), j < p.n);
+    }
+    // Forward: column j is output channel o; backward input: input channel c.
+    return Lane(j, 0, 0, j < p.n);
+}
+
+fn k_step(mode: u32, k: u32) -> Step {
     let taps = p.kernel_h * p.kernel_w;
+    if (mode == MODE_BACKWARD_WEIGHT) {
+        // k is output pixel (n, oh, ow).
+        let pixels = p.out_height * p.out_width;
+        let oh = (k % pixels) / p.out_width;
+        let ow = k % p.out_width;
+        return Step(k / pixels, i32(oh * p.stride) - i32(p.padding), i32(ow * p.stride) - i32(p.padding), k % pixels);
+    }
+    // k is (channel, kh, kw): input channel c (forward) or output channel o (backward input).
+    let r = k % taps;
+    return Step(k / taps, i32((r / p.kernel_w) * p.dilation), i32((r % p.kernel_w) * p.dilation), r);
+}
+
+fn a_load(mode: u32, l: Lane, s: Step, k: u32) -> f32 {
     if (mode == MODE_FORWARD) {
-        return src_b[j * p.k + k];
+        // x[n, c, row + kh·d, col + kw·d], zero outside the image.
+        let ih = l.row + s.dh;
+        let iw = l.col + s.dw;
+        if (ih < 0 || iw < 0 || ih >= i32(p.height) || iw >= i32(p.width)) { return 0.0; }
+        return src_a[l.base + (s.outer * p.height + u32(ih)) * p.width + u32(iw)];
     }
     if (mode == MODE_BACKWARD_INPUT) {
-        let o = k / taps;
-        return src_b[(o * p.in_channels + j) * taps + k % taps];
+        // dy[n, o, oh, ow] for the output pixel whose tap reads this input pixel, if any.
+        let th = l.row - s.dh;
+        let tw = l.col - s.dw;
+        if (th < 0 || tw < 0) { return 0.0; }
+        let st = p.stride;
+        if (u32(th) % st != 0u || u32(tw) % st != 0u) { return 0.0; }
+        let oh = u32(th) / st;
+        let ow = u32(tw) / st;
+        if (oh >= p.out_height || ow >= p.out_width) { return 0.0; }
+        return src_a[l.base + (s.outer * p.out_height + oh) * p.out_width + ow];
     }
-    let pixels = p.out_height * p.out_width;
-    let n = k / pixels;
-    let oh = (k % pixels) / p.out_width;
-    let ow = k % p.out_width;
-    let c = j / taps;
-    let t = tap(oh, ow, (j % taps) / p.kernel_w, j % p.kernel_w);
-    return x_at(false, n, c, t.x, t.y);
+    // Backward weight: dy[n, o, oh, ow].
+    return src_a[s.outer * p.out_channels * p.out_height * p.out_width + l.base + s.rest];
+}
+
+fn b_load(mode: u32, l: Lane, s: Step, k: u32) -> f32 {
+    if (mode == MODE_FORWARD) {
+        return src_b[l.base * p.k + k];
+    }
+    if (mode == MODE_BACKWARD_INPUT) {
+        // w[o, c, kh, kw].
+        return src_b[(s.outer * p.in_channels + l.base) * p.kernel_h * p.kernel_w + s.rest];
+    }
+    // Backward weight: x[n, c, oh·stride − padding + kh·d, ow·stride − padding + kw·d].
+    let ih = s.dh + l.row;
+    let iw = s.dw + l.col;
+    if (ih < 0 || iw < 0 || ih >= i32(p.height) || iw >= i32(p.width)) { return 0.0; }
+    return src_b[s.outer * p.in_channels * p.height * p.width + l.base + u32(ih) * p.width + u32(iw)];
 }
 
 // The 4×4 block of C this invocation owns (rows 4·lid.y.., columns 4·lid.x.. of the tile).
@@ -146,17 +186,25 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, lid: vec3<u32>) -> array<vec4<f32>, 4> {
         k_begin = wid.z * p.k_split;
         k_end = min(k_begin + p.k_split, p.k);
     }
+    // Slot t stages k-row t / 16 of each slice, rows (or columns) 4·(t % 16) .. + 3: their
+    // pixel decompositions are computed once, here.
+    let q = (t % 16u) * 4u;
+    var rows: array<Lane, 4>;
+    var cols: array<Lane, 4>;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        rows[i] = a_lane(mode, m0 + q + i);
+        cols[i] = b_lane(mode, n0 + q + i);
+    }
     var acc: array<vec4<f32>, 4>;
     for (var k0 = k_begin; k0 < k_end; k0 = k0 + 16u) {
-        // Slot t: k-row t / 16 of the slice, rows (or columns) 4·(t % 16) .. + 3.
         let kk = k0 + t / 16u;
-        let q = (t % 16u) * 4u;
         var av = vec4<f32>(0.0);
         var bv = vec4<f32>(0.0);
         if (kk < k_end) {
+            let s = k_step(mode, kk);
             for (var i = 0u; i < 4u; i = i + 1u) {
-                if (m0 + q + i < p.m) { av[i] = a_at(mode, m0 + q + i, kk); }
-                if (n0 + q + i < p.n) { bv[i] = b_at(mode, kk, n0 + q + i); }
+                if (rows[i].valid) { av[i] = a_load(mode, rows[i], s, kk); }
+                if (cols[i].valid) { bv[i] = b_load(mode, cols[i], s, kk); }
             }
         }
         tile_a[t] = av;

@@ -160,7 +160,13 @@ pub(crate) fn conv2d_backward_weight(
     require_f32(x, "conv2d_backward_weight")?;
     let depth = s.batch * s.out_height() * s.out_width();
     let gemm = (s.out_channels, s.patch_len(), depth);
-    let splits = depth.div_ceil(SPLIT_K).max(1);
+    // The layers' partial sums are one buffer: no more layers than the binding limit holds.
+    let limits = &ctx.limits;
+    let limit = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size) as usize;
+    let fit = (limit / (4 * s.weight_len().max(1))).max(1);
+    let splits = depth.div_ceil(SPLIT_K).clamp(1, fit);
     let k_split = depth.div_ceil(splits).next_multiple_of(16);
     let p = params(s, gemm, k_split)?;
     let partial = WgpuStorage::output(
