@@ -29,20 +29,29 @@ fn channels<R: Send>(s: BatchNormShape, per_channel: impl Fn(usize) -> R + Sync)
     }
 }
 
-/// out = f(x_run, dy_run, out_run, c) over every run of `inner` elements of one channel (a
-/// plane of an image, or one element of a row), in parallel blocks of one outer index.
+/// out[i] = f(x[i], dy[i], channel of i) over every element, in parallel blocks of one outer
+/// index; within a block the loops run along a channel's run of `inner` elements (images) or
+/// along the row of channels (features, inner 1), so both vectorise.
 fn map_channels<T: Real>(
     s: BatchNormShape,
     (x, dy): (&[T], &[T]),
-    f: impl Fn(&[T], &[T], &mut [T], usize) + Sync,
+    f: impl Fn(T, T, usize) -> T + Sync,
 ) -> Vec<T> {
     let mut out = vec![T::ZERO; s.numel()];
     let (block, inner) = ((s.channels * s.inner).max(1), s.inner.max(1));
     let task = |(o, chunk): (usize, &mut [T])| {
         let (x, dy) = (&x[o * block..][..block], &dy[o * block..][..block]);
+        if inner == 1 {
+            for (c, ((y, &x), &dy)) in chunk.iter_mut().zip(x).zip(dy).enumerate() {
+                *y = f(x, dy, c);
+            }
+            return;
+        }
         for (c, run) in chunk.chunks_mut(inner).enumerate() {
             let at = c * inner..(c + 1) * inner;
-            f(&x[at.clone()], &dy[at], run, c);
+            for ((y, &x), &dy) in run.iter_mut().zip(&x[at.clone()]).zip(&dy[at]) {
+                *y = f(x, dy, c);
+            }
         }
     };
     if s.numel() >= PARALLEL_THRESHOLD {
@@ -81,12 +90,7 @@ fn forward_typed<T: Real>(
         .zip(gamma)
         .map(|(&k, &g)| T::from_f64(k) * g)
         .collect();
-    map_channels(s, (x, x), |x, _, y, c| {
-        let (m, k, b) = (mean[c], scale[c], beta[c]);
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = (x - m) * k + b;
-        }
-    })
+    map_channels(s, (x, x), |x, _, c| (x - mean[c]) * scale[c] + beta[c])
 }
 
 fn backward_reduce_typed<T: Real>(
@@ -124,12 +128,7 @@ fn backward_input_typed<T: Real>(
     let k = per_channel(&|c| gamma[c].to_f64() * inv_std[c]);
     let a = per_channel(&|c| sum_dy[c].to_f64() / n);
     let b = per_channel(&|c| inv_std[c] * sum_dy_xhat[c].to_f64() / n);
-    map_channels(s, (x, dy), |x, dy, dx, c| {
-        let (k, a, b, m) = (k[c], a[c], b[c], mean[c]);
-        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-            *dx = k * (dy - a - (x - m) * b);
-        }
-    })
+    map_channels(s, (x, dy), |x, dy, c| k[c] * (dy - a[c] - (x - mean[c]) * b[c]))
 }
 
 fn mismatch(op: &'static str, a: &HostData, b: &HostData) -> KilnError {
