@@ -128,7 +128,9 @@ fn backward_input_typed<T: Real>(
     let k = per_channel(&|c| gamma[c].to_f64() * inv_std[c]);
     let a = per_channel(&|c| sum_dy[c].to_f64() / n);
     let b = per_channel(&|c| inv_std[c] * sum_dy_xhat[c].to_f64() / n);
-    map_channels(s, (x, dy), |x, dy, c| k[c] * (dy - a[c] - (x - mean[c]) * b[c]))
+    map_channels(s, (x, dy), |x, dy, c| {
+        k[c] * (dy - a[c] - (x - mean[c]) * b[c])
+    })
 }
 
 fn mismatch(op: &'static str, a: &HostData, b: &HostData) -> KilnError {
