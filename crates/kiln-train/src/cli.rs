@@ -474,3 +474,34 @@ fn run(program: &Program, args: &Args) -> Result<String> {
     };
     run_on(program, args, &config, &mode, train_full, test, &device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipes::fashion_mnist_cnn_recipe;
+
+    /// The flags docs/guide.md gives for the PyTorch baseline's recipe turn the Fashion-MNIST
+    /// CNN's defaults into exactly that recipe.
+    #[test]
+    fn baseline_flags_give_the_baseline_recipe() {
+        let flags = "fashion_mnist_cnn --augment none --label-smoothing 0 --optimizer adam \
+                     --lr 0.001 --schedule cosine --batch-size 128";
+        let args = Args::try_parse_from(flags.split_whitespace()).unwrap();
+        let defaults = fashion_mnist_cnn_recipe();
+        assert!(!defaults.augmentation.transforms.is_empty() && defaults.label_smoothing > 0.0);
+        let c = args.config(&defaults);
+        assert_eq!(c.model, ModelKind::SmallCnn);
+        assert_eq!((c.hidden.as_slice(), c.dropout), (&[128][..], 0.3));
+        assert_eq!(
+            (c.optimizer, c.schedule),
+            (OptimizerKind::Adam, ScheduleKind::Cosine)
+        );
+        assert_eq!((c.lr, c.batch_size, c.epochs), (1e-3, 128, 15));
+        assert_eq!(
+            (c.label_smoothing, c.weight_decay, c.warmup_epochs),
+            (0.0, 0.0, 0)
+        );
+        assert!(c.augmentation.transforms.is_empty());
+        assert_eq!(c.validation, 5_000);
+    }
+}
