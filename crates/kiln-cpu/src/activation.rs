@@ -1,7 +1,7 @@
 //! The activations' derivatives and PReLU on the CPU (activation.wgsl's family).
 
 use crate::elementwise::{fill_indexed, map2, same_dtype};
-use crate::real::{unary_derivative, Real};
+use crate::real::{relu_derivative, unary_derivative, Real};
 use kiln_tensor::{HostData, Layout, ReduceDims, Result, UnaryOp};
 
 pub fn unary_backward(
@@ -12,9 +12,9 @@ pub fn unary_backward(
     gl: &Layout,
 ) -> Result<HostData> {
     fn go<T: Real>(op: UnaryOp, x: &[T], xl: &Layout, g: &[T], gl: &Layout) -> Vec<T> {
-        // ReLU gets a loop of its own, where the derivative's match folds away.
+        // ReLU gets a loop of its own, with no call per element.
         match op {
-            UnaryOp::Relu => map2(x, xl, g, gl, |a, g| g * unary_derivative(UnaryOp::Relu, a)),
+            UnaryOp::Relu => map2(x, xl, g, gl, |a, g| g * relu_derivative(a)),
             _ => map2(x, xl, g, gl, |a, g| g * unary_derivative(op, a)),
         }
     }

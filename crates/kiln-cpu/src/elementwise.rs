@@ -1,6 +1,6 @@
 //! Elementwise ops on the CPU: strided reads, contiguous outputs, rayon above a size threshold.
 
-use crate::real::{binary_eval, unary_eval, Real};
+use crate::real::{binary_eval, relu, unary_eval, Real};
 use crate::{float_dispatch, PARALLEL_THRESHOLD};
 use kiln_tensor::{BinaryOp, HostData, KilnError, Layout, Result, UnaryOp};
 use rayon::prelude::*;
@@ -154,12 +154,9 @@ pub(crate) fn same_dtype(op: &'static str, a: &HostData, b: &HostData) -> Result
 }
 
 pub fn unary(op: UnaryOp, x: &HostData, layout: &Layout) -> Result<HostData> {
-    // ReLU gets a loop of its own: `op` a constant there, the match in `unary_eval` folds away
-    // and the loop vectorises.
+    // ReLU gets a loop of its own, with no call per element, so that it vectorises.
     Ok(match op {
-        UnaryOp::Relu => float_dispatch!(x, op.name(), |v| map1(v, layout, |a| {
-            unary_eval(UnaryOp::Relu, a)
-        })),
+        UnaryOp::Relu => float_dispatch!(x, op.name(), |v| map1(v, layout, relu)),
         _ => float_dispatch!(x, op.name(), |v| map1(v, layout, |a| unary_eval(op, a))),
     })
 }

@@ -43,6 +43,9 @@ fn max_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> (Vec<T>, Vec<u32>) {
         .enumerate()
         .for_each(|(p, (y, idx))| {
             let plane = &x[p * plane_in..(p + 1) * plane_in];
+            if (s.kernel, s.stride, s.padding) == (2, 2, 0) {
+                return max_2x2(plane, s.width, (y, idx));
+            }
             for (oh, r) in rows.iter().enumerate() {
                 for (ow, c) in cols.iter().enumerate() {
                     // The first maximum in scan order (ties go to the earliest tap).
@@ -62,6 +65,29 @@ fn max_typed<T: Real>(s: &Pool2dShape, x: &[T]) -> (Vec<T>, Vec<u32>) {
             }
         });
     (y, idx)
+}
+
+/// The common 2×2, stride 2, unpadded window of one plane, straight-line: the same first
+/// maximum in scan order as the general loop.
+fn max_2x2<T: Real>(plane: &[T], width: usize, (y, idx): (&mut [T], &mut [u32])) {
+    let ow_n = width / 2;
+    for (oh, (y, idx)) in y
+        .chunks_mut(ow_n.max(1))
+        .zip(idx.chunks_mut(ow_n.max(1)))
+        .enumerate()
+    {
+        let top = 2 * oh * width;
+        for (ow, (y, idx)) in y.iter_mut().zip(idx.iter_mut()).enumerate() {
+            let i = top + 2 * ow;
+            let mut at = i;
+            for j in [i + 1, i + width, i + width + 1] {
+                if plane[j] > plane[at] {
+                    at = j;
+                }
+            }
+            (*y, *idx) = (plane[at], at as u32);
+        }
+    }
 }
 
 fn max_backward_typed<T: Real>(s: &Pool2dShape, dy: &[T], idx: &[u32]) -> Vec<T> {

@@ -97,6 +97,22 @@ pub fn sigmoid<T: Real>(x: T) -> T {
     }
 }
 
+/// ReLU and its derivative, on their own for the loops that specialise them (`unary_eval` is
+/// too large to inline into a per-element loop).
+#[inline]
+pub fn relu<T: Real>(x: T) -> T {
+    x.max(T::ZERO)
+}
+
+#[inline]
+pub fn relu_derivative<T: Real>(x: T) -> T {
+    if x > T::ZERO {
+        T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
 pub fn unary_eval<T: Real>(op: UnaryOp, x: T) -> T {
     let alpha = T::from_f64(op.param() as f64);
     match op {
@@ -111,7 +127,7 @@ pub fn unary_eval<T: Real>(op: UnaryOp, x: T) -> T {
         UnaryOp::Sign => sign(x),
         UnaryOp::Sigmoid => sigmoid(x),
         UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Relu => x.max(T::ZERO),
+        UnaryOp::Relu => relu(x),
         UnaryOp::LeakyRelu { .. } => {
             if x > T::ZERO {
                 x
@@ -154,7 +170,7 @@ pub fn unary_derivative<T: Real>(op: UnaryOp, x: T) -> T {
             let t = x.tanh();
             T::ONE - t * t
         }
-        UnaryOp::Relu => step(x > T::ZERO),
+        UnaryOp::Relu => relu_derivative(x),
         UnaryOp::LeakyRelu { .. } => {
             if x > T::ZERO {
                 T::ONE
