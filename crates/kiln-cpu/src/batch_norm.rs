@@ -29,13 +29,15 @@ fn channels<R: Send>(s: BatchNormShape, per_channel: impl Fn(usize) -> R + Sync)
     }
 }
 
-/// out[i] = f(x[i], dy[i], channel of i) over every element, in parallel blocks of one outer
-/// index; within a block the loops run along a channel's run of `inner` elements (images) or
-/// along the row of channels (features, inner 1), so both vectorise.
+/// out[i] = f(x[i], dy[i], coef(channel of i)) over every element, in parallel blocks of one
+/// outer index; within a block the loops run along a channel's run of `inner` elements
+/// (images, the channel's coefficients held in registers) or along the row of channels
+/// (features, inner 1), so both vectorise.
 fn map_channels<T: Real>(
     s: BatchNormShape,
     (x, dy): (&[T], &[T]),
-    f: impl Fn(T, T, usize) -> T + Sync,
+    coef: impl Fn(usize) -> [T; 4] + Sync,
+    f: impl Fn(T, T, [T; 4]) -> T + Sync,
 ) -> Vec<T> {
     let mut out = vec![T::ZERO; s.numel()];
     let (block, inner) = ((s.channels * s.inner).max(1), s.inner.max(1));
@@ -43,14 +45,14 @@ fn map_channels<T: Real>(
         let (x, dy) = (&x[o * block..][..block], &dy[o * block..][..block]);
         if inner == 1 {
             for (c, ((y, &x), &dy)) in chunk.iter_mut().zip(x).zip(dy).enumerate() {
-                *y = f(x, dy, c);
+                *y = f(x, dy, coef(c));
             }
             return;
         }
         for (c, run) in chunk.chunks_mut(inner).enumerate() {
-            let at = c * inner..(c + 1) * inner;
+            let (at, k) = (c * inner..(c + 1) * inner, coef(c));
             for ((y, &x), &dy) in run.iter_mut().zip(&x[at.clone()]).zip(&dy[at]) {
-                *y = f(x, dy, c);
+                *y = f(x, dy, k);
             }
         }
     };
@@ -90,7 +92,12 @@ fn forward_typed<T: Real>(
         .zip(gamma)
         .map(|(&k, &g)| T::from_f64(k) * g)
         .collect();
-    map_channels(s, (x, x), |x, _, c| (x - mean[c]) * scale[c] + beta[c])
+    map_channels(
+        s,
+        (x, x),
+        |c| [mean[c], scale[c], beta[c], T::ZERO],
+        |x, _, [m, k, b, _]| (x - m) * k + b,
+    )
 }
 
 fn backward_reduce_typed<T: Real>(
@@ -128,9 +135,12 @@ fn backward_input_typed<T: Real>(
     let k = per_channel(&|c| gamma[c].to_f64() * inv_std[c]);
     let a = per_channel(&|c| sum_dy[c].to_f64() / n);
     let b = per_channel(&|c| inv_std[c] * sum_dy_xhat[c].to_f64() / n);
-    map_channels(s, (x, dy), |x, dy, c| {
-        k[c] * (dy - a[c] - (x - mean[c]) * b[c])
-    })
+    map_channels(
+        s,
+        (x, dy),
+        |c| [k[c], a[c], b[c], mean[c]],
+        |x, dy, [k, a, b, m]| k * (dy - a - (x - m) * b),
+    )
 }
 
 fn mismatch(op: &'static str, a: &HostData, b: &HostData) -> KilnError {

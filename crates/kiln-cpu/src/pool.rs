@@ -79,13 +79,14 @@ fn max_2x2<T: Real>(plane: &[T], width: usize, (y, idx): (&mut [T], &mut [u32]))
         let top = 2 * oh * width;
         for (ow, (y, idx)) in y.iter_mut().zip(idx.iter_mut()).enumerate() {
             let i = top + 2 * ow;
-            let mut at = i;
+            let (mut best, mut at) = (plane[i], i);
+            // Selects rather than branches: the comparisons follow the data.
             for j in [i + 1, i + width, i + width + 1] {
-                if plane[j] > plane[at] {
-                    at = j;
-                }
+                let take = plane[j] > best;
+                best = if take { plane[j] } else { best };
+                at = if take { j } else { at };
             }
-            (*y, *idx) = (plane[at], at as u32);
+            (*y, *idx) = (best, at as u32);
         }
     }
 }
