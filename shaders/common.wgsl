@@ -274,5 +274,6 @@ struct MatmulParams {
     batch_stride_b: u32,
     // Texels (vec4s) per row of C, for kernels that store vec4s: ceil(n / 4).
     c_texels: u32,
-    _pad1: u32,
+    // Texels of C's binding before its first element (matmul_texture with PLANES; else 0).
+    c_offset: u32,
 }

@@ -28,6 +28,10 @@
 // there cost 25 % on lavapipe); results past M and N are computed from the zero padding and
 // never stored. C rows are `c_texels` vec4s apart: N rounded up to 4, so when N is not a
 // multiple of 4 the host passes a padded C and narrows it after.
+// With PLANES (convolutions, conv_texture.wgsl), C's columns are images' planes side by side,
+// `c_texels` texels each: column texel n4 of row m is stored at c_offset + (g·M + m)·c_texels
+// + (n4 − g·c_texels) with g = n4 / c_texels, which is [images, M, plane] (NCHW), and
+// without it at c_offset + m·c_texels + n4 (c_offset is 0 for a plain product).
 // Work: 2·M·N·K FLOPs; each A texel is fetched N/(4·GROUP) times and each B texel M/32 times.
 
 override K_CONTIGUOUS: bool = false;
@@ -35,6 +39,7 @@ override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;
 override SUBGROUP_SIZE: u32 = 8u;
 override GROUP: u32 = 64u;
+override PLANES: bool = false;
 
 const ROWS: u32 = 32u;
 
@@ -89,11 +94,12 @@ fn epilogue(v: vec4<f32>, n: u32) -> vec4<f32> {
     return vec4<f32>(unary_eval(ACTIVATION, x.x, p.alpha), unary_eval(ACTIVATION, x.y, p.alpha), unary_eval(ACTIVATION, x.z, p.alpha), unary_eval(ACTIVATION, x.w, p.alpha));
 }
 
-// C(m, n..n+3) = epilogue(v), one vec4 store into C's padded rows, skipped past M or N.
-fn store_row(m: u32, n4: u32, v: vec4<f32>) {
+// C(m, n..n+3) = epilogue(v), one vec4 store at column texel n4's `base` + m·c_texels,
+// skipped past M or N.
+fn store_row(m: u32, n4: u32, base: u32, v: vec4<f32>) {
     let n = n4 * 4u;
     if (m < p.m && n < p.n) {
-        c4[m * p.c_texels + n4] = epilogue(v, n);
+        c4[base + m * p.c_texels] = epilogue(v, n);
     }
 }
 
@@ -111,6 +117,11 @@ fn store_row(m: u32, n4: u32, v: vec4<f32>) {
 fn matmul_texture(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
     let n4 = wid.x * GROUP + lid.x;
     let m0 = wid.y * ROWS;
+    var base = p.c_offset + n4;
+    if (PLANES) {
+        let g = n4 / p.c_texels;
+        base = p.c_offset + g * p.m * p.c_texels + (n4 - g * p.c_texels);
+    }
     let k_padded = (p.k + SUBGROUP_SIZE - 1u) / SUBGROUP_SIZE * SUBGROUP_SIZE;
     var acc: array<vec4<f32>, 32>;
     for (var k0 = 0u; k0 < k_padded; k0 = k0 + SUBGROUP_SIZE) {
@@ -130,36 +141,36 @@ fn matmul_texture(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
             }
         }
     }
-    store_row(m0 + 0u, n4, acc[0]);
-    store_row(m0 + 1u, n4, acc[1]);
-    store_row(m0 + 2u, n4, acc[2]);
-    store_row(m0 + 3u, n4, acc[3]);
-    store_row(m0 + 4u, n4, acc[4]);
-    store_row(m0 + 5u, n4, acc[5]);
-    store_row(m0 + 6u, n4, acc[6]);
-    store_row(m0 + 7u, n4, acc[7]);
-    store_row(m0 + 8u, n4, acc[8]);
-    store_row(m0 + 9u, n4, acc[9]);
-    store_row(m0 + 10u, n4, acc[10]);
-    store_row(m0 + 11u, n4, acc[11]);
-    store_row(m0 + 12u, n4, acc[12]);
-    store_row(m0 + 13u, n4, acc[13]);
-    store_row(m0 + 14u, n4, acc[14]);
-    store_row(m0 + 15u, n4, acc[15]);
-    store_row(m0 + 16u, n4, acc[16]);
-    store_row(m0 + 17u, n4, acc[17]);
-    store_row(m0 + 18u, n4, acc[18]);
-    store_row(m0 + 19u, n4, acc[19]);
-    store_row(m0 + 20u, n4, acc[20]);
-    store_row(m0 + 21u, n4, acc[21]);
-    store_row(m0 + 22u, n4, acc[22]);
-    store_row(m0 + 23u, n4, acc[23]);
-    store_row(m0 + 24u, n4, acc[24]);
-    store_row(m0 + 25u, n4, acc[25]);
-    store_row(m0 + 26u, n4, acc[26]);
-    store_row(m0 + 27u, n4, acc[27]);
-    store_row(m0 + 28u, n4, acc[28]);
-    store_row(m0 + 29u, n4, acc[29]);
-    store_row(m0 + 30u, n4, acc[30]);
-    store_row(m0 + 31u, n4, acc[31]);
+    store_row(m0 + 0u, n4, base, acc[0]);
+    store_row(m0 + 1u, n4, base, acc[1]);
+    store_row(m0 + 2u, n4, base, acc[2]);
+    store_row(m0 + 3u, n4, base, acc[3]);
+    store_row(m0 + 4u, n4, base, acc[4]);
+    store_row(m0 + 5u, n4, base, acc[5]);
+    store_row(m0 + 6u, n4, base, acc[6]);
+    store_row(m0 + 7u, n4, base, acc[7]);
+    store_row(m0 + 8u, n4, base, acc[8]);
+    store_row(m0 + 9u, n4, base, acc[9]);
+    store_row(m0 + 10u, n4, base, acc[10]);
+    store_row(m0 + 11u, n4, base, acc[11]);
+    store_row(m0 + 12u, n4, base, acc[12]);
+    store_row(m0 + 13u, n4, base, acc[13]);
+    store_row(m0 + 14u, n4, base, acc[14]);
+    store_row(m0 + 15u, n4, base, acc[15]);
+    store_row(m0 + 16u, n4, base, acc[16]);
+    store_row(m0 + 17u, n4, base, acc[17]);
+    store_row(m0 + 18u, n4, base, acc[18]);
+    store_row(m0 + 19u, n4, base, acc[19]);
+    store_row(m0 + 20u, n4, base, acc[20]);
+    store_row(m0 + 21u, n4, base, acc[21]);
+    store_row(m0 + 22u, n4, base, acc[22]);
+    store_row(m0 + 23u, n4, base, acc[23]);
+    store_row(m0 + 24u, n4, base, acc[24]);
+    store_row(m0 + 25u, n4, base, acc[25]);
+    store_row(m0 + 26u, n4, base, acc[26]);
+    store_row(m0 + 27u, n4, base, acc[27]);
+    store_row(m0 + 28u, n4, base, acc[28]);
+    store_row(m0 + 29u, n4, base, acc[29]);
+    store_row(m0 + 30u, n4, base, acc[30]);
+    store_row(m0 + 31u, n4, base, acc[31]);
 }

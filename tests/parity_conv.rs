@@ -3,12 +3,35 @@
 //! shapes (odd and tiny images, channels 1, 3, 5, 33, strides 1 and 2, padding 0–2, kernels
 //! 1, 3, 5, dilation 2, batches 1 and 33). The GPU computes in f32, the CPU reference in f64
 //! from the same f32 values; the bounds are the dot-product bound of the table over each
-//! output's terms.
+//! output's terms. Each case runs on both GPU paths the adapter can take: the implicit GEMM
+//! (conv.wgsl, any device whose matmul is not the texture kernel) and, where the adapter has
+//! subgroups of a fixed size, the packed-texture path (conv_texture.wgsl, CPU-type adapters).
 
 mod common;
 use common::*;
 use kiln::prelude::*;
+use kiln::tensor::wgpu::{MatmulKernel, WgpuOptions};
 use kiln::tensor::{Conv2dOptions, Conv2dShape};
+
+/// The convolution paths this adapter runs, each on a device of its own: the implicit GEMM
+/// (a device with the tiled matmul) and the texture path (a device with the texture matmul).
+fn conv_devices() -> Vec<(&'static str, WgpuBackend)> {
+    let Some(_) = gpu() else { return Vec::new() };
+    let mut devices = Vec::new();
+    for (name, kernel) in [
+        ("implicit GEMM", MatmulKernel::Tiled),
+        ("texture", MatmulKernel::Texture),
+    ] {
+        match WgpuBackend::with_options(WgpuOptions {
+            matmul: kernel,
+            ..WgpuOptions::default()
+        }) {
+            Ok(device) => devices.push((name, device)),
+            Err(e) => eprintln!("the {name} convolution is not checked here: {e}"),
+        }
+    }
+    devices
+}
 
 /// (batch, in channels, height, width, out channels, kernel, stride, padding, dilation).
 const CASES: [[usize; 9]; 10] = [
@@ -42,23 +65,44 @@ fn host<B: Backend>(t: &Tensor<B>) -> Vec<f64> {
 
 #[test]
 fn forward_and_both_gradients_match_at_awkward_shapes() {
-    let Some(gpu) = gpu() else { return };
-    for (i, c) in CASES.iter().enumerate() {
-        let seed = i as u64 * 10;
+    for (path, gpu) in conv_devices() {
+        for (i, c) in CASES.iter().enumerate() {
+            check_case(&gpu, &format!("{path}, case {c:?}"), i as u64 * 10, c);
+        }
+    }
+}
+
+/// Images past one packed texture (64×64 planes: 1 024 texels each, so a texture row of
+/// 16 384 texels holds 16 images, and 4 images' pixels fill a weight-gradient chunk's rows),
+/// and a weight gradient the implicit GEMM splits into many workgroup layers.
+#[test]
+fn batches_past_a_texture_or_a_split_are_chunked_and_summed() {
+    for (path, gpu) in conv_devices() {
+        // Two images more than one texture row of the adapter's holds.
+        let images = gpu.limits().max_texture_dimension_2d as usize / 1024 + 2;
+        let c = [images, 2, 64, 64, 3, 3, 1, 1, 1];
+        check_case(&gpu, &format!("{path}, chunked {c:?}"), 5, &c);
+    }
+}
+
+/// Forward (four epilogues), input gradient and weight gradient of one case on `gpu` against
+/// the CPU in f64.
+fn check_case(gpu: &WgpuBackend, what: &str, seed: u64, c: &[usize; 9]) {
+    let gpu = &gpu;
+    {
         let (x_g, x_c) = pair(
             &random_vec(seed, c[0] * c[1] * c[2] * c[3], -1.0, 1.0),
             &[c[0], c[1], c[2], c[3]],
-            &gpu,
+            gpu,
         );
         let (w_g, w_c) = pair(
             &random_vec(seed + 1, c[4] * c[1] * c[5] * c[5], -1.0, 1.0),
             &[c[4], c[1], c[5], c[5]],
-            &gpu,
+            gpu,
         );
-        let (b_g, b_c) = pair(&random_vec(seed + 2, c[4], -1.0, 1.0), &[c[4]], &gpu);
+        let (b_g, b_c) = pair(&random_vec(seed + 2, c[4], -1.0, 1.0), &[c[4]], gpu);
         let s: Conv2dShape = x_c.conv2d_shape(&w_c, options(c)).unwrap();
         let terms = s.patch_len();
-        let what = format!("case {c:?}");
         // Without epilogue, with a bias, with bias and ReLU (through the output), and with
         // bias and tanh.
         for (bias, act) in [
@@ -87,7 +131,7 @@ fn forward_and_both_gradients_match_at_awkward_shapes() {
             );
         }
         let dy_data = random_vec(seed + 3, s.output_len(), -1.0, 1.0);
-        let (dy_g, dy_c) = pair(&dy_data, &[c[0], c[4], s.out_height(), s.out_width()], &gpu);
+        let (dy_g, dy_c) = pair(&dy_data, &[c[0], c[4], s.out_height(), s.out_width()], gpu);
         let dx = dy_g.conv2d_backward_input(&w_g, &s).unwrap();
         let dx_ref = f64_of(&dy_c)
             .conv2d_backward_input(&f64_of(&w_c), &s)
@@ -111,42 +155,6 @@ fn forward_and_both_gradients_match_at_awkward_shapes() {
             precision::dot(pixels, pixels as f64),
         );
     }
-}
-
-#[test]
-fn a_weight_gradient_split_across_many_workgroup_layers_sums_them_all() {
-    // 64 · 32 · 32 output pixels: the reduction splits into 32 layers of 2048.
-    let Some(gpu) = gpu() else { return };
-    let (n, c, h, o) = (64, 2, 32, 3);
-    let (x_g, x_c) = pair(
-        &random_vec(5, n * c * h * h, -1.0, 1.0),
-        &[n, c, h, h],
-        &gpu,
-    );
-    let w_c =
-        Tensor::from_slice(&random_vec(6, o * c * 9, -1.0, 1.0), [o, c, 3, 3], &cpu()).unwrap();
-    let options = Conv2dOptions {
-        stride: 1,
-        padding: 1,
-        dilation: 1,
-    };
-    let s = x_c.conv2d_shape(&w_c, options).unwrap();
-    let (dy_g, dy_c) = pair(
-        &random_vec(7, s.output_len(), -1.0, 1.0),
-        &[n, o, h, h],
-        &gpu,
-    );
-    let dw = x_g.conv2d_backward_weight(&dy_g, &s).unwrap();
-    let dw_ref = f64_of(&x_c)
-        .conv2d_backward_weight(&f64_of(&dy_c), &s)
-        .unwrap();
-    let pixels = n * h * h;
-    assert_close(
-        "split dw",
-        &host(&dw),
-        &host(&dw_ref),
-        precision::dot(pixels, pixels as f64),
-    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! partial results with the reduce kernel.
 
 use super::context::Context;
+use super::conv_texture;
 use super::elementwise::to_u32;
 use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
@@ -96,6 +97,12 @@ pub(crate) fn conv2d(
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d")?;
     require_f32(w, "conv2d")?;
+    if let Some(subgroup_size) = conv_texture::subgroup_size(ctx) {
+        let operands = (x, w, bias);
+        if let Some(y) = conv_texture::conv2d(ctx, operands, activation, s, subgroup_size)? {
+            return Ok(y);
+        }
+    }
     let gemm = (
         s.batch * s.out_height() * s.out_width(),
         s.out_channels,
@@ -132,6 +139,11 @@ pub(crate) fn conv2d_backward_input(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     require_f32(dy, "conv2d_backward_input")?;
+    if let Some(subgroup_size) = conv_texture::subgroup_size(ctx) {
+        if let Some(dx) = conv_texture::conv2d_backward_input(ctx, dy, w, s, subgroup_size)? {
+            return Ok(dx);
+        }
+    }
     let taps = s.kernel_h * s.kernel_w;
     let gemm = (
         s.batch * s.height * s.width,
@@ -158,6 +170,11 @@ pub(crate) fn conv2d_backward_weight(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d_backward_weight")?;
+    if let Some(subgroup_size) = conv_texture::subgroup_size(ctx) {
+        if let Some(dw) = conv_texture::conv2d_backward_weight(ctx, x, dy, s, subgroup_size)? {
+            return Ok(dw);
+        }
+    }
     let depth = s.batch * s.out_height() * s.out_width();
     let gemm = (s.out_channels, s.patch_len(), depth);
     // The layers' partial sums are one buffer: no more layers than the binding limit holds.

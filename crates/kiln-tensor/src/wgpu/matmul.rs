@@ -34,7 +34,8 @@ pub(crate) struct MatmulParams {
     batch_stride_b: u32,
     /// Texels (vec4s) per row of C for kernels that store vec4s: ceil(n / 4).
     pub c_texels: u32,
-    pad: u32,
+    /// Texels of C's binding before its first element (the texture kernel's PLANES stores).
+    pub c_offset: u32,
 }
 
 /// Output tile of matmul_subgroup: 32 rows × 256 columns per workgroup.
@@ -215,7 +216,7 @@ pub(crate) fn params<S>(s: &MatmulShape, epilogue: &Epilogue<'_, S>) -> Result<M
         batch_stride_a: to_u32(s.batch_stride_a, "batch stride")?,
         batch_stride_b: to_u32(s.batch_stride_b, "batch stride")?,
         c_texels: to_u32(s.n.div_ceil(4), "n")?,
-        pad: 0,
+        c_offset: 0,
     })
 }
 
@@ -247,6 +248,15 @@ pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
         MatmulParams,
         ShaderFile::Matmul,
         "MatmulParams",
-        [m, n, k, alpha, batch_stride_a, batch_stride_b, c_texels]
+        [
+            m,
+            n,
+            k,
+            alpha,
+            batch_stride_a,
+            batch_stride_b,
+            c_texels,
+            c_offset
+        ]
     )]
 }

@@ -28,14 +28,14 @@ struct PackParams {
 }
 
 /// Output rows per workgroup of matmul_texture.
-const ROWS: usize = 32;
+pub(crate) const ROWS: usize = 32;
 /// Invocations per workgroup (each owns 4 columns of C) unless the product is narrow.
 const GROUP: usize = 64;
 
 /// Invocations per workgroup of matmul_texture for this product: 64 (256 columns of C), or for
 /// narrower products the fewest whole subgroups covering N, so no subgroup multiplies only
 /// padding.
-fn group(s: &MatmulShape, subgroup_size: u32) -> usize {
+pub(crate) fn group(s: &MatmulShape, subgroup_size: u32) -> usize {
     let subgroup = subgroup_size as usize;
     s.n.div_ceil(4)
         .next_multiple_of(subgroup)
@@ -44,7 +44,7 @@ fn group(s: &MatmulShape, subgroup_size: u32) -> usize {
 
 /// Texels per row and rows of the packed texture of an operand with `x` columns and `k` rows,
 /// padded to whole workgroup tiles: `tile` columns and `subgroup_size` rows.
-fn packed_size(x: usize, k: usize, tile: usize, subgroup_size: u32) -> (usize, usize) {
+pub(crate) fn packed_size(x: usize, k: usize, tile: usize, subgroup_size: u32) -> (usize, usize) {
     (
         x.next_multiple_of(tile) / 4,
         k.next_multiple_of(subgroup_size as usize),
@@ -63,11 +63,11 @@ pub(crate) fn fits(ctx: &Context, s: &MatmulShape, subgroup_size: u32) -> bool {
 
 /// How one operand is packed: which cached texture (0: A, 1: B), its X (M or N), whether the
 /// source is K-contiguous, and the columns one workgroup reads (the padding unit).
-struct Operand {
-    role: u8,
-    x: usize,
-    k_contiguous: bool,
-    tile: usize,
+pub(crate) struct Operand {
+    pub role: u8,
+    pub x: usize,
+    pub k_contiguous: bool,
+    pub tile: usize,
 }
 
 /// Records the pack of one operand (K rows of op) into its texture and returns the texture,
@@ -75,7 +75,7 @@ struct Operand {
 /// An f16 source (adapters with `shader-f16`) is widened by matmul_f16.wgsl's pack kernel.
 /// A source already in the packed layout (X-contiguous, no padding, rows a multiple of 256
 /// bytes as copies require) is copied instead of run through the pack kernel.
-fn pack<'c>(
+pub(crate) fn pack<'c>(
     ctx: &'c Arc<Context>,
     source: &WgpuStorage,
     operand: Operand,
@@ -160,27 +160,59 @@ pub(crate) fn matmul(
     let a_packed = pack(ctx, a, a_operand, s.k, subgroup_size)?;
     let b_packed = pack(ctx, b, b_operand, s.k, subgroup_size)?;
     constants.retain(|(name, _)| *name != "TRANS_A" && *name != "TRANS_B");
-    constants.push(("SUBGROUP_SIZE", subgroup_size));
-    constants.push(("GROUP", group as u32));
     let padded_n = s.n.next_multiple_of(4);
     let out = WgpuStorage::output(ctx, s.m * padded_n, DType::F32, "matmul")?;
-    ctx.dispatch_with_textures(
-        Kernel::MatmulTexture,
-        Specialisation(constants),
-        bytemuck::bytes_of(params),
-        TextureBindings {
-            sampled: &[a_packed.view(), b_packed.view()],
-            storage: &[],
-        },
-        &[bias.binding(), out.binding()],
-        [s.n.div_ceil(4 * group) as u32, s.m.div_ceil(ROWS) as u32, 1],
-    )?;
+    let packed = [&a_packed, &b_packed];
+    let textures = Multiply {
+        packed,
+        group,
+        subgroup_size,
+    };
+    multiply(ctx, textures, bias, &out, s, params, constants)?;
     drop((a_packed, b_packed));
     if padded_n == s.n {
         return Ok(out);
     }
     let narrowed = Layout::contiguous([s.m, padded_n]).narrow(1, 0, s.n)?;
     copy_strided(ctx, &out, &narrowed)
+}
+
+/// The packed operands of one multiply and the workgroup width they were padded for.
+pub(crate) struct Multiply<'t, 'c> {
+    pub packed: [&'t PackedTexture<'c>; 2],
+    pub group: usize,
+    pub subgroup_size: u32,
+}
+
+/// Records matmul_texture over packed A and B into `out` (C's rows `params.c_texels` texels
+/// apart, from texel `params.c_offset` with PLANES). `constants` carries the epilogue's.
+pub(crate) fn multiply(
+    ctx: &Arc<Context>,
+    textures: Multiply<'_, '_>,
+    bias: &WgpuStorage,
+    out: &WgpuStorage,
+    s: &MatmulShape,
+    params: &MatmulParams,
+    mut constants: Vec<(&'static str, u32)>,
+) -> Result<()> {
+    let Multiply {
+        packed: [a, b],
+        group,
+        subgroup_size,
+    } = textures;
+    constants.push(("SUBGROUP_SIZE", subgroup_size));
+    constants.push(("GROUP", group as u32));
+    ctx.dispatch_with_textures(
+        Kernel::MatmulTexture,
+        Specialisation(constants),
+        bytemuck::bytes_of(params),
+        TextureBindings {
+            sampled: &[a.view(), b.view()],
+            storage: &[],
+        },
+        &[bias.binding(), out.binding()],
+        [s.n.div_ceil(4 * group) as u32, s.m.div_ceil(ROWS) as u32, 1],
+    )
 }
 
 /// This file's parameter blocks, for the layout test (see `param_layout`).

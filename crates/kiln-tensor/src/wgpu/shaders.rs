@@ -22,13 +22,14 @@ pub enum ShaderFile {
     Cast,
     Augment,
     Conv,
+    ConvTexture,
     Pool,
 }
 
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 18] = [
+    pub const ALL: [ShaderFile; 19] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -46,6 +47,7 @@ impl ShaderFile {
         ShaderFile::Cast,
         ShaderFile::Augment,
         ShaderFile::Conv,
+        ShaderFile::ConvTexture,
         ShaderFile::Pool,
     ];
 
@@ -68,6 +70,7 @@ impl ShaderFile {
             ShaderFile::Cast => "cast.wgsl",
             ShaderFile::Augment => "augment.wgsl",
             ShaderFile::Conv => "conv.wgsl",
+            ShaderFile::ConvTexture => "conv_texture.wgsl",
             ShaderFile::Pool => "pool.wgsl",
         }
     }
@@ -91,6 +94,7 @@ impl ShaderFile {
             ShaderFile::Cast => include_str!("../../../../shaders/cast.wgsl"),
             ShaderFile::Augment => include_str!("../../../../shaders/augment.wgsl"),
             ShaderFile::Conv => include_str!("../../../../shaders/conv.wgsl"),
+            ShaderFile::ConvTexture => include_str!("../../../../shaders/conv_texture.wgsl"),
             ShaderFile::Pool => include_str!("../../../../shaders/pool.wgsl"),
         }
     }
@@ -183,6 +187,12 @@ pub enum Kernel {
     ConvForward,
     ConvBackwardInput,
     ConvBackwardWeight,
+    ConvTexturePackPatches,
+    ConvTexturePackGradPatches,
+    ConvTexturePackWeightsT,
+    ConvTexturePackGradRows,
+    ConvTexturePackPatchRows,
+    ConvTextureRowsToPlanes,
     PoolMax,
     PoolMaxBackward,
     PoolAvg,
@@ -190,7 +200,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 69] = [
+    pub const ALL: [Kernel; 75] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -256,6 +266,12 @@ impl Kernel {
         Kernel::ConvForward,
         Kernel::ConvBackwardInput,
         Kernel::ConvBackwardWeight,
+        Kernel::ConvTexturePackPatches,
+        Kernel::ConvTexturePackGradPatches,
+        Kernel::ConvTexturePackWeightsT,
+        Kernel::ConvTexturePackGradRows,
+        Kernel::ConvTexturePackPatchRows,
+        Kernel::ConvTextureRowsToPlanes,
         Kernel::PoolMax,
         Kernel::PoolMaxBackward,
         Kernel::PoolAvg,
@@ -342,6 +358,12 @@ impl Kernel {
             ConvForward => (F::Conv, "conv_forward", 3, 1),
             ConvBackwardInput => (F::Conv, "conv_backward_input", 2, 1),
             ConvBackwardWeight => (F::Conv, "conv_backward_weight", 2, 1),
+            ConvTexturePackPatches => (F::ConvTexture, "conv_texture_pack_patches", 1, 0),
+            ConvTexturePackGradPatches => (F::ConvTexture, "conv_texture_pack_grad_patches", 1, 0),
+            ConvTexturePackWeightsT => (F::ConvTexture, "conv_texture_pack_weights_t", 1, 0),
+            ConvTexturePackGradRows => (F::ConvTexture, "conv_texture_pack_grad_rows", 1, 0),
+            ConvTexturePackPatchRows => (F::ConvTexture, "conv_texture_pack_patch_rows", 1, 0),
+            ConvTextureRowsToPlanes => (F::ConvTexture, "conv_texture_rows_to_planes", 1, 1),
             PoolMax => (F::Pool, "pool_max", 1, 2),
             PoolMaxBackward => (F::Pool, "pool_max_backward", 2, 1),
             PoolAvg => (F::Pool, "pool_avg", 1, 1),
@@ -349,10 +371,16 @@ impl Kernel {
         }
     }
 
-    /// (sampled textures read, storage textures written); (0, 0) for all but the texture matmul.
+    /// (sampled textures read, storage textures written); (0, 0) for all but the texture matmul and its packs.
     pub fn textures(self) -> (u32, u32) {
         match self {
-            Kernel::MatmulTexturePack | Kernel::MatmulF16TexturePack => (0, 1),
+            Kernel::MatmulTexturePack
+            | Kernel::MatmulF16TexturePack
+            | Kernel::ConvTexturePackPatches
+            | Kernel::ConvTexturePackGradPatches
+            | Kernel::ConvTexturePackWeightsT
+            | Kernel::ConvTexturePackGradRows
+            | Kernel::ConvTexturePackPatchRows => (0, 1),
             Kernel::MatmulTexture => (2, 0),
             _ => (0, 0),
         }
