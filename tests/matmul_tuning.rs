@@ -186,3 +186,60 @@ fn an_unwritable_tuning_directory_keeps_the_choices_in_memory() {
     multiply_all(&gpu);
     assert_eq!(gpu.counters().matmul_classes_tuned, 3);
 }
+
+#[test]
+fn convolution_passes_are_tuned_per_class_and_remembered() {
+    let dir = temp_dir("tuning-conv");
+    let Some(first) = tuned_device(&dir) else {
+        return;
+    };
+    if report(&first).conv_candidates.is_empty() {
+        eprintln!("no choice of convolution kernel on this adapter (no fixed subgroup size)");
+        return;
+    }
+    let options = kiln::tensor::Conv2dOptions {
+        stride: 1,
+        padding: 1,
+        dilation: 1,
+    };
+    let (x, x_c) = pair(&random_vec(1, 2 * 3 * 9 * 9, -1.0, 1.0), &[2, 3, 9, 9], &first);
+    let (w, w_c) = pair(&random_vec(2, 4 * 3 * 9, -1.0, 1.0), &[4, 3, 3, 3], &first);
+    let s = x.conv2d_shape(&w, options).unwrap();
+    let y = x.conv2d(&w, None, None, options).unwrap();
+    let y_c = x_c.conv2d(&w_c, None, None, options).unwrap();
+    assert_tensors_close("tuned conv", &y, &y_c, matmul_tolerance(27));
+    let dx = y.conv2d_backward_input(&w, &s).unwrap();
+    let dw = x.conv2d_backward_weight(&y, &s).unwrap();
+    assert_tensors_close(
+        "tuned conv dx",
+        &dx,
+        &y_c.conv2d_backward_input(&w_c, &s).unwrap(),
+        matmul_tolerance(36),
+    );
+    assert_tensors_close(
+        "tuned conv dw",
+        &dw,
+        &x_c.conv2d_backward_weight(&y_c, &s).unwrap(),
+        matmul_tolerance(162),
+    );
+    let tuned = report(&first);
+    assert!(tuned.problems.is_empty(), "{:?}", tuned.problems);
+    assert_eq!(tuned.convs.len(), 3, "one class per pass: {:?}", tuned.convs);
+    for conv in &tuned.convs {
+        assert!(tuned.conv_candidates.contains(&conv.kernel), "{conv:?}");
+        assert!(conv.seconds > 0.0, "{conv:?}");
+    }
+    let text = std::fs::read_to_string(tuned.file.clone().unwrap()).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("conv forward ")), "{text}");
+
+    // A second device reads the choices back, and a known class records without a submit.
+    let second = tuned_device(&dir).unwrap();
+    assert_eq!(report(&second).convs, tuned.convs);
+    let (x2, _) = pair(&random_vec(3, 2 * 3 * 9 * 9, -1.0, 1.0), &[2, 3, 9, 9], &second);
+    let (w2, _) = pair(&random_vec(4, 4 * 3 * 9, -1.0, 1.0), &[4, 3, 3, 3], &second);
+    second.sync().unwrap();
+    let before = second.counters().submits;
+    let y2 = x2.conv2d(&w2, None, None, options).unwrap();
+    assert_eq!(second.counters().submits, before);
+    drop(y2);
+}

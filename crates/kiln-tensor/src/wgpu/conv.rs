@@ -3,10 +3,16 @@
 //! and no padding is routed by the tensor layer to the plain matmul instead. The weight
 //! gradient splits its N·OH·OW-long reduction across workgroup layers and sums the layers'
 //! partial results with the reduce kernel.
+//!
+//! Which path runs each pass: on a device whose matmul is the texture kernel (CPU-type
+//! adapters) the packed-texture path (conv_texture.rs), where it fits; on a tuned device with
+//! subgroups of a fixed size, the faster of the two as the tuner measured it for the pass's
+//! class; else the implicit GEMM.
 
 use super::context::Context;
 use super::conv_texture;
 use super::elementwise::to_u32;
+use super::matmul_tuning::{ConvClass, ConvKernel, ConvPass};
 use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
 use super::reduce::reduce;
@@ -15,6 +21,7 @@ use super::storage::{require_f32, WgpuStorage};
 use crate::backend::ReduceDims;
 use crate::error::{KilnError, Result};
 use crate::ops::{Conv2dShape, ReduceOp, UnaryOp};
+use crate::wgpu::MatmulKernel;
 use crate::DType;
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -86,6 +93,34 @@ fn tiles(op: &'static str, m: usize, n: usize, layers: usize) -> Result<[u32; 3]
     Ok([x as u32, y as u32, layers as u32])
 }
 
+/// Runs one pass on the path chosen for it (see the file's header). `texture` runs the
+/// packed-texture path with the device's subgroup size (`None` when the shape does not fit
+/// it); `implicit` the implicit GEMM.
+fn run_pass(
+    ctx: &Arc<Context>,
+    pass: ConvPass,
+    s: &Conv2dShape,
+    texture: &dyn Fn(u32) -> Result<Option<WgpuStorage>>,
+    implicit: &dyn Fn() -> Result<WgpuStorage>,
+) -> Result<WgpuStorage> {
+    let Some(subgroup_size) = ctx.matmul.subgroup_size else {
+        return implicit();
+    };
+    let run = |kernel| match kernel {
+        ConvKernel::Texture => match texture(subgroup_size)? {
+            Some(out) => Ok(out),
+            None => implicit(),
+        },
+        ConvKernel::ImplicitGemm => implicit(),
+    };
+    let kernel = match (&ctx.matmul.tuner, ctx.matmul.kernel) {
+        (_, MatmulKernel::Texture) => ConvKernel::Texture,
+        (Some(tuner), _) => tuner.choose_conv(ctx, ConvClass::of(pass, s), &run)?,
+        (None, _) => ConvKernel::ImplicitGemm,
+    };
+    run(kernel)
+}
+
 /// y = act(conv(x, w) + bias).
 pub(crate) fn conv2d(
     ctx: &Arc<Context>,
@@ -97,12 +132,18 @@ pub(crate) fn conv2d(
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d")?;
     require_f32(w, "conv2d")?;
-    if let Some(subgroup_size) = conv_texture::subgroup_size(ctx) {
-        let operands = (x, w, bias);
-        if let Some(y) = conv_texture::conv2d(ctx, operands, activation, s, subgroup_size)? {
-            return Ok(y);
-        }
-    }
+    let texture =
+        |subgroup_size| conv_texture::conv2d(ctx, (x, w, bias), activation, s, subgroup_size);
+    let implicit = || implicit_conv2d(ctx, (x, w, bias), activation, s);
+    run_pass(ctx, ConvPass::Forward, s, &texture, &implicit)
+}
+
+fn implicit_conv2d(
+    ctx: &Arc<Context>,
+    (x, w, bias): (&WgpuStorage, &WgpuStorage, Option<&WgpuStorage>),
+    activation: Option<UnaryOp>,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
     let gemm = (
         s.batch * s.out_height() * s.out_width(),
         s.out_channels,
@@ -139,11 +180,17 @@ pub(crate) fn conv2d_backward_input(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     require_f32(dy, "conv2d_backward_input")?;
-    if let Some(subgroup_size) = conv_texture::subgroup_size(ctx) {
-        if let Some(dx) = conv_texture::conv2d_backward_input(ctx, dy, w, s, subgroup_size)? {
-            return Ok(dx);
-        }
-    }
+    let texture = |subgroup_size| conv_texture::conv2d_backward_input(ctx, dy, w, s, subgroup_size);
+    let implicit = || implicit_backward_input(ctx, dy, w, s);
+    run_pass(ctx, ConvPass::BackwardInput, s, &texture, &implicit)
+}
+
+fn implicit_backward_input(
+    ctx: &Arc<Context>,
+    dy: &WgpuStorage,
+    w: &WgpuStorage,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
     let taps = s.kernel_h * s.kernel_w;
     let gemm = (
         s.batch * s.height * s.width,
@@ -170,11 +217,18 @@ pub(crate) fn conv2d_backward_weight(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d_backward_weight")?;
-    if let Some(subgroup_size) = conv_texture::subgroup_size(ctx) {
-        if let Some(dw) = conv_texture::conv2d_backward_weight(ctx, x, dy, s, subgroup_size)? {
-            return Ok(dw);
-        }
-    }
+    let texture =
+        |subgroup_size| conv_texture::conv2d_backward_weight(ctx, x, dy, s, subgroup_size);
+    let implicit = || implicit_backward_weight(ctx, x, dy, s);
+    run_pass(ctx, ConvPass::BackwardWeight, s, &texture, &implicit)
+}
+
+fn implicit_backward_weight(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    dy: &WgpuStorage,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
     let depth = s.batch * s.out_height() * s.out_width();
     let gemm = (s.out_channels, s.patch_len(), depth);
     // The layers' partial sums are one buffer: no more layers than the binding limit holds.

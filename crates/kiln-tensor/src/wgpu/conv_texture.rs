@@ -17,7 +17,6 @@ use super::storage::WgpuStorage;
 use crate::backend::{Epilogue, ReduceDims};
 use crate::error::Result;
 use crate::ops::{Conv2dShape, MatmulShape, ReduceOp, UnaryOp};
-use crate::wgpu::MatmulKernel;
 use crate::{DType, Layout};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
@@ -49,14 +48,6 @@ struct PackParams {
 
 /// The texels one workgroup of matmul_texture reads along X at most (64 invocations × 1).
 const WIDEST_GROUP: usize = 64;
-
-/// The subgroup size the texture path runs with, when the device's matmul is the texture kernel.
-pub(crate) fn subgroup_size(ctx: &Context) -> Option<u32> {
-    match ctx.matmul.kernel {
-        MatmulKernel::Texture => ctx.matmul.subgroup_size,
-        _ => None,
-    }
-}
 
 fn shape_params(s: &Conv2dShape) -> Result<PackParams> {
     to_u32(s.input_len().max(s.output_len()), "element count")?;

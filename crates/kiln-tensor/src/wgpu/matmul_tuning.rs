@@ -1,6 +1,8 @@
 //! Matmul autotuning (`MatmulKernel::Tuned`, the default on GPUs): the first f32 product of each
 //! shape class runs every candidate kernel on the real operands, times them (timestamp
 //! queries where the adapter has them, else wall time around a sync), and keeps the fastest.
+//! Convolutions are tuned alike where there is a choice (an adapter with subgroups of a fixed
+//! size can run both the implicit GEMM and the packed-texture path): per pass and GEMM size.
 //! Choices live in a text file per adapter and driver version, so a later process measures
 //! only the classes it has not seen. Measuring is a sync point (a few submits and waits), once
 //! per class; products of a known class record like any other op.
@@ -11,9 +13,10 @@
 
 use super::context::Context;
 use super::matmul::{run, vec4_aligned, Product};
+use super::storage::WgpuStorage;
 use super::timer::time_on_device;
 use crate::error::Result;
-use crate::ops::MatmulShape;
+use crate::ops::{Conv2dShape, MatmulShape};
 use crate::wgpu::MatmulKernel;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,6 +73,86 @@ impl fmt::Display for ShapeClass {
     }
 }
 
+/// The two ways a device can run a convolution pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConvKernel {
+    /// conv.wgsl: implicit GEMM through workgroup memory, no unfolded buffer.
+    ImplicitGemm,
+    /// conv_texture.wgsl: the unfolded operand packed into the texture matmul's textures.
+    Texture,
+}
+
+/// The three passes of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConvPass {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+impl ConvPass {
+    const ALL: [ConvPass; 3] = [
+        ConvPass::Forward,
+        ConvPass::BackwardInput,
+        ConvPass::BackwardWeight,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ConvPass::Forward => "forward",
+            ConvPass::BackwardInput => "backward-input",
+            ConvPass::BackwardWeight => "backward-weight",
+        }
+    }
+}
+
+/// Convolutions that share a class share a kernel: the same pass, and the pass's GEMM
+/// (rows × columns × depth, as conv.wgsl's header defines them) rounded up to powers of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConvClass {
+    pub pass: ConvPass,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl ConvClass {
+    pub fn of(pass: ConvPass, s: &Conv2dShape) -> ConvClass {
+        let out_pixels = s.batch * s.out_height() * s.out_width();
+        let taps = s.kernel_h * s.kernel_w;
+        let (m, n, k) = match pass {
+            ConvPass::Forward => (out_pixels, s.out_channels, s.patch_len()),
+            ConvPass::BackwardInput => (
+                s.batch * s.height * s.width,
+                s.in_channels,
+                s.out_channels * taps,
+            ),
+            ConvPass::BackwardWeight => (s.out_channels, s.patch_len(), out_pixels),
+        };
+        ConvClass {
+            pass,
+            m: m.next_power_of_two(),
+            n: n.next_power_of_two(),
+            k: k.next_power_of_two(),
+        }
+    }
+}
+
+impl fmt::Display for ConvClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (pass, m, n, k) = (self.pass.name(), self.m, self.n, self.k);
+        write!(f, "conv {pass} M≤{m} N≤{n} K≤{k}")
+    }
+}
+
+/// The convolution kernel chosen for a class and its time on the pass it was measured on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TunedConv {
+    pub class: ConvClass,
+    pub kernel: ConvKernel,
+    pub seconds: f64,
+}
+
 /// The kernel chosen for a class and the time it took on the product it was measured on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TunedClass {
@@ -84,6 +167,9 @@ pub struct TuningReport {
     pub file: Option<PathBuf>,
     pub candidates: Vec<MatmulKernel>,
     pub classes: Vec<TunedClass>,
+    /// The convolution kernels measured (none where there is no choice) and the choices.
+    pub conv_candidates: Vec<ConvKernel>,
+    pub convs: Vec<TunedConv>,
     pub problems: Vec<String>,
 }
 
@@ -92,6 +178,8 @@ pub(crate) struct Tuner {
     adapter: String,
     candidates: Vec<MatmulKernel>,
     table: Mutex<BTreeMap<ShapeClass, TunedClass>>,
+    conv_candidates: Vec<ConvKernel>,
+    conv_table: Mutex<BTreeMap<ConvClass, TunedConv>>,
     problems: Mutex<Vec<String>>,
     measured: AtomicU64,
     /// Set when a write failed: the file is not tried again in this process.
@@ -150,6 +238,13 @@ impl Tuner {
             ),
             candidates,
             table: Mutex::new(BTreeMap::new()),
+            // The texture path needs the subgroup kernel's fixed subgroup size.
+            conv_candidates: if subgroups {
+                vec![ConvKernel::ImplicitGemm, ConvKernel::Texture]
+            } else {
+                Vec::new()
+            },
+            conv_table: Mutex::new(BTreeMap::new()),
             problems: Mutex::new(Vec::new()),
             measured: AtomicU64::new(0),
             unwritable: AtomicBool::new(false),
@@ -168,6 +263,8 @@ impl Tuner {
             file: self.file.clone(),
             candidates: self.candidates.clone(),
             classes: self.lock_table().values().copied().collect(),
+            conv_candidates: self.conv_candidates.clone(),
+            convs: self.lock_convs().values().copied().collect(),
             problems: self
                 .problems
                 .lock()
@@ -178,6 +275,10 @@ impl Tuner {
 
     fn lock_table(&self) -> std::sync::MutexGuard<'_, BTreeMap<ShapeClass, TunedClass>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_convs(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConvClass, TunedConv>> {
+        self.conv_table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn problem(&self, text: String) {
@@ -201,40 +302,78 @@ impl Tuner {
         Ok(tuned.kernel)
     }
 
-    /// Times every candidate on the product (the fastest of three runs after a warm-up, or of
-    /// one for slow candidates). A candidate that fails (a driver that cannot build it) is
-    /// reported and skipped; if every one fails, the first failure is the error.
+    /// The convolution kernel for this pass's class, measuring `run` with each candidate the
+    /// first time (the implicit GEMM where the device has no choice).
+    pub(crate) fn choose_conv(
+        &self,
+        ctx: &Arc<Context>,
+        class: ConvClass,
+        run: &dyn Fn(ConvKernel) -> Result<WgpuStorage>,
+    ) -> Result<ConvKernel> {
+        if self.conv_candidates.is_empty() {
+            return Ok(ConvKernel::ImplicitGemm);
+        }
+        if let Some(tuned) = self.lock_convs().get(&class) {
+            return Ok(tuned.kernel);
+        }
+        let time = |kernel| time_work(ctx, || run(kernel));
+        let (kernel, seconds) = self.fastest(&class, &self.conv_candidates, time)?;
+        let tuned = TunedConv {
+            class,
+            kernel,
+            seconds,
+        };
+        self.lock_convs().insert(class, tuned);
+        self.save();
+        Ok(kernel)
+    }
+
+    /// Times every candidate on the product.
     fn measure(
         &self,
         ctx: &Arc<Context>,
         product: &Product<'_>,
         class: ShapeClass,
     ) -> Result<TunedClass> {
-        let mut best: Option<TunedClass> = None;
+        let time = |kernel| time_work(ctx, || run(ctx, product, kernel));
+        let (kernel, seconds) = self.fastest(&class, &self.candidates, time)?;
+        Ok(TunedClass {
+            class,
+            kernel,
+            seconds,
+        })
+    }
+
+    /// The fastest candidate and its seconds: the fastest of three runs after a warm-up, or of
+    /// one for slow candidates. A candidate that fails (a driver that cannot build it) is
+    /// reported and skipped; if every one fails, the first failure is the error.
+    fn fastest<K: Copy + fmt::Debug>(
+        &self,
+        class: &dyn fmt::Display,
+        candidates: &[K],
+        time: impl Fn(K) -> Result<Duration>,
+    ) -> Result<(K, f64)> {
+        let mut best: Option<(K, f64)> = None;
         let mut first_error = None;
-        for &kernel in &self.candidates {
+        for &kernel in candidates {
             let timed = (|| {
-                let warm_up = time_run(ctx, product, kernel)?;
+                let warm_up = time(kernel)?;
                 let runs = if warm_up > SLOW_RUN { 1 } else { 3 };
                 let mut fastest = Duration::MAX;
                 for _ in 0..runs {
-                    fastest = fastest.min(time_run(ctx, product, kernel)?);
+                    fastest = fastest.min(time(kernel)?);
                 }
                 Ok(fastest)
             })();
             match timed {
                 Ok(time) => {
                     let seconds = time.as_secs_f64();
-                    if best.is_none_or(|b| seconds < b.seconds) {
-                        best = Some(TunedClass {
-                            class,
-                            kernel,
-                            seconds,
-                        });
+                    if best.is_none_or(|(_, b)| seconds < b) {
+                        best = Some((kernel, seconds));
                     }
                 }
                 Err(e) => {
-                    self.problem(format!("the {kernel:?} matmul failed on {class}: {e}"));
+                    self.problem(format!("the {kernel:?} kernel failed on {class}: {e}"));
                     first_error.get_or_insert(e);
                 }
             }
@@ -274,6 +413,21 @@ impl Tuner {
         let mut table = self.lock_table();
         for (index, line) in lines {
             if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with("conv ") {
+                drop(table);
+                match self.parse_conv_line(line) {
+                    Ok(tuned) => {
+                        self.lock_convs().insert(tuned.class, tuned);
+                    }
+                    Err(reason) => self.problem(format!(
+                        "{} line {}: {reason}; that class will be measured again",
+                        file.display(),
+                        index + 1
+                    )),
+                }
+                table = self.lock_table();
                 continue;
             }
             match self.parse_line(line) {
@@ -348,6 +502,60 @@ impl Tuner {
         })
     }
 
+    /// `conv pass m n k kernel seconds`, the pass as `ConvPass::name` writes it.
+    fn parse_conv_line(&self, line: &str) -> std::result::Result<TunedConv, String> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() != 7 {
+            return Err(format!(
+                "expected 7 fields (conv pass m n k kernel seconds), found {}",
+                fields.len()
+            ));
+        }
+        let pass = ConvPass::ALL
+            .into_iter()
+            .find(|p| p.name() == fields[1])
+            .ok_or_else(|| {
+                format!(
+                    "field 2 is {:?}, expected forward, backward-input or backward-weight",
+                    fields[1]
+                )
+            })?;
+        let size = |i: usize| match fields[i].parse::<usize>() {
+            Ok(v) if v.is_power_of_two() => Ok(v),
+            _ => Err(format!(
+                "field {} is {:?}, expected a power of two",
+                i + 1,
+                fields[i]
+            )),
+        };
+        let class = ConvClass {
+            pass,
+            m: size(2)?,
+            n: size(3)?,
+            k: size(4)?,
+        };
+        let kernel = self
+            .conv_candidates
+            .iter()
+            .copied()
+            .find(|k| format!("{k:?}") == fields[5])
+            .ok_or_else(|| {
+                format!(
+                    "kernel {:?} is not one of this device's convolution candidates",
+                    fields[5]
+                )
+            })?;
+        let seconds = match fields[6].parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => s,
+            _ => return Err(format!("field 7 is {:?}, expected seconds", fields[6])),
+        };
+        Ok(TunedConv {
+            class,
+            kernel,
+            seconds,
+        })
+    }
+
     /// Writes every choice to a temporary file and renames it over the tuning file.
     fn save(&self) {
         let Some(file) = &self.file else { return };
@@ -371,6 +579,23 @@ impl Tuner {
                 t.seconds
             ));
         }
+        let convs = self.lock_convs();
+        if !convs.is_empty() {
+            text.push_str("# conv pass m n k kernel seconds\n");
+        }
+        for t in convs.values() {
+            let c = t.class;
+            text.push_str(&format!(
+                "conv {} {} {} {} {:?} {:e}\n",
+                c.pass.name(),
+                c.m,
+                c.n,
+                c.k,
+                t.kernel,
+                t.seconds
+            ));
+        }
+        drop(convs);
         if let Err(e) = write_atomically(file, &text) {
             self.unwritable.store(true, Ordering::Relaxed);
             self.problem(format!(
@@ -392,18 +617,18 @@ fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
     })
 }
 
-/// The time of one run of `kernel` on the product: device time where the adapter has
-/// timestamps, else wall time from an idle device to the end of the run.
-fn time_run(ctx: &Arc<Context>, product: &Product<'_>, kernel: MatmulKernel) -> Result<Duration> {
+/// The time of one run of `work`: device time where the adapter has timestamps, else wall
+/// time from an idle device to the end of the run.
+fn time_work(ctx: &Arc<Context>, work: impl Fn() -> Result<WgpuStorage>) -> Result<Duration> {
     if ctx.timestamps.is_some() {
-        let (_, elapsed) = time_on_device(ctx, || run(ctx, product, kernel))?;
+        let (_, elapsed) = time_on_device(ctx, &work)?;
         if let Some(elapsed) = elapsed {
             return Ok(elapsed);
         }
     }
     ctx.sync()?;
     let start = Instant::now();
-    let output = run(ctx, product, kernel)?;
+    let output = work()?;
     ctx.sync()?;
     drop(output);
     Ok(start.elapsed())

@@ -41,7 +41,9 @@ pub use adapter::{AdapterSummary, MatmulKernel, WgpuOptions};
 pub use buffer_pool::size_class;
 pub use context::{Counters, MAX_DISPATCHES_PER_BATCH};
 pub use kernel_profile::{kernel_table, KernelTime};
-pub use matmul_tuning::{ShapeClass, TunedClass, TuningReport};
+pub use matmul_tuning::{
+    ConvClass, ConvKernel, ConvPass, ShapeClass, TunedClass, TunedConv, TuningReport,
+};
 pub use param_layout::{FieldLayout, ParamLayout};
 pub use readback::Readback;
 pub use shaders::{Kernel, ShaderFile};
