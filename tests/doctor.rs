@@ -39,17 +39,17 @@ fn every_doctor_check_passes_on_the_adapter() {
 fn the_doctor_checks_every_matmul_kernel_the_adapter_can_run() {
     let Some(gpu) = gpu() else { return };
     let (results, unavailable) = other_matmul_kernels(&gpu, &cpu());
-    // Five matmul checks for each of the five forcible kernels besides the default (a tuned
-    // device has none of them as its own), less those the adapter cannot run (each named with
-    // its reason).
+    // Five matmul checks and the convolution (whose path follows the matmul kernel) for each of
+    // the five forcible kernels besides the default (a tuned device has none of them as its
+    // own), less those the adapter cannot run (each named with its reason).
     let kernels = if gpu.matmul_kernel() == MatmulKernel::Tuned {
         5
     } else {
         4
     };
     assert_eq!(
-        results.len() + 5 * unavailable.len(),
-        5 * kernels,
+        results.len() + 6 * unavailable.len(),
+        6 * kernels,
         "{unavailable:?}"
     );
     for result in &results {
@@ -59,7 +59,7 @@ fn the_doctor_checks_every_matmul_kernel_the_adapter_can_run() {
         let tag = format!("[{kernel} kernel]");
         assert_eq!(
             results.iter().filter(|r| r.kernel.contains(&tag)).count(),
-            5
+            6
         );
     }
 }

@@ -202,7 +202,11 @@ fn convolution_passes_are_tuned_per_class_and_remembered() {
         padding: 1,
         dilation: 1,
     };
-    let (x, x_c) = pair(&random_vec(1, 2 * 3 * 9 * 9, -1.0, 1.0), &[2, 3, 9, 9], &first);
+    let (x, x_c) = pair(
+        &random_vec(1, 2 * 3 * 9 * 9, -1.0, 1.0),
+        &[2, 3, 9, 9],
+        &first,
+    );
     let (w, w_c) = pair(&random_vec(2, 4 * 3 * 9, -1.0, 1.0), &[4, 3, 3, 3], &first);
     let s = x.conv2d_shape(&w, options).unwrap();
     let y = x.conv2d(&w, None, None, options).unwrap();
@@ -224,18 +228,30 @@ fn convolution_passes_are_tuned_per_class_and_remembered() {
     );
     let tuned = report(&first);
     assert!(tuned.problems.is_empty(), "{:?}", tuned.problems);
-    assert_eq!(tuned.convs.len(), 3, "one class per pass: {:?}", tuned.convs);
+    assert_eq!(
+        tuned.convs.len(),
+        3,
+        "one class per pass: {:?}",
+        tuned.convs
+    );
     for conv in &tuned.convs {
         assert!(tuned.conv_candidates.contains(&conv.kernel), "{conv:?}");
         assert!(conv.seconds > 0.0, "{conv:?}");
     }
     let text = std::fs::read_to_string(tuned.file.clone().unwrap()).unwrap();
-    assert!(text.lines().any(|l| l.starts_with("conv forward ")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("conv forward ")),
+        "{text}"
+    );
 
     // A second device reads the choices back, and a known class records without a submit.
     let second = tuned_device(&dir).unwrap();
     assert_eq!(report(&second).convs, tuned.convs);
-    let (x2, _) = pair(&random_vec(3, 2 * 3 * 9 * 9, -1.0, 1.0), &[2, 3, 9, 9], &second);
+    let (x2, _) = pair(
+        &random_vec(3, 2 * 3 * 9 * 9, -1.0, 1.0),
+        &[2, 3, 9, 9],
+        &second,
+    );
     let (w2, _) = pair(&random_vec(4, 4 * 3 * 9, -1.0, 1.0), &[4, 3, 3, 3], &second);
     second.sync().unwrap();
     let before = second.counters().submits;

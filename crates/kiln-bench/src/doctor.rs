@@ -69,7 +69,10 @@ pub enum Check {
 }
 
 /// The matmul checks again with each kernel the device did not pick by default: a tuned device
-/// may switch to any of them for some shape, and a forced one must work too. Returns their
+/// may switch to any of them for some shape, and a forced one must work too. The convolution
+/// check runs with them: its path follows the matmul kernel (the packed-texture path with the
+/// texture kernel, the implicit GEMM with a tiled one), so both paths are checked wherever the
+/// adapter can run them. Returns their
 /// results and a line for each kernel the adapter cannot run (the subgroup ones without
 /// fixed-size subgroups), which is not a failure.
 pub fn other_matmul_kernels(
@@ -78,7 +81,12 @@ pub fn other_matmul_kernels(
 ) -> (Vec<CheckResult>, Vec<String>) {
     let matmul_checks: Vec<Check> = Check::all()
         .into_iter()
-        .filter(|c| matches!(c, Check::Matmul { .. } | Check::MatmulEpilogue))
+        .filter(|c| {
+            matches!(
+                c,
+                Check::Matmul { .. } | Check::MatmulEpilogue | Check::Conv
+            )
+        })
         .collect();
     let mut results = Vec::new();
     let mut unavailable = Vec::new();
