@@ -17,6 +17,12 @@
 // - batch_norm_backward_input: dx = γ / sqrt(var + eps) · (dy − Σdy / n − x̂ · Σ(dy·x̂) / n).
 // Traffic: stats read x twice; backward_reduce reads x and dy once; the maps read each
 // element once and write it once.
+// CHANNELS and INNER are override constants (the uniform holds the same values) so that the
+// index arithmetic divides by constants, which compile to multiplies: a software driver runs a
+// division by a runtime value one lane at a time (it made the maps 3-4× slower on lavapipe).
+
+override CHANNELS: u32 = 1u;
+override INNER: u32 = 1u;
 
 struct BatchNormParams {
     outer: u32,
@@ -52,7 +58,7 @@ struct Fold {
 }
 
 fn fold_of(wid: u32, lid: u32) -> Fold {
-    if (p.inner == 1u) {
+    if (INNER == 1u) {
         return Fold(wid * 64u + lid % 64u, lid / 64u, 4u);
     }
     return Fold(wid, lid, 256u);
@@ -60,18 +66,18 @@ fn fold_of(wid: u32, lid: u32) -> Fold {
 
 // Where a channel's combined lanes land in workgroup memory.
 fn head(lid: u32) -> u32 {
-    return select(0u, lid % 64u, p.inner == 1u);
+    return select(0u, lid % 64u, INNER == 1u);
 }
 
 // Flat index of element r (0 ≤ r < outer·inner) of channel c.
 fn element(c: u32, r: u32) -> u32 {
-    return ((r / p.inner) * p.channels + c) * p.inner + r % p.inner;
+    return ((r / INNER) * CHANNELS + c) * INNER + r % INNER;
 }
 
 // Sums each channel's lanes of lanes_a and lanes_b into lanes_[ab][head(lid)]: a tree down to
 // 64 entries (64 channels) or to 1 (one channel). Starts and ends with a barrier.
 fn combine_lanes(lid: u32) {
-    let stop = select(1u, 64u, p.inner == 1u);
+    let stop = select(1u, 64u, INNER == 1u);
     for (var offset = 128u; offset >= stop; offset = offset / 2u) {
         workgroupBarrier();
         if (lid < offset) {
@@ -89,8 +95,8 @@ fn element_id(wid: vec3<u32>, num: vec3<u32>, lid: vec3<u32>) -> u32 {
 @compute @workgroup_size(256)
 fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let f = fold_of(wid.x, lid.x);
-    let valid = f.channel < p.channels;
-    let count = p.outer * p.inner;
+    let valid = f.channel < CHANNELS;
+    let count = p.outer * INNER;
     var sum = 0.0;
     if (valid) {
         for (var r = f.lane; r < count; r = r + f.lanes) {
@@ -120,8 +126,8 @@ fn batch_norm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 @compute @workgroup_size(256)
 fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = element_id(wid, num, lid);
-    if (i >= p.outer * p.channels * p.inner) { return; }
-    let c = (i / p.inner) % p.channels;
+    if (i >= p.outer * CHANNELS * INNER) { return; }
+    let c = (i / INNER) % CHANNELS;
     let scale = gamma[c] / sqrt(var_in[c] + p.eps);
     y_out[i] = (x[i] - mean_in[c]) * scale + beta[c];
 }
@@ -129,12 +135,12 @@ fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(256)
 fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let f = fold_of(wid.x, lid.x);
-    let valid = f.channel < p.channels;
+    let valid = f.channel < CHANNELS;
     var sum_dy = 0.0;
     var sum_dy_xc = 0.0;
     if (valid) {
         let mean = mean_in[f.channel];
-        for (var r = f.lane; r < p.outer * p.inner; r = r + f.lanes) {
+        for (var r = f.lane; r < p.outer * INNER; r = r + f.lanes) {
             let i = element(f.channel, r);
             sum_dy = sum_dy + dy[i];
             sum_dy_xc = sum_dy_xc + dy[i] * (x[i] - mean);
@@ -152,9 +158,9 @@ fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(lo
 @compute @workgroup_size(256)
 fn batch_norm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = element_id(wid, num, lid);
-    if (i >= p.outer * p.channels * p.inner) { return; }
-    let c = (i / p.inner) % p.channels;
-    let n = f32(p.outer * p.inner);
+    if (i >= p.outer * CHANNELS * INNER) { return; }
+    let c = (i / INNER) % CHANNELS;
+    let n = f32(p.outer * INNER);
     let inv_std = 1.0 / sqrt(var_in[c] + p.eps);
     let x_hat = (x[i] - mean_in[c]) * inv_std;
     dx_out[i] = gamma[c] * inv_std * (dy[i] - sum_dy_in[c] / n - x_hat * sum_dy_xhat_in[c] / n);

@@ -11,6 +11,17 @@
 // pool_avg:          one invocation per output element: the window's sum / kernel².
 // pool_avg_backward: one invocation per input element: Σ dy / kernel² over covering windows.
 // Grids are 2-D when more than 65535 workgroups of 256 are needed (workgroup_linear).
+// The plane's shape and the window are override constants (the uniform holds the same
+// values): the index arithmetic then divides by constants and the window loops have constant
+// bounds, where a software driver runs each division by a runtime value one lane at a time.
+
+override HEIGHT: u32 = 1u;
+override WIDTH: u32 = 1u;
+override KERNEL: u32 = 1u;
+override STRIDE: u32 = 1u;
+override PADDING: u32 = 0u;
+override OUT_HEIGHT: u32 = 1u;
+override OUT_WIDTH: u32 = 1u;
 
 // Mirrors `PoolParams` in src/wgpu/pool.rs.
 struct PoolParams {
@@ -35,31 +46,31 @@ struct PoolParams {
 
 // The first output row (or column) whose window covers input row i, and one past the last.
 fn covering(i: u32, len: u32) -> vec2<u32> {
-    let reach = i + p.padding + 1u;
+    let reach = i + PADDING + 1u;
     var first = 0u;
-    if (reach > p.kernel) { first = (reach - p.kernel + p.stride - 1u) / p.stride; }
-    let last = min((i + p.padding) / p.stride + 1u, len);
+    if (reach > KERNEL) { first = (reach - KERNEL + STRIDE - 1u) / STRIDE; }
+    let last = min((i + PADDING) / STRIDE + 1u, len);
     return vec2<u32>(first, max(last, first));
 }
 
 @compute @workgroup_size(256)
 fn pool_max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    let per_plane = p.out_height * p.out_width;
+    let per_plane = OUT_HEIGHT * OUT_WIDTH;
     if (i >= p.planes * per_plane) { return; }
     let plane = i / per_plane;
-    let oh = (i % per_plane) / p.out_width;
-    let ow = i % p.out_width;
-    let base = plane * p.height * p.width;
+    let oh = (i % per_plane) / OUT_WIDTH;
+    let ow = i % OUT_WIDTH;
+    let base = plane * HEIGHT * WIDTH;
     var best = 0.0;
     var best_index = 0xffffffffu;
-    for (var kh = 0u; kh < p.kernel; kh = kh + 1u) {
-        let r = i32(oh * p.stride + kh) - i32(p.padding);
-        if (r < 0 || r >= i32(p.height)) { continue; }
-        for (var kw = 0u; kw < p.kernel; kw = kw + 1u) {
-            let c = i32(ow * p.stride + kw) - i32(p.padding);
-            if (c < 0 || c >= i32(p.width)) { continue; }
-            let at = u32(r) * p.width + u32(c);
+    for (var kh = 0u; kh < KERNEL; kh = kh + 1u) {
+        let r = i32(oh * STRIDE + kh) - i32(PADDING);
+        if (r < 0 || r >= i32(HEIGHT)) { continue; }
+        for (var kw = 0u; kw < KERNEL; kw = kw + 1u) {
+            let c = i32(ow * STRIDE + kw) - i32(PADDING);
+            if (c < 0 || c >= i32(WIDTH)) { continue; }
+            let at = u32(r) * WIDTH + u32(c);
             let v = src[base + at];
             if (best_index == 0xffffffffu || v > best) {
                 best = v;
@@ -74,17 +85,17 @@ fn pool_max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num:
 @compute @workgroup_size(256)
 fn pool_max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    let plane_in = p.height * p.width;
+    let plane_in = HEIGHT * WIDTH;
     if (i >= p.planes * plane_in) { return; }
     let plane = i / plane_in;
     let me = i % plane_in;
-    let rows = covering(me / p.width, p.out_height);
-    let cols = covering(me % p.width, p.out_width);
-    let base = plane * p.out_height * p.out_width;
+    let rows = covering(me / WIDTH, OUT_HEIGHT);
+    let cols = covering(me % WIDTH, OUT_WIDTH);
+    let base = plane * OUT_HEIGHT * OUT_WIDTH;
     var g = 0.0;
     for (var oh = rows.x; oh < rows.y; oh = oh + 1u) {
         for (var ow = cols.x; ow < cols.y; ow = ow + 1u) {
-            let o = base + oh * p.out_width + ow;
+            let o = base + oh * OUT_WIDTH + ow;
             if (arg[o] == me) { g = g + src[o]; }
         }
     }
@@ -94,40 +105,40 @@ fn pool_max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(256)
 fn pool_avg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    let per_plane = p.out_height * p.out_width;
+    let per_plane = OUT_HEIGHT * OUT_WIDTH;
     if (i >= p.planes * per_plane) { return; }
     let plane = i / per_plane;
-    let oh = (i % per_plane) / p.out_width;
-    let ow = i % p.out_width;
-    let base = plane * p.height * p.width;
+    let oh = (i % per_plane) / OUT_WIDTH;
+    let ow = i % OUT_WIDTH;
+    let base = plane * HEIGHT * WIDTH;
     var sum = 0.0;
-    for (var kh = 0u; kh < p.kernel; kh = kh + 1u) {
-        let r = i32(oh * p.stride + kh) - i32(p.padding);
-        if (r < 0 || r >= i32(p.height)) { continue; }
-        for (var kw = 0u; kw < p.kernel; kw = kw + 1u) {
-            let c = i32(ow * p.stride + kw) - i32(p.padding);
-            if (c < 0 || c >= i32(p.width)) { continue; }
-            sum = sum + src[base + u32(r) * p.width + u32(c)];
+    for (var kh = 0u; kh < KERNEL; kh = kh + 1u) {
+        let r = i32(oh * STRIDE + kh) - i32(PADDING);
+        if (r < 0 || r >= i32(HEIGHT)) { continue; }
+        for (var kw = 0u; kw < KERNEL; kw = kw + 1u) {
+            let c = i32(ow * STRIDE + kw) - i32(PADDING);
+            if (c < 0 || c >= i32(WIDTH)) { continue; }
+            sum = sum + src[base + u32(r) * WIDTH + u32(c)];
         }
     }
-    dst[i] = sum / f32(p.kernel * p.kernel);
+    dst[i] = sum / f32(KERNEL * KERNEL);
 }
 
 @compute @workgroup_size(256)
 fn pool_avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    let plane_in = p.height * p.width;
+    let plane_in = HEIGHT * WIDTH;
     if (i >= p.planes * plane_in) { return; }
     let plane = i / plane_in;
     let me = i % plane_in;
-    let rows = covering(me / p.width, p.out_height);
-    let cols = covering(me % p.width, p.out_width);
-    let base = plane * p.out_height * p.out_width;
+    let rows = covering(me / WIDTH, OUT_HEIGHT);
+    let cols = covering(me % WIDTH, OUT_WIDTH);
+    let base = plane * OUT_HEIGHT * OUT_WIDTH;
     var g = 0.0;
     for (var oh = rows.x; oh < rows.y; oh = oh + 1u) {
         for (var ow = cols.x; ow < cols.y; ow = ow + 1u) {
-            g = g + src[base + oh * p.out_width + ow];
+            g = g + src[base + oh * OUT_WIDTH + ow];
         }
     }
-    dst[i] = g / f32(p.kernel * p.kernel);
+    dst[i] = g / f32(KERNEL * KERNEL);
 }

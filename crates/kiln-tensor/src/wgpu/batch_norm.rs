@@ -47,6 +47,17 @@ fn channel_output(ctx: &Arc<Context>, shape: BatchNormShape, op: &str) -> Result
     WgpuStorage::output(ctx, shape.channels, DType::F32, op)
 }
 
+/// The shape as the shader's override constants (it divides by them).
+fn shape_constants(shape: BatchNormShape) -> Result<Specialisation> {
+    Ok(Specialisation(vec![
+        ("CHANNELS", to_u32(shape.channels, "channels")?),
+        (
+            "INNER",
+            to_u32(shape.inner, "elements per channel and sample")?,
+        ),
+    ]))
+}
+
 /// One invocation per element: the maps' dispatch.
 fn map(
     ctx: &Arc<Context>,
@@ -67,7 +78,7 @@ fn map(
         .collect();
     ctx.dispatch(
         kernel,
-        Specialisation::default(),
+        shape_constants(shape)?,
         bytemuck::bytes_of(&p),
         &bindings,
         grid(shape.numel().div_ceil(256)),
@@ -87,7 +98,7 @@ pub(crate) fn batch_norm_stats(
     let var = channel_output(ctx, shape, op)?;
     ctx.dispatch(
         Kernel::BatchNormStats,
-        Specialisation::default(),
+        shape_constants(shape)?,
         bytemuck::bytes_of(&p),
         &[x.binding(), mean.binding(), var.binding()],
         reduction_groups(shape)?,
@@ -133,7 +144,7 @@ pub(crate) fn batch_norm_backward_reduce(
     let sum_dy_xhat = channel_output(ctx, shape, op)?;
     ctx.dispatch(
         Kernel::BatchNormBackwardReduce,
-        Specialisation::default(),
+        shape_constants(shape)?,
         bytemuck::bytes_of(&p),
         &[
             x.binding(),

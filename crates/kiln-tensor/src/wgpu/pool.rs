@@ -28,6 +28,19 @@ struct PoolParams {
     out_width: u32,
 }
 
+/// The window and plane shapes as the shader's override constants (it divides by them).
+fn shape_constants(p: &PoolParams) -> Specialisation {
+    Specialisation(vec![
+        ("HEIGHT", p.height),
+        ("WIDTH", p.width),
+        ("KERNEL", p.kernel),
+        ("STRIDE", p.stride),
+        ("PADDING", p.padding),
+        ("OUT_HEIGHT", p.out_height),
+        ("OUT_WIDTH", p.out_width),
+    ])
+}
+
 fn params(s: &Pool2dShape) -> Result<PoolParams> {
     to_u32(s.input_len().max(s.output_len()), "element count")?;
     Ok(PoolParams {
@@ -54,7 +67,7 @@ pub(crate) fn max_pool2d(
     let indices = WgpuStorage::output(ctx, s.output_len(), DType::U32, "max_pool2d")?;
     ctx.dispatch(
         Kernel::PoolMax,
-        Specialisation::default(),
+        shape_constants(&p),
         bytemuck::bytes_of(&p),
         &[x.binding(), y.binding(), indices.binding()],
         grid(s.output_len().div_ceil(256)),
@@ -73,7 +86,7 @@ pub(crate) fn max_pool2d_backward(
     let dx = WgpuStorage::output(ctx, s.input_len(), DType::F32, "max_pool2d_backward")?;
     ctx.dispatch(
         Kernel::PoolMaxBackward,
-        Specialisation::default(),
+        shape_constants(&p),
         bytemuck::bytes_of(&p),
         &[dy.binding(), indices.binding(), dx.binding()],
         grid(s.input_len().div_ceil(256)),
@@ -91,7 +104,7 @@ pub(crate) fn avg_pool2d(
     let y = WgpuStorage::output(ctx, s.output_len(), DType::F32, "avg_pool2d")?;
     ctx.dispatch(
         Kernel::PoolAvg,
-        Specialisation::default(),
+        shape_constants(&p),
         bytemuck::bytes_of(&p),
         &[x.binding(), y.binding()],
         grid(s.output_len().div_ceil(256)),
@@ -109,7 +122,7 @@ pub(crate) fn avg_pool2d_backward(
     let dx = WgpuStorage::output(ctx, s.input_len(), DType::F32, "avg_pool2d_backward")?;
     ctx.dispatch(
         Kernel::PoolAvgBackward,
-        Specialisation::default(),
+        shape_constants(&p),
         bytemuck::bytes_of(&p),
         &[dy.binding(), dx.binding()],
         grid(s.input_len().div_ceil(256)),
