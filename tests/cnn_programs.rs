@@ -112,6 +112,22 @@ fn cifar10_cnn_trains_evaluates_and_resumes_on_generated_batches() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(summary(&stdout)["test_accuracy"], first["test_accuracy"]);
+    // With test-time flips: each prediction averaged with its mirror image's.
+    let (code, stdout, stderr) = run(
+        "cifar10_cnn",
+        &[
+            "--data",
+            d,
+            "--evaluate",
+            checkpoint.to_str().unwrap(),
+            "--tta",
+            "flip",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let flipped = summary(&stdout);
+    assert_eq!(flipped["tta"], "flip");
+    assert!(flipped["test_accuracy"].as_f64().is_some(), "{flipped}");
     // Resumed with its own settings and model.
     let (code, stdout, stderr) = run(
         "cifar10_cnn",

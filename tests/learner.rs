@@ -322,6 +322,14 @@ fn a_stack_of_kiln_layers_travels_in_its_checkpoint() {
     let evaluated = evaluate_checkpoint(&checkpoint, &d.test, &cpu()).unwrap();
     assert_eq!(evaluated.accuracy, outcome.test.accuracy);
     assert_eq!(evaluated.loss, outcome.test.loss);
+    // Test-time flips need images; this model takes rows of features.
+    let err = evaluate_checkpoint_with(&checkpoint, &d.test, &cpu(), Tta::Flip)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("image batches") && err.contains("[160, 64]"),
+        "{err}"
+    );
     // A module of the caller's own is not describable (the previous test covers its error).
     assert!(Residual::new(64, 32, 4, 7, &cpu()).spec().is_none());
 }

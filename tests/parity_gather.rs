@@ -42,3 +42,36 @@ fn gather_rows_matches_for_f32_and_u32() {
     let out = gs.gather_rows(&bad_g).unwrap().to_vec::<f32>().unwrap();
     assert!(out[cols..].iter().all(|v| v.is_nan()));
 }
+
+#[test]
+fn flip_width_mirrors_images_exactly_on_both_backends() {
+    // Known values: each row of the last dimension reversed.
+    let data: Vec<f32> = (0..12).map(|v| v as f32).collect();
+    let flipped = Tensor::from_slice(&data, [2, 1, 2, 3], &cpu())
+        .unwrap()
+        .flip_width()
+        .unwrap();
+    assert_eq!(
+        values(flipped.to_host().unwrap()),
+        [2.0, 1.0, 0.0, 5.0, 4.0, 3.0, 8.0, 7.0, 6.0, 11.0, 10.0, 9.0]
+    );
+    let Some(gpu) = gpu() else { return };
+    let (g, c) = pair(
+        &random_vec(9, 3 * 2 * 5 * 7, -1.0, 1.0),
+        &[3, 2, 5, 7],
+        &gpu,
+    );
+    assert_tensors_close(
+        "flip_width",
+        &g.flip_width().unwrap(),
+        &c.flip_width().unwrap(),
+        EXACT,
+    );
+    // Twice is the identity.
+    assert_tensors_close(
+        "flip_width twice",
+        &g.flip_width().unwrap().flip_width().unwrap(),
+        &c,
+        EXACT,
+    );
+}

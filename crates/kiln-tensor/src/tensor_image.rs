@@ -22,6 +22,32 @@ impl ImageShape {
 }
 
 impl<B: Backend> Tensor<B> {
+    /// The tensor with its last dimension reversed: a horizontal flip of [N, C, H, W] images.
+    /// Exact on every backend: the columns are gathered as rows of the transposed tensor.
+    pub fn flip_width(&self) -> Result<Self> {
+        let dims = self.dims().to_vec();
+        let Some(&width) = dims.last() else {
+            return Err(KilnError::invalid(
+                "flip_width",
+                "a scalar has no width to flip",
+            ));
+        };
+        if width <= 1 || self.numel() == 0 {
+            return self.contiguous();
+        }
+        let reversed: Vec<u32> = (0..width as u32).rev().collect();
+        let indices = Tensor::from_vec(reversed, [width], &self.backend)?;
+        let columns = self
+            .reshape([self.numel() / width, width])?
+            .t()?
+            .contiguous()?;
+        columns
+            .gather_rows(&indices)?
+            .t()?
+            .contiguous()?
+            .reshape(dims)
+    }
+
     /// Checks that self is an f32 image batch of `image`s and `choices` a [count, per_image]
     /// tensor of `dtype`; returns the batch description and both made contiguous.
     fn image_operands(

@@ -8,6 +8,7 @@ use crate::error::{Result, TrainError};
 use crate::modes::{run_on, Device, Mode};
 use crate::predict::checkpoint_config;
 use crate::trainer::check_writable;
+use crate::tta::Tta;
 use clap::Parser;
 use kiln_cpu::CpuBackend;
 use kiln_data::{Augmentation, Dataset, PaddingMode, Preprocessing, Transform};
@@ -126,6 +127,10 @@ pub struct Args {
     /// as an ensemble (their averaged predictions, each member beside it).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub evaluate: Vec<PathBuf>,
+    /// Test-time augmentation for --evaluate: flip averages each test image's prediction with
+    /// its mirror image's (for models trained with flips).
+    #[arg(long, value_enum, default_value_t = Tta::None)]
+    pub tta: Tta,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
     /// report its accuracy beside the raw weights' (0: off).
     #[arg(long)]

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::metrics::Evaluation;
 use crate::predict::load_model;
 use crate::trainer::predict_probabilities;
+use crate::tta::{predict_with_tta, Tta};
 use kiln_data::{DataError, Dataset, DeviceDataset};
 use kiln_nn::Sequential;
 use kiln_tensor::Backend;
@@ -33,11 +34,13 @@ pub fn evaluate_ensemble<B: Backend>(
 }
 
 /// The ensemble of saved checkpoints (each with its own architecture and preprocessing, e.g.
-/// the members of different runs) evaluated on `data`.
+/// the members of different runs) evaluated on `data`, each member's predictions averaged over
+/// `tta`'s copies of every image.
 pub fn evaluate_checkpoint_ensemble<B: Backend>(
     paths: &[PathBuf],
     data: &Dataset,
     backend: &B,
+    tta: Tta,
 ) -> Result<EnsembleEvaluation> {
     let predictions = paths
         .iter()
@@ -46,7 +49,7 @@ pub fn evaluate_checkpoint_ensemble<B: Backend>(
             let images = config.layout == InputLayout::Images;
             let device =
                 DeviceDataset::upload(data, &normalization, backend, None)?.image_batches(images);
-            predict_probabilities(&mut model, &device, config.batch_size.max(256))
+            predict_with_tta(&mut model, &device, config.batch_size.max(256), tta)
         })
         .collect::<Result<Vec<_>>>()?;
     combine(&predictions, &data.labels, data.classes())

@@ -27,6 +27,7 @@ mod search;
 mod search_plot;
 mod step;
 mod trainer;
+mod tta;
 mod updater;
 
 pub use checkpoint::{Checkpoint, FORMAT as CHECKPOINT_FORMAT};
@@ -40,7 +41,9 @@ pub use learner::Learner;
 pub use load_weights::{load_weights, LoadReport};
 pub use metrics::{argmax, roc_auc, Evaluation};
 pub use models::build_model;
-pub use predict::{checkpoint_config, described_model, evaluate_checkpoint, load_model};
+pub use predict::{
+    checkpoint_config, described_model, evaluate_checkpoint, evaluate_checkpoint_with, load_model,
+};
 pub use preview::save_augmented;
 pub use recipes::{
     cifar10_cnn_recipe, cifar10_recipe, fashion_mnist_cnn_recipe, fashion_mnist_recipe,
@@ -52,3 +55,4 @@ pub use trainer::{
     check_writable, evaluate, initial_loss_is_plausible, predict_probabilities, train, Outcome,
     RunData, TrainOptions,
 };
+pub use tta::{predict_with_tta, Tta};

@@ -8,9 +8,10 @@ use crate::config::{InputLayout, TrainConfig};
 use crate::crossval::cross_validate;
 use crate::ensemble::{evaluate_checkpoint_ensemble, evaluate_ensemble};
 use crate::error::{Result, TrainError};
-use crate::predict::evaluate_checkpoint;
+use crate::predict::evaluate_checkpoint_with;
 use crate::preview::save_augmented;
 use crate::trainer::{train, RunData, TrainOptions};
+use crate::tta::Tta;
 use kiln_data::{Dataset, DeviceDataset};
 use kiln_tensor::Backend;
 use std::path::PathBuf;
@@ -85,7 +86,7 @@ pub(crate) fn run_on<B: Backend>(
     device: &Device<'_, B>,
 ) -> Result<String> {
     let summary = match mode {
-        Mode::Evaluate(checkpoints) => evaluate_mode(checkpoints, &test, device)?,
+        Mode::Evaluate(checkpoints) => evaluate_mode(checkpoints, args.tta, &test, device)?,
         Mode::CrossValidate(k) => cross_validate_mode(config, &train_full, *k, device)?,
         Mode::Ensemble(members) => {
             let data = prepare_data(program, args, config, &train_full, test, None, device)?;
@@ -120,19 +121,21 @@ fn summary(value: serde_json::Value) -> Summary {
 /// `--evaluate a[,b,…]`: one checkpoint's test accuracy, or several as an ensemble.
 fn evaluate_mode<B: Backend>(
     checkpoints: &[PathBuf],
+    tta: Tta,
     test: &Dataset,
     device: &Device<'_, B>,
 ) -> Result<Summary> {
     if let [checkpoint] = checkpoints {
-        let evaluation = evaluate_checkpoint(checkpoint, test, device.backend)?;
+        let evaluation = evaluate_checkpoint_with(checkpoint, test, device.backend, tta)?;
         return Ok(summary(serde_json::json!({
             "checkpoint": checkpoint,
             "test_samples": test.len(),
             "test_accuracy": evaluation.accuracy,
             "test_loss": evaluation.loss,
+            "tta": tta,
         })));
     }
-    let report = evaluate_checkpoint_ensemble(checkpoints, test, device.backend)?;
+    let report = evaluate_checkpoint_ensemble(checkpoints, test, device.backend, tta)?;
     for (path, m) in checkpoints.iter().zip(&report.members) {
         println!("{}: test accuracy {:.4}", path.display(), m.accuracy);
     }
@@ -145,6 +148,7 @@ fn evaluate_mode<B: Backend>(
         "checkpoints": checkpoints,
         "member_test_accuracy": report.members.iter().map(|m| m.accuracy).collect::<Vec<_>>(),
         "test_accuracy": report.ensemble.accuracy,
+        "tta": tta,
     })))
 }
 

@@ -6,7 +6,7 @@ use crate::config::{InputLayout, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::metrics::Evaluation;
 use crate::models::build_model;
-use crate::trainer::evaluate;
+use crate::tta::{predict_with_tta, Tta};
 use kiln_data::{Dataset, DeviceDataset, Normalization, Preprocessing};
 use kiln_nn::{LayerSpec, Module, Sequential};
 use kiln_tensor::{Backend, ImageShape};
@@ -114,13 +114,25 @@ pub fn evaluate_checkpoint<B: Backend>(
     data: &Dataset,
     backend: &B,
 ) -> Result<Evaluation> {
+    evaluate_checkpoint_with(path, data, backend, Tta::None)
+}
+
+/// Evaluates the checkpoint at `path` on `data`, each prediction averaged over `tta`'s copies.
+pub fn evaluate_checkpoint_with<B: Backend>(
+    path: &Path,
+    data: &Dataset,
+    backend: &B,
+    tta: Tta,
+) -> Result<Evaluation> {
     let (mut model, normalization, config) = load_model(path, backend)?;
     let images = config.layout == InputLayout::Images;
     let device = DeviceDataset::upload(data, &normalization, backend, None)?.image_batches(images);
-    evaluate(
-        &mut model,
-        &device,
+    let batch_size = config.batch_size.max(256);
+    let (probs, loss) = predict_with_tta(&mut model, &device, batch_size, tta)?;
+    Ok(Evaluation::from_probabilities(
+        &probs,
+        &data.labels,
         data.classes(),
-        config.batch_size.max(256),
-    )
+        loss,
+    ))
 }
