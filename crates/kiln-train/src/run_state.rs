@@ -71,6 +71,9 @@ pub(crate) struct Run<'a, B: Backend, M: Module<B>> {
     pub(crate) ema: Option<Ema<B>>,
     /// Dynamic loss scaling, in mixed precision.
     pub(crate) loss_scaler: Option<LossScaler<B>>,
+    /// Parts each training batch is split into (gradients accumulated, one optimiser step):
+    /// 1 until a batch's activations pass the device's storage-binding limit (see step.rs).
+    pub(crate) micro_batches: usize,
 }
 
 impl<B: Backend, M: Module<B>> Run<'_, B, M> {

@@ -6,15 +6,16 @@
 
 use crate::config::Regularization;
 use crate::config::{Loss, TrainConfig};
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::monitor::{self, Pending};
 use crate::run_state::Run;
+use crate::updater::Updater;
 use kiln_autograd::Var;
 use kiln_data::{DeviceAugmentation, DeviceDataset, LabelMix};
 use kiln_nn::loss::{mean_squared_error, multiclass_hinge, one_hot, softmax_cross_entropy};
 use kiln_nn::regularization::{apply_max_norm, clip_grad_norm, clip_grad_value, l1_penalty};
 use kiln_nn::{LayerOutput, Module, Parameter};
-use kiln_tensor::{Backend, DType, Tensor};
+use kiln_tensor::{Backend, BinaryOp, DType, KilnError, Tensor};
 
 /// One minibatch on the device: inputs, labels, and CutMix's partners and weights if any.
 pub(crate) struct Batch<B: Backend> {
@@ -58,6 +59,13 @@ pub(crate) struct StepSums<B: Backend> {
 
 /// Records one step at learning rate `lr`; with `monitoring`, the forward pass keeps every
 /// layer's output and the step measures the weights' gradients and updates.
+///
+/// A batch whose activations pass the device's storage-binding limit fails to allocate while
+/// the step is recorded, before anything is stepped; it is then split into 2, 4, …
+/// micro-batches whose gradients add up to the batch's (each part's mean loss weighted by its
+/// share of the batch), followed by one optimiser step, and the split is kept for the rest of
+/// the run. Batch normalisation then uses each part's own statistics, as in gradient
+/// accumulation. L-BFGS re-evaluates the whole batch, so it is never split.
 pub(crate) fn train_step<B: Backend, M: Module<B>>(
     run: &mut Run<'_, B, M>,
     batch: Batch<B>,
@@ -65,31 +73,93 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     monitoring: bool,
     weights: &[(String, Parameter<B>)],
 ) -> Result<StepSums<B>> {
+    loop {
+        let parts = run.micro_batches.min(batch.len);
+        let splittable = parts < batch.len && !matches!(run.updater, Updater::Lbfgs(..));
+        match step_in_parts(run, &batch, (lr, monitoring), weights, parts) {
+            Err(TrainError::Tensor(e @ KilnError::TooLarge { .. })) if splittable => {
+                run.micro_batches = parts * 2;
+                eprintln!(
+                    "kiln: a batch of {} does not fit the device ({e}); training it as {} micro-batches of about {} (gradients accumulated, one step)",
+                    batch.len,
+                    parts * 2,
+                    batch.len.div_ceil(parts * 2)
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Rows [start, start + len) of a batch: inputs, labels and the target probabilities.
+struct Part<B: Backend> {
+    x: Tensor<B>,
+    y: Tensor<B>,
+    soft: Option<Tensor<B>>,
+}
+
+/// One step over `batch` in `parts` micro-batches (1: the whole batch at once).
+fn step_in_parts<B: Backend, M: Module<B>>(
+    run: &mut Run<'_, B, M>,
+    batch: &Batch<B>,
+    (lr, monitoring): (f32, bool),
+    weights: &[(String, Parameter<B>)],
+    parts: usize,
+) -> Result<StepSums<B>> {
     let classes = run.class_names.len();
+    let config = run.config;
     run.updater.set_learning_rate(lr);
     run.model.zero_grad();
-    let input = Var::constant(batch.x.clone());
-    let outputs = if monitoring {
-        run.model.forward_each(&input)?
-    } else {
-        vec![LayerOutput {
-            layer: String::new(),
-            activation: None,
-            value: run.model.forward(&input)?,
-        }]
-    };
-    let logits = outputs
-        .last()
-        .map(|o| o.value.clone())
-        .expect("the model has layers");
-    let loss = step_loss(run.config, &logits, &batch, classes)?;
-    let objective = with_penalty(&loss, run.config.regularization.l1, weights)?;
-    match &run.loss_scaler {
-        Some(scaler) => {
-            scaler.scale_loss(&objective)?.backward()?;
-            scaler.unscale(&run.params)?;
+    let soft = soft_targets(config, batch, classes)?;
+    let size = batch.len.div_ceil(parts);
+    let (mut loss_sum, mut correct_sum) = (None, None);
+    let mut first = None;
+    for (index, start) in (0..batch.len).step_by(size).enumerate() {
+        let len = size.min(batch.len - start);
+        let part = Part {
+            x: batch.x.narrow(0, start, len)?,
+            y: batch.y.narrow(0, start, len)?,
+            soft: soft.as_ref().map(|t| t.narrow(0, start, len)).transpose()?,
+        };
+        let input = Var::constant(part.x.clone());
+        let outputs = if monitoring && index == 0 {
+            run.model.forward_each(&input)?
+        } else {
+            vec![LayerOutput {
+                layer: String::new(),
+                activation: None,
+                value: run.model.forward(&input)?,
+            }]
+        };
+        let logits = outputs
+            .last()
+            .map(|o| o.value.clone())
+            .expect("the model has layers");
+        let loss = part_loss(config, &logits, &part)?;
+        let weighted = if parts == 1 {
+            loss.clone()
+        } else {
+            loss.binary_scalar(BinaryOp::Mul, len as f64 / batch.len as f64)?
+        };
+        let objective = if index == 0 {
+            with_penalty(&weighted, config.regularization.l1, weights)?
+        } else {
+            weighted
+        };
+        match &run.loss_scaler {
+            Some(scaler) => scaler.scale_loss(&objective)?.backward()?,
+            None => objective.backward()?,
         }
-        None => objective.backward()?,
+        let predicted = logits.value().argmax(1)?.cast(DType::F32)?;
+        let correct = predicted.eq(&part.y.cast(DType::F32)?)?.sum_all()?;
+        correct_sum = Some(add(correct_sum.take(), correct)?);
+        loss_sum = Some(add(loss_sum.take(), (loss.value() * len as f32)?)?);
+        if index == 0 {
+            first = Some((outputs, loss));
+        }
+    }
+    if let Some(scaler) = &run.loss_scaler {
+        scaler.unscale(&run.params)?;
     }
     clip_gradients(&run.params, &run.config.regularization)?;
     let measured = if monitoring {
@@ -98,11 +168,11 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     } else {
         None
     };
-    let (model, config) = (&run.model, run.config);
+    let (model, whole) = (&run.model, whole_batch(batch, soft));
     run.updater
         .step(&run.params, run.loss_scaler.as_ref(), || {
-            let logits = model.forward(&input)?;
-            let loss = step_loss(config, &logits, &batch, classes)?;
+            let logits = model.forward(&Var::constant(whole.x.clone()))?;
+            let loss = part_loss(config, &logits, &whole)?;
             with_penalty(&loss, config.regularization.l1, weights)
         })?;
     if let Some(max_norm) = run.config.regularization.max_norm {
@@ -113,9 +183,9 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     if let Some(ema) = run.ema.as_mut() {
         ema.update(&run.params)?;
     }
-    let predicted = logits.value().argmax(1)?.cast(DType::F32)?;
-    let correct = predicted.eq(&batch.y.cast(DType::F32)?)?.sum_all()?;
+    let (outputs, loss) = first.expect("a batch has one part at least");
     let monitored = match measured {
+        // With several parts, the layer statistics are the first part's.
         Some((grads, before)) => Some(monitor::after_step(
             weights,
             &grads,
@@ -126,10 +196,25 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
         None => None,
     };
     Ok(StepSums {
-        loss: (loss.value() * batch.len as f32)?,
-        correct,
+        loss: loss_sum.expect("one part at least"),
+        correct: correct_sum.expect("one part at least"),
         monitored,
     })
+}
+
+fn add<B: Backend>(sum: Option<Tensor<B>>, value: Tensor<B>) -> kiln_tensor::Result<Tensor<B>> {
+    match sum {
+        Some(sum) => sum + &value,
+        None => Ok(value),
+    }
+}
+
+fn whole_batch<B: Backend>(batch: &Batch<B>, soft: Option<Tensor<B>>) -> Part<B> {
+    Part {
+        x: batch.x.clone(),
+        y: batch.y.clone(),
+        soft,
+    }
 }
 
 /// The loss plus λ1 · Σ|w| over the weight matrices (the data loss alone when λ1 is 0).
@@ -159,22 +244,41 @@ fn clip_gradients<B: Backend>(params: &[Parameter<B>], r: &Regularization) -> Re
     Ok(())
 }
 
-/// The configured loss of a batch's scores: cross-entropy (soft targets under CutMix, label
-/// smoothing), mean squared error against one-hot or soft targets, or the multiclass hinge.
-fn step_loss<B: Backend>(
+/// Whether the configured loss takes target probabilities (rather than labels): under
+/// CutMix or CowMix, and for the squared error. They are made once for the whole batch (the
+/// mixing partners are rows of the whole batch), then sliced with the micro-batches.
+fn soft_targets<B: Backend>(
     config: &TrainConfig,
-    logits: &Var<B>,
     batch: &Batch<B>,
     classes: usize,
+) -> kiln_tensor::Result<Option<Tensor<B>>> {
+    let needed = match config.loss {
+        Loss::CrossEntropy => batch.mix.is_some(),
+        Loss::Mse => true,
+        Loss::Hinge => false,
+    };
+    if !needed {
+        return Ok(None);
+    }
+    let smoothing = config.label_smoothing;
+    targets(&batch.y, batch.mix.as_ref(), classes, smoothing).map(Some)
+}
+
+/// The configured loss of a part's scores: cross-entropy (soft targets under CutMix, label
+/// smoothing), mean squared error against one-hot or soft targets, or the multiclass hinge.
+fn part_loss<B: Backend>(
+    config: &TrainConfig,
+    logits: &Var<B>,
+    part: &Part<B>,
 ) -> kiln_tensor::Result<Var<B>> {
     let smoothing = config.label_smoothing;
-    let targets = || targets(&batch.y, batch.mix.as_ref(), classes, smoothing);
-    Ok(match (config.loss, &batch.mix) {
-        (Loss::CrossEntropy, None) => softmax_cross_entropy(logits, &batch.y, smoothing)?,
-        (Loss::CrossEntropy, Some(_)) => logits.softmax_xent(&targets()?)?.mean_all()?,
-        (Loss::Mse, _) => mean_squared_error(logits, &targets()?)?,
+    Ok(match (config.loss, &part.soft) {
+        (Loss::CrossEntropy, None) => softmax_cross_entropy(logits, &part.y, smoothing)?,
+        (Loss::CrossEntropy, Some(soft)) => logits.softmax_xent(soft)?.mean_all()?,
+        (Loss::Mse, Some(soft)) => mean_squared_error(logits, soft)?,
+        (Loss::Mse, None) => unreachable!("soft_targets makes the squared error's targets"),
         // Validation refuses hinge with CutMix or label smoothing.
-        (Loss::Hinge, _) => multiclass_hinge(logits, &batch.y, 1.0)?,
+        (Loss::Hinge, _) => multiclass_hinge(logits, &part.y, 1.0)?,
     })
 }
 

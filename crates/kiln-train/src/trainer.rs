@@ -21,7 +21,7 @@ use kiln_autograd::{no_grad, Var};
 use kiln_data::{DataError, Dataset, DeviceDataset, Normalization};
 use kiln_nn::Ema;
 use kiln_nn::{LossScaler, Module, Precision, Sequential};
-use kiln_tensor::{Backend, DType, ImageShape, Tensor};
+use kiln_tensor::{Backend, DType, ImageShape, KilnError, Tensor};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -82,6 +82,9 @@ pub struct Outcome {
     pub epoch_seconds: Vec<f64>,
     pub samples_per_second: f64,
     pub history: Vec<EpochRecord>,
+    /// Parts each training batch was split into: 1 unless the batches' activations passed the
+    /// device's storage-binding limit (see `WgpuOptions::max_binding_bytes`).
+    pub micro_batches: usize,
     /// The final parameters (after restoring the best), by name.
     #[serde(skip)]
     pub parameters: Vec<(String, Vec<f32>)>,
@@ -141,8 +144,23 @@ pub fn evaluate<B: Backend, M: Module<B> + ?Sized>(
 }
 
 /// The softmax probabilities of `model` (in evaluation mode) for every sample of `data`,
-/// [len, classes] row-major on the host, and the mean cross-entropy: one read-back.
+/// [len, classes] row-major on the host, and the mean cross-entropy: one read-back. Batches
+/// whose activations do not fit the device's storage-binding limit are halved until they do.
 pub fn predict_probabilities<B: Backend, M: Module<B> + ?Sized>(
+    model: &mut M,
+    data: &DeviceDataset<B>,
+    batch_size: usize,
+) -> Result<(Vec<f32>, f64)> {
+    let mut size = batch_size.max(1);
+    loop {
+        match predict_in_batches(model, data, size) {
+            Err(TrainError::Tensor(KilnError::TooLarge { .. })) if size > 1 => size /= 2,
+            other => return other,
+        }
+    }
+}
+
+fn predict_in_batches<B: Backend, M: Module<B> + ?Sized>(
     model: &mut M,
     data: &DeviceDataset<B>,
     batch_size: usize,
@@ -150,7 +168,7 @@ pub fn predict_probabilities<B: Backend, M: Module<B> + ?Sized>(
     model.set_training(false);
     let mut probabilities = Vec::new();
     let mut loss_sum: Option<Tensor<B>> = None;
-    no_grad(|| -> Result<()> {
+    let predicted = no_grad(|| -> Result<()> {
         for start in (0..data.len()).step_by(batch_size) {
             let len = batch_size.min(data.len() - start);
             let (x, y) = data.batch(&data.in_order().narrow(0, start, len)?)?;
@@ -163,8 +181,9 @@ pub fn predict_probabilities<B: Backend, M: Module<B> + ?Sized>(
             probabilities.push(logits.value().softmax()?);
         }
         Ok(())
-    })?;
+    });
     model.set_training(true);
+    predicted?;
     let mut reads: Vec<&Tensor<B>> = probabilities.iter().collect();
     let loss_sum =
         loss_sum.ok_or_else(|| DataError::Invalid("cannot evaluate an empty dataset".into()))?;
@@ -336,6 +355,7 @@ fn prepare_run<'a, B: Backend, M: Module<B>>(
             Precision::Mixed => Some(LossScaler::new(backend)?),
             Precision::F32 => None,
         },
+        micro_batches: 1,
     };
     if let Some(dir) = resume {
         let path = dir.join("checkpoint.safetensors");
@@ -454,6 +474,7 @@ fn outcome<B: Backend, M: Module<B>>(
         samples_per_second: samples / epoch_seconds.iter().sum::<f64>().max(1e-9),
         epoch_seconds,
         history: run.progress.history,
+        micro_batches: run.micro_batches,
         parameters,
     };
     Ok((outcome, run.model))

@@ -1,12 +1,12 @@
 //! Test-time augmentation: each test image's prediction averaged over transformed copies of
 //! it, here the image and its mirror image (`Tta::Flip`), for models trained with flips.
 
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::trainer::predict_probabilities;
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{DataError, DeviceDataset};
 use kiln_nn::Module;
-use kiln_tensor::{Backend, Tensor};
+use kiln_tensor::{Backend, KilnError, Tensor};
 
 /// Which copies of each test image are predicted and averaged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -21,7 +21,8 @@ pub enum Tta {
 
 /// The softmax probabilities of `model` (evaluation mode) for every sample of `data` under
 /// `tta`, [len, classes] row-major on the host, and the mean cross-entropy of the averaged
-/// prediction: one read-back.
+/// prediction: one read-back. Batches whose activations do not fit the device's
+/// storage-binding limit are halved until they do.
 pub fn predict_with_tta<B: Backend, M: Module<B> + ?Sized>(
     model: &mut M,
     data: &DeviceDataset<B>,
@@ -31,6 +32,21 @@ pub fn predict_with_tta<B: Backend, M: Module<B> + ?Sized>(
     if tta == Tta::None {
         return predict_probabilities(model, data, batch_size);
     }
+    let mut size = batch_size.max(1);
+    loop {
+        match predict_flipped(model, data, size) {
+            Err(TrainError::Tensor(KilnError::TooLarge { .. })) if size > 1 => size /= 2,
+            other => return other,
+        }
+    }
+}
+
+/// The mean of each sample's prediction and its mirror image's.
+fn predict_flipped<B: Backend, M: Module<B> + ?Sized>(
+    model: &mut M,
+    data: &DeviceDataset<B>,
+    batch_size: usize,
+) -> Result<(Vec<f32>, f64)> {
     model.set_training(false);
     let mut probabilities: Vec<Tensor<B>> = Vec::new();
     let predicted = no_grad(|| -> Result<()> {

@@ -22,6 +22,10 @@ pub struct WgpuOptions {
     /// Where `MatmulKernel::Tuned` keeps its measurements between runs; `None` is the default
     /// location: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `$HOME/.cache/kiln`.
     pub tuning_dir: Option<PathBuf>,
+    /// Caps the storage-binding limit below the adapter's (bytes): the largest tensor the
+    /// device makes, as on a smaller GPU. Training splits a batch whose activations pass it
+    /// into micro-batches; tests use it to reach the limit with small tensors.
+    pub max_binding_bytes: Option<u64>,
 }
 
 /// The matmul kernels; `Auto` picks per adapter.
@@ -74,6 +78,7 @@ impl Default for WgpuOptions {
             backends: wgpu::Backends::PRIMARY,
             matmul: MatmulKernel::Auto,
             tuning_dir: None,
+            max_binding_bytes: None,
         }
     }
 }
@@ -219,5 +224,6 @@ pub(crate) fn open(options: &WgpuOptions) -> Result<Arc<Context>> {
             subgroup_size,
             tuner,
         },
+        options.max_binding_bytes,
     ))
 }

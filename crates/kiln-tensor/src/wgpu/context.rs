@@ -135,6 +135,7 @@ impl Context {
         info: wgpu::AdapterInfo,
         native_f16: bool,
         matmul: MatmulChoice,
+        max_binding_bytes: Option<u64>,
     ) -> Arc<Self> {
         let error = Arc::new(Mutex::new(None));
         let lost = Arc::new(Mutex::new(None));
@@ -156,7 +157,11 @@ impl Context {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let limits = device.limits();
+        let mut limits = device.limits();
+        if let Some(cap) = max_binding_bytes {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
         let timestamps = Timestamps::new(&device, &queue);
         Arc::new(Context {
             timestamps,
