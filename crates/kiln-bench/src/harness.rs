@@ -138,16 +138,7 @@ pub fn items(suite: Suite) -> Vec<Item> {
             ConvPass::BackwardInput => "conv_input_grad",
             ConvPass::BackwardWeight => "conv_weight_grad",
         };
-        items.push(micro(
-            name,
-            Op::Conv {
-                pass,
-                batch,
-                channels,
-                side,
-                out,
-            },
-        ));
+        items.push(micro(name, Op::conv(pass, batch, channels, side, out)));
         items.push(matmul(&format!("{name}_as_matmul"), m, k, n, false, false));
     }
     let n = pick(16 << 20, 1 << 14);

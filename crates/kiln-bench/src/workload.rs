@@ -45,14 +45,10 @@ pub enum Op {
     Adam { n: usize },
     /// One SGD-with-momentum step over n parameters (in place).
     SgdMomentum { n: usize },
-    /// A 3×3 convolution (padding 1) of [batch, channels, side, side] into `out` channels: the
-    /// forward pass, the input gradient or the weight gradient.
+    /// One pass of a convolution: the forward pass, the input gradient or the weight gradient.
     Conv {
         pass: ConvPass,
-        batch: usize,
-        channels: usize,
-        side: usize,
-        out: usize,
+        shape: kiln_tensor::Conv2dShape,
     },
 }
 
@@ -65,14 +61,10 @@ pub enum ConvPass {
 }
 
 impl Op {
-    /// The convolution's shape (3×3, stride 1, padding 1).
-    fn conv_shape(
-        batch: usize,
-        channels: usize,
-        side: usize,
-        out: usize,
-    ) -> kiln_tensor::Conv2dShape {
-        kiln_tensor::Conv2dShape {
+    /// A 3×3 convolution (stride 1, padding 1) of [batch, channels, side, side] images into
+    /// `out` channels.
+    pub fn conv(pass: ConvPass, batch: usize, channels: usize, side: usize, out: usize) -> Op {
+        let shape = kiln_tensor::Conv2dShape {
             batch,
             in_channels: channels,
             height: side,
@@ -83,7 +75,8 @@ impl Op {
             stride: 1,
             padding: 1,
             dilation: 1,
-        }
+        };
+        Op::Conv { pass, shape }
     }
 }
 
@@ -130,13 +123,10 @@ impl Workload {
             | Op::SoftmaxXent { rows, cols }
             | Op::BatchNormForward { rows, cols }
             | Op::BatchNormBackward { rows, cols } => format!("{rows}×{cols}"),
-            Op::Conv {
-                pass,
-                batch,
-                channels,
-                side,
-                out,
-            } => format!("{batch}×{channels}×{side}×{side} ⊛ 3×3→{out} {pass:?}"),
+            Op::Conv { pass, shape: s } => format!(
+                "{}×{}×{}×{} ⊛ {}×{}→{} {pass:?}",
+                s.batch, s.in_channels, s.height, s.width, s.kernel_h, s.kernel_w, s.out_channels
+            ),
         }
     }
 
@@ -158,13 +148,7 @@ impl Workload {
             // SGD with momentum reads param, grad, velocity and writes param, velocity.
             Op::SgdMomentum { n } => Work::Bytes(20.0 * f(n)),
             // Each pass multiplies the same three sizes.
-            Op::Conv {
-                batch,
-                channels,
-                side,
-                out,
-                ..
-            } => Work::Flops(Op::conv_shape(batch, channels, side, out).flops()),
+            Op::Conv { shape, .. } => Work::Flops(shape.flops()),
         }
     }
 
@@ -186,17 +170,11 @@ impl Workload {
             Op::BatchNormBackward { rows, .. } => batch_norm_tolerance(rows, true),
             Op::Adam { .. } | Op::SgdMomentum { .. } => precision::optimizer_steps(1),
             // Two f32 sums of K terms (the device's and the CPU's), |x|, |w| ≤ 1.
-            Op::Conv {
-                pass,
-                batch,
-                channels,
-                side,
-                out,
-            } => {
+            Op::Conv { pass, shape: s } => {
                 let k = match pass {
-                    ConvPass::Forward => channels * 9,
-                    ConvPass::BackwardInput => out * 9,
-                    ConvPass::BackwardWeight => batch * side * side,
+                    ConvPass::Forward => s.patch_len(),
+                    ConvPass::BackwardInput => s.out_channels * s.kernel_h * s.kernel_w,
+                    ConvPass::BackwardWeight => s.batch * s.out_height() * s.out_width(),
                 };
                 precision::dot(2 * k, k as f64)
             }
@@ -257,16 +235,16 @@ impl Workload {
                 Tensor::zeros([n], DType::F32, b)?,
             ],
             // x, w and dy.
-            Op::Conv {
-                batch,
-                channels,
-                side,
-                out,
-                ..
-            } => vec![
-                uniform(vec![batch, channels, side, side], 13)?,
-                uniform(vec![out, channels, 3, 3], 14)?,
-                uniform(vec![batch, out, side, side], 15)?,
+            Op::Conv { shape: s, .. } => vec![
+                uniform(vec![s.batch, s.in_channels, s.height, s.width], 13)?,
+                uniform(
+                    vec![s.out_channels, s.in_channels, s.kernel_h, s.kernel_w],
+                    14,
+                )?,
+                uniform(
+                    vec![s.batch, s.out_channels, s.out_height(), s.out_width()],
+                    15,
+                )?,
             ],
         })
     }
@@ -325,18 +303,11 @@ impl Workload {
                 t[0].sgd_step(&t[1], Some(&t[2]), &step)?;
                 Ok(t[0].clone())
             }
-            Op::Conv {
-                pass,
-                batch,
-                channels,
-                side,
-                out,
-            } => {
-                let shape = Op::conv_shape(batch, channels, side, out);
+            Op::Conv { pass, shape } => {
                 let options = kiln_tensor::Conv2dOptions {
-                    stride: 1,
-                    padding: 1,
-                    dilation: 1,
+                    stride: shape.stride,
+                    padding: shape.padding,
+                    dilation: shape.dilation,
                 };
                 match pass {
                     ConvPass::Forward => t[0].conv2d(&t[1], None, None, options),
