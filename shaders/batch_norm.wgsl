@@ -12,7 +12,9 @@
 //   never E[x²] − E[x]², which cancels catastrophically.
 // - batch_norm_backward_reduce: Σ dy and Σ dy · x̂ with x̂ = (x − mean) / sqrt(var + eps).
 // Mapping of the maps (batch_norm_forward, batch_norm_backward_input): one invocation per
-// element, workgroups of 256 on a 2-D grid.
+// element, workgroups of 256 on a 2-D grid; the _vec4 forms (INNER a multiple of 4, so a vec4
+// never straddles two channels) one invocation per 4 elements, with vec4 loads and stores
+// and the channel's coefficients read once for the four.
 // - batch_norm_forward: y = (x − mean) / sqrt(var + eps) · γ + β.
 // - batch_norm_backward_input: dx = γ / sqrt(var + eps) · (dy − Σdy / n − x̂ · Σ(dy·x̂) / n).
 // Traffic: stats read x twice; backward_reduce reads x and dy once; the maps read each
@@ -46,6 +48,10 @@ struct BatchNormParams {
 @group(0) @binding(6) var<storage, read> sum_dy_in: array<f32>;
 @group(0) @binding(7) var<storage, read> sum_dy_xhat_in: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dx_out: array<f32>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> y4_out: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> dx4_out: array<vec4<f32>>;
 
 var<workgroup> lanes_a: array<f32, 256>;
 var<workgroup> lanes_b: array<f32, 256>;
@@ -133,6 +139,15 @@ fn batch_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 }
 
 @compute @workgroup_size(256)
+fn batch_norm_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element_id(wid, num, lid);
+    if (i >= p.outer * CHANNELS * INNER / 4u) { return; }
+    let c = (i * 4u / INNER) % CHANNELS;
+    let scale = gamma[c] / sqrt(var_in[c] + p.eps);
+    y4_out[i] = (x4[i] - vec4<f32>(mean_in[c])) * scale + vec4<f32>(beta[c]);
+}
+
+@compute @workgroup_size(256)
 fn batch_norm_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let f = fold_of(wid.x, lid.x);
     let valid = f.channel < CHANNELS;
@@ -164,4 +179,15 @@ fn batch_norm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
     let inv_std = 1.0 / sqrt(var_in[c] + p.eps);
     let x_hat = (x[i] - mean_in[c]) * inv_std;
     dx_out[i] = gamma[c] * inv_std * (dy[i] - sum_dy_in[c] / n - x_hat * sum_dy_xhat_in[c] / n);
+}
+
+@compute @workgroup_size(256)
+fn batch_norm_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element_id(wid, num, lid);
+    if (i >= p.outer * CHANNELS * INNER / 4u) { return; }
+    let c = (i * 4u / INNER) % CHANNELS;
+    let n = f32(p.outer * INNER);
+    let inv_std = 1.0 / sqrt(var_in[c] + p.eps);
+    let x_hat = (x4[i] - vec4<f32>(mean_in[c])) * inv_std;
+    dx4_out[i] = gamma[c] * inv_std * (dy4[i] - vec4<f32>(sum_dy_in[c] / n) - x_hat * sum_dy_xhat_in[c] / n);
 }

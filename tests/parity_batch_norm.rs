@@ -17,6 +17,9 @@ const SHAPES: &[&[usize]] = &[
     &[33, 5, 3, 3],
     &[4, 33, 13, 11],
     &[1, 2, 31, 33],
+    // A multiple of 4 elements per channel and sample: the maps' vec4 kernels.
+    &[3, 5, 4, 6],
+    &[2, 7, 8, 8],
 ];
 
 #[test]

@@ -271,9 +271,10 @@ impl Check {
                 .into_iter()
                 .flat_map(|classes| [precision::softmax(classes, 8.0); 2])
                 .collect(),
-            // [127, 33] features, then [6, 5, 7, 9] images (378 elements per channel); the
-            // maps (y, dx) with γ = 1, β = 0 as the harness's workloads.
-            Check::BatchNorm => [127, 6 * 7 * 9]
+            // [127, 33] features, then [6, 5, 7, 9] images (378 elements per channel) and
+            // [5, 3, 4, 6] images (120; the maps' vec4 kernels); the maps (y, dx) with γ = 1,
+            // β = 0 as the harness's workloads.
+            Check::BatchNorm => [127, 6 * 7 * 9, 5 * 4 * 6]
                 .into_iter()
                 .flat_map(|n| {
                     let maps = [false, true].map(|b| crate::workload::batch_norm_tolerance(n, b));
@@ -442,7 +443,7 @@ impl Check {
             }
             Check::BatchNorm => {
                 let mut out = Vec::new();
-                for dims in [vec![127, 33], vec![6, 5, 7, 9]] {
+                for dims in [vec![127, 33], vec![6, 5, 7, 9], vec![5, 3, 4, 6]] {
                     let x = uniform(&dims, -2.0, 3.0, 21, b)?;
                     let dy = uniform(&dims, -1.0, 1.0, 22, b)?;
                     let (gamma, beta) = (

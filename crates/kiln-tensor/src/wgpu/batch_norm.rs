@@ -58,10 +58,11 @@ fn shape_constants(shape: BatchNormShape) -> Result<Specialisation> {
     ]))
 }
 
-/// One invocation per element: the maps' dispatch.
+/// One invocation per element, or per 4 elements with the `_vec4` kernel when a channel's
+/// elements per sample are a multiple of 4: the maps' dispatch.
 fn map(
     ctx: &Arc<Context>,
-    kernel: Kernel,
+    (scalar, vec4): (Kernel, Kernel),
     (shape, eps): (BatchNormShape, f32),
     inputs: &[&WgpuStorage],
     op: &'static str,
@@ -76,12 +77,17 @@ fn map(
         .map(|s| s.binding())
         .chain([out.binding()])
         .collect();
+    let (kernel, per_invocation) = if shape.inner.is_multiple_of(4) {
+        (vec4, 4)
+    } else {
+        (scalar, 1)
+    };
     ctx.dispatch(
         kernel,
         shape_constants(shape)?,
         bytemuck::bytes_of(&p),
         &bindings,
-        grid(shape.numel().div_ceil(256)),
+        grid(shape.numel().div_ceil(256 * per_invocation)),
     )?;
     Ok(out)
 }
@@ -120,7 +126,7 @@ pub(crate) fn batch_norm_forward(
 ) -> Result<WgpuStorage> {
     map(
         ctx,
-        Kernel::BatchNormForward,
+        (Kernel::BatchNormForward, Kernel::BatchNormForwardVec4),
         (shape, eps),
         &[x, mean, var, beta, gamma],
         "batch_norm_forward",
@@ -172,7 +178,10 @@ pub(crate) fn batch_norm_backward_input(
 ) -> Result<WgpuStorage> {
     map(
         ctx,
-        Kernel::BatchNormBackwardInput,
+        (
+            Kernel::BatchNormBackwardInput,
+            Kernel::BatchNormBackwardInputVec4,
+        ),
         (shape, eps),
         &[x, mean, var, dy, gamma, sum_dy, sum_dy_xhat],
         "batch_norm_backward_input",

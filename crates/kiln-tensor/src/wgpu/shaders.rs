@@ -161,8 +161,10 @@ pub enum Kernel {
     SoftmaxXentSoftBackwardNarrow,
     BatchNormStats,
     BatchNormForward,
+    BatchNormForwardVec4,
     BatchNormBackwardReduce,
     BatchNormBackwardInput,
+    BatchNormBackwardInputVec4,
     OptimAdamStep,
     OptimAdamStepVec4,
     OptimSgdStep,
@@ -200,7 +202,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 75] = [
+    pub const ALL: [Kernel; 77] = [
         Kernel::ElementwiseUnary,
         Kernel::ElementwiseBinary,
         Kernel::ElementwiseBinaryScalar,
@@ -240,8 +242,10 @@ impl Kernel {
         Kernel::SoftmaxXentSoftBackwardNarrow,
         Kernel::BatchNormStats,
         Kernel::BatchNormForward,
+        Kernel::BatchNormForwardVec4,
         Kernel::BatchNormBackwardReduce,
         Kernel::BatchNormBackwardInput,
+        Kernel::BatchNormBackwardInputVec4,
         Kernel::OptimAdamStep,
         Kernel::OptimAdamStepVec4,
         Kernel::OptimSgdStep,
@@ -332,8 +336,10 @@ impl Kernel {
             }
             BatchNormStats => (F::BatchNorm, "batch_norm_stats", 1, 2),
             BatchNormForward => (F::BatchNorm, "batch_norm_forward", 5, 1),
+            BatchNormForwardVec4 => (F::BatchNorm, "batch_norm_forward_vec4", 5, 1),
             BatchNormBackwardReduce => (F::BatchNorm, "batch_norm_backward_reduce", 4, 2),
             BatchNormBackwardInput => (F::BatchNorm, "batch_norm_backward_input", 7, 1),
+            BatchNormBackwardInputVec4 => (F::BatchNorm, "batch_norm_backward_input_vec4", 7, 1),
             OptimAdamStep => (F::Optim, "optim_adam_step", 2, 3),
             OptimAdamStepVec4 => (F::Optim, "optim_adam_step_vec4", 2, 3),
             OptimSgdStep => (F::Optim, "optim_sgd_step", 2, 1),
