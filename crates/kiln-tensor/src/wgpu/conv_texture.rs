@@ -258,7 +258,11 @@ pub(crate) fn conv2d(
     let o_padded = o.next_multiple_of(4);
     let group = group(&gemm(1, o, k), subgroup_size);
     let b_width = packed_size(o, k, 4 * group, subgroup_size).0;
-    if !fits_depth(ctx, k, subgroup_size) || per_chunk == 0 || b_width > texture_limit(ctx) {
+    // rows_to_planes runs one workgroup layer per image and one row per 4 channels.
+    let grid = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let fits_grid = s.batch <= grid && o_padded / 4 <= grid;
+    let fits_textures = fits_depth(ctx, k, subgroup_size) && per_chunk > 0;
+    if !fits_textures || b_width > texture_limit(ctx) || !fits_grid {
         return Ok(None);
     }
     // B(k, o) = w[o, k]: w is K-contiguous.
