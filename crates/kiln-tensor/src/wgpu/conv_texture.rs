@@ -1,5 +1,6 @@
-//! Host side of conv_texture.wgsl: the convolution's three passes on devices whose matmul is
-//! the texture kernel (CPU-type adapters). Each chunk of images has its unfolded operand
+//! Host side of conv_texture.wgsl: the convolution's three passes through the texture matmul,
+//! on devices whose matmul is the texture kernel (CPU-type adapters) and wherever the tuner
+//! measured it faster than the implicit GEMM (conv.rs chooses). Each chunk of images has its unfolded operand
 //! packed straight into the texture the multiply samples, then matmul_texture multiplies it
 //! and stores into the NCHW planes (forward, input gradient) or a partial weight gradient.
 //! Chunks keep every packed texture within the adapter's 2-D texture size; a shape that
