@@ -461,14 +461,7 @@ impl Tuner {
             "1" => Ok(true),
             other => Err(format!("field {} is {other:?}, expected 0 or 1", i + 1)),
         };
-        let size = |i: usize| match fields[i].parse::<usize>() {
-            Ok(v) if v.is_power_of_two() => Ok(v),
-            _ => Err(format!(
-                "field {} is {:?}, expected a power of two",
-                i + 1,
-                fields[i]
-            )),
-        };
+        let size = |i: usize| power_of_two(&fields, i);
         let class = ShapeClass {
             trans_a: flag(0)?,
             trans_b: flag(1)?,
@@ -491,10 +484,7 @@ impl Tuner {
                     names.join(", ")
                 )
             })?;
-        let seconds = match fields[8].parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => s,
-            _ => return Err(format!("field 9 is {:?}, expected seconds", fields[8])),
-        };
+        let seconds = seconds(&fields, 8)?;
         Ok(TunedClass {
             class,
             kernel,
@@ -520,14 +510,7 @@ impl Tuner {
                     fields[1]
                 )
             })?;
-        let size = |i: usize| match fields[i].parse::<usize>() {
-            Ok(v) if v.is_power_of_two() => Ok(v),
-            _ => Err(format!(
-                "field {} is {:?}, expected a power of two",
-                i + 1,
-                fields[i]
-            )),
-        };
+        let size = |i: usize| power_of_two(&fields, i);
         let class = ConvClass {
             pass,
             m: size(2)?,
@@ -545,10 +528,7 @@ impl Tuner {
                     fields[5]
                 )
             })?;
-        let seconds = match fields[6].parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => s,
-            _ => return Err(format!("field 7 is {:?}, expected seconds", fields[6])),
-        };
+        let seconds = seconds(&fields, 6)?;
         Ok(TunedConv {
             class,
             kernel,
@@ -603,6 +583,30 @@ impl Tuner {
                 file.display()
             ));
         }
+    }
+}
+
+/// Field `i` of a tuning line as a power of two (a class's rounded size).
+fn power_of_two(fields: &[&str], i: usize) -> std::result::Result<usize, String> {
+    match fields[i].parse::<usize>() {
+        Ok(v) if v.is_power_of_two() => Ok(v),
+        _ => Err(format!(
+            "field {} is {:?}, expected a power of two",
+            i + 1,
+            fields[i]
+        )),
+    }
+}
+
+/// Field `i` of a tuning line as a measured time in seconds.
+fn seconds(fields: &[&str], i: usize) -> std::result::Result<f64, String> {
+    match fields[i].parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!(
+            "field {} is {:?}, expected seconds",
+            i + 1,
+            fields[i]
+        )),
     }
 }
 
