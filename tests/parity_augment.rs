@@ -489,3 +489,78 @@ fn cowmix_masks_take_the_drawn_share_from_the_partner() {
     assert!((0.2..=0.4).contains(&mean), "mean share {mean}");
     assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
 }
+
+/// Each CowMask is its image's noise smoothed by a Gaussian of the image's own σ (zero-padded)
+/// and thresholded at mean + z·std: recomputed here through conv2d with the 2-D kernel. The σ
+/// are drawn per image, log-uniformly in the range.
+#[test]
+fn cowmix_masks_are_noise_smoothed_by_each_images_gaussian() {
+    let image = ImageShape {
+        channels: 1,
+        height: 11,
+        width: 9,
+    };
+    let mut aug = augmentation(&["cowmix"]);
+    aug.cowmix_p = 1.0;
+    aug.cowmix_sigma = (0.8, 4.0);
+    let (count, start, batch) = (12, 12, 12);
+    let cpu = cpu();
+    let x = images(2, count, image, &cpu);
+    let choices = EpochChoices::draw(&aug, image, start + count + 5, batch, 11, 2);
+    let c = choices.cowmix.clone().unwrap();
+    let sigmas = &c.sigma[start..start + count];
+    assert!(sigmas.iter().all(|s| (0.8..=4.0).contains(s)), "{sigmas:?}");
+    let below = sigmas.iter().filter(|&&s| s < 0.8f32 * 5f32.sqrt()).count();
+    assert!((2..=10).contains(&below), "σ not log-uniform: {sigmas:?}");
+    let (mixed, _) = augmented(&aug, image, &x, batch, start, &cpu);
+    let plane = image.height * image.width;
+    let rng = kiln::tensor::RngState {
+        seed: c.noise_seed,
+        offset: (start * plane) as u64,
+    };
+    let noise =
+        Tensor::rand_normal([count, 1, image.height, image.width], 0.0, 1.0, rng, &cpu).unwrap();
+    let (xv, mv) = (x.to_vec::<f32>().unwrap(), mixed.to_vec::<f32>().unwrap());
+    for (i, &sigma) in sigmas.iter().enumerate() {
+        let sigma = sigma as f64;
+        let r = (2.0 * sigma).ceil() as usize;
+        let side = 2 * r + 1;
+        let taps: Vec<f64> = (0..side * side)
+            .map(|k| {
+                let (y, x) = ((k / side) as f64 - r as f64, (k % side) as f64 - r as f64);
+                (-(x * x + y * y) / (2.0 * sigma * sigma)).exp()
+            })
+            .collect();
+        let total: f64 = taps.iter().sum();
+        let kernel: Vec<f32> = taps.iter().map(|t| (t / total) as f32).collect();
+        let kernel = Tensor::from_vec(kernel, [1, 1, side, side], &cpu).unwrap();
+        let options = kiln::tensor::Conv2dOptions {
+            stride: 1,
+            padding: r,
+            dilation: 1,
+        };
+        let smooth: Vec<f64> = noise
+            .narrow(0, i, 1)
+            .unwrap()
+            .conv2d(&kernel, None, None, options)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let mean = smooth.iter().sum::<f64>() / plane as f64;
+        let var = smooth.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / plane as f64;
+        let threshold = mean + c.z[start + i] as f64 * var.sqrt();
+        let wrong = (0..plane)
+            .filter(|&p| {
+                let taken = mv[i * plane + p] != xv[i * plane + p];
+                taken != (smooth[p] > threshold)
+            })
+            .count();
+        assert!(
+            wrong <= 1,
+            "image {i} (σ {sigma:.2}): {wrong} pixels off the mask"
+        );
+    }
+}

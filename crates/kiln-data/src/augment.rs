@@ -113,8 +113,8 @@ pub struct Augmentation {
     pub affine_scale: f32,
     pub affine_shear: f32,
     pub affine_p: f32,
-    /// CowMix: the Gaussian smoothing's σ in pixels, drawn log-uniformly from this range once
-    /// per epoch; the proportion taken from the partner, uniform in this range per image; the
+    /// CowMix: the Gaussian smoothing's σ in pixels, drawn log-uniformly from this range per
+    /// image; the proportion taken from the partner, uniform in this range per image; the
     /// probability that an image is mixed at all.
     pub cowmix_sigma: (f32, f32),
     pub cowmix_proportion: (f32, f32),
@@ -488,7 +488,7 @@ impl<B: Backend> DeviceAugmentation<B> {
             cowmix: choices
                 .cowmix
                 .as_ref()
-                .map(|c| DeviceCowMix::upload(c, backend))
+                .map(|c| DeviceCowMix::upload(c, image, backend))
                 .transpose()?,
         })
     }

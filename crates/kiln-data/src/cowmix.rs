@@ -1,8 +1,9 @@
 //! CowMix (French et al.): a partner image mixed in through a CowMask, Gaussian-smoothed noise
 //! thresholded so that a drawn share of the pixels comes from the partner; the labels are mixed
-//! by the mask's mean. The epoch's choices (partners, thresholds, the smoothing kernel, the
+//! by the mask's mean. The epoch's choices (partners, thresholds, each mask's smoothing σ, the
 //! noise seed) are drawn on the host and uploaded once; each batch's masks are made on the
-//! device from counter-based noise and the conv family's kernel, the same on every backend.
+//! device from counter-based noise and two batched matmuls (the Gaussian is separable), the
+//! same on every backend.
 
 use crate::augment::{rng, Augmentation};
 use crate::error::Result;
@@ -10,14 +11,14 @@ use kiln_tensor::{Backend, ImageShape, Tensor};
 use rand::Rng;
 
 /// An epoch's CowMix choices: each image's partner within its batch, the z-score of its mask
-/// threshold (Φ⁻¹(1 − proportion)) and whether it is mixed, the epoch's Gaussian kernel (odd
-/// side, normalised) and the seed of its noise.
+/// threshold (Φ⁻¹(1 − proportion)), whether it is mixed and its mask's smoothing σ in pixels,
+/// and the seed of the noise.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CowMixChoices {
     pub partners: Vec<u32>,
     pub z: Vec<f32>,
     pub apply: Vec<f32>,
-    pub kernel: Vec<f32>,
+    pub sigma: Vec<f32>,
     pub noise_seed: u64,
 }
 
@@ -69,23 +70,22 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
-/// A normalised 2-D Gaussian kernel of standard deviation `sigma`, side 2·⌈2σ⌉ + 1.
-fn gaussian_kernel(sigma: f64) -> Vec<f32> {
-    let radius = (2.0 * sigma).ceil() as i64;
-    let side = (2 * radius + 1) as usize;
-    let mut k: Vec<f64> = (0..side * side)
-        .map(|i| {
-            let (y, x) = ((i / side) as i64 - radius, (i % side) as i64 - radius);
-            (-((x * x + y * y) as f64) / (2.0 * sigma * sigma)).exp()
-        })
-        .collect();
-    let total: f64 = k.iter().sum();
-    k.iter_mut().for_each(|v| *v /= total);
-    k.into_iter().map(|v| v as f32).collect()
+/// The radius of a Gaussian of standard deviation `sigma` cut at 2σ: ⌈2σ⌉ pixels.
+fn radius(sigma: f64) -> f64 {
+    (2.0 * sigma).ceil()
+}
+
+/// The sum of the 1-D Gaussian's taps e^(−t²/2σ²) for t in [−r, r]: the normaliser of the
+/// kernel, so that the 2-D kernel (the outer product of two) sums to 1.
+fn taps_sum(sigma: f64) -> f64 {
+    let r = radius(sigma) as i64;
+    (-r..=r)
+        .map(|t| (-((t * t) as f64) / (2.0 * sigma * sigma)).exp())
+        .sum()
 }
 
 /// CowMix's epoch: partners as CutMix draws them (another image of the same batch), each
-/// image's threshold for a proportion uniform in the range, σ log-uniform in its range.
+/// image's threshold for a proportion uniform in the range and its σ log-uniform in its range.
 pub(crate) fn cowmix_choices(
     aug: &Augmentation,
     n: usize,
@@ -96,13 +96,7 @@ pub(crate) fn cowmix_choices(
     let mut r = rng(seed, epoch, 6);
     let batch_size = batch_size.max(1);
     let (s_lo, s_hi) = (aug.cowmix_sigma.0 as f64, aug.cowmix_sigma.1 as f64);
-    let sigma = if s_hi > s_lo {
-        r.random_range(s_lo.ln()..=s_hi.ln()).exp()
-    } else {
-        s_lo
-    };
     let mut c = CowMixChoices {
-        kernel: gaussian_kernel(sigma),
         noise_seed: r.random(),
         ..CowMixChoices::default()
     };
@@ -116,43 +110,85 @@ pub(crate) fn cowmix_choices(
         } else {
             p_lo
         };
+        let sigma = if s_hi > s_lo {
+            r.random_range(s_lo.ln()..=s_hi.ln()).exp()
+        } else {
+            s_lo
+        };
         let apply = len > 1 && r.random::<f32>() < aug.cowmix_p;
         c.partners.push(((p - start + offset) % len.max(1)) as u32);
         c.z.push(normal_quantile(1.0 - proportion as f64) as f32);
         c.apply.push(if apply { 1.0 } else { 0.0 });
+        c.sigma.push(sigma as f32);
     }
     c
 }
 
-/// CowMix's epoch on the device: partners u32 [n], thresholds' z and the apply flags f32
-/// [n, 1], the Gaussian kernel [1, 1, k, k], and the noise's seed.
+/// CowMix's epoch on the device: partners u32 [n]; the thresholds' z and the apply flags f32
+/// [n, 1]; per mask, −1/2σ², the squared radius plus ½ (the taps kept are those with
+/// t² < r² + ½) and 1/Σtaps, each [n, 1, 1]; the squared offsets (a − b)² between the rows
+/// and between the columns, [1, H, H] and [1, W, W]; and the noise's seed.
 pub(crate) struct DeviceCowMix<B: Backend> {
     pub(crate) partner: Tensor<B>,
     z: Tensor<B>,
     apply: Tensor<B>,
-    kernel: Tensor<B>,
+    exponent: Tensor<B>,
+    reach: Tensor<B>,
+    scale: Tensor<B>,
+    row_offsets: Tensor<B>,
+    column_offsets: Tensor<B>,
     noise_seed: u64,
 }
 
+/// (a − b)² for a, b in [0, side): [1, side, side].
+fn squared_offsets<B: Backend>(side: usize, backend: &B) -> Result<Tensor<B>> {
+    let squares: Vec<f32> = (0..side * side)
+        .map(|i| {
+            let d = (i / side) as f32 - (i % side) as f32;
+            d * d
+        })
+        .collect();
+    Ok(Tensor::from_slice(&squares, [1, side, side], backend)?)
+}
+
 impl<B: Backend> DeviceCowMix<B> {
-    /// Uploads an epoch's choices.
-    pub(crate) fn upload(c: &CowMixChoices, backend: &B) -> Result<Self> {
+    /// Uploads an epoch's choices for images of shape `image`.
+    pub(crate) fn upload(c: &CowMixChoices, image: ImageShape, backend: &B) -> Result<Self> {
         let n = c.partners.len();
-        let side = (c.kernel.len() as f64).sqrt() as usize;
+        let per_mask = |f: &dyn Fn(f64) -> f64| -> Result<Tensor<B>> {
+            let v: Vec<f32> = c.sigma.iter().map(|&s| f(s as f64) as f32).collect();
+            Ok(Tensor::from_slice(&v, [n, 1, 1], backend)?)
+        };
         Ok(DeviceCowMix {
             partner: Tensor::from_slice(&c.partners, [n], backend)?,
             z: Tensor::from_slice(&c.z, [n, 1], backend)?,
             apply: Tensor::from_slice(&c.apply, [n, 1], backend)?,
-            kernel: Tensor::from_slice(&c.kernel, [1, 1, side, side], backend)?,
+            exponent: per_mask(&|s| -1.0 / (2.0 * s * s))?,
+            reach: per_mask(&|s| radius(s) * radius(s) + 0.5)?,
+            scale: per_mask(&|s| 1.0 / taps_sum(s))?,
+            row_offsets: squared_offsets(image.height, backend)?,
+            column_offsets: squared_offsets(image.width, backend)?,
             noise_seed: c.noise_seed,
         })
     }
 
+    /// The masks' 1-D blur along an axis whose squared offsets are `d2` for images
+    /// [start, start + len): [len, side, side], entry (a, b) the normalised tap e^(−(a−b)²/2σ²)
+    /// when |a − b| ≤ r, else 0, so that G·v is v convolved with the Gaussian, zero-padded.
+    /// Symmetric.
+    fn blur(&self, d2: &Tensor<B>, start: usize, len: usize) -> Result<Tensor<B>> {
+        let taps = (d2 * &self.exponent.narrow(0, start, len)?)?.exp()?;
+        let kept = self.reach.narrow(0, start, len)?.gt(d2)?;
+        Ok((&(&taps * &kept)? * &self.scale.narrow(0, start, len)?)?)
+    }
+
     /// Mixes images [start, start + len) of the epoch with their partners through CowMasks:
     /// noise N(0, 1) per pixel (counter-based: the same on every backend), smoothed by the
-    /// Gaussian kernel, thresholded at the image's mean + z·std (so about the drawn proportion
-    /// of pixels is set), times the apply flag; x + mask · (partner − x) in every channel.
-    /// Returns the images and each image's weight (the mask's mean: the partner's share).
+    /// image's Gaussian (G_h · noise · G_w, the zero-padded 2-D convolution with the outer
+    /// product of the 1-D kernels), thresholded at the image's mean + z·std (so about the
+    /// drawn proportion of pixels is set), times the apply flag; x + mask · (partner − x) in
+    /// every channel. Returns the images and each image's weight (the mask's mean: the
+    /// partner's share).
     pub(crate) fn mix(
         &self,
         x: &Tensor<B>,
@@ -166,21 +202,13 @@ impl<B: Backend> DeviceCowMix<B> {
             seed: self.noise_seed,
             offset: (start * plane) as u64,
         };
-        let noise = Tensor::rand_normal(
-            [len, 1, image.height, image.width],
-            0.0,
-            1.0,
-            rng,
-            x.backend(),
-        )?;
-        let radius = self.kernel.dims()[2] / 2;
-        let options = kiln_tensor::Conv2dOptions {
-            stride: 1,
-            padding: radius,
-            dilation: 1,
-        };
-        let smooth = noise
-            .conv2d(&self.kernel, None, None, options)?
+        let noise =
+            Tensor::rand_normal([len, image.height, image.width], 0.0, 1.0, rng, x.backend())?;
+        let rows = self.blur(&self.row_offsets, start, len)?;
+        let columns = self.blur(&self.column_offsets, start, len)?;
+        let smooth = rows
+            .matmul(&noise)?
+            .matmul(&columns)?
             .reshape([len, plane])?;
         let mean = smooth.mean(1)?.reshape([len, 1])?;
         let square = (&smooth * &smooth)?.mean(1)?.reshape([len, 1])?;
