@@ -1,6 +1,6 @@
 //! Trains the reference CNN on Fashion-MNIST (offline: Debian's dataset-fashion-mnist package,
 //! or --data DIR with the four IDX files): two conv-BN-ReLU-pool blocks and a small classifier,
-//! with random crops, flips and label smoothing by default. The same flags as the MLP programs;
+//! with random flips and label smoothing by default. The same flags as the MLP programs;
 //! `--augment none --label-smoothing 0 --optimizer adam --lr 0.001 --schedule cosine
 //! --batch-size 128` is exactly the PyTorch baseline's recipe.
 //!

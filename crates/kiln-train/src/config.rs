@@ -174,6 +174,14 @@ impl TrainConfig {
                 "comma-separated layer widths, each ≥ 1 (e.g. 1024,512)",
             ));
         }
+        if self.validation == 0 {
+            return Err(TrainError::flag(
+                "--validation",
+                0,
+                "an integer ≥ 1: the held-out samples pick the best epoch and drive --patience \
+                 and the plateau schedule (e.g. --validation 1000 trains on all but 1 000)",
+            ));
+        }
         if self.limit_train == Some(0) {
             return Err(TrainError::flag("--limit-train", 0, "an integer ≥ 1"));
         }
