@@ -277,3 +277,23 @@ struct MatmulParams {
     // Texels of C's binding before its first element (matmul_texture with PLANES; else 0).
     c_offset: u32,
 }
+
+// The geometry of a 2-D convolution, shared by conv.wgsl and conv_texture.wgsl (mirrors
+// `ConvGeometry` in src/wgpu/conv.rs): input [N, in_channels, height, width], weights
+// [out_channels, in_channels, kernel_h, kernel_w], output [N, out_channels, out_height,
+// out_width]; output pixel (oh, ow)'s tap (kh, kw) reads input pixel (oh·stride + kh·dilation
+// − padding, ow·stride + kw·dilation − padding), zero outside the image.
+struct ConvGeometry {
+    in_channels: u32,
+    height: u32,
+    width: u32,
+    out_channels: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride: u32,
+    padding: u32,
+    dilation: u32,
+    out_height: u32,
+    out_width: u32,
+    _pad: u32,
+}

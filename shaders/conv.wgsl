@@ -29,18 +29,8 @@ override ACTIVATION: u32 = 0u;
 
 // Mirrors `ConvParams` in src/wgpu/conv.rs.
 struct ConvParams {
+    g: ConvGeometry,
     batch: u32,
-    in_channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    dilation: u32,
-    out_height: u32,
-    out_width: u32,
     m: u32,
     n: u32,
     k: u32,
@@ -48,7 +38,6 @@ struct ConvParams {
     alpha: f32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 const MODE_FORWARD: u32 = 0u;
@@ -88,23 +77,23 @@ struct Step {
 }
 
 fn a_lane(mode: u32, m: u32) -> Lane {
-    let pixels = p.out_height * p.out_width;
+    let pixels = p.g.out_height * p.g.out_width;
     if (mode == MODE_FORWARD) {
         // Output pixel m: image n, origin (oh·stride − padding, ow·stride − padding).
         let n = m / pixels;
-        let oh = (m % pixels) / p.out_width;
-        let ow = m % p.out_width;
-        let base = n * p.in_channels * p.height * p.width;
-        return Lane(base, i32(oh * p.stride) - i32(p.padding), i32(ow * p.stride) - i32(p.padding), m < p.m);
+        let oh = (m % pixels) / p.g.out_width;
+        let ow = m % p.g.out_width;
+        let base = n * p.g.in_channels * p.g.height * p.g.width;
+        return Lane(base, i32(oh * p.g.stride) - i32(p.g.padding), i32(ow * p.g.stride) - i32(p.g.padding), m < p.m);
     }
     if (mode == MODE_BACKWARD_INPUT) {
         // Input pixel m: image n, (h + padding, w + padding).
-        let plane = p.height * p.width;
+        let plane = p.g.height * p.g.width;
         let n = m / plane;
-        let h = (m % plane) / p.width;
-        let w = m % p.width;
-        let base = n * p.out_channels * pixels;
-        return Lane(base, i32(h + p.padding), i32(w + p.padding), m < p.m);
+        let h = (m % plane) / p.g.width;
+        let w = m % p.g.width;
+        let base = n * p.g.out_channels * pixels;
+        return Lane(base, i32(h + p.g.padding), i32(w + p.g.padding), m < p.m);
     }
     // Backward weight: row m is output channel o.
     return Lane(m * pixels, 0, 0, m < p.m);
@@ -113,27 +102,27 @@ fn a_lane(mode: u32, m: u32) -> Lane {
 fn b_lane(mode: u32, j: u32) -> Lane {
     if (mode == MODE_BACKWARD_WEIGHT) {
         // Column j is tap (c, kh, kw): channel plane c, offset (kh, kw) · dilation.
-        let taps = p.kernel_h * p.kernel_w;
-        let kh = (j % taps) / p.kernel_w;
-        let kw = j % p.kernel_w;
-        return Lane((j / taps) * p.height * p.width, i32(kh * p.dilation), i32(kw * p.dilation), j < p.n);
+        let taps = p.g.kernel_h * p.g.kernel_w;
+        let kh = (j % taps) / p.g.kernel_w;
+        let kw = j % p.g.kernel_w;
+        return Lane((j / taps) * p.g.height * p.g.width, i32(kh * p.g.dilation), i32(kw * p.g.dilation), j < p.n);
     }
     // Forward: column j is output channel o; backward input: input channel c.
     return Lane(j, 0, 0, j < p.n);
 }
 
 fn k_step(mode: u32, k: u32) -> Step {
-    let taps = p.kernel_h * p.kernel_w;
+    let taps = p.g.kernel_h * p.g.kernel_w;
     if (mode == MODE_BACKWARD_WEIGHT) {
         // k is output pixel (n, oh, ow).
-        let pixels = p.out_height * p.out_width;
-        let oh = (k % pixels) / p.out_width;
-        let ow = k % p.out_width;
-        return Step(k / pixels, i32(oh * p.stride) - i32(p.padding), i32(ow * p.stride) - i32(p.padding), k % pixels);
+        let pixels = p.g.out_height * p.g.out_width;
+        let oh = (k % pixels) / p.g.out_width;
+        let ow = k % p.g.out_width;
+        return Step(k / pixels, i32(oh * p.g.stride) - i32(p.g.padding), i32(ow * p.g.stride) - i32(p.g.padding), k % pixels);
     }
     // k is (channel, kh, kw): input channel c (forward) or output channel o (backward input).
     let r = k % taps;
-    return Step(k / taps, i32((r / p.kernel_w) * p.dilation), i32((r % p.kernel_w) * p.dilation), r);
+    return Step(k / taps, i32((r / p.g.kernel_w) * p.g.dilation), i32((r % p.g.kernel_w) * p.g.dilation), r);
 }
 
 fn a_load(mode: u32, l: Lane, s: Step, k: u32) -> f32 {
@@ -141,23 +130,23 @@ fn a_load(mode: u32, l: Lane, s: Step, k: u32) -> f32 {
         // x[n, c, row + kh·d, col + kw·d], zero outside the image.
         let ih = l.row + s.dh;
         let iw = l.col + s.dw;
-        if (ih < 0 || iw < 0 || ih >= i32(p.height) || iw >= i32(p.width)) { return 0.0; }
-        return src_a[l.base + (s.outer * p.height + u32(ih)) * p.width + u32(iw)];
+        if (ih < 0 || iw < 0 || ih >= i32(p.g.height) || iw >= i32(p.g.width)) { return 0.0; }
+        return src_a[l.base + (s.outer * p.g.height + u32(ih)) * p.g.width + u32(iw)];
     }
     if (mode == MODE_BACKWARD_INPUT) {
         // dy[n, o, oh, ow] for the output pixel whose tap reads this input pixel, if any.
         let th = l.row - s.dh;
         let tw = l.col - s.dw;
         if (th < 0 || tw < 0) { return 0.0; }
-        let st = p.stride;
+        let st = p.g.stride;
         if (u32(th) % st != 0u || u32(tw) % st != 0u) { return 0.0; }
         let oh = u32(th) / st;
         let ow = u32(tw) / st;
-        if (oh >= p.out_height || ow >= p.out_width) { return 0.0; }
-        return src_a[l.base + (s.outer * p.out_height + oh) * p.out_width + ow];
+        if (oh >= p.g.out_height || ow >= p.g.out_width) { return 0.0; }
+        return src_a[l.base + (s.outer * p.g.out_height + oh) * p.g.out_width + ow];
     }
     // Backward weight: dy[n, o, oh, ow].
-    return src_a[s.outer * p.out_channels * p.out_height * p.out_width + l.base + s.rest];
+    return src_a[s.outer * p.g.out_channels * p.g.out_height * p.g.out_width + l.base + s.rest];
 }
 
 fn b_load(mode: u32, l: Lane, s: Step, k: u32) -> f32 {
@@ -166,13 +155,13 @@ fn b_load(mode: u32, l: Lane, s: Step, k: u32) -> f32 {
     }
     if (mode == MODE_BACKWARD_INPUT) {
         // w[o, c, kh, kw].
-        return src_b[(s.outer * p.in_channels + l.base) * p.kernel_h * p.kernel_w + s.rest];
+        return src_b[(s.outer * p.g.in_channels + l.base) * p.g.kernel_h * p.g.kernel_w + s.rest];
     }
     // Backward weight: x[n, c, oh·stride − padding + kh·d, ow·stride − padding + kw·d].
     let ih = s.dh + l.row;
     let iw = s.dw + l.col;
-    if (ih < 0 || iw < 0 || ih >= i32(p.height) || iw >= i32(p.width)) { return 0.0; }
-    return src_b[s.outer * p.in_channels * p.height * p.width + l.base + u32(ih) * p.width + u32(iw)];
+    if (ih < 0 || iw < 0 || ih >= i32(p.g.height) || iw >= i32(p.g.width)) { return 0.0; }
+    return src_b[s.outer * p.g.in_channels * p.g.height * p.g.width + l.base + u32(ih) * p.g.width + u32(iw)];
 }
 
 // The 4×4 block of C this invocation owns (rows 4·lid.y.., columns 4·lid.x.. of the tile).
@@ -226,7 +215,7 @@ fn conv_gemm(mode: u32, wid: vec3<u32>, lid: vec3<u32>) -> array<vec4<f32>, 4> {
 @compute @workgroup_size(16, 16)
 fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let acc = conv_gemm(MODE_FORWARD, wid, lid);
-    let pixels = p.out_height * p.out_width;
+    let pixels = p.g.out_height * p.g.out_width;
     for (var r = 0u; r < 4u; r = r + 1u) {
         let m = wid.y * 64u + lid.y * 4u + r;
         if (m >= p.m) { return; }
@@ -235,7 +224,7 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             if (o < p.n) {
                 var v = acc[r][c];
                 if (HAS_BIAS) { v = v + bias[o]; }
-                y[(m / pixels * p.out_channels + o) * pixels + m % pixels] = unary_eval(ACTIVATION, v, p.alpha);
+                y[(m / pixels * p.g.out_channels + o) * pixels + m % pixels] = unary_eval(ACTIVATION, v, p.alpha);
             }
         }
     }
@@ -244,13 +233,13 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 @compute @workgroup_size(16, 16)
 fn conv_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let acc = conv_gemm(MODE_BACKWARD_INPUT, wid, lid);
-    let plane = p.height * p.width;
+    let plane = p.g.height * p.g.width;
     for (var r = 0u; r < 4u; r = r + 1u) {
         let m = wid.y * 64u + lid.y * 4u + r;
         if (m >= p.m) { return; }
         for (var c = 0u; c < 4u; c = c + 1u) {
             let ch = wid.x * 64u + lid.x * 4u + c;
-            if (ch < p.n) { grad[(m / plane * p.in_channels + ch) * plane + m % plane] = acc[r][c]; }
+            if (ch < p.n) { grad[(m / plane * p.g.in_channels + ch) * plane + m % plane] = acc[r][c]; }
         }
     }
 }

@@ -40,17 +40,7 @@ override PLANE_TEXELS: u32 = 1u;
 
 // Mirrors `PackParams` in src/wgpu/conv_texture.rs.
 struct PackParams {
-    in_channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    dilation: u32,
-    out_height: u32,
-    out_width: u32,
+    g: ConvGeometry,
     // The chunk's first image and its image count.
     first_image: u32,
     images: u32,
@@ -63,7 +53,6 @@ struct PackParams {
     tex_width: u32,
     tex_height: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> q: PackParams;
@@ -83,12 +72,12 @@ fn split_tap(j: u32) -> vec3<u32> {
 // x[image, c] at output pixel (oh, ow)'s tap (kh, kw); zero in the padding and when `valid`
 // is false.
 fn input_tap(image: u32, tap: vec3<u32>, oh: u32, ow: u32, valid: bool) -> f32 {
-    let ih = i32(oh * STRIDE + tap.y * q.dilation) - i32(q.padding);
-    let iw = i32(ow * STRIDE + tap.z * q.dilation) - i32(q.padding);
-    let inside = valid && ih >= 0 && iw >= 0 && ih < i32(q.height) && iw < i32(q.width);
-    let row = u32(clamp(ih, 0, i32(q.height) - 1));
-    let column = u32(clamp(iw, 0, i32(q.width) - 1));
-    let v = src[((image * q.in_channels + tap.x) * q.height + row) * q.width + column];
+    let ih = i32(oh * STRIDE + tap.y * q.g.dilation) - i32(q.g.padding);
+    let iw = i32(ow * STRIDE + tap.z * q.g.dilation) - i32(q.g.padding);
+    let inside = valid && ih >= 0 && iw >= 0 && ih < i32(q.g.height) && iw < i32(q.g.width);
+    let row = u32(clamp(ih, 0, i32(q.g.height) - 1));
+    let column = u32(clamp(iw, 0, i32(q.g.width) - 1));
+    let v = src[((image * q.g.in_channels + tap.x) * q.g.height + row) * q.g.width + column];
     return select(0.0, v, inside);
 }
 
@@ -129,20 +118,20 @@ fn conv_texture_pack_grad_patches(@builtin(global_invocation_id) gid: vec3<u32>)
     if (k < q.k && g < q.images) {
         // k = (o, kh, kw): split_tap's channel is the output channel here.
         let tap = split_tap(k);
-        let plane = q.height * q.width;
-        let base = ((q.first_image + g) * q.out_channels + tap.x) * OUT_PLANE;
+        let plane = q.g.height * q.g.width;
+        let base = ((q.first_image + g) * q.g.out_channels + tap.x) * OUT_PLANE;
         let first = (t - g * PLANE_TEXELS) * 4u;
         var h = first / WIDTH;
         var w = first - h * WIDTH;
         for (var i = 0u; i < 4u; i = i + 1u) {
-            let th = i32(h + q.padding) - i32(tap.y * q.dilation);
-            let tw = i32(w + q.padding) - i32(tap.z * q.dilation);
+            let th = i32(h + q.g.padding) - i32(tap.y * q.g.dilation);
+            let tw = i32(w + q.g.padding) - i32(tap.z * q.g.dilation);
             // u32 of a negative is huge, so one comparison rejects both ends.
             let oh = u32(th) / STRIDE;
             let ow = u32(tw) / STRIDE;
             let hit = first + i < plane && oh * STRIDE == u32(th) && ow * STRIDE == u32(tw)
-                && th >= 0 && tw >= 0 && oh < q.out_height && ow < OUT_WIDTH;
-            let v = src[base + min(oh, q.out_height - 1u) * OUT_WIDTH + min(ow, OUT_WIDTH - 1u)];
+                && th >= 0 && tw >= 0 && oh < q.g.out_height && ow < OUT_WIDTH;
+            let v = src[base + min(oh, q.g.out_height - 1u) * OUT_WIDTH + min(ow, OUT_WIDTH - 1u)];
             texel[i] = select(0.0, v, hit);
             w = w + 1u;
             let wrap = w == WIDTH;
@@ -168,7 +157,7 @@ fn conv_texture_pack_weights_t(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var i = 0u; i < 4u; i = i + 1u) {
             let c = t * 4u + i;
             if (c < q.x) {
-                texel[i] = src[(o * q.in_channels + c) * taps + tap];
+                texel[i] = src[(o * q.g.in_channels + c) * taps + tap];
             }
         }
     }
@@ -188,7 +177,7 @@ fn conv_texture_pack_grad_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
         let pixel = k - g * OUT_PLANE;
         for (var i = 0u; i < 4u; i = i + 1u) {
             let o = min(t * 4u + i, q.x - 1u);
-            let v = src[((q.first_image + g) * q.out_channels + o) * OUT_PLANE + pixel];
+            let v = src[((q.first_image + g) * q.g.out_channels + o) * OUT_PLANE + pixel];
             texel[i] = select(0.0, v, t * 4u + i < q.x);
         }
     }
@@ -241,9 +230,9 @@ fn conv_texture_rows_to_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let row = n * PLANE_TEXELS * 4u + pixel;
     let v = rows4[row * (q.x / 4u) + o4];
-    let base = (n * q.out_channels + o4 * 4u) * OUT_PLANE + pixel;
+    let base = (n * q.g.out_channels + o4 * 4u) * OUT_PLANE + pixel;
     for (var i = 0u; i < 4u; i = i + 1u) {
-        if (o4 * 4u + i < q.out_channels) {
+        if (o4 * 4u + i < q.g.out_channels) {
             planes[base + i * OUT_PLANE] = v[i];
         }
     }

@@ -26,28 +26,59 @@ use crate::DType;
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
+/// Mirrors `ConvGeometry` in common.wgsl: a convolution's shape, shared by this file's
+/// parameters and conv_texture.rs's.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct ConvGeometry {
+    pub(super) in_channels: u32,
+    pub(super) height: u32,
+    pub(super) width: u32,
+    pub(super) out_channels: u32,
+    pub(super) kernel_h: u32,
+    pub(super) kernel_w: u32,
+    pub(super) stride: u32,
+    pub(super) padding: u32,
+    pub(super) dilation: u32,
+    pub(super) out_height: u32,
+    pub(super) out_width: u32,
+    pad: u32,
+}
+
+impl ConvGeometry {
+    /// The shape as the kernels read it; an error when a size does not fit in u32.
+    pub(super) fn new(s: &Conv2dShape) -> Result<Self> {
+        to_u32(s.input_len().max(s.output_len()), "element count")?;
+        let u = |v: usize, what: &str| to_u32(v, what);
+        Ok(ConvGeometry {
+            in_channels: u(s.in_channels, "input channels")?,
+            height: u(s.height, "height")?,
+            width: u(s.width, "width")?,
+            out_channels: u(s.out_channels, "output channels")?,
+            kernel_h: u(s.kernel_h, "kernel height")?,
+            kernel_w: u(s.kernel_w, "kernel width")?,
+            stride: u(s.stride, "stride")?,
+            padding: u(s.padding, "padding")?,
+            dilation: u(s.dilation, "dilation")?,
+            out_height: u(s.out_height(), "output height")?,
+            out_width: u(s.out_width(), "output width")?,
+            pad: 0,
+        })
+    }
+}
+
 /// Mirrors `ConvParams` in conv.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct ConvParams {
+    g: ConvGeometry,
     batch: u32,
-    in_channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    dilation: u32,
-    out_height: u32,
-    out_width: u32,
     m: u32,
     n: u32,
     k: u32,
     k_split: u32,
     alpha: f32,
-    pad: [u32; 3],
+    pad: [u32; 2],
 }
 
 /// The tile each workgroup computes (64 × 64 outputs).
@@ -57,27 +88,16 @@ const TILE: usize = 64;
 const SPLIT_K: usize = 2048;
 
 fn params(s: &Conv2dShape, (m, n, k): (usize, usize, usize), k_split: usize) -> Result<ConvParams> {
-    to_u32(s.input_len().max(s.output_len()), "element count")?;
     let u = |v: usize, what: &str| to_u32(v, what);
     Ok(ConvParams {
+        g: ConvGeometry::new(s)?,
         batch: u(s.batch, "batch")?,
-        in_channels: u(s.in_channels, "input channels")?,
-        height: u(s.height, "height")?,
-        width: u(s.width, "width")?,
-        out_channels: u(s.out_channels, "output channels")?,
-        kernel_h: u(s.kernel_h, "kernel height")?,
-        kernel_w: u(s.kernel_w, "kernel width")?,
-        stride: u(s.stride, "stride")?,
-        padding: u(s.padding, "padding")?,
-        dilation: u(s.dilation, "dilation")?,
-        out_height: u(s.out_height(), "output height")?,
-        out_width: u(s.out_width(), "output width")?,
         m: u(m, "GEMM rows")?,
         n: u(n, "GEMM columns")?,
         k: u(k, "GEMM depth")?,
         k_split: u(k_split, "split length")?,
         alpha: 0.0,
-        pad: [0; 3],
+        pad: [0; 2],
     })
 }
 
@@ -266,28 +286,30 @@ fn implicit_backward_weight(
 
 /// This file's parameter blocks, for the layout test (see `param_layout`).
 pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
-    vec![param_layout!(
-        ConvParams,
-        ShaderFile::Conv,
-        "ConvParams",
-        [
-            batch,
-            in_channels,
-            height,
-            width,
-            out_channels,
-            kernel_h,
-            kernel_w,
-            stride,
-            padding,
-            dilation,
-            out_height,
-            out_width,
-            m,
-            n,
-            k,
-            k_split,
-            alpha
-        ]
-    )]
+    vec![
+        param_layout!(
+            ConvGeometry,
+            ShaderFile::Conv,
+            "ConvGeometry",
+            [
+                in_channels,
+                height,
+                width,
+                out_channels,
+                kernel_h,
+                kernel_w,
+                stride,
+                padding,
+                dilation,
+                out_height,
+                out_width
+            ]
+        ),
+        param_layout!(
+            ConvParams,
+            ShaderFile::Conv,
+            "ConvParams",
+            [g, batch, m, n, k, k_split, alpha]
+        ),
+    ]
 }

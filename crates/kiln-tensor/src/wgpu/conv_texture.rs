@@ -7,6 +7,7 @@
 //! cannot fit even one image returns `None` and runs the implicit GEMM (conv.rs) instead.
 
 use super::context::Context;
+use super::conv::ConvGeometry;
 use super::elementwise::{copy_strided, to_u32};
 use super::matmul::MatmulParams;
 use super::matmul_texture::{group, multiply, pack, packed_size, Multiply, Operand, ROWS};
@@ -26,17 +27,7 @@ use std::sync::Arc;
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct PackParams {
-    in_channels: u32,
-    height: u32,
-    width: u32,
-    out_channels: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride: u32,
-    padding: u32,
-    dilation: u32,
-    out_height: u32,
-    out_width: u32,
+    g: ConvGeometry,
     first_image: u32,
     images: u32,
     k: u32,
@@ -44,27 +35,15 @@ struct PackParams {
     plane_texels: u32,
     tex_width: u32,
     tex_height: u32,
-    pad: [u32; 2],
+    pad: u32,
 }
 
 /// The texels one workgroup of matmul_texture reads along X at most (64 invocations × 1).
 const WIDEST_GROUP: usize = 64;
 
 fn shape_params(s: &Conv2dShape) -> Result<PackParams> {
-    to_u32(s.input_len().max(s.output_len()), "element count")?;
-    let u = |v: usize, what: &str| to_u32(v, what);
     Ok(PackParams {
-        in_channels: u(s.in_channels, "input channels")?,
-        height: u(s.height, "height")?,
-        width: u(s.width, "width")?,
-        out_channels: u(s.out_channels, "output channels")?,
-        kernel_h: u(s.kernel_h, "kernel height")?,
-        kernel_w: u(s.kernel_w, "kernel width")?,
-        stride: u(s.stride, "stride")?,
-        padding: u(s.padding, "padding")?,
-        dilation: u(s.dilation, "dilation")?,
-        out_height: u(s.out_height(), "output height")?,
-        out_width: u(s.out_width(), "output width")?,
+        g: ConvGeometry::new(s)?,
         first_image: 0,
         images: 0,
         k: 0,
@@ -72,7 +51,7 @@ fn shape_params(s: &Conv2dShape) -> Result<PackParams> {
         plane_texels: 1,
         tex_width: 0,
         tex_height: 0,
-        pad: [0; 2],
+        pad: 0,
     })
 }
 
@@ -80,12 +59,12 @@ fn shape_params(s: &Conv2dShape) -> Result<PackParams> {
 /// the divisions become multiplies.
 fn divisors(p: &PackParams) -> Specialisation {
     Specialisation(vec![
-        ("KERNEL_H", p.kernel_h),
-        ("KERNEL_W", p.kernel_w),
-        ("STRIDE", p.stride),
-        ("WIDTH", p.width),
-        ("OUT_WIDTH", p.out_width),
-        ("OUT_PLANE", p.out_height * p.out_width),
+        ("KERNEL_H", p.g.kernel_h),
+        ("KERNEL_W", p.g.kernel_w),
+        ("STRIDE", p.g.stride),
+        ("WIDTH", p.g.width),
+        ("OUT_WIDTH", p.g.out_width),
+        ("OUT_PLANE", p.g.out_height * p.g.out_width),
         ("PLANE_TEXELS", p.plane_texels),
     ])
 }
@@ -467,17 +446,7 @@ pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
         ShaderFile::ConvTexture,
         "PackParams",
         [
-            in_channels,
-            height,
-            width,
-            out_channels,
-            kernel_h,
-            kernel_w,
-            stride,
-            padding,
-            dilation,
-            out_height,
-            out_width,
+            g,
             first_image,
             images,
             k,
