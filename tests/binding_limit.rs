@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use kiln::nn::{Conv2d, Conv2dConfig, Flatten};
+use kiln::nn::{Activation, BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Flatten};
 use kiln::prelude::*;
 use kiln::tensor::wgpu::WgpuOptions;
 use kiln::tensor::UnaryOp;
@@ -72,5 +72,69 @@ fn batches_past_the_binding_limit_train_as_micro_batches() {
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
         assert!(worst <= 1e-3, "{name}: parameters differ by {worst}");
+    }
+}
+
+/// conv 3×3 (1 → 2, padding 1), batch norm, ReLU, dropout 0.2, conv 3×3 (2 → 8, padding 1,
+/// ReLU), flatten, linear 512 → 4: the activations past the limit come after the batch norm
+/// and the dropout have run.
+fn cnn_with_state(backend: &WgpuBackend) -> Sequential<WgpuBackend> {
+    let narrow = Conv2dConfig::new(1, 2, 3).padding(1).bias(false);
+    let wide = Conv2dConfig::new(2, 8, 3)
+        .padding(1)
+        .activation(Some(UnaryOp::Relu));
+    Sequential::new()
+        .push(Conv2d::new("conv0", narrow, Init::XavierNormal, 1, backend).unwrap())
+        .push(BatchNorm2d::new("conv0.bn", 2, backend).unwrap())
+        .push(Activation(UnaryOp::Relu))
+        .push(Dropout::new(0.2, 3).unwrap().named("drop"))
+        .push(Conv2d::new("conv1", wide, Init::XavierNormal, 2, backend).unwrap())
+        .push(Flatten)
+        .push(Linear::new("fc", 512, 4, Init::XavierNormal, None, 3, backend).unwrap())
+}
+
+/// The whole-batch attempt that does not fit leaves no trace: batch norm's running statistics
+/// and the dropout stream see only the micro-batches, so a run that finds the split matches
+/// one told to split from the start (`micro_batches(2)`), buffers included.
+#[test]
+fn a_batch_that_does_not_fit_leaves_no_trace_of_the_attempt() {
+    let Some(_) = gpu() else { return };
+    let capped = device(Some(48 * 1024));
+    let whole = device(None);
+    let learner = || {
+        Learner::new()
+            .epochs(2)
+            .batch_size(40)
+            .layout(InputLayout::Images)
+            .validation(80)
+            .seed(4)
+            .quiet(true)
+    };
+    let settings = learner().settings().clone();
+    let data = RunData::prepare(&quadrants(480, 1), quadrants(160, 2), &settings).unwrap();
+    let (_, found) = learner()
+        .fit(&capped, cnn_with_state(&capped), &data)
+        .unwrap();
+    let (_, told) = learner()
+        .micro_batches(2)
+        .fit(&whole, cnn_with_state(&whole), &data)
+        .unwrap();
+    assert_eq!((found.micro_batches, told.micro_batches), (2, 2));
+    let state = |o: &Outcome| {
+        let mut all = o.parameters.clone();
+        all.extend(o.buffers.clone());
+        all
+    };
+    let (a, b) = (state(&found), state(&told));
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().any(|(name, _)| name.ends_with("running_mean")));
+    for ((name, x), (other, y)) in a.iter().zip(&b) {
+        assert_eq!(name, other);
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-5, "{name}: differs by {worst}");
     }
 }

@@ -219,6 +219,10 @@ fn out_of_range_flags_name_the_flag_and_the_allowed_values() {
     );
     fails_with(&["--data", d, "--ema", "1.2"], &["--ema", "[0, 1)"]);
     fails_with(
+        &["--data", d, "--micro-batches", "0"],
+        &["--micro-batches", "from 1 to the batch size (128)"],
+    );
+    fails_with(
         &["--data", d, "--validation", "0"],
         &["--validation", "≥ 1", "--validation 1000"],
     );

@@ -52,6 +52,7 @@ fn config() -> TrainConfig {
         label_smoothing: 0.0,
         epochs: 4,
         batch_size: 50,
+        micro_batches: 1,
         seed: 3,
         patience: 0,
         monitor_every: 5,

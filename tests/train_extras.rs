@@ -17,6 +17,7 @@ fn config() -> TrainConfig {
         dropout: 0.0,
         epochs: 4,
         batch_size: 40,
+        micro_batches: 1,
         seed: 5,
         patience: 0,
         monitor_every: 10,

@@ -38,6 +38,11 @@ pub struct Args {
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Split each batch into this many parts and accumulate their gradients before one step
+    /// (less device memory, the same step; 1 = whole batches; doubled automatically when a
+    /// batch does not fit the device)
+    #[arg(long)]
+    pub micro_batches: Option<usize>,
     #[arg(long)]
     pub lr: Option<f32>,
     /// The optimiser; lbfgs needs a full batch (--limit-train N --batch-size N).
@@ -294,6 +299,7 @@ impl Args {
             label_smoothing: self.label_smoothing.unwrap_or(d.label_smoothing),
             epochs: self.epochs.unwrap_or(d.epochs),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
+            micro_batches: self.micro_batches.unwrap_or(d.micro_batches),
             seed: self.seed.unwrap_or(d.seed),
             patience: self.patience.unwrap_or(d.patience),
             restore_best: self.restore_best.unwrap_or(d.restore_best),

@@ -29,6 +29,10 @@ pub struct TrainConfig {
     pub label_smoothing: f32,
     pub epochs: usize,
     pub batch_size: usize,
+    /// Parts each batch is split into, their gradients accumulated before one optimiser step
+    /// (1: whole batches). Training doubles it by itself when a batch does not fit the device.
+    #[serde(default = "default_micro_batches")]
+    pub micro_batches: usize,
     pub seed: u64,
     /// Epochs without a better validation accuracy before stopping (0 = never stop early).
     pub patience: usize,
@@ -127,6 +131,10 @@ fn default_restore_best() -> bool {
     true
 }
 
+fn default_micro_batches() -> usize {
+    1
+}
+
 fn default_whiten_epsilon() -> f32 {
     DEFAULT_WHITENING_EPSILON
 }
@@ -172,6 +180,16 @@ impl TrainConfig {
                 "--hidden",
                 w,
                 "comma-separated layer widths, each ≥ 1 (e.g. 1024,512)",
+            ));
+        }
+        if self.micro_batches == 0 || self.micro_batches > self.batch_size {
+            return Err(TrainError::flag(
+                "--micro-batches",
+                self.micro_batches,
+                &format!(
+                    "an integer from 1 to the batch size ({}): the parts each batch is split into",
+                    self.batch_size
+                ),
             ));
         }
         if self.validation == 0 {

@@ -70,6 +70,13 @@ impl<'a> Learner<'a> {
         self
     }
 
+    /// Splits each batch into `parts` micro-batches whose gradients are accumulated before one
+    /// optimiser step (gradient accumulation): less device memory for the same step.
+    pub fn micro_batches(mut self, parts: usize) -> Self {
+        self.config.micro_batches = parts;
+        self
+    }
+
     /// The optimiser at rate `lr` (L-BFGS: full batch, the rate unused).
     pub fn optimizer(mut self, optimizer: OptimizerKind, lr: f32) -> Self {
         self.config.optimizer = optimizer;

@@ -28,6 +28,7 @@ fn base(dataset: &str) -> TrainConfig {
         label_smoothing: 0.0,
         epochs: 20,
         batch_size: 128,
+        micro_batches: 1,
         seed: 1,
         patience: 5,
         monitor_every: 100,

@@ -60,8 +60,10 @@ pub(crate) struct StepSums<B: Backend> {
 /// Records one step at learning rate `lr`; with `monitoring`, the forward pass keeps every
 /// layer's output and the step measures the weights' gradients and updates.
 ///
-/// A batch whose activations pass the device's storage-binding limit fails to allocate while
-/// the step is recorded, before anything is stepped; it is then split into 2, 4, …
+/// A batch is trained in `run.micro_batches` parts (the config's `micro_batches`, 1 unless
+/// set). One whose activations pass the device's storage-binding limit fails to allocate while
+/// the step is recorded, before anything is stepped; the running statistics and random
+/// streams the attempt advanced are put back, and it is split into 2, 4, …
 /// micro-batches whose gradients add up to the batch's (each part's mean loss weighted by its
 /// share of the batch), followed by one optimiser step, and the split is kept for the rest of
 /// the run. Batch normalisation then uses each part's own statistics, as in gradient
@@ -76,8 +78,18 @@ pub(crate) fn train_step<B: Backend, M: Module<B>>(
     loop {
         let parts = run.micro_batches.min(batch.len);
         let splittable = parts < batch.len && !matches!(run.updater, Updater::Lbfgs(..));
+        // What a failed attempt's forward pass may have moved on (batch-norm running
+        // statistics, dropout streams): tensors are immutable, so these are handles, not copies.
+        let buffers = run.model.buffers();
+        let streams = run.model.rng_states();
         match step_in_parts(run, &batch, (lr, monitoring), weights, parts) {
             Err(TrainError::Tensor(e @ KilnError::TooLarge { .. })) if splittable => {
+                for (name, value) in &buffers {
+                    run.model.set_buffer(name, value)?;
+                }
+                for (name, state) in streams {
+                    run.model.set_rng_state(&name, state);
+                }
                 run.micro_batches = parts * 2;
                 eprintln!(
                     "kiln: a batch of {} does not fit the device ({e}); training it as {} micro-batches of about {} (gradients accumulated, one step)",

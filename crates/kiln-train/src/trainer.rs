@@ -82,8 +82,9 @@ pub struct Outcome {
     pub epoch_seconds: Vec<f64>,
     pub samples_per_second: f64,
     pub history: Vec<EpochRecord>,
-    /// Parts each training batch was split into: 1 unless the batches' activations passed the
-    /// device's storage-binding limit (see `WgpuOptions::max_binding_bytes`).
+    /// Parts each training batch was split into: the config's `micro_batches`, doubled until
+    /// the batches' activations fit the device's storage-binding limit (see
+    /// `WgpuOptions::max_binding_bytes`).
     pub micro_batches: usize,
     /// The final parameters (after restoring the best), by name.
     #[serde(skip)]
@@ -355,7 +356,7 @@ fn prepare_run<'a, B: Backend, M: Module<B>>(
             Precision::Mixed => Some(LossScaler::new(backend)?),
             Precision::F32 => None,
         },
-        micro_batches: 1,
+        micro_batches: config.micro_batches,
     };
     if let Some(dir) = resume {
         let path = dir.join("checkpoint.safetensors");
