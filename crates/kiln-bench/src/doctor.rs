@@ -4,15 +4,16 @@
 //! hope; this says so before a week of training does. Each output is held to the tolerance
 //! the precision table (kiln_tensor::precision) derives from WGSL's accuracy rules, so a
 //! conforming driver passes and a failure names the precision class and the bound it broke.
-//! The training run is in `training_run.rs`.
+//! The image kernels' cases are in `doctor_images.rs`, the training run in `training_run.rs`.
 
+use crate::doctor_images as images;
 pub use crate::training_run::{training_run, training_tolerance};
 use kiln_cpu::CpuBackend;
 use kiln_tensor::precision::{self, Tolerance, DIVISION, EXACT, EXACT_UP_TO_FLUSH, ROUNDED};
 use kiln_tensor::wgpu::{MatmulKernel, WgpuBackend, WgpuOptions};
 use kiln_tensor::{
-    AdamStep, AdaptiveStep, Backend, BinaryOp, Conv2dOptions, DType, ImageShape, KilnError, Result,
-    RngState, SgdStep, Tensor, UnaryOp, Warp,
+    AdamStep, AdaptiveStep, Backend, BinaryOp, DType, KilnError, Result, RngState, SgdStep, Tensor,
+    UnaryOp,
 };
 
 /// One kernel (or a few kernels of one family) checked against the CPU backend. Where an op
@@ -134,7 +135,13 @@ fn rng(seed: u64) -> RngState {
 
 /// Uniform inputs drawn on the CPU and uploaded, so both backends start from the same bits
 /// (`low + (high − low)·u` may round differently on a driver).
-fn uniform<B: Backend>(dims: &[usize], low: f32, high: f32, seed: u64, b: &B) -> Result<Tensor<B>> {
+pub(crate) fn uniform<B: Backend>(
+    dims: &[usize],
+    low: f32,
+    high: f32,
+    seed: u64,
+    b: &B,
+) -> Result<Tensor<B>> {
     let host = Tensor::rand_uniform(dims.to_vec(), low, high, rng(seed), &CpuBackend::new())?;
     Tensor::from_host(&host.to_host()?, dims.to_vec(), b)
 }
@@ -278,7 +285,7 @@ impl Check {
                 .into_iter()
                 .flat_map(|n| {
                     let maps = [false, true].map(|b| crate::workload::batch_norm_tolerance(n, b));
-                    batch_norm_tolerances(n).into_iter().chain(maps)
+                    images::batch_norm_tolerances(n).into_iter().chain(maps)
                 })
                 .collect(),
             // Adam: (param, m, v) at two lengths; SGD: param, velocity; RMSProp: param, state.
@@ -441,25 +448,7 @@ impl Check {
                 }
                 out
             }
-            Check::BatchNorm => {
-                let mut out = Vec::new();
-                for dims in [vec![127, 33], vec![6, 5, 7, 9], vec![5, 3, 4, 6]] {
-                    let x = uniform(&dims, -2.0, 3.0, 21, b)?;
-                    let dy = uniform(&dims, -1.0, 1.0, 22, b)?;
-                    let (gamma, beta) = (
-                        Tensor::full([dims[1]], 1.0, DType::F32, b)?,
-                        Tensor::zeros([dims[1]], DType::F32, b)?,
-                    );
-                    let (mean, var) = x.batch_norm_stats()?;
-                    let (sum_dy, sum_dy_xhat) =
-                        x.batch_norm_backward_reduce(&dy, (&mean, &var), 1e-5)?;
-                    let y = x.batch_norm_forward((&mean, &var), (&gamma, &beta), 1e-5)?;
-                    let sums = (&sum_dy, &sum_dy_xhat);
-                    let dx = x.batch_norm_backward_input(&dy, (&mean, &var, &gamma), sums, 1e-5)?;
-                    out.extend([mean, var, sum_dy, sum_dy_xhat, y, dx]);
-                }
-                out
-            }
+            Check::BatchNorm => images::batch_norm_outputs(b)?,
             Check::Adam => {
                 let step = AdamStep {
                     lr: 1e-2,
@@ -554,67 +543,9 @@ impl Check {
                 let x = uniform(&[33, 127], -1.0, 1.0, 28, b)?;
                 vec![x.t()?.contiguous()?]
             }
-            Check::Conv => {
-                let x = uniform(&[3, 5, 9, 7], -1.0, 1.0, 40, b)?;
-                let w = uniform(&[6, 5, 3, 3], -1.0, 1.0, 41, b)?;
-                let bias = uniform(&[6], -1.0, 1.0, 42, b)?;
-                let options = Conv2dOptions {
-                    stride: 2,
-                    padding: 1,
-                    dilation: 1,
-                };
-                let s = x.conv2d_shape(&w, options)?;
-                let y = x.conv2d(&w, Some(&bias), Some(UnaryOp::Relu), options)?;
-                let dy = uniform(y.dims(), -1.0, 1.0, 43, b)?;
-                let pointwise = uniform(&[4, 5, 1, 1], -1.0, 1.0, 44, b)?;
-                vec![
-                    y,
-                    dy.conv2d_backward_input(&w, &s)?,
-                    x.conv2d_backward_weight(&dy, &s)?,
-                    x.conv2d(&pointwise, None, None, Conv2dOptions::default())?,
-                ]
-            }
-            Check::Pool => {
-                let x = uniform(&[3, 5, 9, 7], -1.0, 1.0, 45, b)?;
-                let s = x.pool2d_shape(3, 2, 1)?;
-                let (m, indices) = x.max_pool2d(3, 2, 1)?;
-                let dy = uniform(m.dims(), -1.0, 1.0, 46, b)?;
-                vec![
-                    m,
-                    indices.cast(DType::F32)?,
-                    dy.max_pool2d_backward(&indices, &s)?,
-                    x.avg_pool2d(3, 2, 1)?,
-                    dy.avg_pool2d_backward(&s)?,
-                ]
-            }
-            Check::Augment => {
-                let image = ImageShape {
-                    channels: 3,
-                    height: 13,
-                    width: 11,
-                };
-                let x = uniform(&[5, image.features()], 0.0, 1.0, 33, b)?;
-                // Rotations by a few degrees with a shift, per image.
-                let matrices: Vec<f32> = (0..5)
-                    .flat_map(|i| {
-                        let (s, c) = (0.1 * i as f32).sin_cos();
-                        [c, -s, 1.5 - i as f32, s, c, 0.5 * i as f32]
-                    })
-                    .collect();
-                let matrices = Tensor::from_vec(matrices, [5, 6], b)?;
-                let factors = uniform(&[5, 3], 0.6, 1.4, 34, b)?;
-                let boxes: Vec<u32> = (0..5u32).flat_map(|i| [(i + 2) % 5, 1, 2, 7, 9]).collect();
-                let boxes = Tensor::from_vec(boxes, [5, 5], b)?;
-                let warp = Warp {
-                    bilinear: true,
-                    reflect: true,
-                };
-                vec![
-                    x.warp_images(image, &matrices, warp)?,
-                    x.jitter_images(image, &factors)?,
-                    x.cutmix_images(image, &boxes)?,
-                ]
-            }
+            Check::Conv => images::conv_outputs(b)?,
+            Check::Pool => images::pool_outputs(b)?,
+            Check::Augment => images::augment_outputs(b)?,
         })
     }
 
@@ -682,22 +613,4 @@ impl Check {
             },
         }
     }
-}
-
-/// Batch-norm statistics and backward reductions of [rows, 33] inputs in [−2, 3] with dy in
-/// [−1, 1], each backend from its own statistics. mean: a column sum of |x| ≤ 3 over `rows`;
-/// var: squares of |x − mean| ≤ 5 after a subtraction; Σ dy: terms ≤ 1; Σ dy·x̂: terms
-/// |x̂| ≤ 5/σ ≈ 3.5 after ten roundings each, plus the statistics' own differences: the mean's
-/// through Σ dy / σ (σ ≈ 1.44), the variance's through Σ dy·x̂ · δv / 2v (v ≈ 2.08).
-fn batch_norm_tolerances(rows: usize) -> Vec<Tolerance> {
-    let depth = precision::column_sum_depth(rows);
-    let r = rows as f64;
-    let mean = precision::sum(depth, 3.0);
-    let var = precision::sum(depth + 2, 25.0);
-    let sum_dy_xhat = precision::sum(depth + 10, 3.5 * r).plus(Tolerance::new(
-        "",
-        r / 1.44 * mean.abs + 3.5 * r * var.abs / (2.0 * 2.08),
-        0.0,
-    ));
-    vec![mean, var, precision::sum(depth, r), sum_dy_xhat]
 }

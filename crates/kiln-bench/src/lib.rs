@@ -13,6 +13,7 @@
 
 pub mod device;
 pub mod doctor;
+mod doctor_images;
 pub mod harness;
 pub mod overhead;
 pub mod report;
