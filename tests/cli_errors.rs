@@ -461,6 +461,10 @@ fn lbfgs_trains_full_batch_and_refuses_minibatches() {
         ],
     );
     fails_with(
+        &[&["--data", d, "--micro-batches", "2"][..], &full[..]].concat(),
+        &["--optimizer = lbfgs", "--micro-batches 1", "line search"],
+    );
+    fails_with(
         &["--data", d, "--optimizer", "lbfgs", "--validation", "50"],
         &[
             "--optimizer = lbfgs",

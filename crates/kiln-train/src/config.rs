@@ -280,6 +280,13 @@ impl TrainConfig {
                 "no --clip-grad-norm or --clip-grad-value (its line search controls the step)",
             ));
         }
+        if self.micro_batches != 1 {
+            return Err(TrainError::flag(
+                "--optimizer",
+                "lbfgs",
+                "--micro-batches 1 (its line search re-evaluates the whole batch)",
+            ));
+        }
         Ok(())
     }
 
