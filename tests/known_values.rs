@@ -209,6 +209,7 @@ fn a_small_convolution_and_pooling_by_hand() {
         stride: 2,
         padding: 1,
         dilation: 1,
+        groups: 1,
     };
     let y = x.conv2d(&w, Some(&b), None, padded).unwrap();
     assert_eq!(y.dims(), [1, 1, 2, 2]);

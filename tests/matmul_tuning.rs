@@ -201,6 +201,7 @@ fn convolution_passes_are_tuned_per_class_and_remembered() {
         stride: 1,
         padding: 1,
         dilation: 1,
+        groups: 1,
     };
     let (x, x_c) = pair(
         &random_vec(1, 2 * 3 * 9 * 9, -1.0, 1.0),

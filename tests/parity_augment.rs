@@ -538,6 +538,7 @@ fn cowmix_masks_are_noise_smoothed_by_each_images_gaussian() {
             stride: 1,
             padding: r,
             dilation: 1,
+            groups: 1,
         };
         let smooth: Vec<f64> = noise
             .narrow(0, i, 1)

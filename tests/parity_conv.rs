@@ -1,7 +1,8 @@
 //! GPU vs CPU, the conv family: forward (with and without the bias and activation epilogue,
 //! 1×1 kernels through the matmul), the input gradient and the weight gradient, at awkward
 //! shapes (odd and tiny images, channels 1, 3, 5, 33, strides 1 and 2, padding 0–2, kernels
-//! 1, 3, 5, dilation 2, batches 1 and 33). The GPU computes in f32, the CPU reference in f64
+//! 1, 3, 5, dilation 2, batches 1 and 33; channel groups 2 and depthwise, with and without a
+//! channel multiplier: conv_grouped.wgsl). The GPU computes in f32, the CPU reference in f64
 //! from the same f32 values; the bounds are the dot-product bound of the table over each
 //! output's terms. Each case runs on both GPU paths the adapter can take: the implicit GEMM
 //! (conv.wgsl, any device whose matmul is not the texture kernel) and, where the adapter has
@@ -33,25 +34,34 @@ fn conv_devices() -> Vec<(&'static str, WgpuBackend)> {
     devices
 }
 
-/// (batch, in channels, height, width, out channels, kernel, stride, padding, dilation).
-const CASES: [[usize; 9]; 10] = [
-    [1, 1, 1, 1, 1, 1, 1, 0, 1],
-    [2, 3, 5, 7, 4, 3, 1, 1, 1],
-    [33, 5, 9, 6, 33, 3, 2, 1, 1],
-    [3, 33, 7, 7, 5, 5, 1, 2, 1],
-    [2, 3, 11, 9, 5, 3, 1, 2, 2],
-    [4, 5, 8, 8, 6, 1, 1, 0, 1],
-    [2, 3, 8, 8, 4, 1, 2, 0, 1],
-    [1, 1, 3, 3, 1, 5, 1, 2, 1],
-    [33, 1, 6, 5, 3, 3, 2, 0, 1],
-    [2, 3, 13, 13, 5, 5, 2, 2, 1],
+/// (batch, in channels, height, width, out channels, kernel, stride, padding, dilation,
+/// groups).
+type Case = [usize; 10];
+
+const CASES: [Case; 15] = [
+    [1, 1, 1, 1, 1, 1, 1, 0, 1, 1],
+    [2, 3, 5, 7, 4, 3, 1, 1, 1, 1],
+    [33, 5, 9, 6, 33, 3, 2, 1, 1, 1],
+    [3, 33, 7, 7, 5, 5, 1, 2, 1, 1],
+    [2, 3, 11, 9, 5, 3, 1, 2, 2, 1],
+    [4, 5, 8, 8, 6, 1, 1, 0, 1, 1],
+    [2, 3, 8, 8, 4, 1, 2, 0, 1, 1],
+    [1, 1, 3, 3, 1, 5, 1, 2, 1, 1],
+    [33, 1, 6, 5, 3, 3, 2, 0, 1, 1],
+    [2, 3, 13, 13, 5, 5, 2, 2, 1, 1],
+    [2, 6, 7, 5, 4, 3, 1, 1, 1, 2],
+    [33, 5, 9, 6, 5, 3, 2, 1, 1, 5],
+    [3, 3, 11, 9, 6, 3, 1, 2, 2, 3],
+    [1, 4, 6, 6, 8, 1, 1, 0, 1, 4],
+    [2, 33, 5, 5, 33, 5, 1, 2, 1, 33],
 ];
 
-fn options(c: &[usize; 9]) -> Conv2dOptions {
+fn options(c: &Case) -> Conv2dOptions {
     Conv2dOptions {
         stride: c[6],
         padding: c[7],
         dilation: c[8],
+        groups: c[9],
     }
 }
 
@@ -80,14 +90,14 @@ fn batches_past_a_texture_or_a_split_are_chunked_and_summed() {
     for (path, gpu) in conv_devices() {
         // Two images more than one texture row of the adapter's holds.
         let images = gpu.limits().max_texture_dimension_2d as usize / 1024 + 2;
-        let c = [images, 2, 64, 64, 3, 3, 1, 1, 1];
+        let c = [images, 2, 64, 64, 3, 3, 1, 1, 1, 1];
         check_case(&gpu, &format!("{path}, chunked {c:?}"), 5, &c);
     }
 }
 
 /// Forward (four epilogues), input gradient and weight gradient of one case on `gpu` against
 /// the CPU in f64.
-fn check_case(gpu: &WgpuBackend, what: &str, seed: u64, c: &[usize; 9]) {
+fn check_case(gpu: &WgpuBackend, what: &str, seed: u64, c: &Case) {
     let gpu = &gpu;
     {
         let (x_g, x_c) = pair(
@@ -96,8 +106,8 @@ fn check_case(gpu: &WgpuBackend, what: &str, seed: u64, c: &[usize; 9]) {
             gpu,
         );
         let (w_g, w_c) = pair(
-            &random_vec(seed + 1, c[4] * c[1] * c[5] * c[5], -1.0, 1.0),
-            &[c[4], c[1], c[5], c[5]],
+            &random_vec(seed + 1, c[4] * c[1] / c[9] * c[5] * c[5], -1.0, 1.0),
+            &[c[4], c[1] / c[9], c[5], c[5]],
             gpu,
         );
         let (b_g, b_c) = pair(&random_vec(seed + 2, c[4], -1.0, 1.0), &[c[4]], gpu);
@@ -136,7 +146,7 @@ fn check_case(gpu: &WgpuBackend, what: &str, seed: u64, c: &[usize; 9]) {
         let dx_ref = f64_of(&dy_c)
             .conv2d_backward_input(&f64_of(&w_c), &s)
             .unwrap();
-        let taps = c[4] * c[5] * c[5];
+        let taps = s.group_out() * c[5] * c[5];
         assert_close(
             &format!("{what} dx"),
             &host(&dx),
@@ -175,6 +185,105 @@ fn shapes_that_do_not_fit_are_errors_naming_them() {
         e.contains("[1, 3, 4, 4]") && e.contains("[2, 4, 3, 3]"),
         "{e}"
     );
+    // Groups that do not divide the channels, and a weight whose channels do not match them.
+    let w = Tensor::zeros([4, 1, 3, 3], DType::F32, &cpu()).unwrap();
+    let grouped = |groups| Conv2dOptions {
+        groups,
+        ..Conv2dOptions::default()
+    };
+    let e = x
+        .conv2d(&w, None, None, grouped(2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("groups 2") && e.contains("input channels (3)"),
+        "{e}"
+    );
+    let e = x
+        .conv2d(&w, None, None, grouped(0))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("groups 0") && e.contains("≥ 1"), "{e}");
+    let w = Tensor::zeros([6, 3, 3, 3], DType::F32, &cpu()).unwrap();
+    let e = x
+        .conv2d(&w, None, None, grouped(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[O, 3 / 3 = 1, KH, KW]"), "{e}");
     let e = x.max_pool2d(5, 5, 0).unwrap_err().to_string();
     assert!(e.contains("5×5 window") && e.contains("4×4 image"), "{e}");
+}
+
+/// A grouped convolution is its groups' own convolutions side by side: each group's input
+/// channels convolved (with one group, the GEMM path) with its rows of the weights, on both
+/// backends, forward and both gradients, in f64 on the CPU and f32 on the GPU.
+#[test]
+fn groups_are_their_convolutions_side_by_side() {
+    let cpu = cpu();
+    let c: Case = [3, 6, 7, 6, 4, 3, 2, 1, 1, 2];
+    check_side_by_side(&cpu, &c, DType::F64, 1e-12);
+    if let Some(gpu) = gpu() {
+        check_side_by_side(&gpu, &c, DType::F32, 1e-5);
+    }
+}
+
+fn check_side_by_side<B: Backend>(b: &B, c: &Case, dtype: DType, tolerance: f64) {
+    let (groups, cg, og) = (c[9], c[1] / c[9], c[4] / c[9]);
+    let cast = |v: Vec<f32>, dims: &[usize]| {
+        Tensor::from_vec(v, dims.to_vec(), b)
+            .unwrap()
+            .cast(dtype)
+            .unwrap()
+    };
+    let x = cast(
+        random_vec(1, c[0] * c[1] * c[2] * c[3], -1.0, 1.0),
+        &[c[0], c[1], c[2], c[3]],
+    );
+    let w = cast(
+        random_vec(2, c[4] * cg * c[5] * c[5], -1.0, 1.0),
+        &[c[4], cg, c[5], c[5]],
+    );
+    let s = x.conv2d_shape(&w, options(c)).unwrap();
+    let y = x.conv2d(&w, None, None, options(c)).unwrap();
+    let dy = cast(random_vec(3, s.output_len(), -1.0, 1.0), y.dims());
+    let dx = dy.conv2d_backward_input(&w, &s).unwrap();
+    let dw = x.conv2d_backward_weight(&dy, &s).unwrap();
+    let plain = Conv2dOptions {
+        groups: 1,
+        ..options(c)
+    };
+    for g in 0..groups {
+        let xg = x.narrow(1, g * cg, cg).unwrap().contiguous().unwrap();
+        let wg = w.narrow(0, g * og, og).unwrap().contiguous().unwrap();
+        let dyg = dy.narrow(1, g * og, og).unwrap().contiguous().unwrap();
+        let sg = xg.conv2d_shape(&wg, plain).unwrap();
+        let pairs = [
+            (
+                "y",
+                y.narrow(1, g * og, og).unwrap(),
+                xg.conv2d(&wg, None, None, plain).unwrap(),
+            ),
+            (
+                "dx",
+                dx.narrow(1, g * cg, cg).unwrap(),
+                dyg.conv2d_backward_input(&wg, &sg).unwrap(),
+            ),
+            (
+                "dw",
+                dw.narrow(0, g * og, og).unwrap(),
+                xg.conv2d_backward_weight(&dyg, &sg).unwrap(),
+            ),
+        ];
+        for (name, grouped, alone) in pairs {
+            let (a, e) = (host(&grouped.contiguous().unwrap()), host(&alone));
+            assert_eq!(a.len(), e.len(), "{name} of group {g}");
+            for (i, (a, e)) in a.iter().zip(&e).enumerate() {
+                assert!(
+                    (a - e).abs() <= tolerance * (1.0 + e.abs()),
+                    "{} {name} of group {g}, element {i}: {a} grouped, {e} alone",
+                    b.name()
+                );
+            }
+        }
+    }
 }

@@ -37,6 +37,7 @@ pub(crate) fn conv_outputs<B: Backend>(b: &B) -> Result<Vec<Tensor<B>>> {
         stride: 2,
         padding: 1,
         dilation: 1,
+        groups: 1,
     };
     let s = x.conv2d_shape(&w, options)?;
     let y = x.conv2d(&w, Some(&bias), Some(UnaryOp::Relu), options)?;

@@ -75,6 +75,7 @@ impl Op {
             stride: 1,
             padding: 1,
             dilation: 1,
+            groups: 1,
         };
         Op::Conv { pass, shape }
     }
@@ -238,7 +239,7 @@ impl Workload {
             Op::Conv { shape: s, .. } => vec![
                 uniform(vec![s.batch, s.in_channels, s.height, s.width], 13)?,
                 uniform(
-                    vec![s.out_channels, s.in_channels, s.kernel_h, s.kernel_w],
+                    vec![s.out_channels, s.group_in(), s.kernel_h, s.kernel_w],
                     14,
                 )?,
                 uniform(
@@ -304,11 +305,7 @@ impl Workload {
                 Ok(t[0].clone())
             }
             Op::Conv { pass, shape } => {
-                let options = kiln_tensor::Conv2dOptions {
-                    stride: shape.stride,
-                    padding: shape.padding,
-                    dilation: shape.dilation,
-                };
+                let options = shape.options();
                 match pass {
                     ConvPass::Forward => t[0].conv2d(&t[1], None, None, options),
                     ConvPass::BackwardInput => t[2].conv2d_backward_input(&t[1], &shape),

@@ -1,10 +1,12 @@
 //! 2-D convolution on the CPU (conv.wgsl's family), f32 and f64: the reference the GPU's
-//! implicit-GEMM kernels are checked against. Work is split by image, in parallel: each image
-//! is unfolded (im2col) into a [C·KH·KW, OH·OW] block small enough to stay in cache, and
-//! multiplied with the `gemm` crate on its thread. Forward: y_n = W · cols_n, written straight
-//! into y's NCHW planes (the bias prefilled). Input gradient: dcols_n = Wᵀ · dy_n, folded back
-//! (col2im). Weight gradient: dW = Σ_n dy_n · cols_nᵀ over fixed groups of images, the groups'
-//! partial sums added in order, so results do not depend on the thread count.
+//! kernels are checked against. Work is split by image, in parallel: each image is unfolded
+//! (im2col) into a [C·KH·KW, OH·OW] block small enough to stay in cache, and multiplied with
+//! the `gemm` crate on its thread. Forward: y_n = W · cols_n, written straight into y's NCHW
+//! planes (the bias prefilled). Input gradient: dcols_n = Wᵀ · dy_n, folded back (col2im).
+//! Weight gradient: dW = Σ_n dy_n · cols_nᵀ over fixed groups of images, the groups' partial
+//! sums added in order, so results do not depend on the thread count. With channel groups,
+//! each group is its own product: its C / groups input channels unfolded, its O / groups rows
+//! of W and of y.
 
 use crate::real::{unary_eval, Real};
 use crate::unsupported;
@@ -82,9 +84,15 @@ fn inside(out_len: usize, t: usize, s: &Conv2dShape, len: usize) -> (usize, usiz
     (lo.min(hi), hi)
 }
 
-/// Images [n0, n0 + count) of x unfolded to [C·KH·KW, count·OH·OW]: row (c, kh, kw), column
-/// (image, oh, ow).
-fn im2col<T: Real>(s: &Conv2dShape, x: &[T], n0: usize, count: usize, cols: &mut [T]) {
+/// Images [n0, n0 + count) of x, channels [c0, c0 + C / groups), unfolded to
+/// [(C / groups)·KH·KW, count·OH·OW]: row (c − c0, kh, kw), column (image, oh, ow).
+fn im2col<T: Real>(
+    s: &Conv2dShape,
+    x: &[T],
+    (n0, count): (usize, usize),
+    c0: usize,
+    cols: &mut [T],
+) {
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
     let pixels = oh_n * ow_n;
     let (plane, image_len) = (s.height * s.width, s.in_channels * s.height * s.width);
@@ -93,7 +101,7 @@ fn im2col<T: Real>(s: &Conv2dShape, x: &[T], n0: usize, count: usize, cols: &mut
         let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
         let (lo, hi) = inside(ow_n, kw, s, s.width);
         for n in 0..count {
-            let src = &x[(n0 + n) * image_len + c * plane..][..plane];
+            let src = &x[(n0 + n) * image_len + (c0 + c) * plane..][..plane];
             let dst = &mut out[n * pixels..(n + 1) * pixels];
             for (oh, line) in dst.chunks_mut(ow_n.max(1)).enumerate() {
                 let Some(ih) = source(oh, kh, s, s.height) else {
@@ -116,9 +124,9 @@ fn im2col<T: Real>(s: &Conv2dShape, x: &[T], n0: usize, count: usize, cols: &mut
     }
 }
 
-/// The adjoint of `im2col` for one image: its [C·KH·KW, OH·OW] columns added back to the
-/// pixels they read.
-fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], image: &mut [T]) {
+/// The adjoint of `im2col` for one image: its [(C / groups)·KH·KW, OH·OW] columns of channels
+/// [c0, c0 + C / groups) added back to the pixels they read.
+fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], c0: usize, image: &mut [T]) {
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
     let pixels = oh_n * ow_n;
     let plane = s.height * s.width;
@@ -126,7 +134,7 @@ fn col2im<T: Real>(s: &Conv2dShape, cols: &[T], image: &mut [T]) {
     for row in 0..s.patch_len() {
         let (c, kh, kw) = (row / taps, (row % taps) / s.kernel_w, row % s.kernel_w);
         let col = &cols[row * pixels..][..pixels];
-        let dst = &mut image[c * plane..(c + 1) * plane];
+        let dst = &mut image[(c0 + c) * plane..(c0 + c + 1) * plane];
         let (lo, hi) = inside(ow_n, kw, s, s.width);
         for oh in 0..oh_n {
             let Some(ih) = source(oh, kh, s, s.height) else {
@@ -148,31 +156,29 @@ fn forward_typed<T: Real>(
     bias: Option<&[T]>,
     activation: Option<UnaryOp>,
 ) -> Vec<T> {
-    let (ckk, pixels, o) = (
-        s.patch_len(),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
-    let mut y = vec![T::ZERO; s.batch * o * pixels];
-    y.par_chunks_mut((o * pixels).max(1))
+    let (ckk, pixels, o) = (s.patch_len(), s.out_height() * s.out_width(), s.group_out());
+    let mut y = vec![T::ZERO; s.batch * s.out_channels * pixels];
+    y.par_chunks_mut((s.out_channels * pixels).max(1))
         .enumerate()
         .for_each_init(
             || vec![T::ZERO; ckk * pixels],
             |cols, (n, y_n)| {
-                im2col(s, x, n, 1, cols);
                 if let Some(b) = bias {
                     for (plane, &b) in y_n.chunks_mut(pixels.max(1)).zip(b) {
                         plane.fill(b);
                     }
                 }
-                // y_n [O, P] (+)= W [O, CKK] · cols [CKK, P].
-                gemm(
-                    (o, pixels, ckk),
-                    y_n,
-                    (w, (ckk as isize, 1)),
-                    (cols, (pixels as isize, 1)),
-                    bias.is_some(),
-                );
+                for g in 0..s.groups {
+                    im2col(s, x, (n, 1), g * s.group_in(), cols);
+                    // y_n's group rows [O/g, P] (+)= W_g [O/g, CKK] · cols [CKK, P].
+                    gemm(
+                        (o, pixels, ckk),
+                        &mut y_n[g * o * pixels..],
+                        (&w[g * o * ckk..], (ckk as isize, 1)),
+                        (cols, (pixels as isize, 1)),
+                        bias.is_some(),
+                    );
+                }
                 if let Some(op) = activation {
                     y_n.iter_mut().for_each(|v| *v = unary_eval(op, *v));
                 }
@@ -182,38 +188,34 @@ fn forward_typed<T: Real>(
 }
 
 fn backward_input_typed<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T]) -> Vec<T> {
-    let (ckk, pixels, o) = (
-        s.patch_len(),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (ckk, pixels, o) = (s.patch_len(), s.out_height() * s.out_width(), s.group_out());
     let image_len = s.in_channels * s.height * s.width;
+    let dy_len = s.out_channels * pixels;
     let mut dx = vec![T::ZERO; s.batch * image_len];
     dx.par_chunks_mut(image_len.max(1))
         .enumerate()
         .for_each_init(
             || vec![T::ZERO; ckk * pixels],
             |dcols, (n, dx_n)| {
-                // dcols [CKK, P] = Wᵀ [CKK, O] · dy_n [O, P].
-                gemm(
-                    (ckk, pixels, o),
-                    dcols,
-                    (w, (1, ckk as isize)),
-                    (&dy[n * o * pixels..], (pixels as isize, 1)),
-                    false,
-                );
-                col2im(s, dcols, dx_n);
+                for g in 0..s.groups {
+                    // dcols [CKK, P] = W_gᵀ [CKK, O/g] · dy_n's group rows [O/g, P].
+                    gemm(
+                        (ckk, pixels, o),
+                        dcols,
+                        (&w[g * o * ckk..], (1, ckk as isize)),
+                        (&dy[n * dy_len + g * o * pixels..], (pixels as isize, 1)),
+                        false,
+                    );
+                    col2im(s, dcols, g * s.group_in(), dx_n);
+                }
             },
         );
     dx
 }
 
 fn backward_weight_typed<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T]) -> Vec<T> {
-    let (ckk, pixels, o) = (
-        s.patch_len(),
-        s.out_height() * s.out_width(),
-        s.out_channels,
-    );
+    let (ckk, pixels, o) = (s.patch_len(), s.out_height() * s.out_width(), s.group_out());
+    let dy_len = s.out_channels * pixels;
     let group = images_per_group(s);
     let partials: Vec<Vec<T>> = (0..s.batch.div_ceil(group))
         .into_par_iter()
@@ -223,23 +225,35 @@ fn backward_weight_typed<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T]) -> Vec<T> 
                 let n0 = g * group;
                 let count = group.min(s.batch - n0);
                 let width = count * pixels;
-                im2col(s, x, n0, count, &mut cols[..ckk * width]);
-                // dW_g [O, CKK] = Σ over the group's images of dy_n [O, P] · cols_nᵀ [P, CKK].
-                let mut dw = vec![T::ZERO; o * ckk];
-                for n in 0..count {
-                    gemm(
-                        (o, ckk, pixels),
-                        &mut dw,
-                        (&dy[(n0 + n) * o * pixels..], (pixels as isize, 1)),
-                        (&cols[n * pixels..], (1, width as isize)),
-                        n > 0,
+                let mut dw = vec![T::ZERO; s.out_channels * ckk];
+                for c in 0..s.groups {
+                    im2col(
+                        s,
+                        x,
+                        (n0, count),
+                        c * s.group_in(),
+                        &mut cols[..ckk * width],
                     );
+                    // dW_c [O/g, CKK] = Σ over the images of dy_n's channel-group rows
+                    // [O/g, P] · cols_nᵀ [P, CKK].
+                    for n in 0..count {
+                        gemm(
+                            (o, ckk, pixels),
+                            &mut dw[c * o * ckk..],
+                            (
+                                &dy[(n0 + n) * dy_len + c * o * pixels..],
+                                (pixels as isize, 1),
+                            ),
+                            (&cols[n * pixels..], (1, width as isize)),
+                            n > 0,
+                        );
+                    }
                 }
                 dw
             },
         )
         .collect();
-    let mut dw = vec![T::ZERO; o * ckk];
+    let mut dw = vec![T::ZERO; s.out_channels * ckk];
     for partial in partials {
         dw.iter_mut().zip(partial).for_each(|(a, b)| *a = *a + b);
     }
@@ -259,7 +273,8 @@ fn check(op: &'static str, name: &str, data: &HostData, need: usize) -> Result<(
     Ok(())
 }
 
-/// y = act(conv(x, w) + bias), x [N, C, H, W], w [O, C, KH, KW], bias [O], y [N, O, OH, OW].
+/// y = act(conv(x, w) + bias), x [N, C, H, W], w [O, C / groups, KH, KW], bias [O],
+/// y [N, O, OH, OW].
 pub fn conv2d(
     x: &HostData,
     w: &HostData,
@@ -302,7 +317,7 @@ pub fn conv2d_backward_input(dy: &HostData, w: &HostData, s: &Conv2dShape) -> Re
     })
 }
 
-/// dw [O, C, KH, KW] from x and dy, summed over the batch.
+/// dw [O, C / groups, KH, KW] from x and dy, summed over the batch.
 pub fn conv2d_backward_weight(x: &HostData, dy: &HostData, s: &Conv2dShape) -> Result<HostData> {
     let op = "conv2d_backward_weight";
     check(op, "x", x, s.input_len())?;

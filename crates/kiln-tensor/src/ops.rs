@@ -359,9 +359,11 @@ pub struct Warp {
 }
 
 /// A 2-D convolution over NCHW tensors: x [batch, in_channels, height, width], w [out_channels,
-/// in_channels, kernel_h, kernel_w], y [batch, out_channels, out_height, out_width]. Output
-/// pixel (oh, ow) reads input pixel (oh·stride + kh·dilation − padding, ...) through tap
-/// (kh, kw); taps outside the image read the zero padding.
+/// in_channels / groups, kernel_h, kernel_w], y [batch, out_channels, out_height, out_width].
+/// Output pixel (oh, ow) reads input pixel (oh·stride + kh·dilation − padding, ...) through tap
+/// (kh, kw); taps outside the image read the zero padding. With `groups` g, the channels split
+/// into g groups: output channel o reads only the in_channels / g input channels of its group
+/// o / (out_channels / g) (g = in_channels: depthwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dShape {
     pub batch: usize,
@@ -374,9 +376,30 @@ pub struct Conv2dShape {
     pub stride: usize,
     pub padding: usize,
     pub dilation: usize,
+    pub groups: usize,
 }
 
 impl Conv2dShape {
+    /// How the convolution slides, as `Tensor::conv2d` takes it.
+    pub fn options(&self) -> crate::Conv2dOptions {
+        crate::Conv2dOptions {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+
+    /// Input channels each output channel reads: in_channels / groups.
+    pub fn group_in(&self) -> usize {
+        self.in_channels / self.groups.max(1)
+    }
+
+    /// Output channels per group: out_channels / groups.
+    pub fn group_out(&self) -> usize {
+        self.out_channels / self.groups.max(1)
+    }
+
     /// The kernel's extent with dilation: (kernel − 1)·dilation + 1.
     fn span(&self, kernel: usize) -> usize {
         (kernel.max(1) - 1) * self.dilation + 1
@@ -395,9 +418,10 @@ impl Conv2dShape {
             .map_or(0, |r| r / self.stride.max(1) + 1)
     }
 
-    /// Taps per output pixel: in_channels · kernel_h · kernel_w (the GEMM depth).
+    /// Taps per output pixel: (in_channels / groups) · kernel_h · kernel_w (the GEMM depth;
+    /// one output channel's weights).
     pub fn patch_len(&self) -> usize {
-        self.in_channels * self.kernel_h * self.kernel_w
+        self.group_in() * self.kernel_h * self.kernel_w
     }
 
     pub fn input_len(&self) -> usize {

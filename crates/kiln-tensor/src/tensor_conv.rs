@@ -6,12 +6,15 @@ use crate::error::{KilnError, Result};
 use crate::ops::{Conv2dShape, MatmulShape, Pool2dShape, UnaryOp};
 use crate::Tensor;
 
-/// How a convolution slides: stride, zero padding and dilation, the same along both axes.
+/// How a convolution slides: stride, zero padding and dilation, the same along both axes; and
+/// the channel groups (1: every output channel reads every input channel; the input channel
+/// count: depthwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dOptions {
     pub stride: usize,
     pub padding: usize,
     pub dilation: usize,
+    pub groups: usize,
 }
 
 impl Default for Conv2dOptions {
@@ -20,22 +23,46 @@ impl Default for Conv2dOptions {
             stride: 1,
             padding: 0,
             dilation: 1,
+            groups: 1,
         }
     }
 }
 
 impl<B: Backend> Tensor<B> {
-    /// The convolution of `self` ([N, C, H, W]) with `weight` ([O, C, KH, KW]).
+    /// The convolution of `self` ([N, C, H, W]) with `weight` ([O, C / groups, KH, KW]).
     pub fn conv2d_shape(&self, weight: &Tensor<B>, o: Conv2dOptions) -> Result<Conv2dShape> {
         let op = "conv2d";
         let (x, w) = (self.dims(), weight.dims());
-        if x.len() != 4 || w.len() != 4 || x[1] != w[1] {
+        if x.len() != 4 || w.len() != 4 {
             return Err(KilnError::ShapeMismatch {
                 op,
                 lhs: self.shape().clone(),
                 rhs: weight.shape().clone(),
-                reason: "the input is [N, C, H, W] and the weight [O, C, KH, KW] with the same C"
-                    .into(),
+                reason: "the input is [N, C, H, W] and the weight [O, C / groups, KH, KW]".into(),
+            });
+        }
+        let g = o.groups;
+        if g == 0 || x[1] % g != 0 || w[0] % g != 0 {
+            return Err(KilnError::invalid(
+                op,
+                format!(
+                    "groups {g} must be ≥ 1 and divide both the input channels ({}) and the \
+                     output channels ({})",
+                    x[1], w[0]
+                ),
+            ));
+        }
+        if x[1] != w[1] * g {
+            return Err(KilnError::ShapeMismatch {
+                op,
+                lhs: self.shape().clone(),
+                rhs: weight.shape().clone(),
+                reason: format!(
+                    "with groups {g} the weight is [O, {} / {g} = {}, KH, KW] for {} input channels",
+                    x[1],
+                    x[1] / g,
+                    x[1]
+                ),
             });
         }
         if o.stride == 0 || o.dilation == 0 {
@@ -58,6 +85,7 @@ impl<B: Backend> Tensor<B> {
             stride: o.stride,
             padding: o.padding,
             dilation: o.dilation,
+            groups: g,
         };
         if s.out_height() == 0 || s.out_width() == 0 || w[2] == 0 || w[3] == 0 {
             return Err(KilnError::invalid(
@@ -72,9 +100,9 @@ impl<B: Backend> Tensor<B> {
         Ok(s)
     }
 
-    /// y = act(conv(self, weight) + bias) with `self` [N, C, H, W], `weight` [O, C, KH, KW],
-    /// `bias` [O]: y [N, O, OH, OW]. A 1×1 convolution with stride 1 and no padding is the
-    /// plain batched matmul W · x[n].
+    /// y = act(conv(self, weight) + bias) with `self` [N, C, H, W], `weight` [O, C / groups,
+    /// KH, KW], `bias` [O]: y [N, O, OH, OW]. A 1×1 convolution with stride 1, no padding and
+    /// one group is the plain batched matmul W · x[n].
     pub fn conv2d(
         &self,
         weight: &Tensor<B>,
@@ -96,7 +124,7 @@ impl<B: Backend> Tensor<B> {
         }
         let out_dims = [s.batch, s.out_channels, s.out_height(), s.out_width()];
         let (x, w) = (self.contiguous()?, weight.contiguous()?);
-        if s.kernel_h == 1 && s.kernel_w == 1 && s.stride == 1 && s.padding == 0 {
+        if s.kernel_h == 1 && s.kernel_w == 1 && s.stride == 1 && s.padding == 0 && s.groups == 1 {
             let pixels = s.height * s.width;
             let shape = MatmulShape {
                 batch: s.batch,
@@ -154,7 +182,7 @@ impl<B: Backend> Tensor<B> {
         let dw = self
             .backend
             .conv2d_backward_weight(&x.storage, &dy.storage, s)?;
-        Ok(self.wrap(dw, [s.out_channels, s.in_channels, s.kernel_h, s.kernel_w]))
+        Ok(self.wrap(dw, [s.out_channels, s.group_in(), s.kernel_h, s.kernel_w]))
     }
 
     /// The pooling of `self` ([N, C, H, W]) by a `kernel`×`kernel` window.

@@ -5,7 +5,7 @@
 
 use super::matmul::derivative_readable_from_output;
 use super::InputGrads;
-use kiln_tensor::{Backend, Conv2dOptions, Conv2dShape, Result, Tensor, UnaryOp};
+use kiln_tensor::{Backend, Conv2dShape, Result, Tensor, UnaryOp};
 
 pub(crate) fn conv2d<B: Backend>(
     shape: &Conv2dShape,
@@ -20,15 +20,9 @@ pub(crate) fn conv2d<B: Backend>(
         Some(op) if derivative_readable_from_output(op) => {
             output.unary_backward(op, &grad.contiguous()?)?
         }
-        Some(op) => {
-            let options = Conv2dOptions {
-                stride: shape.stride,
-                padding: shape.padding,
-                dilation: shape.dilation,
-            };
-            x.conv2d(w, bias, None, options)?
-                .unary_backward(op, &grad.contiguous()?)?
-        }
+        Some(op) => x
+            .conv2d(w, bias, None, shape.options())?
+            .unary_backward(op, &grad.contiguous()?)?,
         None => grad.contiguous()?,
     };
     let mut grads = vec![

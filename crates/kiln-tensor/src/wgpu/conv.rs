@@ -4,12 +4,13 @@
 //! gradient splits its N·OH·OW-long reduction across workgroup layers and sums the layers'
 //! partial results with the reduce kernel.
 //!
-//! Which path runs each pass: on a device whose matmul is the texture kernel (CPU-type
-//! adapters) the packed-texture path (conv_texture.rs), where it fits; on a tuned device with
-//! subgroups of a fixed size, the faster of the two as the tuner measured it for the pass's
-//! class; else the implicit GEMM.
+//! Which path runs each pass: with channel groups, the direct kernels of conv_grouped.rs; on
+//! a device whose matmul is the texture kernel (CPU-type adapters) the packed-texture path
+//! (conv_texture.rs), where it fits; on a tuned device with subgroups of a fixed size, the
+//! faster of the two as the tuner measured it for the pass's class; else the implicit GEMM.
 
 use super::context::Context;
+use super::conv_grouped;
 use super::conv_texture;
 use super::elementwise::to_u32;
 use super::matmul_tuning::{ConvClass, ConvKernel, ConvPass};
@@ -42,7 +43,7 @@ pub(super) struct ConvGeometry {
     pub(super) dilation: u32,
     pub(super) out_height: u32,
     pub(super) out_width: u32,
-    pad: u32,
+    pub(super) groups: u32,
 }
 
 impl ConvGeometry {
@@ -62,7 +63,7 @@ impl ConvGeometry {
             dilation: u(s.dilation, "dilation")?,
             out_height: u(s.out_height(), "output height")?,
             out_width: u(s.out_width(), "output width")?,
-            pad: 0,
+            groups: u(s.groups, "groups")?,
         })
     }
 }
@@ -152,6 +153,9 @@ pub(crate) fn conv2d(
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d")?;
     require_f32(w, "conv2d")?;
+    if s.groups > 1 {
+        return conv_grouped::conv2d(ctx, (x, w, bias), activation, s);
+    }
     let texture =
         |subgroup_size| conv_texture::conv2d(ctx, (x, w, bias), activation, s, subgroup_size);
     let implicit = || implicit_conv2d(ctx, (x, w, bias), activation, s);
@@ -200,6 +204,9 @@ pub(crate) fn conv2d_backward_input(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     require_f32(dy, "conv2d_backward_input")?;
+    if s.groups > 1 {
+        return conv_grouped::conv2d_backward_input(ctx, dy, w, s);
+    }
     let texture = |subgroup_size| conv_texture::conv2d_backward_input(ctx, dy, w, s, subgroup_size);
     let implicit = || implicit_backward_input(ctx, dy, w, s);
     run_pass(ctx, ConvPass::BackwardInput, s, &texture, &implicit)
@@ -237,6 +244,9 @@ pub(crate) fn conv2d_backward_weight(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d_backward_weight")?;
+    if s.groups > 1 {
+        return conv_grouped::conv2d_backward_weight(ctx, x, dy, s);
+    }
     let texture =
         |subgroup_size| conv_texture::conv2d_backward_weight(ctx, x, dy, s, subgroup_size);
     let implicit = || implicit_backward_weight(ctx, x, dy, s);
@@ -302,7 +312,8 @@ pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
                 padding,
                 dilation,
                 out_height,
-                out_width
+                out_width,
+                groups
             ]
         ),
         param_layout!(

@@ -12,6 +12,7 @@ mod buffer_pool;
 mod cast;
 mod context;
 mod conv;
+mod conv_grouped;
 mod conv_texture;
 mod data;
 mod elementwise;
@@ -114,6 +115,7 @@ pub fn param_layouts() -> Vec<ParamLayout> {
         batch_norm::param_layouts(),
         cast::param_layouts(),
         conv::param_layouts(),
+        conv_grouped::param_layouts(),
         conv_texture::param_layouts(),
         data::param_layouts(),
         elementwise::param_layouts(),
