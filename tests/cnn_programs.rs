@@ -1,7 +1,8 @@
 //! The CNN programs on generated data in the real formats: cifar10_cnn on CIFAR-10 binary
 //! batches, fashion_mnist_cnn on IDX files; each trains, writes its outputs, evaluates its
 //! checkpoint from the file alone and resumes. And the layers' bad input: shapes a network
-//! cannot take are errors naming the layer and the shapes.
+//! cannot take are errors naming the layer and the shapes; grouped and depthwise layers in
+//! the model description.
 
 mod common;
 use common::*;
@@ -176,4 +177,73 @@ fn layers_name_themselves_and_the_shapes_they_cannot_take() {
     let x = Var::constant(Tensor::zeros([2, 3, 8, 8], DType::F32, &cpu()).unwrap());
     let e = model.forward(&x).unwrap_err().to_string();
     assert!(e.contains("layer `fc`") && e.contains("[2, 48]"), "{e}");
+}
+
+/// A grouped and a depthwise Conv2d: PyTorch's weight shapes and fans, the description a
+/// checkpoint stores (older descriptions, without groups, read as one group), and the error
+/// for groups that do not divide the channels.
+#[test]
+fn grouped_and_depthwise_layers_describe_themselves() {
+    use kiln::nn::LayerSpec;
+    let model = Sequential::new()
+        .push(
+            Conv2d::new(
+                "grouped",
+                Conv2dConfig::new(4, 6, 3).groups(2).padding(1),
+                Init::HeNormal(Fan::In),
+                1,
+                &cpu(),
+            )
+            .unwrap(),
+        )
+        .push(
+            Conv2d::new(
+                "depthwise",
+                Conv2dConfig::new(6, 6, 3).groups(6).bias(false),
+                Init::HeNormal(Fan::In),
+                2,
+                &cpu(),
+            )
+            .unwrap(),
+        );
+    let shapes: Vec<Vec<usize>> = model
+        .parameters()
+        .iter()
+        .map(|p| p.value().dims().to_vec())
+        .collect();
+    assert_eq!(shapes, [vec![6, 2, 3, 3], vec![6], vec![6, 1, 3, 3]]);
+    // He normal with fan-in (in / groups)·k² = 9 for the depthwise layer: std √(2/9).
+    let w = model.parameters()[2].value().to_vec::<f32>().unwrap();
+    let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
+    assert!((0.25..0.7).contains(&std), "depthwise weights' std {std}");
+    let x = Var::constant(Tensor::zeros([2, 4, 7, 5], DType::F32, &cpu()).unwrap());
+    assert_eq!(model.forward(&x).unwrap().shape().dims(), [2, 6, 5, 3]);
+    let spec = model.spec().unwrap();
+    let json = serde_json::to_string(&spec).unwrap();
+    assert!(json.contains("\"groups\":6"), "{json}");
+    let back: LayerSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.build(&cpu()).unwrap().spec(), Some(spec));
+    let old = json
+        .replace(",\"groups\":2", "")
+        .replace(",\"groups\":6", "");
+    assert!(!old.contains("groups"), "{old}");
+    let ungrouped = serde_json::from_str::<LayerSpec>(&old)
+        .unwrap()
+        .build(&cpu())
+        .unwrap();
+    assert_eq!(ungrouped.parameters()[0].value().dims(), [6, 4, 3, 3]);
+    let e = Conv2d::new(
+        "odd",
+        Conv2dConfig::new(4, 6, 3).groups(4),
+        Init::XavierNormal,
+        1,
+        &cpu(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("odd groups = 4") && e.contains("4 input and 6 output"),
+        "{e}"
+    );
 }

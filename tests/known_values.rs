@@ -186,6 +186,23 @@ fn cpu_backend_computes_in_f64() {
     assert!(expected > 0.0 && (1.0f32 + 1e-12) - 1.0 == 0.0);
 }
 
+/// The depthwise convolution of 1..18 as [1, 2, 3, 3] by two 2×2 kernels, no bias.
+fn depthwise_by_hand<B: Backend>(b: &B) -> Vec<f64> {
+    let x = Tensor::from_vec((1..=18).map(|v| v as f32).collect(), [1, 2, 3, 3], b).unwrap();
+    let w = vec![1.0f32, 0.0, 0.0, -1.0, 0.0, 1.0, 1.0, 0.0];
+    let w = Tensor::from_vec(w, [2, 1, 2, 2], b).unwrap();
+    let options = kiln::tensor::Conv2dOptions {
+        groups: 2,
+        ..Default::default()
+    };
+    values(
+        x.conv2d(&w, None, None, options)
+            .unwrap()
+            .to_host()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn a_small_convolution_and_pooling_by_hand() {
     use kiln::tensor::Conv2dOptions;
@@ -222,6 +239,14 @@ fn a_small_convolution_and_pooling_by_hand() {
     assert_eq!(idx.to_vec::<u32>().unwrap(), [4, 5, 7, 8]);
     let a = x.avg_pool2d(2, 1, 0).unwrap();
     assert_eq!(values(a.to_host().unwrap()), [3.0, 4.0, 6.0, 7.0]);
+    // Depthwise (groups 2): channel 0 = 1..9 through [[1, 0], [0, −1]] gives −4 everywhere;
+    // channel 1 = 10..18 (10 + 3i + j) through [[0, 1], [1, 0]] gives x[i, j+1] + x[i+1, j] =
+    // 24 + 6i + 2j. On the CPU and, where there is one, the GPU's grouped kernel.
+    let expected = [-4.0, -4.0, -4.0, -4.0, 24.0, 26.0, 30.0, 32.0];
+    assert_eq!(depthwise_by_hand(&cpu()), expected);
+    if let Some(gpu) = gpu() {
+        assert_eq!(depthwise_by_hand(&gpu), expected);
+    }
     // A tie goes to the first maximum in scan order.
     let flat = Tensor::from_vec(vec![2.0f32, 2.0, 1.0, 2.0], [1, 1, 2, 2], &cpu()).unwrap();
     let (_, idx) = flat.max_pool2d(2, 2, 0).unwrap();

@@ -151,6 +151,42 @@ fn gradcheck_conv2d_input_weights_and_bias() {
 }
 
 #[test]
+fn gradcheck_grouped_and_depthwise_conv2d() {
+    use kiln::nn::{Conv2d, Conv2dConfig};
+    // Two groups of 2 → 3 channels, stride 2, padding 1, a bias and tanh.
+    let config = Conv2dConfig::new(4, 6, 3)
+        .groups(2)
+        .stride(2)
+        .padding(1)
+        .activation(Some(UnaryOp::Tanh));
+    let conv = Conv2d::new("grouped", config, Init::XavierNormal, 6, &cpu()).unwrap();
+    check_module(
+        "Conv2d groups 2",
+        &conv,
+        f64_tensor(5, &[2, 4, 5, 6], -1.0, 1.0),
+    );
+    // Depthwise with a channel multiplier of 2, dilation 2, no bias; and a grouped 1×1.
+    let config = Conv2dConfig::new(3, 6, 3)
+        .groups(3)
+        .dilation(2)
+        .padding(2)
+        .bias(false);
+    let conv = Conv2d::new("depthwise", config, Init::XavierNormal, 7, &cpu()).unwrap();
+    check_module(
+        "Conv2d depthwise ×2",
+        &conv,
+        f64_tensor(6, &[2, 3, 7, 5], -1.0, 1.0),
+    );
+    let config = Conv2dConfig::new(4, 2, 1).groups(2);
+    let conv = Conv2d::new("grouped 1×1", config, Init::XavierNormal, 8, &cpu()).unwrap();
+    check_module(
+        "Conv2d 1×1 groups 2",
+        &conv,
+        f64_tensor(7, &[2, 4, 3, 3], -1.0, 1.0),
+    );
+}
+
+#[test]
 fn gradcheck_pooling_and_batch_norm_2d() {
     use kiln::nn::{BatchNorm2d, Flatten, GlobalAvgPool, Pool2d};
     let x = || f64_tensor(5, &[2, 3, 7, 6], -2.0, 2.0);

@@ -220,7 +220,7 @@ impl Check {
             Check::StridedCopy => "strided copy (transpose)".into(),
             Check::Augment => "augmentation: affine warp, colour jitter, cutmix".into(),
             Check::Conv => {
-                "convolution forward (bias, relu), input and weight gradients, 1×1".into()
+                "convolution forward (bias, relu), input and weight gradients, 1×1; grouped".into()
             }
             Check::Pool => "max and average pooling, forward and backward".into(),
         }
@@ -298,12 +298,16 @@ impl Check {
             // byte · scale + shift with scale ≤ 2, |shift| ≤ 1.
             Check::DataGather => vec![precision::scale_and_shift(1.0, 510.0); 2],
             // Two f32 sums, the device's and the CPU's: twice the dot bound. Forward: 45 terms
-            // of |x·w| ≤ 1 (and the bias); dx: 6·9 terms; dw: 3·5·4 terms; 1×1: 5 terms.
+            // of |x·w| ≤ 1 (and the bias); dx: 6·9 terms; dw: 3·5·4 terms; 1×1: 5 terms. Grouped
+            // (depthwise ×2): 9 terms and the bias; dx: 2·9; dw: 3·9·7.
             Check::Conv => vec![
                 precision::dot(92, 46.0),
                 precision::dot(108, 54.0),
                 precision::dot(120, 60.0),
                 precision::dot(10, 5.0),
+                precision::dot(20, 10.0),
+                precision::dot(36, 18.0),
+                precision::dot(378, 189.0),
             ],
             // Max: exact values and indices; its gradient sums ≤ 4 windows; average: 9 taps and
             // a division, and ≤ 4 windows of gradient.

@@ -28,7 +28,9 @@ pub(crate) fn batch_norm_outputs<B: Backend>(b: &B) -> Result<Vec<Tensor<B>>> {
 }
 
 /// A 3×3 convolution (stride 2, padding 1, bias, ReLU) of [3, 5, 9, 7] images, its input
-/// and weight gradients, and a 1×1 convolution (the plain matmul's route).
+/// and weight gradients, a 1×1 convolution (the plain matmul's route), and a depthwise 3×3
+/// with two outputs per channel (padding 1, bias, ReLU; the grouped kernels) and its
+/// gradients.
 pub(crate) fn conv_outputs<B: Backend>(b: &B) -> Result<Vec<Tensor<B>>> {
     let x = uniform(&[3, 5, 9, 7], -1.0, 1.0, 40, b)?;
     let w = uniform(&[6, 5, 3, 3], -1.0, 1.0, 41, b)?;
@@ -43,11 +45,25 @@ pub(crate) fn conv_outputs<B: Backend>(b: &B) -> Result<Vec<Tensor<B>>> {
     let y = x.conv2d(&w, Some(&bias), Some(UnaryOp::Relu), options)?;
     let dy = uniform(y.dims(), -1.0, 1.0, 43, b)?;
     let pointwise = uniform(&[4, 5, 1, 1], -1.0, 1.0, 44, b)?;
+    let xg = uniform(&[3, 4, 9, 7], -1.0, 1.0, 47, b)?;
+    let wg = uniform(&[8, 1, 3, 3], -1.0, 1.0, 48, b)?;
+    let bg = uniform(&[8], -1.0, 1.0, 49, b)?;
+    let depthwise = Conv2dOptions {
+        padding: 1,
+        groups: 4,
+        ..Conv2dOptions::default()
+    };
+    let sg = xg.conv2d_shape(&wg, depthwise)?;
+    let yg = xg.conv2d(&wg, Some(&bg), Some(UnaryOp::Relu), depthwise)?;
+    let dyg = uniform(yg.dims(), -1.0, 1.0, 50, b)?;
     Ok(vec![
         y,
         dy.conv2d_backward_input(&w, &s)?,
         x.conv2d_backward_weight(&dy, &s)?,
         x.conv2d(&pointwise, None, None, Conv2dOptions::default())?,
+        yg,
+        dyg.conv2d_backward_input(&wg, &sg)?,
+        xg.conv2d_backward_weight(&dyg, &sg)?,
     ])
 }
 

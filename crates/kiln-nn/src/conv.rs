@@ -1,5 +1,6 @@
-//! Conv2d: act(conv(x, W) + b) over NCHW images, W [out, in, k, k], as one fused kernel on the
-//! GPU (implicit GEMM with the bias and activation epilogue).
+//! Conv2d: act(conv(x, W) + b) over NCHW images, W [out, in / groups, k, k], as one fused
+//! kernel on the GPU (implicit GEMM with the bias and activation epilogue; with channel groups,
+//! the direct grouped kernel).
 
 use crate::error::invalid;
 use crate::init::Init;
@@ -15,8 +16,9 @@ pub struct Conv2d<B: Backend> {
     options: Conv2dOptions,
 }
 
-/// What a Conv2d is: channels in and out, a square kernel, how it slides, whether it has a
-/// bias (off before batch norm, which has its own shift), and a fused activation.
+/// What a Conv2d is: channels in and out, a square kernel, how it slides and its channel
+/// groups (`groups(in_channels)`: depthwise), whether it has a bias (off before batch norm,
+/// which has its own shift), and a fused activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2dConfig {
     pub in_channels: usize,
@@ -55,6 +57,13 @@ impl Conv2dConfig {
         self
     }
 
+    /// Splits the channels into `groups` groups, each output channel reading only its
+    /// group's in_channels / groups inputs (PyTorch's `groups`; in_channels: depthwise).
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.options.groups = groups;
+        self
+    }
+
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
@@ -67,8 +76,9 @@ impl Conv2dConfig {
 }
 
 impl<B: Backend> Conv2d<B> {
-    /// Weights from `init` with the convolution's fans (fan-in = in · k², fan-out = out · k²),
-    /// seeded; a zero bias.
+    /// Weights from `init` with the convolution's fans, as PyTorch reads them off the weight
+    /// [out, in / groups, k, k]: fan-in = (in / groups) · k², fan-out = out · k²; seeded; a
+    /// zero bias.
     pub fn new(
         name: impl Into<String>,
         config: Conv2dConfig,
@@ -97,12 +107,25 @@ impl<B: Backend> Conv2d<B> {
                 "≥ 1 each",
             ));
         }
+        let groups = c.options.groups;
+        if groups == 0 || c.in_channels % groups != 0 || c.out_channels % groups != 0 {
+            return Err(invalid(
+                "Conv2d::new",
+                &format!("{name} groups"),
+                groups.to_string(),
+                &format!(
+                    "≥ 1 and a divisor of both {} input and {} output channels",
+                    c.in_channels, c.out_channels
+                ),
+            ));
+        }
         let area = c.kernel * c.kernel;
+        let group_in = c.in_channels / groups;
         let weight = Parameter::new(
             format!("{name}.weight"),
             init.tensor(
-                [c.out_channels, c.in_channels, c.kernel, c.kernel],
-                c.in_channels * area,
+                [c.out_channels, group_in, c.kernel, c.kernel],
+                group_in * area,
                 c.out_channels * area,
                 seed,
                 backend,
@@ -132,7 +155,7 @@ impl<B: Backend> Conv2d<B> {
     pub fn config(&self) -> Conv2dConfig {
         let dims = self.weight.value().dims().to_vec();
         Conv2dConfig {
-            in_channels: dims[1],
+            in_channels: dims[1] * self.options.groups,
             out_channels: dims[0],
             kernel: dims[2],
             options: self.options,
@@ -145,7 +168,7 @@ impl<B: Backend> Conv2d<B> {
 impl<B: Backend> Module<B> for Conv2d<B> {
     fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
         let dims = x.shape().dims().to_vec();
-        let channels = self.weight.value().dims()[1];
+        let channels = self.weight.value().dims()[1] * self.options.groups;
         if dims.len() != 4 || dims[1] != channels {
             return Err(kiln_tensor::KilnError::invalid(
                 "Conv2d::forward",
@@ -190,6 +213,7 @@ impl<B: Backend> Module<B> for Conv2d<B> {
             stride: c.options.stride,
             padding: c.options.padding,
             dilation: c.options.dilation,
+            groups: c.options.groups,
             bias: c.bias,
             activation: match c.activation {
                 Some(op) => Some(crate::ActivationKind::from_op(op)?),

@@ -61,6 +61,9 @@ pub enum LayerSpec {
         stride: usize,
         padding: usize,
         dilation: usize,
+        /// Channel groups (1 in checkpoints written before groups existed).
+        #[serde(default = "one_group")]
+        groups: usize,
         bias: bool,
         activation: Option<ActivationKind>,
     },
@@ -77,6 +80,10 @@ pub enum LayerSpec {
         momentum: f32,
     },
     Flatten,
+}
+
+fn one_group() -> usize {
+    1
 }
 
 /// A boxed layer, as `Sequential` holds them.
@@ -139,6 +146,7 @@ impl LayerSpec {
                 stride,
                 padding,
                 dilation,
+                groups,
                 bias,
                 activation,
             } => {
@@ -146,6 +154,7 @@ impl LayerSpec {
                     .stride(*stride)
                     .padding(*padding)
                     .dilation(*dilation)
+                    .groups(*groups)
                     .bias(*bias)
                     .activation(activation.map(ActivationKind::op));
                 Box::new(Conv2d::new(name.as_str(), config, init, 0, backend)?)
