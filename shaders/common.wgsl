@@ -278,12 +278,12 @@ struct MatmulParams {
     c_offset: u32,
 }
 
-// The geometry of a 2-D convolution, shared by conv.wgsl, conv_texture.wgsl and
-// conv_grouped.wgsl (mirrors `ConvGeometry` in src/wgpu/conv.rs): input [N, in_channels, height, width], weights
+// The geometry of a 2-D convolution, shared by conv.wgsl and conv_texture.wgsl (mirrors
+// `ConvGeometry` in src/wgpu/conv.rs): input [N, in_channels, height, width], weights
 // [out_channels, in_channels, kernel_h, kernel_w], output [N, out_channels, out_height,
 // out_width]; output pixel (oh, ow)'s tap (kh, kw) reads input pixel (oh·stride + kh·dilation
 // − padding, ow·stride + kw·dilation − padding), zero outside the image. With `groups` > 1
-// (conv_grouped.wgsl only) the weights are [out_channels, in_channels / groups, kernel_h,
+// (conv.wgsl's grouped kernels only) the weights are [out_channels, in_channels / groups, kernel_h,
 // kernel_w] and output channel o reads the input channels of its group o / (out_channels /
 // groups).
 struct ConvGeometry {

@@ -23,6 +23,23 @@
 // The pixel (or tap) decomposition of the 4 rows and 4 columns an invocation stages is fixed
 // across the K loop and computed once (`Lane`); each K step decomposes its k once (`Step`).
 // Work: 2·M·GEMM-N·K FLOPs per pass.
+//
+// With channel groups (groups > 1; depthwise when groups = C), w is [O, C/g, KH, KW] and output
+// channel o reads only the C/g input channels of its group o / (O/g). A group's product is
+// narrow (C/g·KH·KW taps: 9 for a depthwise 3×3), far from filling the 64×64 tiles, so these
+// kernels compute directly, reading only p.g, p.batch and p.alpha:
+// conv_grouped_forward:         one invocation per output element (n, o, oh, ow):
+//                               act(Σ over the group's channels and the taps of x · w
+//                               + bias[o]).
+// conv_grouped_backward_input:  one invocation per input element (n, c, ih, iw): Σ over the
+//                               group's O/g output channels and the taps whose output pixel
+//                               reads it (ih + padding − kh·dilation a multiple of the stride,
+//                               inside the output) of dy · w: a gather, no atomics.
+// conv_grouped_backward_weight: one workgroup of 256 per weight element (o, c', kh, kw): the
+//                               invocations stride over the N·OH·OW output pixels summing
+//                               dy · x, then a tree reduction in workgroup memory (a fixed
+//                               order, so the same sum on every run).
+//                               Grids are 2-D past 65535 workgroups (workgroup_linear).
 
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;
@@ -46,7 +63,7 @@ const MODE_BACKWARD_WEIGHT: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
 // forward: x, w, bias (w again when there is none; HAS_BIAS off), y.
-// backward input: dy, w, dx. backward weight: dy, x, the splits' partial dw.
+// backward input: dy, w, dx. backward weight: dy, x, the splits' partial dw (grouped: dw).
 @group(0) @binding(1) var<storage, read> src_a: array<f32>;
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -255,4 +272,117 @@ fn conv_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
             if (j < p.n) { grad[(wid.z * p.m + o) * p.n + j] = acc[r][c]; }
         }
     }
+}
+
+// The grouped kernels (see the header).
+
+var<workgroup> partial: array<f32, 256>;
+
+// The input coordinate that output coordinate `o` reads at tap `t`, or -1 outside `len`.
+fn source(o: u32, t: u32, len: u32) -> i32 {
+    let i = i32(o * p.g.stride + t * p.g.dilation) - i32(p.g.padding);
+    if (i < 0 || i >= i32(len)) { return -1; }
+    return i;
+}
+
+@compute @workgroup_size(256)
+fn conv_grouped_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = workgroup_linear(wid, num) * 256u + lid.x;
+    let pixels = p.g.out_height * p.g.out_width;
+    if (i >= p.batch * p.g.out_channels * pixels) { return; }
+    let n = i / (p.g.out_channels * pixels);
+    let o = (i / pixels) % p.g.out_channels;
+    let oh = (i % pixels) / p.g.out_width;
+    let ow = i % p.g.out_width;
+    let group_in = p.g.in_channels / p.g.groups;
+    let first = o / (p.g.out_channels / p.g.groups) * group_in;
+    let taps = p.g.kernel_h * p.g.kernel_w;
+    var sum = 0.0;
+    for (var c = 0u; c < group_in; c = c + 1u) {
+        let plane = (n * p.g.in_channels + first + c) * p.g.height * p.g.width;
+        let weights = (o * group_in + c) * taps;
+        for (var kh = 0u; kh < p.g.kernel_h; kh = kh + 1u) {
+            let ih = source(oh, kh, p.g.height);
+            if (ih < 0) { continue; }
+            for (var kw = 0u; kw < p.g.kernel_w; kw = kw + 1u) {
+                let iw = source(ow, kw, p.g.width);
+                if (iw < 0) { continue; }
+                sum = fma(src_a[plane + u32(ih) * p.g.width + u32(iw)], src_b[weights + kh * p.g.kernel_w + kw], sum);
+            }
+        }
+    }
+    if (HAS_BIAS) { sum = sum + bias[o]; }
+    y[i] = unary_eval(ACTIVATION, sum, p.alpha);
+}
+
+// The output coordinate whose tap `t` reads input coordinate `i`, or -1 when none does.
+fn reader(i: u32, t: u32, out_len: u32) -> i32 {
+    let shifted = i32(i + p.g.padding) - i32(t * p.g.dilation);
+    if (shifted < 0 || u32(shifted) % p.g.stride != 0u) { return -1; }
+    let o = u32(shifted) / p.g.stride;
+    if (o >= out_len) { return -1; }
+    return i32(o);
+}
+
+@compute @workgroup_size(256)
+fn conv_grouped_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = workgroup_linear(wid, num) * 256u + lid.x;
+    let plane = p.g.height * p.g.width;
+    if (i >= p.batch * p.g.in_channels * plane) { return; }
+    let n = i / (p.g.in_channels * plane);
+    let c = (i / plane) % p.g.in_channels;
+    let ih = (i % plane) / p.g.width;
+    let iw = i % p.g.width;
+    let group_in = p.g.in_channels / p.g.groups;
+    let group_out = p.g.out_channels / p.g.groups;
+    let first = c / group_in * group_out;
+    let pixels = p.g.out_height * p.g.out_width;
+    let taps = p.g.kernel_h * p.g.kernel_w;
+    var sum = 0.0;
+    for (var j = 0u; j < group_out; j = j + 1u) {
+        let o = first + j;
+        let out_plane = (n * p.g.out_channels + o) * pixels;
+        let weights = (o * group_in + c % group_in) * taps;
+        for (var kh = 0u; kh < p.g.kernel_h; kh = kh + 1u) {
+            let oh = reader(ih, kh, p.g.out_height);
+            if (oh < 0) { continue; }
+            for (var kw = 0u; kw < p.g.kernel_w; kw = kw + 1u) {
+                let ow = reader(iw, kw, p.g.out_width);
+                if (ow < 0) { continue; }
+                sum = fma(src_a[out_plane + u32(oh) * p.g.out_width + u32(ow)], src_b[weights + kh * p.g.kernel_w + kw], sum);
+            }
+        }
+    }
+    grad[i] = sum;
+}
+
+@compute @workgroup_size(256)
+fn conv_grouped_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let e = workgroup_linear(wid, num);
+    let group_in = p.g.in_channels / p.g.groups;
+    let taps = p.g.kernel_h * p.g.kernel_w;
+    if (e >= p.g.out_channels * group_in * taps) { return; }
+    let o = e / (group_in * taps);
+    let c = o / (p.g.out_channels / p.g.groups) * group_in + (e / taps) % group_in;
+    let kh = (e % taps) / p.g.kernel_w;
+    let kw = e % p.g.kernel_w;
+    let pixels = p.g.out_height * p.g.out_width;
+    var sum = 0.0;
+    for (var k = lid.x; k < p.batch * pixels; k = k + 256u) {
+        let n = k / pixels;
+        let oh = (k % pixels) / p.g.out_width;
+        let ow = k % p.g.out_width;
+        let ih = source(oh, kh, p.g.height);
+        let iw = source(ow, kw, p.g.width);
+        if (ih < 0 || iw < 0) { continue; }
+        let x = src_b[((n * p.g.in_channels + c) * p.g.height + u32(ih)) * p.g.width + u32(iw)];
+        sum = fma(src_a[(n * p.g.out_channels + o) * pixels + k % pixels], x, sum);
+    }
+    partial[lid.x] = sum;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half = half / 2u) {
+        if (lid.x < half) { partial[lid.x] = partial[lid.x] + partial[lid.x + half]; }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) { grad[e] = partial[0]; }
 }

@@ -108,7 +108,10 @@ impl<B: Backend> Conv2d<B> {
             ));
         }
         let groups = c.options.groups;
-        if groups == 0 || c.in_channels % groups != 0 || c.out_channels % groups != 0 {
+        if groups == 0
+            || !c.in_channels.is_multiple_of(groups)
+            || !c.out_channels.is_multiple_of(groups)
+        {
             return Err(invalid(
                 "Conv2d::new",
                 &format!("{name} groups"),

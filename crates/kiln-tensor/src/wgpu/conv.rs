@@ -4,7 +4,7 @@
 //! gradient splits its N·OH·OW-long reduction across workgroup layers and sums the layers'
 //! partial results with the reduce kernel.
 //!
-//! Which path runs each pass: with channel groups, the direct kernels of conv_grouped.rs; on
+//! Which path runs each pass: with channel groups, the direct kernels (conv_grouped.rs); on
 //! a device whose matmul is the texture kernel (CPU-type adapters) the packed-texture path
 //! (conv_texture.rs), where it fits; on a tuned device with subgroups of a fixed size, the
 //! faster of the two as the tuner measured it for the pass's class; else the implicit GEMM.
@@ -71,14 +71,14 @@ impl ConvGeometry {
 /// Mirrors `ConvParams` in conv.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct ConvParams {
+pub(super) struct ConvParams {
     g: ConvGeometry,
     batch: u32,
     m: u32,
     n: u32,
     k: u32,
     k_split: u32,
-    alpha: f32,
+    pub(super) alpha: f32,
     pad: [u32; 2],
 }
 
@@ -88,7 +88,11 @@ const TILE: usize = 64;
 /// start, short enough to give the adapter a few hundred workgroups.
 const SPLIT_K: usize = 2048;
 
-fn params(s: &Conv2dShape, (m, n, k): (usize, usize, usize), k_split: usize) -> Result<ConvParams> {
+pub(super) fn params(
+    s: &Conv2dShape,
+    (m, n, k): (usize, usize, usize),
+    k_split: usize,
+) -> Result<ConvParams> {
     let u = |v: usize, what: &str| to_u32(v, what);
     Ok(ConvParams {
         g: ConvGeometry::new(s)?,

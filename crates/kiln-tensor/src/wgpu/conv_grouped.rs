@@ -1,38 +1,25 @@
-//! Host side of conv_grouped.wgsl: convolutions with channel groups (groups > 1, depthwise
-//! included), forward and both backward passes, computed directly (see the shader's header).
-//! conv.rs routes every convolution with more than one group here.
+//! Host side of conv.wgsl's grouped kernels: convolutions with channel groups (groups > 1,
+//! depthwise included), forward and both backward passes, computed directly (see the shader's
+//! header). conv.rs routes every convolution with more than one group here.
 
 use super::context::Context;
-use super::conv::ConvGeometry;
+use super::conv::{params, ConvParams};
 use super::elementwise::to_u32;
 use super::grid;
-use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
-use super::shaders::{Kernel, ShaderFile};
+use super::shaders::Kernel;
 use super::storage::WgpuStorage;
 use crate::error::Result;
 use crate::ops::{Conv2dShape, UnaryOp};
 use crate::DType;
-use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
-/// Mirrors `GroupedParams` in conv_grouped.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct GroupedParams {
-    g: ConvGeometry,
-    batch: u32,
-    alpha: f32,
-    pad: [u32; 2],
-}
-
-fn params(s: &Conv2dShape, alpha: f32) -> Result<GroupedParams> {
-    Ok(GroupedParams {
-        g: ConvGeometry::new(s)?,
-        batch: to_u32(s.batch, "batch")?,
-        alpha,
-        pad: [0; 2],
-    })
+/// The parameters the grouped kernels read: the geometry, the batch and the activation's
+/// parameter (the GEMM fields stay 0).
+fn grouped_params(s: &Conv2dShape, alpha: f32) -> Result<ConvParams> {
+    let mut p = params(s, (0, 0, 0), 0)?;
+    p.alpha = alpha;
+    Ok(p)
 }
 
 /// y = act(conv(x, w) + bias): one invocation per output element.
@@ -42,7 +29,7 @@ pub(super) fn conv2d(
     activation: Option<UnaryOp>,
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
-    let p = params(s, activation.map_or(0.0, |op| op.param()))?;
+    let p = grouped_params(s, activation.map_or(0.0, |op| op.param()))?;
     let y = WgpuStorage::output(ctx, s.output_len(), DType::F32, "conv2d")?;
     let constants = Specialisation(vec![
         ("HAS_BIAS", bias.is_some() as u32),
@@ -71,7 +58,7 @@ pub(super) fn conv2d_backward_input(
     w: &WgpuStorage,
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
-    let p = params(s, 0.0)?;
+    let p = grouped_params(s, 0.0)?;
     let dx = WgpuStorage::output(ctx, s.input_len(), DType::F32, "conv2d_backward_input")?;
     ctx.dispatch(
         Kernel::ConvGroupedBackwardInput,
@@ -90,25 +77,15 @@ pub(super) fn conv2d_backward_weight(
     dy: &WgpuStorage,
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
-    let p = params(s, 0.0)?;
+    let p = grouped_params(s, 0.0)?;
     to_u32(s.batch * s.out_height() * s.out_width(), "output pixels")?;
     let dw = WgpuStorage::output(ctx, s.weight_len(), DType::F32, "conv2d_backward_weight")?;
     ctx.dispatch(
         Kernel::ConvGroupedBackwardWeight,
         Specialisation::default(),
         bytemuck::bytes_of(&p),
-        &[x.binding(), dy.binding(), dw.binding()],
+        &[dy.binding(), x.binding(), dw.binding()],
         grid(s.weight_len()),
     )?;
     Ok(dw)
-}
-
-/// This file's parameter block, for the layout test (see `param_layout`).
-pub(super) fn param_layouts() -> Vec<super::param_layout::ParamLayout> {
-    vec![param_layout!(
-        GroupedParams,
-        ShaderFile::ConvGrouped,
-        "GroupedParams",
-        [g, batch, alpha]
-    )]
 }

@@ -115,7 +115,6 @@ pub fn param_layouts() -> Vec<ParamLayout> {
         batch_norm::param_layouts(),
         cast::param_layouts(),
         conv::param_layouts(),
-        conv_grouped::param_layouts(),
         conv_texture::param_layouts(),
         data::param_layouts(),
         elementwise::param_layouts(),

@@ -23,14 +23,13 @@ pub enum ShaderFile {
     Augment,
     Conv,
     ConvTexture,
-    ConvGrouped,
     Pool,
 }
 
 const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
 
 impl ShaderFile {
-    pub const ALL: [ShaderFile; 20] = [
+    pub const ALL: [ShaderFile; 19] = [
         ShaderFile::Elementwise,
         ShaderFile::Activation,
         ShaderFile::Reduce,
@@ -49,7 +48,6 @@ impl ShaderFile {
         ShaderFile::Augment,
         ShaderFile::Conv,
         ShaderFile::ConvTexture,
-        ShaderFile::ConvGrouped,
         ShaderFile::Pool,
     ];
 
@@ -73,7 +71,6 @@ impl ShaderFile {
             ShaderFile::Augment => "augment.wgsl",
             ShaderFile::Conv => "conv.wgsl",
             ShaderFile::ConvTexture => "conv_texture.wgsl",
-            ShaderFile::ConvGrouped => "conv_grouped.wgsl",
             ShaderFile::Pool => "pool.wgsl",
         }
     }
@@ -98,7 +95,6 @@ impl ShaderFile {
             ShaderFile::Augment => include_str!("../../../../shaders/augment.wgsl"),
             ShaderFile::Conv => include_str!("../../../../shaders/conv.wgsl"),
             ShaderFile::ConvTexture => include_str!("../../../../shaders/conv_texture.wgsl"),
-            ShaderFile::ConvGrouped => include_str!("../../../../shaders/conv_grouped.wgsl"),
             ShaderFile::Pool => include_str!("../../../../shaders/pool.wgsl"),
         }
     }
@@ -380,9 +376,9 @@ impl Kernel {
             ConvTexturePackGradRows => (F::ConvTexture, "conv_texture_pack_grad_rows", 1, 0),
             ConvTexturePackPatchRows => (F::ConvTexture, "conv_texture_pack_patch_rows", 1, 0),
             ConvTextureRowsToPlanes => (F::ConvTexture, "conv_texture_rows_to_planes", 1, 1),
-            ConvGroupedForward => (F::ConvGrouped, "conv_grouped_forward", 3, 1),
-            ConvGroupedBackwardInput => (F::ConvGrouped, "conv_grouped_backward_input", 2, 1),
-            ConvGroupedBackwardWeight => (F::ConvGrouped, "conv_grouped_backward_weight", 2, 1),
+            ConvGroupedForward => (F::Conv, "conv_grouped_forward", 3, 1),
+            ConvGroupedBackwardInput => (F::Conv, "conv_grouped_backward_input", 2, 1),
+            ConvGroupedBackwardWeight => (F::Conv, "conv_grouped_backward_weight", 2, 1),
             PoolMax => (F::Pool, "pool_max", 1, 2),
             PoolMaxBackward => (F::Pool, "pool_max_backward", 2, 1),
             PoolAvg => (F::Pool, "pool_avg", 1, 1),
