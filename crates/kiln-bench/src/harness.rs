@@ -141,6 +141,15 @@ pub fn items(suite: Suite) -> Vec<Item> {
         items.push(micro(name, Op::conv(pass, batch, channels, side, out)));
         items.push(matmul(&format!("{name}_as_matmul"), m, k, n, false, false));
     }
+    // A depthwise 3×3 of the same images (the grouped kernels; no GEMM to compare with).
+    for (pass, name) in [
+        (ConvPass::Forward, "conv_depthwise_forward"),
+        (ConvPass::BackwardInput, "conv_depthwise_input_grad"),
+        (ConvPass::BackwardWeight, "conv_depthwise_weight_grad"),
+    ] {
+        let shape = (batch, channels, side, channels);
+        items.push(micro(name, Op::conv_grouped(pass, shape, channels)));
+    }
     let n = pick(16 << 20, 1 << 14);
     items.push(micro("add", Op::Add { n }));
     let (rows, cols) = (pick(4096, 33), pick(4096, 257));

@@ -64,6 +64,15 @@ impl Op {
     /// A 3×3 convolution (stride 1, padding 1) of [batch, channels, side, side] images into
     /// `out` channels.
     pub fn conv(pass: ConvPass, batch: usize, channels: usize, side: usize, out: usize) -> Op {
+        Op::conv_grouped(pass, (batch, channels, side, out), 1)
+    }
+
+    /// The same with the channels in `groups` groups (`groups` = channels: depthwise).
+    pub fn conv_grouped(
+        pass: ConvPass,
+        (batch, channels, side, out): (usize, usize, usize, usize),
+        groups: usize,
+    ) -> Op {
         let shape = kiln_tensor::Conv2dShape {
             batch,
             in_channels: channels,
@@ -75,7 +84,7 @@ impl Op {
             stride: 1,
             padding: 1,
             dilation: 1,
-            groups: 1,
+            groups,
         };
         Op::Conv { pass, shape }
     }
@@ -125,8 +134,19 @@ impl Workload {
             | Op::BatchNormForward { rows, cols }
             | Op::BatchNormBackward { rows, cols } => format!("{rows}×{cols}"),
             Op::Conv { pass, shape: s } => format!(
-                "{}×{}×{}×{} ⊛ {}×{}→{} {pass:?}",
-                s.batch, s.in_channels, s.height, s.width, s.kernel_h, s.kernel_w, s.out_channels
+                "{}×{}×{}×{} ⊛ {}×{}→{}{} {pass:?}",
+                s.batch,
+                s.in_channels,
+                s.height,
+                s.width,
+                s.kernel_h,
+                s.kernel_w,
+                s.out_channels,
+                if s.groups > 1 {
+                    format!(" (groups {})", s.groups)
+                } else {
+                    String::new()
+                }
             ),
         }
     }
@@ -174,7 +194,7 @@ impl Workload {
             Op::Conv { pass, shape: s } => {
                 let k = match pass {
                     ConvPass::Forward => s.patch_len(),
-                    ConvPass::BackwardInput => s.out_channels * s.kernel_h * s.kernel_w,
+                    ConvPass::BackwardInput => s.group_out() * s.kernel_h * s.kernel_w,
                     ConvPass::BackwardWeight => s.batch * s.out_height() * s.out_width(),
                 };
                 precision::dot(2 * k, k as f64)
