@@ -4,15 +4,15 @@
 //! gradient splits its N·OH·OW-long reduction across workgroup layers and sums the layers'
 //! partial results with the reduce kernel.
 //!
-//! Which path runs each pass: with channel groups, the direct kernels (conv_grouped.rs); on
+//! Which path runs each pass: with channel groups, the direct grouped kernels (below); on
 //! a device whose matmul is the texture kernel (CPU-type adapters) the packed-texture path
 //! (conv_texture.rs), where it fits; on a tuned device with subgroups of a fixed size, the
 //! faster of the two as the tuner measured it for the pass's class; else the implicit GEMM.
 
 use super::context::Context;
-use super::conv_grouped;
 use super::conv_texture;
 use super::elementwise::to_u32;
+use super::grid;
 use super::matmul_tuning::{ConvClass, ConvKernel, ConvPass};
 use super::param_layout::param_layout;
 use super::pipeline_cache::Specialisation;
@@ -71,14 +71,14 @@ impl ConvGeometry {
 /// Mirrors `ConvParams` in conv.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct ConvParams {
+struct ConvParams {
     g: ConvGeometry,
     batch: u32,
     m: u32,
     n: u32,
     k: u32,
     k_split: u32,
-    pub(super) alpha: f32,
+    alpha: f32,
     pad: [u32; 2],
 }
 
@@ -88,11 +88,7 @@ const TILE: usize = 64;
 /// start, short enough to give the adapter a few hundred workgroups.
 const SPLIT_K: usize = 2048;
 
-pub(super) fn params(
-    s: &Conv2dShape,
-    (m, n, k): (usize, usize, usize),
-    k_split: usize,
-) -> Result<ConvParams> {
+fn params(s: &Conv2dShape, (m, n, k): (usize, usize, usize), k_split: usize) -> Result<ConvParams> {
     let u = |v: usize, what: &str| to_u32(v, what);
     Ok(ConvParams {
         g: ConvGeometry::new(s)?,
@@ -158,7 +154,7 @@ pub(crate) fn conv2d(
     require_f32(x, "conv2d")?;
     require_f32(w, "conv2d")?;
     if s.groups > 1 {
-        return conv_grouped::conv2d(ctx, (x, w, bias), activation, s);
+        return grouped_conv2d(ctx, (x, w, bias), activation, s);
     }
     let texture =
         |subgroup_size| conv_texture::conv2d(ctx, (x, w, bias), activation, s, subgroup_size);
@@ -209,7 +205,7 @@ pub(crate) fn conv2d_backward_input(
 ) -> Result<WgpuStorage> {
     require_f32(dy, "conv2d_backward_input")?;
     if s.groups > 1 {
-        return conv_grouped::conv2d_backward_input(ctx, dy, w, s);
+        return grouped_backward_input(ctx, dy, w, s);
     }
     let texture = |subgroup_size| conv_texture::conv2d_backward_input(ctx, dy, w, s, subgroup_size);
     let implicit = || implicit_backward_input(ctx, dy, w, s);
@@ -249,7 +245,7 @@ pub(crate) fn conv2d_backward_weight(
 ) -> Result<WgpuStorage> {
     require_f32(x, "conv2d_backward_weight")?;
     if s.groups > 1 {
-        return conv_grouped::conv2d_backward_weight(ctx, x, dy, s);
+        return grouped_backward_weight(ctx, x, dy, s);
     }
     let texture =
         |subgroup_size| conv_texture::conv2d_backward_weight(ctx, x, dy, s, subgroup_size);
@@ -296,6 +292,83 @@ fn implicit_backward_weight(
         inner: s.weight_len(),
     };
     reduce(ctx, ReduceOp::Sum, &partial, dims)
+}
+
+/// The parameters the grouped kernels read: the geometry, the batch and the activation's
+/// parameter (the GEMM fields stay 0).
+fn grouped_params(s: &Conv2dShape, alpha: f32) -> Result<ConvParams> {
+    let mut p = params(s, (0, 0, 0), 0)?;
+    p.alpha = alpha;
+    Ok(p)
+}
+
+/// Grouped y = act(conv(x, w) + bias): one invocation per output element.
+fn grouped_conv2d(
+    ctx: &Arc<Context>,
+    (x, w, bias): (&WgpuStorage, &WgpuStorage, Option<&WgpuStorage>),
+    activation: Option<UnaryOp>,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
+    let p = grouped_params(s, activation.map_or(0.0, |op| op.param()))?;
+    let y = WgpuStorage::output(ctx, s.output_len(), DType::F32, "conv2d")?;
+    let constants = Specialisation(vec![
+        ("HAS_BIAS", bias.is_some() as u32),
+        ("ACTIVATION", activation.map_or(0, |op| op.code())),
+    ]);
+    ctx.dispatch(
+        Kernel::ConvGroupedForward,
+        constants,
+        bytemuck::bytes_of(&p),
+        // Without a bias, w is bound in its place: the kernel never reads it.
+        &[
+            x.binding(),
+            w.binding(),
+            bias.unwrap_or(w).binding(),
+            y.binding(),
+        ],
+        grid(s.output_len().div_ceil(256)),
+    )?;
+    Ok(y)
+}
+
+/// Grouped dx: one invocation per input element, gathering the outputs that read it.
+fn grouped_backward_input(
+    ctx: &Arc<Context>,
+    dy: &WgpuStorage,
+    w: &WgpuStorage,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
+    let p = grouped_params(s, 0.0)?;
+    let dx = WgpuStorage::output(ctx, s.input_len(), DType::F32, "conv2d_backward_input")?;
+    ctx.dispatch(
+        Kernel::ConvGroupedBackwardInput,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[dy.binding(), w.binding(), dx.binding()],
+        grid(s.input_len().div_ceil(256)),
+    )?;
+    Ok(dx)
+}
+
+/// Grouped dw: one workgroup per weight element, reducing over the batch and the output
+/// pixels.
+fn grouped_backward_weight(
+    ctx: &Arc<Context>,
+    x: &WgpuStorage,
+    dy: &WgpuStorage,
+    s: &Conv2dShape,
+) -> Result<WgpuStorage> {
+    let p = grouped_params(s, 0.0)?;
+    to_u32(s.batch * s.out_height() * s.out_width(), "output pixels")?;
+    let dw = WgpuStorage::output(ctx, s.weight_len(), DType::F32, "conv2d_backward_weight")?;
+    ctx.dispatch(
+        Kernel::ConvGroupedBackwardWeight,
+        Specialisation::default(),
+        bytemuck::bytes_of(&p),
+        &[dy.binding(), x.binding(), dw.binding()],
+        grid(s.weight_len()),
+    )?;
+    Ok(dw)
 }
 
 /// This file's parameter blocks, for the layout test (see `param_layout`).

@@ -12,7 +12,6 @@ mod buffer_pool;
 mod cast;
 mod context;
 mod conv;
-mod conv_grouped;
 mod conv_texture;
 mod data;
 mod elementwise;
