@@ -57,12 +57,20 @@ impl<B: Backend> Tensor<B> {
                 op,
                 lhs: self.shape().clone(),
                 rhs: weight.shape().clone(),
-                reason: format!(
-                    "with groups {g} the weight is [O, {} / {g} = {}, KH, KW] for {} input channels",
-                    x[1],
-                    x[1] / g,
-                    x[1]
-                ),
+                reason: if g == 1 {
+                    format!(
+                        "the weight is [O, {}, KH, KW] for {} input channels",
+                        x[1], x[1]
+                    )
+                } else {
+                    format!(
+                        "with groups {g} the weight is [O, {} / {g} = {}, KH, KW] for {} input \
+                         channels",
+                        x[1],
+                        x[1] / g,
+                        x[1]
+                    )
+                },
             });
         }
         if o.stride == 0 || o.dilation == 0 {
