@@ -31,6 +31,23 @@ fn device(max_binding_bytes: Option<u64>) -> WgpuBackend {
     .unwrap()
 }
 
+/// Batches of 40 quadrant images, 80 held out for validation.
+fn learner(epochs: usize) -> Learner<'static> {
+    Learner::new()
+        .epochs(epochs)
+        .batch_size(40)
+        .layout(InputLayout::Images)
+        .validation(80)
+        .seed(4)
+        .quiet(true)
+}
+
+/// 480 training and 160 test images, split as `learner` splits them.
+fn data() -> RunData {
+    let settings = learner(1).settings().clone();
+    RunData::prepare(&quadrants(480, 1), quadrants(160, 2), &settings).unwrap()
+}
+
 #[test]
 fn batches_past_the_binding_limit_train_as_micro_batches() {
     let Some(_) = gpu() else { return };
@@ -38,19 +55,9 @@ fn batches_past_the_binding_limit_train_as_micro_batches() {
     // which 20 images (40 960 bytes) and every other tensor of the run fit.
     let capped = device(Some(48 * 1024));
     let whole = device(None);
-    let learner = || {
-        Learner::new()
-            .epochs(3)
-            .batch_size(40)
-            .layout(InputLayout::Images)
-            .validation(80)
-            .seed(4)
-            .quiet(true)
-    };
-    let settings = learner().settings().clone();
-    let data = RunData::prepare(&quadrants(480, 1), quadrants(160, 2), &settings).unwrap();
-    let (_, split) = learner().fit(&capped, cnn(&capped), &data).unwrap();
-    let (_, reference) = learner().fit(&whole, cnn(&whole), &data).unwrap();
+    let data = data();
+    let (_, split) = learner(3).fit(&capped, cnn(&capped), &data).unwrap();
+    let (_, reference) = learner(3).fit(&whole, cnn(&whole), &data).unwrap();
     assert_eq!((split.micro_batches, reference.micro_batches), (2, 1));
     // The same gradients up to the order of f32 sums, so the same training.
     for (a, b) in split.history.iter().zip(&reference.history) {
@@ -101,21 +108,11 @@ fn a_batch_that_does_not_fit_leaves_no_trace_of_the_attempt() {
     let Some(_) = gpu() else { return };
     let capped = device(Some(48 * 1024));
     let whole = device(None);
-    let learner = || {
-        Learner::new()
-            .epochs(2)
-            .batch_size(40)
-            .layout(InputLayout::Images)
-            .validation(80)
-            .seed(4)
-            .quiet(true)
-    };
-    let settings = learner().settings().clone();
-    let data = RunData::prepare(&quadrants(480, 1), quadrants(160, 2), &settings).unwrap();
-    let (_, found) = learner()
+    let data = data();
+    let (_, found) = learner(2)
         .fit(&capped, cnn_with_state(&capped), &data)
         .unwrap();
-    let (_, told) = learner()
+    let (_, told) = learner(2)
         .micro_batches(2)
         .fit(&whole, cnn_with_state(&whole), &data)
         .unwrap();
