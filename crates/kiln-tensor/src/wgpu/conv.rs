@@ -175,23 +175,46 @@ fn implicit_conv2d(
     );
     let mut p = params(s, gemm, 0)?;
     p.alpha = activation.map_or(0.0, |op| op.param());
-    let y = WgpuStorage::output(ctx, s.output_len(), DType::F32, "conv2d")?;
+    let workgroups = tiles("conv2d", gemm.0, gemm.1, 1)?;
+    dispatch_forward(
+        ctx,
+        Kernel::ConvForward,
+        &p,
+        (x, w, bias),
+        activation,
+        workgroups,
+    )
+}
+
+/// Records a forward kernel (`conv_forward`, `conv_grouped_forward`) into a new y with the
+/// epilogue's constants; without a bias, w is bound in its place (the kernel never reads it).
+fn dispatch_forward(
+    ctx: &Arc<Context>,
+    kernel: Kernel,
+    p: &ConvParams,
+    (x, w, bias): (&WgpuStorage, &WgpuStorage, Option<&WgpuStorage>),
+    activation: Option<UnaryOp>,
+    workgroups: [u32; 3],
+) -> Result<WgpuStorage> {
+    let dims = [p.batch, p.g.out_channels, p.g.out_height, p.g.out_width];
+    let len = dims.iter().map(|&d| d as usize).product();
+    let y = WgpuStorage::output(ctx, len, DType::F32, "conv2d")?;
     let constants = Specialisation(vec![
         ("HAS_BIAS", bias.is_some() as u32),
         ("ACTIVATION", activation.map_or(0, |op| op.code())),
     ]);
+    let bindings = [
+        x.binding(),
+        w.binding(),
+        bias.unwrap_or(w).binding(),
+        y.binding(),
+    ];
     ctx.dispatch(
-        Kernel::ConvForward,
+        kernel,
         constants,
-        bytemuck::bytes_of(&p),
-        // Without a bias, w is bound in its place: the kernel never reads it.
-        &[
-            x.binding(),
-            w.binding(),
-            bias.unwrap_or(w).binding(),
-            y.binding(),
-        ],
-        tiles("conv2d", gemm.0, gemm.1, 1)?,
+        bytemuck::bytes_of(p),
+        &bindings,
+        workgroups,
     )?;
     Ok(y)
 }
@@ -310,25 +333,15 @@ fn grouped_conv2d(
     s: &Conv2dShape,
 ) -> Result<WgpuStorage> {
     let p = grouped_params(s, activation.map_or(0.0, |op| op.param()))?;
-    let y = WgpuStorage::output(ctx, s.output_len(), DType::F32, "conv2d")?;
-    let constants = Specialisation(vec![
-        ("HAS_BIAS", bias.is_some() as u32),
-        ("ACTIVATION", activation.map_or(0, |op| op.code())),
-    ]);
-    ctx.dispatch(
+    let workgroups = grid(s.output_len().div_ceil(256));
+    dispatch_forward(
+        ctx,
         Kernel::ConvGroupedForward,
-        constants,
-        bytemuck::bytes_of(&p),
-        // Without a bias, w is bound in its place: the kernel never reads it.
-        &[
-            x.binding(),
-            w.binding(),
-            bias.unwrap_or(w).binding(),
-            y.binding(),
-        ],
-        grid(s.output_len().div_ceil(256)),
-    )?;
-    Ok(y)
+        &p,
+        (x, w, bias),
+        activation,
+        workgroups,
+    )
 }
 
 /// Grouped dx: one invocation per input element, gathering the outputs that read it.
