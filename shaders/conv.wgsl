@@ -27,7 +27,8 @@
 // With channel groups (groups > 1; depthwise when groups = C), w is [O, C/g, KH, KW] and output
 // channel o reads only the C/g input channels of its group o / (O/g). A group's product is
 // narrow (C/g·KH·KW taps: 9 for a depthwise 3×3), far from filling the 64×64 tiles, so these
-// kernels compute directly, reading only p.g, p.batch and p.alpha:
+// kernels compute directly, reading only p.batch and p.alpha of the uniform (the shape is
+// override constants):
 // conv_grouped_forward:         one invocation per output element (n, o, oh, ow):
 //                               act(Σ over the group's channels and the taps of x · w
 //                               + bias[o]).
@@ -274,13 +275,28 @@ fn conv_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
     }
 }
 
-// The grouped kernels (see the header).
+// The grouped kernels (see the header). Their shape is override constants (the uniform holds
+// the same values; only the batch is read from it): the index arithmetic divides by constants
+// and the tap loops have constant bounds, where a software driver runs each division by a
+// runtime value one lane at a time.
+override G_IN_CHANNELS: u32 = 1u;
+override G_HEIGHT: u32 = 1u;
+override G_WIDTH: u32 = 1u;
+override G_OUT_CHANNELS: u32 = 1u;
+override G_OUT_HEIGHT: u32 = 1u;
+override G_OUT_WIDTH: u32 = 1u;
+override G_KERNEL_H: u32 = 1u;
+override G_KERNEL_W: u32 = 1u;
+override G_STRIDE: u32 = 1u;
+override G_PADDING: u32 = 0u;
+override G_DILATION: u32 = 1u;
+override G_GROUPS: u32 = 1u;
 
 var<workgroup> partial: array<f32, 256>;
 
 // The input coordinate that output coordinate `o` reads at tap `t`, or -1 outside `len`.
 fn source(o: u32, t: u32, len: u32) -> i32 {
-    let i = i32(o * p.g.stride + t * p.g.dilation) - i32(p.g.padding);
+    let i = i32(o * G_STRIDE + t * G_DILATION) - i32(G_PADDING);
     if (i < 0 || i >= i32(len)) { return -1; }
     return i;
 }
@@ -288,26 +304,26 @@ fn source(o: u32, t: u32, len: u32) -> i32 {
 @compute @workgroup_size(256)
 fn conv_grouped_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    let pixels = p.g.out_height * p.g.out_width;
-    if (i >= p.batch * p.g.out_channels * pixels) { return; }
-    let n = i / (p.g.out_channels * pixels);
-    let o = (i / pixels) % p.g.out_channels;
-    let oh = (i % pixels) / p.g.out_width;
-    let ow = i % p.g.out_width;
-    let group_in = p.g.in_channels / p.g.groups;
-    let first = o / (p.g.out_channels / p.g.groups) * group_in;
-    let taps = p.g.kernel_h * p.g.kernel_w;
+    let pixels = G_OUT_HEIGHT * G_OUT_WIDTH;
+    if (i >= p.batch * G_OUT_CHANNELS * pixels) { return; }
+    let n = i / (G_OUT_CHANNELS * pixels);
+    let o = (i / pixels) % G_OUT_CHANNELS;
+    let oh = (i % pixels) / G_OUT_WIDTH;
+    let ow = i % G_OUT_WIDTH;
+    let group_in = G_IN_CHANNELS / G_GROUPS;
+    let first = o / (G_OUT_CHANNELS / G_GROUPS) * group_in;
+    let taps = G_KERNEL_H * G_KERNEL_W;
     var sum = 0.0;
     for (var c = 0u; c < group_in; c = c + 1u) {
-        let plane = (n * p.g.in_channels + first + c) * p.g.height * p.g.width;
+        let plane = (n * G_IN_CHANNELS + first + c) * G_HEIGHT * G_WIDTH;
         let weights = (o * group_in + c) * taps;
-        for (var kh = 0u; kh < p.g.kernel_h; kh = kh + 1u) {
-            let ih = source(oh, kh, p.g.height);
+        for (var kh = 0u; kh < G_KERNEL_H; kh = kh + 1u) {
+            let ih = source(oh, kh, G_HEIGHT);
             if (ih < 0) { continue; }
-            for (var kw = 0u; kw < p.g.kernel_w; kw = kw + 1u) {
-                let iw = source(ow, kw, p.g.width);
+            for (var kw = 0u; kw < G_KERNEL_W; kw = kw + 1u) {
+                let iw = source(ow, kw, G_WIDTH);
                 if (iw < 0) { continue; }
-                sum = fma(src_a[plane + u32(ih) * p.g.width + u32(iw)], src_b[weights + kh * p.g.kernel_w + kw], sum);
+                sum = fma(src_a[plane + u32(ih) * G_WIDTH + u32(iw)], src_b[weights + kh * G_KERNEL_W + kw], sum);
             }
         }
     }
@@ -317,9 +333,9 @@ fn conv_grouped_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 
 // The output coordinate whose tap `t` reads input coordinate `i`, or -1 when none does.
 fn reader(i: u32, t: u32, out_len: u32) -> i32 {
-    let shifted = i32(i + p.g.padding) - i32(t * p.g.dilation);
-    if (shifted < 0 || u32(shifted) % p.g.stride != 0u) { return -1; }
-    let o = u32(shifted) / p.g.stride;
+    let shifted = i32(i + G_PADDING) - i32(t * G_DILATION);
+    if (shifted < 0 || u32(shifted) % G_STRIDE != 0u) { return -1; }
+    let o = u32(shifted) / G_STRIDE;
     if (o >= out_len) { return -1; }
     return i32(o);
 }
@@ -327,29 +343,29 @@ fn reader(i: u32, t: u32, out_len: u32) -> i32 {
 @compute @workgroup_size(256)
 fn conv_grouped_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = workgroup_linear(wid, num) * 256u + lid.x;
-    let plane = p.g.height * p.g.width;
-    if (i >= p.batch * p.g.in_channels * plane) { return; }
-    let n = i / (p.g.in_channels * plane);
-    let c = (i / plane) % p.g.in_channels;
-    let ih = (i % plane) / p.g.width;
-    let iw = i % p.g.width;
-    let group_in = p.g.in_channels / p.g.groups;
-    let group_out = p.g.out_channels / p.g.groups;
+    let plane = G_HEIGHT * G_WIDTH;
+    if (i >= p.batch * G_IN_CHANNELS * plane) { return; }
+    let n = i / (G_IN_CHANNELS * plane);
+    let c = (i / plane) % G_IN_CHANNELS;
+    let ih = (i % plane) / G_WIDTH;
+    let iw = i % G_WIDTH;
+    let group_in = G_IN_CHANNELS / G_GROUPS;
+    let group_out = G_OUT_CHANNELS / G_GROUPS;
     let first = c / group_in * group_out;
-    let pixels = p.g.out_height * p.g.out_width;
-    let taps = p.g.kernel_h * p.g.kernel_w;
+    let pixels = G_OUT_HEIGHT * G_OUT_WIDTH;
+    let taps = G_KERNEL_H * G_KERNEL_W;
     var sum = 0.0;
     for (var j = 0u; j < group_out; j = j + 1u) {
         let o = first + j;
-        let out_plane = (n * p.g.out_channels + o) * pixels;
+        let out_plane = (n * G_OUT_CHANNELS + o) * pixels;
         let weights = (o * group_in + c % group_in) * taps;
-        for (var kh = 0u; kh < p.g.kernel_h; kh = kh + 1u) {
-            let oh = reader(ih, kh, p.g.out_height);
+        for (var kh = 0u; kh < G_KERNEL_H; kh = kh + 1u) {
+            let oh = reader(ih, kh, G_OUT_HEIGHT);
             if (oh < 0) { continue; }
-            for (var kw = 0u; kw < p.g.kernel_w; kw = kw + 1u) {
-                let ow = reader(iw, kw, p.g.out_width);
+            for (var kw = 0u; kw < G_KERNEL_W; kw = kw + 1u) {
+                let ow = reader(iw, kw, G_OUT_WIDTH);
                 if (ow < 0) { continue; }
-                sum = fma(src_a[out_plane + u32(oh) * p.g.out_width + u32(ow)], src_b[weights + kh * p.g.kernel_w + kw], sum);
+                sum = fma(src_a[out_plane + u32(oh) * G_OUT_WIDTH + u32(ow)], src_b[weights + kh * G_KERNEL_W + kw], sum);
             }
         }
     }
@@ -359,24 +375,24 @@ fn conv_grouped_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(n
 @compute @workgroup_size(256)
 fn conv_grouped_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) num: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let e = workgroup_linear(wid, num);
-    let group_in = p.g.in_channels / p.g.groups;
-    let taps = p.g.kernel_h * p.g.kernel_w;
-    if (e >= p.g.out_channels * group_in * taps) { return; }
+    let group_in = G_IN_CHANNELS / G_GROUPS;
+    let taps = G_KERNEL_H * G_KERNEL_W;
+    if (e >= G_OUT_CHANNELS * group_in * taps) { return; }
     let o = e / (group_in * taps);
-    let c = o / (p.g.out_channels / p.g.groups) * group_in + (e / taps) % group_in;
-    let kh = (e % taps) / p.g.kernel_w;
-    let kw = e % p.g.kernel_w;
-    let pixels = p.g.out_height * p.g.out_width;
+    let c = o / (G_OUT_CHANNELS / G_GROUPS) * group_in + (e / taps) % group_in;
+    let kh = (e % taps) / G_KERNEL_W;
+    let kw = e % G_KERNEL_W;
+    let pixels = G_OUT_HEIGHT * G_OUT_WIDTH;
     var sum = 0.0;
     for (var k = lid.x; k < p.batch * pixels; k = k + 256u) {
         let n = k / pixels;
-        let oh = (k % pixels) / p.g.out_width;
-        let ow = k % p.g.out_width;
-        let ih = source(oh, kh, p.g.height);
-        let iw = source(ow, kw, p.g.width);
+        let oh = (k % pixels) / G_OUT_WIDTH;
+        let ow = k % G_OUT_WIDTH;
+        let ih = source(oh, kh, G_HEIGHT);
+        let iw = source(ow, kw, G_WIDTH);
         if (ih < 0 || iw < 0) { continue; }
-        let x = src_b[((n * p.g.in_channels + c) * p.g.height + u32(ih)) * p.g.width + u32(iw)];
-        sum = fma(src_a[(n * p.g.out_channels + o) * pixels + k % pixels], x, sum);
+        let x = src_b[((n * G_IN_CHANNELS + c) * G_HEIGHT + u32(ih)) * G_WIDTH + u32(iw)];
+        sum = fma(src_a[(n * G_OUT_CHANNELS + o) * pixels + k % pixels], x, sum);
     }
     partial[lid.x] = sum;
     workgroupBarrier();

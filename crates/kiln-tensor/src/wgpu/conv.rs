@@ -178,7 +178,7 @@ fn implicit_conv2d(
     let workgroups = tiles("conv2d", gemm.0, gemm.1, 1)?;
     dispatch_forward(
         ctx,
-        Kernel::ConvForward,
+        (Kernel::ConvForward, Specialisation::default()),
         &p,
         (x, w, bias),
         activation,
@@ -186,11 +186,12 @@ fn implicit_conv2d(
     )
 }
 
-/// Records a forward kernel (`conv_forward`, `conv_grouped_forward`) into a new y with the
-/// epilogue's constants; without a bias, w is bound in its place (the kernel never reads it).
+/// Records a forward kernel (`conv_forward`, `conv_grouped_forward`, with its own override
+/// constants) into a new y, adding the epilogue's constants; without a bias, w is bound in
+/// its place (the kernel never reads it).
 fn dispatch_forward(
     ctx: &Arc<Context>,
-    kernel: Kernel,
+    (kernel, mut constants): (Kernel, Specialisation),
     p: &ConvParams,
     (x, w, bias): (&WgpuStorage, &WgpuStorage, Option<&WgpuStorage>),
     activation: Option<UnaryOp>,
@@ -199,7 +200,7 @@ fn dispatch_forward(
     let dims = [p.batch, p.g.out_channels, p.g.out_height, p.g.out_width];
     let len = dims.iter().map(|&d| d as usize).product();
     let y = WgpuStorage::output(ctx, len, DType::F32, "conv2d")?;
-    let constants = Specialisation(vec![
+    constants.0.extend([
         ("HAS_BIAS", bias.is_some() as u32),
         ("ACTIVATION", activation.map_or(0, |op| op.code())),
     ]);
@@ -325,6 +326,25 @@ fn grouped_params(s: &Conv2dShape, alpha: f32) -> Result<ConvParams> {
     Ok(p)
 }
 
+/// The grouped kernels' override constants: the shape.
+fn grouped_constants(p: &ConvParams) -> Specialisation {
+    let g = &p.g;
+    Specialisation(vec![
+        ("G_IN_CHANNELS", g.in_channels),
+        ("G_HEIGHT", g.height),
+        ("G_WIDTH", g.width),
+        ("G_OUT_CHANNELS", g.out_channels),
+        ("G_OUT_HEIGHT", g.out_height),
+        ("G_OUT_WIDTH", g.out_width),
+        ("G_KERNEL_H", g.kernel_h),
+        ("G_KERNEL_W", g.kernel_w),
+        ("G_STRIDE", g.stride),
+        ("G_PADDING", g.padding),
+        ("G_DILATION", g.dilation),
+        ("G_GROUPS", g.groups),
+    ])
+}
+
 /// Grouped y = act(conv(x, w) + bias): one invocation per output element.
 fn grouped_conv2d(
     ctx: &Arc<Context>,
@@ -336,7 +356,7 @@ fn grouped_conv2d(
     let workgroups = grid(s.output_len().div_ceil(256));
     dispatch_forward(
         ctx,
-        Kernel::ConvGroupedForward,
+        (Kernel::ConvGroupedForward, grouped_constants(&p)),
         &p,
         (x, w, bias),
         activation,
@@ -355,7 +375,7 @@ fn grouped_backward_input(
     let dx = WgpuStorage::output(ctx, s.input_len(), DType::F32, "conv2d_backward_input")?;
     ctx.dispatch(
         Kernel::ConvGroupedBackwardInput,
-        Specialisation::default(),
+        grouped_constants(&p),
         bytemuck::bytes_of(&p),
         &[dy.binding(), w.binding(), dx.binding()],
         grid(s.input_len().div_ceil(256)),
@@ -376,7 +396,7 @@ fn grouped_backward_weight(
     let dw = WgpuStorage::output(ctx, s.weight_len(), DType::F32, "conv2d_backward_weight")?;
     ctx.dispatch(
         Kernel::ConvGroupedBackwardWeight,
-        Specialisation::default(),
+        grouped_constants(&p),
         bytemuck::bytes_of(&p),
         &[dy.binding(), x.binding(), dw.binding()],
         grid(s.weight_len()),
