@@ -3,6 +3,7 @@
 //! forward and input-gradient maps. Reductions run in parallel over channels, the maps over
 //! the outer index (each task a [channels, inner] block).
 
+use crate::memory::written;
 use crate::real::Real;
 use crate::PARALLEL_THRESHOLD;
 use kiln_tensor::{BatchNormShape, HostData, KilnError, Result};
@@ -39,29 +40,27 @@ fn map_channels<T: Real>(
     coef: impl Fn(usize) -> [T; 4] + Sync,
     f: impl Fn(T, T, [T; 4]) -> T + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::ZERO; s.numel()];
     let (block, inner) = ((s.channels * s.inner).max(1), s.inner.max(1));
-    let task = |(o, chunk): (usize, &mut [T])| {
-        let (x, dy) = (&x[o * block..][..block], &dy[o * block..][..block]);
-        if inner == 1 {
-            for (c, ((y, &x), &dy)) in chunk.iter_mut().zip(x).zip(dy).enumerate() {
-                *y = f(x, dy, coef(c));
+    // SAFETY: numel is a whole number of blocks (outer × channels × inner), each block's x
+    // and dy are slices of exactly its length and each channel's run of exactly `inner`
+    // (the slicing panics otherwise), so the zips write every element.
+    unsafe {
+        written(s.numel(), block, |o, chunk| {
+            let (x, dy) = (&x[o * block..][..block], &dy[o * block..][..block]);
+            if inner == 1 {
+                for (c, ((y, &x), &dy)) in chunk.iter_mut().zip(x).zip(dy).enumerate() {
+                    y.write(f(x, dy, coef(c)));
+                }
+                return;
             }
-            return;
-        }
-        for (c, run) in chunk.chunks_mut(inner).enumerate() {
-            let (at, k) = (c * inner..(c + 1) * inner, coef(c));
-            for ((y, &x), &dy) in run.iter_mut().zip(&x[at.clone()]).zip(&dy[at]) {
-                *y = f(x, dy, k);
+            for (c, run) in chunk.chunks_mut(inner).enumerate() {
+                let (at, k) = (c * inner..(c + 1) * inner, coef(c));
+                for ((y, &x), &dy) in run.iter_mut().zip(&x[at.clone()]).zip(&dy[at]) {
+                    y.write(f(x, dy, k));
+                }
             }
-        }
-    };
-    if s.numel() >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(block).enumerate().for_each(task);
-    } else {
-        out.chunks_mut(block).enumerate().for_each(task);
+        })
     }
-    out
 }
 
 /// Per-channel mean and biased variance, two-pass in f64.

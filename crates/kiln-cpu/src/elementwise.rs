@@ -1,9 +1,11 @@
 //! Elementwise ops on the CPU: strided reads, contiguous outputs, rayon above a size threshold.
 
+use crate::memory::written;
 use crate::real::{binary_eval, relu, unary_eval, Real};
 use crate::{float_dispatch, PARALLEL_THRESHOLD};
 use kiln_tensor::{BinaryOp, HostData, KilnError, Layout, Result, UnaryOp};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Fills `out[i] = f(i)` for every i, in parallel chunks when large.
 pub(crate) fn fill_indexed<T: Send>(out: &mut [T], f: impl Fn(usize) -> T + Sync) {
@@ -36,23 +38,21 @@ pub(crate) fn reader<'a, T: Copy + Sync>(
     }
 }
 
-/// `out[i] = f(a[i], b[i])` over contiguous slices, in parallel chunks when large; the loop
-/// body has no index arithmetic, so it vectorises.
+/// `out[i] = f(a[i], b[i])` over contiguous slices of one length, in parallel chunks when
+/// large, into an output that is not zero-filled first; the loop body has no index
+/// arithmetic, so it vectorises.
 fn zip_contiguous<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::ZERO; a.len()];
-    let body = |(o, (a, b)): (&mut [T], (&[T], &[T]))| {
-        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-            *o = f(a, b);
-        }
-    };
-    if out.len() >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(body);
-    } else {
-        body((&mut out[..], (a, b)));
+    let b = &b[..a.len()];
+    // SAFETY: chunk k's slices of a and b are exactly as long as the chunk (the slicing
+    // panics otherwise), so the zip writes every element of it.
+    unsafe {
+        written(a.len(), CHUNK, |k, o| {
+            let at = k * CHUNK..k * CHUNK + o.len();
+            for ((o, &a), &b) in o.iter_mut().zip(&a[at.clone()]).zip(&b[at]) {
+                o.write(f(a, b));
+            }
+        })
     }
-    out
 }
 
 const CHUNK: usize = 1 << 14;
@@ -97,29 +97,33 @@ fn map2_rows<T: Real>(
     numel: usize,
     f: impl Fn(T, T) -> T + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::ZERO; numel];
-    let row = |r: usize, o: &mut [T]| {
-        let ar = if a_rows { &a[r * n..(r + 1) * n] } else { a };
-        let br = if b_rows { &b[r * n..(r + 1) * n] } else { b };
+    let row = |r: usize, o: &mut [MaybeUninit<T>]| {
+        let ar = if a_rows {
+            &a[r * n..(r + 1) * n]
+        } else {
+            &a[..n]
+        };
+        let br = if b_rows {
+            &b[r * n..(r + 1) * n]
+        } else {
+            &b[..n]
+        };
         for ((o, &a), &b) in o.iter_mut().zip(ar).zip(br) {
-            *o = f(a, b);
+            o.write(f(a, b));
         }
     };
     // Tasks of whole rows, about CHUNK elements each.
     let rows_per_task = (CHUNK / n).max(1);
-    let task = |(t, o): (usize, &mut [T])| {
-        for (i, o) in o.chunks_mut(n).enumerate() {
-            row(t * rows_per_task + i, o);
-        }
-    };
-    if numel >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(n * rows_per_task)
-            .enumerate()
-            .for_each(task);
-    } else {
-        out.chunks_mut(n * rows_per_task).enumerate().for_each(task);
+    // SAFETY: numel is a whole number of rows of n, so every chunk is whole rows, and each
+    // row's operands are slices of exactly n elements (the slicing panics otherwise): the zip
+    // writes every element.
+    unsafe {
+        written(numel, n * rows_per_task, |t, o| {
+            for (i, o) in o.chunks_mut(n).enumerate() {
+                row(t * rows_per_task + i, o);
+            }
+        })
     }
-    out
 }
 
 pub(crate) fn map2<T: Real>(

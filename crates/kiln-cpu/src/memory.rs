@@ -1,7 +1,41 @@
-//! Fill and strided copies on the CPU.
+//! Fill, strided copies, and new outputs written without zero-filling them first, on the CPU.
 
 use crate::elementwise::{fill_indexed, reader};
+use crate::PARALLEL_THRESHOLD;
 use kiln_tensor::{f16, DType, HostData, Layout, Result};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// A new vector of `len` elements written chunk by chunk (`chunk` elements each, the last
+/// shorter; in parallel when `len` ≥ PARALLEL_THRESHOLD) without zero-filling it first: for
+/// outputs an op writes whole, where the zeroing cost about 8 % of a CNN epoch.
+///
+/// # Safety
+/// `write(k, out)` must initialise every element of `out`, chunk k (elements
+/// [k·chunk, k·chunk + out.len())). A panic inside it leaves nothing initialised behind: the
+/// vector is only given its length after every chunk returned.
+pub(crate) unsafe fn written<T: Send>(
+    len: usize,
+    chunk: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    let out = &mut v.spare_capacity_mut()[..len];
+    let chunk = chunk.max(1);
+    if len >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(k, c)| write(k, c));
+    } else {
+        out.chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(k, c)| write(k, c));
+    }
+    // SAFETY: the caller's `write` initialised every element of every chunk, and the chunks
+    // cover [0, len).
+    unsafe { v.set_len(len) };
+    v
+}
 
 pub fn fill(numel: usize, dtype: DType, value: f64) -> HostData {
     match dtype {
