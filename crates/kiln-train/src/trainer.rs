@@ -152,9 +152,18 @@ pub fn predict_probabilities<B: Backend, M: Module<B> + ?Sized>(
     data: &DeviceDataset<B>,
     batch_size: usize,
 ) -> Result<(Vec<f32>, f64)> {
+    halving_batches(batch_size, |size| predict_in_batches(model, data, size))
+}
+
+/// `predict(size)` from `batch_size` down, halving the size while the batches' activations do
+/// not fit the device's storage-binding limit.
+pub(crate) fn halving_batches<T>(
+    batch_size: usize,
+    mut predict: impl FnMut(usize) -> Result<T>,
+) -> Result<T> {
     let mut size = batch_size.max(1);
     loop {
-        match predict_in_batches(model, data, size) {
+        match predict(size) {
             Err(TrainError::Tensor(KilnError::TooLarge { .. })) if size > 1 => size /= 2,
             other => return other,
         }

@@ -1,12 +1,12 @@
 //! Test-time augmentation: each test image's prediction averaged over transformed copies of
 //! it, here the image and its mirror image (`Tta::Flip`), for models trained with flips.
 
-use crate::error::{Result, TrainError};
-use crate::trainer::predict_probabilities;
+use crate::error::Result;
+use crate::trainer::{halving_batches, predict_probabilities};
 use kiln_autograd::{no_grad, Var};
 use kiln_data::{DataError, DeviceDataset};
 use kiln_nn::Module;
-use kiln_tensor::{Backend, KilnError, Tensor};
+use kiln_tensor::{Backend, Tensor};
 
 /// Which copies of each test image are predicted and averaged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -32,13 +32,7 @@ pub fn predict_with_tta<B: Backend, M: Module<B> + ?Sized>(
     if tta == Tta::None {
         return predict_probabilities(model, data, batch_size);
     }
-    let mut size = batch_size.max(1);
-    loop {
-        match predict_flipped(model, data, size) {
-            Err(TrainError::Tensor(KilnError::TooLarge { .. })) if size > 1 => size /= 2,
-            other => return other,
-        }
-    }
+    halving_batches(batch_size, |size| predict_flipped(model, data, size))
 }
 
 /// The mean of each sample's prediction and its mirror image's.
